@@ -1,0 +1,18 @@
+# dmms: Deep Multi-Modal Sets, reproduced. Stage 1 extracts every modality of a dataset into
+# ragged HDF5 feature stores; stage 2 trains and evaluates set models and writes the tables.
+#
+#   snakemake --cores 8 results/demo_table.csv    (the default target: the demo)
+#   snakemake --cores 8 results/imdb_table.csv
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/extract.smk"
+
+
+rule all:
+    input:
+        default_targets,

@@ -1,0 +1,1 @@
+"""Dataset adapters: the demo composer, MM-IMDb, Ads-Parallelity; manifest writing."""

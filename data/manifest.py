@@ -1,0 +1,37 @@
+"""Writing and reading the manifest (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ("id", "split", "image", "text", "labels")
+
+
+def write_manifest(frame: pd.DataFrame, out: str | Path) -> Path:
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"manifest lacks columns {missing}")
+    if frame["id"].duplicated().any():
+        dup = frame.loc[frame["id"].duplicated(), "id"].tolist()[:5]
+        raise ValueError(f"manifest has duplicate ids, e.g. {dup}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    frame[list(COLUMNS) + extra].to_csv(tmp, index=False)
+    tmp.replace(out)
+    return out
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Ids stay strings (MM-IMDb's are zero-padded); empty cells stay ''."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"manifest {path} does not exist; run the dataset's manifest rule first")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"manifest {path} lacks columns {missing}")
+    return frame

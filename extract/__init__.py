@@ -1,0 +1,1 @@
+"""Feature extraction: extractors behind a registry, writing ragged HDF5 stores."""

@@ -1,0 +1,69 @@
+"""`python -m extract EXTRACTOR ...` writes one store (or shard); `python -m extract merge ...`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import torch
+
+from extract import registry
+from extract.base import parse_options
+from extract.run import extract, items_from, load_input, parse_shard, read_manifest, resolve_device, shard_slice
+from extract.store import merge_stores, write_store
+
+
+def _extract_parser(name: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m extract {name}",
+                                description=f"Run the {name!r} extractor over a manifest into one HDF5 store.")
+    p.add_argument("--manifest", required=True, help="results/{dataset}/manifest.csv")
+    p.add_argument("--out", required=True, help="store (or shard) to write")
+    p.add_argument("--backend", help="model backend (default: the extractor's first)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--shard", help="K/N: process the K-th of N contiguous parts (1-based)")
+    p.add_argument("--input", help="another store whose samples this extractor reads (ocr for ocr_text, objects for boxes)")
+    p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="extractor option (repeatable)")
+    p.add_argument("--compression", choices=["gzip", "lzf"], help="compress columns (default: none, fastest to load)")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding inputs")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m extract {" + ",".join(sorted(registry.MODULES)) + "} --manifest M --out S ...\n"
+              "       python -m extract merge SHARD.h5 ... --out STORE.h5")
+        return 0
+    if argv[0] == "merge":
+        p = argparse.ArgumentParser(prog="python -m extract merge", description="Concatenate shards in order.")
+        p.add_argument("shards", nargs="+")
+        p.add_argument("--out", required=True)
+        p.add_argument("--compression", choices=["gzip", "lzf"])
+        args = p.parse_args(argv[1:])
+        merge_stores(args.shards, args.out, args.compression)
+        return 0
+    name = argv[0]
+    cls = registry.get(name)
+    args = _extract_parser(name).parse_args(argv[1:])
+    if cls.needs_input and not args.input:
+        raise SystemExit(f"extractor {name!r} reads another store: pass --input STORE.h5")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = parse_options(cls.options_class, args.options)
+    manifest = read_manifest(args.manifest)
+    if args.shard:
+        manifest = manifest.iloc[shard_slice(len(manifest), *parse_shard(args.shard))]
+    items = items_from(manifest, load_input(args.input))
+    extractor = cls(args.backend or cls.backends[0], resolve_device(args.device), options)
+    store = extract(extractor, items, workers=args.workers, progress=not args.no_progress)
+    write_store(args.out, store, args.compression)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

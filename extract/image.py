@@ -1,0 +1,57 @@
+"""`image`: one pooled backbone embedding of the whole image per sample (WSL(i) in the paper)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from extract.backbones import load_backbone
+from extract.base import Extractor, Item, Options, Output
+from extract.images import load_rgb
+from extract.registry import register
+
+
+@dataclass
+class ImageOptions(Options):
+    batch_size: int = 32
+    full: bool = False  # squash the whole image to a square instead of centre-cropping
+    dtype: str = "float16"  # features as stored
+
+
+@register
+class ImageExtractor(Extractor):
+    name = "image"
+    backends = ("resnext101_32x16d_wsl", "mobilenet_v2")
+    options_class = ImageOptions
+
+    def __init__(self, backend: str, device: torch.device, options: ImageOptions) -> None:
+        super().__init__(backend, device, options)
+        self.net = load_backbone(backend, device)
+        self.weights = [self.net.weights]
+
+    @property
+    def dim(self) -> int:
+        return self.net.dim
+
+    def row_columns(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+        return {"features": ((self.dim,), np.dtype(self.options.dtype))}
+
+    def prepare(self, item: Item) -> torch.Tensor | None:
+        if not item.image:
+            return None  # no image for this sample: the modality is absent
+        return self.net.preprocess(load_rgb(item.image), full=self.options.full)
+
+    def forward(self, batch: list[torch.Tensor | None]) -> list[Output]:
+        present = [x for x in batch if x is not None]
+        feats = self.net.embed(torch.stack(present)).numpy() if present else None  # (B', dim)
+        outs, j = [], 0
+        for x in batch:
+            if x is None:
+                outs.append(Output({"features": np.zeros((0, self.dim), self.options.dtype)}))
+            else:
+                outs.append(Output({"features": feats[j:j + 1].astype(self.options.dtype)}))
+                j += 1
+        return outs

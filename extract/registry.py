@@ -1,0 +1,33 @@
+"""Name -> extractor class. Each extractor module registers itself when imported."""
+
+from __future__ import annotations
+
+import importlib
+
+from extract.base import Extractor
+
+# extractor name -> module that defines it (imported lazily: each pulls in its own libraries)
+MODULES = {
+    "image": "extract.image",
+    "text": "extract.text",
+    "faces": "extract.faces",
+    "objects": "extract.objects",
+    "boxes": "extract.boxes",
+    "ocr": "extract.ocr",
+    "index": "extract.index",
+}
+
+_REGISTRY: dict[str, type[Extractor]] = {}
+
+
+def register(cls: type[Extractor]) -> type[Extractor]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> type[Extractor]:
+    if name not in MODULES:
+        raise KeyError(f"unknown extractor {name!r}; known: {', '.join(sorted(MODULES))}")
+    if name not in _REGISTRY:
+        importlib.import_module(MODULES[name])
+    return _REGISTRY[name]

@@ -1,0 +1,133 @@
+"""Run one extractor over (a shard of) a manifest into one store."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from data.manifest import read_manifest  # noqa: F401  (re-exported for the CLI)
+from extract.base import BadInput, Extractor, Item, Output
+from extract.store import RaggedStore, StoreBuilder, base_attrs, read_store
+
+log = logging.getLogger("extract")
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """`K/N` or `K-of-N`, 1 <= K <= N (as Snakemake's scatteritem)."""
+    text = spec.replace("-of-", "/")
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard expects K/N (e.g. 2/4), got {spec!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {spec}: need 1 <= K <= N")
+    return k, n
+
+
+def shard_slice(count: int, k: int, n: int) -> slice:
+    """Contiguous, balanced shards in manifest order, so merging in order restores it."""
+    return slice((k - 1) * count // n, k * count // n)
+
+
+STANDARD_COLUMNS = ("id", "split", "image", "text", "labels")
+
+
+def items_from(manifest: pd.DataFrame, input_store: RaggedStore | None = None) -> list[Item]:
+    """One `Item` per row; `extra` holds the row's dataset columns (strings, as in the CSV), then
+    that sample's entries of the input store (which win on a name clash)."""
+    columns = [c for c in manifest.columns if c not in STANDARD_COLUMNS]
+    items = [Item(str(r["id"]), str(r["image"]), str(r["text"]), {c: str(r[c]) for c in columns})
+             for r in manifest.to_dict("records")]
+    if input_store is not None:
+        known = set(input_store.ids)
+        for item in items:
+            if item.id in known:
+                item.extra.update(input_store.sample(item.id))
+    return items
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def _safe_prepare(extractor: Extractor, item: Item) -> tuple[Item, Any, str | None]:
+    try:
+        return item, extractor.prepare(item), None
+    except BadInput as err:
+        return item, None, str(err)
+    except Exception as err:  # an input we did not foresee: record it, keep the shard going
+        return item, None, f"{type(err).__name__}: {err}"
+
+
+def _prepared(extractor: Extractor, items: Sequence[Item], chunk: int,
+              workers: int) -> Iterator[list[tuple[Item, Any, str | None]]]:
+    """Decode the next chunk in threads while the caller runs the model on this one."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        pending = pool.map(lambda it: _safe_prepare(extractor, it), chunks[0]) if chunks else None
+        for nxt in chunks[1:] + [None]:
+            current = list(pending)
+            pending = pool.map(lambda it: _safe_prepare(extractor, it), nxt) if nxt else None
+            yield current
+
+
+def _forward(extractor: Extractor, batch: list[Any]) -> list[Output | str]:
+    """One batch; if it fails, sample by sample so one bad input cannot sink the others."""
+    try:
+        with torch.inference_mode(), extractor.autocast():
+            outs = extractor.forward(batch)
+        if len(outs) != len(batch):
+            raise RuntimeError(f"{extractor.name}.forward returned {len(outs)} outputs for {len(batch)} inputs")
+        return list(outs)
+    except Exception:
+        if len(batch) == 1:
+            err = traceback.format_exc(limit=1).strip().splitlines()[-1]
+            return [f"model failed on this input: {err}"]
+        return [r for one in batch for r in _forward(extractor, [one])]
+
+
+def extract(extractor: Extractor, items: Sequence[Item], workers: int = 2,
+            progress: bool = True) -> RaggedStore:
+    builder = StoreBuilder()
+    size = max(1, extractor.options.batch_size)
+    started = time.perf_counter()
+    bar = tqdm(total=len(items), desc=extractor.name, file=sys.stderr, disable=not progress,
+               mininterval=2.0, unit="sample")
+    for chunk in _prepared(extractor, items, size, workers):
+        good = [(item, prep) for item, prep, err in chunk if err is None]
+        outs = _forward(extractor, [prep for _, prep in good]) if good else []
+        result = {item.id: out for (item, _), out in zip(good, outs)}
+        for item, _, err in chunk:
+            out = result.get(item.id, err)
+            if isinstance(out, Output):
+                builder.add(item.id, out.rows, out.samples)
+            else:
+                log.warning("%s: sample %s failed: %s", extractor.name, item.id, out)
+                builder.fail(item.id, str(out))
+        bar.update(len(chunk))
+    bar.close()
+    seconds = time.perf_counter() - started
+    attrs = base_attrs(extractor.name, extractor.backend, extractor.dim, extractor.config(),
+                       extractor.weights)
+    attrs.update(extractor.extra_attrs())
+    attrs.update({"device": str(extractor.device), "seconds": round(seconds, 3),
+                  "seconds_per_sample": round(seconds / max(1, len(items)), 5)})
+    store = builder.build(attrs, extractor.row_columns())
+    log.info("%s: %d samples, %d rows, %d failed, %.1f s", extractor.name, len(store),
+             int(store.offsets[-1]), len(store.failed), seconds)
+    return store
+
+
+def load_input(path: str | None) -> RaggedStore | None:
+    return read_store(path) if path else None

