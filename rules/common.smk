@@ -5,7 +5,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, "../config/schema.yaml")
 
 DATASETS = config["datasets"]
@@ -88,7 +87,10 @@ def extract_args(wildcards, input):
     if "store" in input.keys():
         args += ["--input", input.store]
     for key, value in sorted(feature["options"].items()):
-        args += ["--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}"]
+        args += [
+            "--set",
+            f"{key}={json.dumps(value) if isinstance(value, bool) else value}",
+        ]
     return " ".join(shlex.quote(str(a)) for a in args)
 
 

@@ -6,14 +6,14 @@ rule compose_demo:
     output:
         split="resources/composed/{dataset}/split.json",
         cues="resources/composed/{dataset}/cues.csv",
-    params:
-        root="resources/composed/{dataset}",
-        n=compose_n,
-        seed=compose_seed,
     log:
         "logs/{dataset}/compose.log",
     conda:
         "../envs/data.yaml"
+    params:
+        root="resources/composed/{dataset}",
+        n=compose_n,
+        seed=compose_seed,
     shell:
         "python -m data.demo --out {params.root} --n {params.n} --seed {params.seed} > {log} 2>&1"
 
@@ -24,12 +24,12 @@ rule manifest:
         split=split_file,
     output:
         "results/{dataset}/manifest.csv",
-    params:
-        root=dataset_root,
-        genres=genres_arg,
     log:
         "logs/{dataset}/manifest.log",
     conda:
         "../envs/data.yaml"
+    params:
+        root=dataset_root,
+        genres=genres_arg,
     shell:
         "python -m data manifest --root {params.root} --out {output} {params.genres} > {log} 2>&1"

@@ -7,18 +7,18 @@ rule extract_shard:
         unpack(extract_inputs),
     output:
         temp("results/{dataset}/features/shards/{feature}/{scatteritem}.h5"),
+    log:
+        "logs/{dataset}/extract/{feature}/{scatteritem}.log",
+    conda:
+        "../envs/extract.yaml"
+    threads: 2
+    resources:
+        gpu=gpus,
     params:
         extractor=extractor_name,
         args=extract_args,
         shard=shard_spec,
         device=device(),
-    log:
-        "logs/{dataset}/extract/{feature}/{scatteritem}.log",
-    threads: 2
-    resources:
-        gpu=gpus,
-    conda:
-        "../envs/extract.yaml"
     shell:
         "python -m extract {params.extractor} --manifest {input.manifest} --out {output} "
         "--device {params.device} --shard {params.shard} --threads {threads} {params.args} > {log} 2>&1"
@@ -27,7 +27,9 @@ rule extract_shard:
 rule merge_shards:
     """Concatenate a feature's shards in manifest order into its store."""
     input:
-        gather.extract("results/{{dataset}}/features/shards/{{feature}}/{scatteritem}.h5"),
+        gather.extract(
+            "results/{{dataset}}/features/shards/{{feature}}/{scatteritem}.h5"
+        ),
     output:
         "results/{dataset}/features/{feature}.h5",
     log:
