@@ -1,0 +1,191 @@
+"""Assets and planted-cue tables for the bundled demo dataset (see ``data.demo``).
+
+Everything here is offline: photographs bundled inside scikit-image (no pooch download), the
+DejaVu font shipped with matplotlib, and hand-written per-genre vocabularies. The tables define
+how strongly each modality reveals each genre; ``data.demo`` draws the cues from them.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFont
+
+# MM-IMDb genre names (exact spelling), most to least frequent, with a relative frequency
+# loosely following MM-IMDb (Drama ~ half of all movies, Documentary rare).
+GENRES: tuple[str, ...] = (
+    "Drama", "Comedy", "Romance", "Thriller", "Action", "Horror", "Sci-Fi", "Documentary",
+)
+GENRE_WEIGHT = np.array([0.50, 0.33, 0.20, 0.19, 0.15, 0.10, 0.08, 0.05])
+# Number of genres per movie: 1, 2 or 3.
+N_GENRES_P = np.array([0.45, 0.38, 0.17])
+# Co-occurrence affinity (row: genre already chosen, column: candidate). 1 = neutral.
+_AFF = {
+    ("Romance", "Drama"): 3.0, ("Romance", "Comedy"): 3.0, ("Thriller", "Horror"): 3.0,
+    ("Thriller", "Action"): 2.5, ("Action", "Sci-Fi"): 3.0, ("Horror", "Sci-Fi"): 1.5,
+    ("Thriller", "Drama"): 1.5, ("Documentary", "Horror"): 0.1, ("Documentary", "Sci-Fi"): 0.2,
+    ("Documentary", "Romance"): 0.2, ("Documentary", "Action"): 0.3, ("Documentary", "Thriller"): 0.3,
+    ("Comedy", "Horror"): 0.5,
+}
+AFFINITY = np.ones((len(GENRES), len(GENRES)))
+for (_a, _b), _v in _AFF.items():
+    i, j = GENRES.index(_a), GENRES.index(_b)
+    AFFINITY[i, j] = AFFINITY[j, i] = _v
+
+
+def _per_genre(**kw: float) -> np.ndarray:
+    return np.array([kw[g.replace("-", "_")] for g in GENRES])
+
+
+# Probability that a modality reveals a genre the movie has (each modality strong on some
+# genres, weak on others), and the probability of a decoy cue of a random genre when none was
+# revealed.
+REVEAL = {
+    "palette": _per_genre(Drama=0.15, Comedy=0.35, Romance=0.30, Thriller=0.45, Action=0.65,
+                          Horror=0.80, Sci_Fi=0.75, Documentary=0.55),
+    "photo": _per_genre(Drama=0.15, Comedy=0.55, Romance=0.40, Thriller=0.30, Action=0.70,
+                        Horror=0.40, Sci_Fi=0.70, Documentary=0.50),
+    "tagline": _per_genre(Drama=0.15, Comedy=0.40, Romance=0.50, Thriller=0.60, Action=0.50,
+                          Horror=0.70, Sci_Fi=0.35, Documentary=0.30),
+    "plot": _per_genre(Drama=0.65, Comedy=0.55, Romance=0.55, Thriller=0.45, Action=0.45,
+                       Horror=0.40, Sci_Fi=0.50, Documentary=0.75),
+}
+DECOY = {"palette": 0.40, "photo": 0.12, "tagline": 0.08, "plot": 0.10}
+# Expected number of faces per genre (averaged over a movie's genres, Poisson, clipped to 0-4).
+FACE_RATE = _per_genre(Drama=2.4, Comedy=2.0, Romance=3.2, Thriller=1.4, Action=1.4,
+                       Horror=1.0, Sci_Fi=0.5, Documentary=0.3)
+# Share of faces taken from the astronaut photo (the rest from LFW) when Sci-Fi is / is not a genre.
+ASTRONAUT_P = (0.08, 0.70)
+P_TITLE_ON_POSTER = 0.45
+P_PLOT_EMPTY = 0.04
+P_PLOT_TWO_ENTRIES = 0.20
+P_IMAGE_MISSING = 0.0  # every demo movie has a poster (one image row per sample); the MM-IMDb adapter tests cover missing ones
+
+# Poster palettes: (top colour, bottom colour, block colour) RGB. NEUTRAL when no palette cue.
+PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "Drama": ((70, 80, 110), (150, 140, 130), (200, 190, 170)),
+    "Comedy": ((255, 220, 40), (255, 140, 200), (60, 200, 255)),
+    "Romance": ((255, 150, 180), (190, 30, 70), (255, 230, 235)),
+    "Thriller": ((20, 40, 60), (90, 110, 120), (230, 230, 230)),
+    "Action": ((255, 120, 0), (40, 20, 10), (255, 210, 60)),
+    "Horror": ((10, 0, 0), (140, 0, 0), (60, 60, 60)),
+    "Sci-Fi": ((0, 20, 70), (0, 210, 230), (170, 60, 255)),
+    "Documentary": ((230, 225, 200), (120, 120, 110), (40, 40, 40)),
+}
+NEUTRAL_PALETTE = ((150, 150, 140), (100, 105, 110), (180, 175, 165))
+
+# Pasted photographs (bundled with scikit-image) and the genre each one plants.
+PHOTOS: dict[str, str] = {
+    "rocket": "Sci-Fi", "hubble_deep_field": "Sci-Fi", "motorcycle": "Action",
+    "chelsea": "Comedy", "coffee": "Romance", "camera": "Documentary", "moon": "Documentary",
+    "retina": "Horror", "clock": "Thriller", "coins": "Drama",
+}
+
+TAGLINES: dict[str, tuple[str, ...]] = {
+    "Drama": ("ONE LIFE CHANGED", "EVERY FAMILY HAS SECRETS", "THE PRICE OF PRIDE"),
+    "Comedy": ("LAUGH OUT LOUD", "SERIOUSLY FUNNY", "WHAT COULD GO WRONG"),
+    "Romance": ("LOVE WILL FIND A WAY", "A LOVE STORY", "TWO HEARTS ONE KISS"),
+    "Thriller": ("TRUST NO ONE", "TIME IS RUNNING OUT", "EVERYONE IS A SUSPECT"),
+    "Action": ("NO MERCY", "FIGHT BACK", "ONE MAN ARMY"),
+    "Horror": ("FEAR THE NIGHT", "THE DEAD WALK", "DO NOT SCREAM"),
+    "Sci-Fi": ("BEYOND THE STARS", "THE FUTURE IS NOW", "ALIENS ARE HERE"),
+    "Documentary": ("A TRUE STORY", "THE REAL FACTS", "BASED ON REAL EVENTS"),
+}
+
+# Plot sentences: "<Name> <clause>." with genre clauses, and neutral filler.
+PLOT_CLAUSES: dict[str, tuple[str, ...]] = {
+    "Drama": ("struggles to hold the family together after a tragic loss",
+              "faces a painful choice between duty and a dying father",
+              "confronts grief, guilt and the long shadow of the past",
+              "fights an addiction that threatens a fragile marriage"),
+    "Comedy": ("stumbles through a hilarious series of misunderstandings",
+               "pretends to be a famous chef and chaos follows with silly pranks",
+               "plays one ridiculous joke too many at a wacky wedding",
+               "trades places with a clumsy twin in a farcical mix-up"),
+    "Romance": ("falls in love with a charming stranger during a summer in Paris",
+                "must choose between a fiance and a first love",
+                "writes love letters to a mysterious admirer and dreams of a kiss",
+                "finds romance and passion where it was least expected"),
+    "Thriller": ("uncovers a conspiracy and is hunted by a ruthless assassin",
+                 "is framed for a murder and races to find the real killer",
+                 "receives anonymous threats from a stalker who knows every secret",
+                 "becomes the key witness in a deadly kidnapping case"),
+    "Action": ("leads a commando raid with explosions, car chases and gunfights",
+               "battles a gang of mercenaries in a high speed chase",
+               "must stop a terrorist bomb before the city explodes",
+               "fights an army of henchmen with fists and rifles"),
+    "Horror": ("is haunted by a vengeful ghost in an abandoned asylum",
+               "hears screams from the cellar where a demon feeds on blood",
+               "wakes a cursed zombie horde from the cemetery",
+               "is stalked by a masked slasher through the dark woods"),
+    "Sci-Fi": ("pilots a starship to a distant planet ruled by aliens",
+               "builds a time machine and meets a robot from the future",
+               "discovers an alien signal from a galaxy beyond the wormhole",
+               "is cloned by a rogue android aboard the space station"),
+    "Documentary": ("is interviewed about the real history of the industry in archival footage",
+                    "examines the facts, statistics and eyewitness accounts of the disaster",
+                    "follows scientists through a decade of research in this documentary",
+                    "narrates the true events with interviews and rare footage"),
+}
+FILLER: tuple[str, ...] = (
+    "{a} lives in {p} with a younger sibling.", "{a} works at a small shop in {p}.",
+    "The story takes place in {p} in {y}.", "{a} meets {b} on a rainy afternoon.",
+    "{a} moves to {p} to start a new job.", "{a} and {b} have known each other since school.",
+    "One morning {a} receives a letter from {b}.", "{a} spends the weekend in {p}.",
+    "Nothing is quite what it seems for {a}.", "{b} asks {a} for a favour.",
+)
+NAMES = ("Anna", "Marco", "Lena", "Victor", "Sofia", "Jonas", "Mira", "Tomas", "Clara", "Hugo",
+         "Nadia", "Oscar", "Ruth", "Felix", "Ines", "Paul")
+PLACES = ("Lisbon", "a small town", "Chicago", "the countryside", "Berlin", "a harbour city",
+          "Montreal", "the suburbs")
+TITLE_WORDS = (("The", "Silent", "Blue", "Last", "Little", "Golden", "Broken", "Distant"),
+               ("River", "Harbor", "Summer", "Road", "Window", "Garden", "Letter", "Bridge"))
+
+
+def font_path() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+
+
+@lru_cache(maxsize=16)
+def font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(font_path()), size)
+
+
+PHOTO_MAX_SIDE = 400
+
+
+@lru_cache(maxsize=None)
+def photo(name: str) -> Image.Image:
+    """An RGB photograph bundled with scikit-image (loaded once)."""
+    import skimage.data as skd
+
+    arr = skd.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skd, name)()
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    img = Image.fromarray(np.ascontiguousarray(arr[..., :3]).astype(np.uint8))
+    scale = PHOTO_MAX_SIDE / max(img.size)  # shrink once; posters paste it at <= 264 px
+    if scale < 1:
+        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+    return img
+
+
+@lru_cache(maxsize=None)
+def face(source: str) -> Image.Image:
+    """A square RGB face: ``astronaut`` (crop around the face) or ``lfw:K`` (K < 100)."""
+    import skimage.data as skd
+
+    if source == "astronaut":
+        return Image.fromarray(skd.astronaut()[25:205, 140:320])  # 180 x 180, hair to chin
+    k = int(source.split(":")[1])
+    gray = (lfw_faces()[k] * 255).round().astype(np.uint8)  # (25, 25), first 100 are faces
+    return Image.fromarray(np.stack([gray] * 3, axis=-1))
+
+
+@lru_cache(maxsize=1)
+def lfw_faces() -> np.ndarray:
+    import skimage.data as skd
+
+    return skd.lfw_subset()[:100]
