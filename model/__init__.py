@@ -1,0 +1,4 @@
+"""Deep Multi-Modal Sets: set encoders and pooling, the concat baseline, training, metrics, reports.
+
+`python -m model train|table|figure` is the command line; see `model/__main__.py`.
+"""

@@ -1,0 +1,97 @@
+"""Training options, set on the command line with `--set KEY=VALUE`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+CLASS_WEIGHTS = ("none", "inv_sqrt")
+TASKS = ("auto", "binary", "multilabel")
+
+
+@dataclass
+class TrainOptions:
+    dim: int = 32  # D, the common element dimension (paper: 32 Ads, 1024 IMDb)
+    hidden: str = "32"  # head hidden sizes, comma-separated ("256,128" for IMDb; "" = none)
+    dropout: float = 0.25
+    epochs: int = 40
+    batch_size: int = 64
+    eval_batch_size: int = 1024
+    lr: float = 1e-3  # peak learning rate
+    warmup_epochs: float = 5.0  # linear warm-up from 0, then cosine decay to 0
+    weight_decay: float = 0.01  # AdamW (decoupled)
+    class_weights: str = "none"  # none | inv_sqrt (per-class loss weight 1/sqrt(train frequency))
+    select_metric: str = "auto"  # dev metric for model selection; auto: f1_micro / accuracy
+    max_elements: int = 10  # rows kept per sample of a dense feature (0 = all)
+    max_elements_by: dict[str, int] = field(default_factory=dict)  # `max_elements.NAME=N`
+    fold: int | None = None  # test fold for integer-fold manifests (dev = next fold)
+    classes: str = ""  # `|`-joined class order; default by descending frequency then name
+    threshold: float = 0.5
+    task: str = "auto"  # auto | binary | multilabel
+    amp: bool = False  # bf16 autocast on CUDA
+
+    def hidden_sizes(self) -> list[int]:
+        try:
+            return [int(h) for h in self.hidden.replace(" ", "").split(",") if h]
+        except ValueError:
+            raise ValueError(f"hidden={self.hidden!r}: write comma-separated sizes like 256,128") from None
+
+    def validate(self) -> "TrainOptions":
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weights={self.class_weights!r}: use one of {', '.join(CLASS_WEIGHTS)}")
+        if self.task not in TASKS:
+            raise ValueError(f"task={self.task!r}: use one of {', '.join(TASKS)}")
+        for name in ("dim", "epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
+        if any(h < 1 for h in self.hidden_sizes()):
+            raise ValueError(f"hidden={self.hidden!r}: sizes must be positive")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_KEYS = {f.name: f for f in dataclasses.fields(TrainOptions)}
+
+
+def _coerce(key: str, text: str, kind: str) -> Any:
+    value = text.strip()
+    try:
+        if kind.startswith("int | None"):
+            return None if value.lower() in ("", "none", "null") else int(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+    except ValueError:
+        raise ValueError(f"--set {key}={text}: expected {kind}") from None
+    return value
+
+
+def parse_options(pairs: Sequence[str], base: TrainOptions | None = None) -> TrainOptions:
+    """Apply `KEY=VALUE` pairs to a copy of `base`; unknown keys are an error."""
+    options = dataclasses.replace(base or TrainOptions())
+    options.max_elements_by = dict(options.max_elements_by)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"--set {pair!r}: write KEY=VALUE")
+        if key.startswith("max_elements."):
+            options.max_elements_by[key.split(".", 1)[1]] = _coerce(key, value, "int")
+            continue
+        if key not in _KEYS or key == "max_elements_by":
+            known = sorted(k for k in _KEYS if k != "max_elements_by") + ["max_elements.NAME"]
+            raise ValueError(f"--set {key}: unknown option; known options: {', '.join(known)}")
+        setattr(options, key, _coerce(key, value, str(_KEYS[key].type)))
+    return options.validate()

@@ -1,0 +1,171 @@
+"""Tables (csv + md) and importance figures from run folders.
+
+`read_runs` gives one row per run and `summarise` one row per (Method, Modalities, Features,
+Pool) with mean and std over seeds (runs of several folds are averaged per seed first), so other
+tables (e.g. with the paper's reference rows) can reuse them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from model.runfiles import read_importance, read_metrics
+
+KEYS = ["Method", "Modalities", "Features", "Pool"]
+
+
+def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
+    """`NAME=LABEL` pairs -> {name: label}."""
+    labels = {}
+    for pair in pairs:
+        name, sep, label = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--label {pair!r}: write NAME=LABEL, e.g. image=WSL(i)")
+        labels[name.strip()] = label.strip()
+    return labels
+
+
+def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
+    names = list(metrics["features"])
+    return {"Method": metrics.get("method", "concat" if metrics["pool"] == "concat" else "set"),
+            "Modalities": "+".join(names),
+            "Features": ", ".join(labels.get(n, n) for n in names),
+            "Pool": metrics["pool"]}
+
+
+def read_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run (KEYS, seed, fold, run, metrics) and the metric columns in order."""
+    labels = labels or {}
+    rows, metric_cols = [], []
+    for run_dir in run_dirs:
+        metrics = read_metrics(run_dir)
+        names = metrics.get("metric_names", [])
+        metric_cols += [m for m in names if m not in metric_cols]
+        row = run_key(metrics, labels)
+        row.update({"seed": metrics.get("seed"), "fold": metrics.get("fold"), "run": str(run_dir)})
+        row.update({m: metrics.get(m) for m in names})
+        rows.append(row)
+    if not rows:
+        raise ValueError("no runs given; pass run folders with --runs")
+    frame = pd.DataFrame(rows)
+    for m in metric_cols:
+        frame[m] = pd.to_numeric(frame[m], errors="coerce")
+    return frame, metric_cols
+
+
+def summarise(runs: pd.DataFrame, metric_cols: Sequence[str]) -> pd.DataFrame:
+    """Mean and `<metric>_std` over seeds per KEYS group, `seeds` and `runs` counts; sorted by
+    number of modalities, then the first metric (best first)."""
+    per_seed = runs.groupby(KEYS + ["seed"], sort=False, dropna=False)[list(metric_cols)].mean().reset_index()
+    grouped = per_seed.groupby(KEYS, sort=False)
+    table = grouped[list(metric_cols)].mean()
+    std = grouped[list(metric_cols)].std(ddof=1)
+    for m in metric_cols:
+        table[f"{m}_std"] = std[m]
+    table = table[[c for m in metric_cols for c in (m, f"{m}_std")]]
+    table["seeds"] = grouped["seed"].nunique()
+    table["runs"] = runs.groupby(KEYS, sort=False).size()
+    table = table.reset_index()
+    table["_n"] = table["Modalities"].str.count(r"\+") + 1
+    by = ["_n"] + ([metric_cols[0]] if metric_cols else [])
+    table = table.sort_values(by, ascending=[True] + [False] * (len(by) - 1), kind="stable")
+    return table.drop(columns="_n").reset_index(drop=True)
+
+
+def _cell(mean: float, std: float) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def to_markdown(table: pd.DataFrame, metric_cols: Sequence[str]) -> str:
+    """Markdown table with `mean ± std` cells."""
+    header = KEYS + list(metric_cols) + ["seeds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        cells = [str(row[k]) for k in KEYS]
+        cells += [_cell(row[m], row[f"{m}_std"]) for m in metric_cols]
+        cells.append(str(int(row["seeds"])))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(run_dirs: Sequence[str | Path], out: str | Path,
+                labels: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """TABLE.csv and TABLE.md next to it."""
+    runs, metric_cols = read_runs(run_dirs, labels)
+    table = summarise(runs, metric_cols)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.6f")
+    md = out.with_suffix(".md")
+    md.write_text(to_markdown(table, metric_cols))
+    return out, md
+
+
+# ---------------------------------------------------------------------------------------------
+# importance figure
+
+
+def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
+                      pool: str = "max") -> list[dict]:
+    """Per run group with `pool`: modalities, mean importance (M,) over test samples with
+    non-empty sets, then over runs (seeds, folds), and its std over runs."""
+    labels = labels or {}
+    groups: dict[tuple, dict] = {}
+    for run_dir in run_dirs:
+        metrics = read_metrics(run_dir)
+        if metrics["pool"] != pool:
+            continue
+        _, importance, modalities = read_importance(run_dir)  # (N, M)
+        nonempty = importance.sum(1) > 0
+        per_run = importance[nonempty].mean(0) if nonempty.any() else np.zeros(len(modalities))
+        key = tuple(run_key(metrics, labels).values())
+        group = groups.setdefault(key, {"key": dict(zip(KEYS, key)), "modalities": modalities,
+                                        "labels": [labels.get(m, m) for m in modalities], "runs": []})
+        group["runs"].append(per_run)
+    for group in groups.values():
+        stack = np.stack(group["runs"])  # (runs, M)
+        group["mean"] = stack.mean(0)
+        group["std"] = stack.std(0, ddof=1) if len(stack) > 1 else np.zeros(stack.shape[1])
+    return list(groups.values())
+
+
+def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
+                 labels: dict[str, str] | None = None, pool: str = "max") -> Path:
+    """PNG: one bar panel per run group, mean importance per modality with std over runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = importance_groups(run_dirs, labels, pool)
+    if not groups:
+        raise ValueError(f"none of the {len(run_dirs)} runs uses pool {pool} with an importance.h5; "
+                         "pass set-model runs (not concat) or choose --pool")
+    cols = min(len(groups), 3)
+    rows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, group in zip(axes.flat, groups):
+        x = np.arange(len(group["labels"]))
+        ax.bar(x, group["mean"], yerr=group["std"], capsize=3, color="tab:blue")
+        ax.set_xticks(x, group["labels"], rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("importance (share)")
+        ax.set_title(f"{group['key']['Features']} ({group['key']['Pool']}, {len(group['runs'])} runs)",
+                     fontsize=8)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.axis("off")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

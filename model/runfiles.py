@@ -1,0 +1,106 @@
+"""Files of a run folder: metrics.json, history.csv, predictions.h5, importance.h5, model.pt.
+
+Writers are used by training, readers by the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+
+STR = h5py.string_dtype("utf-8")
+METRICS, HISTORY, PREDICTIONS, IMPORTANCE, MODEL = (
+    "metrics.json", "history.csv", "predictions.h5", "importance.h5", "model.pt")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _atomic(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
+    path = Path(run_dir) / METRICS
+    tmp = _atomic(path)
+    tmp.write_text(json.dumps(_clean(metrics), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; train the run first (python -m model train)")
+    return json.loads(path.read_text())
+
+
+def write_history(run_dir: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    path = Path(run_dir) / HISTORY
+    pd.DataFrame(list(rows)).to_csv(path, index=False)
+    return path
+
+
+def _strings(h5: h5py.File, name: str, values: Sequence[str]) -> None:
+    h5.create_dataset(name, data=np.array([str(v) for v in values], dtype=object), dtype=STR)
+
+
+def write_predictions(run_dir: Path, ids: Sequence[str], probs: np.ndarray, targets: np.ndarray,
+                      classes: Sequence[str], task: str) -> Path:
+    """ids (N,), probabilities (N, C) float32, targets (N, C) uint8, classes (C,)."""
+    path = Path(run_dir) / PREDICTIONS
+    tmp = _atomic(path)
+    with h5py.File(tmp, "w") as h5:
+        _strings(h5, "ids", ids)
+        h5.create_dataset("probabilities", data=np.asarray(probs, dtype=np.float32))
+        h5.create_dataset("targets", data=np.asarray(targets).astype(np.uint8))
+        _strings(h5, "classes", classes)
+        h5.attrs["classes"] = json.dumps(list(classes))
+        h5.attrs["task"] = task
+    os.replace(tmp, path)
+    return path
+
+
+def write_importance(run_dir: Path, ids: Sequence[str], importance: np.ndarray,
+                     elements: np.ndarray, modalities: Sequence[str], pool: str) -> Path:
+    """ids (N,), importance (N, M) float32 (rows sum to 1, zeros for empty sets), elements (N,)."""
+    path = Path(run_dir) / IMPORTANCE
+    tmp = _atomic(path)
+    with h5py.File(tmp, "w") as h5:
+        _strings(h5, "ids", ids)
+        h5.create_dataset("importance", data=np.asarray(importance, dtype=np.float32))
+        h5.create_dataset("elements", data=np.asarray(elements, dtype=np.int64))
+        _strings(h5, "modalities", modalities)
+        h5.attrs["modalities"] = json.dumps(list(modalities))
+        h5.attrs["pool"] = pool
+    os.replace(tmp, path)
+    return path
+
+
+def read_importance(run_dir: str | Path) -> tuple[list[str], np.ndarray, list[str]]:
+    """(ids, importance (N, M), modality names), or FileNotFoundError when the run has none."""
+    path = Path(run_dir) / IMPORTANCE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (concat runs have no importance)")
+    with h5py.File(path, "r") as h5:
+        ids = list(h5["ids"].asstr()[()]) if len(h5["ids"]) else []
+        return ids, h5["importance"][()], json.loads(h5.attrs["modalities"])

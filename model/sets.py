@@ -1,0 +1,235 @@
+"""Set pooling, modality encoders, feature importance and the Deep Multi-Modal Sets model.
+
+Elements of all sets of a batch are packed together: `x` (E, D) with `segment` (E,) giving the
+set (sample) of each element and `modality` (E,) giving the feature it came from. Nothing here
+loops over sets or samples in Python.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from model.data import Batch, FeatureInfo
+
+POOLS = ("max", "min", "sum", "mean")  # set_pool reductions (the paper's, plus mean)
+SET_POOLS = POOLS + ("attention",)  # what SetModel accepts; attention is our learned addition
+PRIOR = 0.01  # pi of the last-layer bias initialisation -log((1 - pi) / pi)
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling
+
+
+def set_pool(x: Tensor, segment: Tensor, num_sets: int, how: str) -> tuple[Tensor, Tensor | None]:
+    """Pool the packed elements `x` (E, D) of `num_sets` sets; `segment` (E,) int64 set ids.
+
+    Returns `(pooled (num_sets, D), winner)`. For `max`/`min`, `winner` (num_sets, D) int64 is
+    the row of `x` that supplied each extreme value (the lowest such row on ties), -1 for an
+    empty set; it is None for `sum`/`mean`. Empty sets pool to zeros. Gradients flow to the
+    winning rows for max/min and to every row for sum/mean.
+    """
+    if x.dim() != 2 or segment.shape != (x.shape[0],):
+        raise ValueError(f"set_pool wants x (E, D) and segment (E,), got {tuple(x.shape)} and "
+                         f"{tuple(segment.shape)}")
+    num_rows, dim = x.shape
+    segment = segment.long()
+    if how in ("sum", "mean"):
+        pooled = x.new_zeros(num_sets, dim).index_add(0, segment, x)  # (S, D)
+        if how == "mean":
+            counts = torch.bincount(segment, minlength=num_sets).clamp(min=1)  # (S,)
+            pooled = pooled / counts.unsqueeze(1).to(x.dtype)
+        return pooled, None
+    if how not in ("max", "min"):
+        raise ValueError(f"unknown pooling {how!r}; set_pool supports {', '.join(POOLS)}")
+
+    index = segment.unsqueeze(1).expand(num_rows, dim)  # (E, D)
+    with torch.no_grad():
+        extreme = x.new_zeros(num_sets, dim).scatter_reduce(
+            0, index, x.detach(), reduce="amax" if how == "max" else "amin", include_self=False)
+        rows = torch.arange(num_rows, device=x.device).unsqueeze(1)  # (E, 1)
+        holds = x.detach() == extreme[segment]  # (E, D) rows holding their set's extreme
+        candidate = torch.where(holds, rows, num_rows)  # (E, D)
+        winner = torch.full((num_sets, dim), num_rows, dtype=torch.long, device=x.device)
+        winner = winner.scatter_reduce(0, index, candidate, reduce="amin", include_self=True)
+        empty = winner == num_rows  # (S, D): only for sets with no element
+        winner = winner.masked_fill(empty, -1)
+    if num_rows == 0:
+        return x.new_zeros(num_sets, dim), winner
+    pooled = x.gather(0, winner.clamp(min=0))  # (S, D) differentiable w.r.t. the winners
+    pooled = pooled.masked_fill(empty, 0.0)
+    return pooled, winner
+
+
+def segment_softmax(scores: Tensor, segment: Tensor, num_sets: int) -> Tensor:
+    """Softmax of `scores` (E,) within each set; returns weights (E,) summing to 1 per set."""
+    segment = segment.long()
+    with torch.no_grad():
+        top = scores.new_full((num_sets,), -math.inf).scatter_reduce(
+            0, segment, scores.detach(), reduce="amax", include_self=True)  # (S,)
+    exp = torch.exp(scores - top[segment])  # (E,)
+    total = exp.new_zeros(num_sets).index_add(0, segment, exp)  # (S,)
+    return exp / total[segment]
+
+
+def attention_pool(x: Tensor, scores: Tensor, segment: Tensor, num_sets: int) -> tuple[Tensor, Tensor]:
+    """Weighted sum of each set's elements with softmax(scores) weights.
+
+    `x` (E, D), `scores` (E,). Returns `(pooled (num_sets, D), weights (E,))`; empty sets pool
+    to zeros.
+    """
+    weights = segment_softmax(scores, segment, num_sets)  # (E,)
+    pooled = x.new_zeros(num_sets, x.shape[1]).index_add(0, segment.long(), x * weights.unsqueeze(1))
+    return pooled, weights
+
+
+# ---------------------------------------------------------------------------------------------
+# importance
+
+
+def winner_importance(winner: Tensor, modality: Tensor, num_modalities: int) -> Tensor:
+    """Share of the D dimensions each modality wins: (S, M), rows sum to 1, zeros when empty.
+
+    `winner` (S, D) from `set_pool` (max/min), `modality` (E,) modality id of each element.
+    """
+    num_sets, dim = winner.shape
+    won = winner >= 0  # (S, D)
+    mod = modality.long()[winner.clamp(min=0)] if modality.numel() else torch.zeros_like(winner)
+    counts = torch.zeros(num_sets, num_modalities, device=winner.device)
+    counts.scatter_add_(1, mod, won.float())  # (S, M)
+    return counts / max(dim, 1)
+
+
+def mass_importance(mass: Tensor, segment: Tensor, modality: Tensor, num_sets: int,
+                    num_modalities: int) -> Tensor:
+    """Share of a non-negative per-element `mass` (E,) held by each modality of each set.
+
+    Returns (S, M) rows summing to 1 for sets with positive mass, zeros otherwise.
+    """
+    cell = segment.long() * num_modalities + modality.long()  # (E,)
+    total = mass.new_zeros(num_sets * num_modalities).index_add(0, cell, mass)
+    total = total.view(num_sets, num_modalities)  # (S, M)
+    norm = total.sum(1, keepdim=True)  # (S, 1)
+    return torch.where(norm > 0, total / norm.clamp(min=1e-30), torch.zeros_like(total))
+
+
+# ---------------------------------------------------------------------------------------------
+# encoders and head
+
+
+class DenseEncoder(nn.Module):
+    """phi_i for a dense feature: Linear(M_i -> D) -> ELU -> Dropout; one element per row."""
+
+    def __init__(self, in_dim: int, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, dim), nn.ELU(), nn.Dropout(dropout))
+
+    def forward(self, values: Tensor, bags: Tensor | None = None) -> Tensor:
+        return self.net(values)  # (E_i, M_i) -> (E_i, D)
+
+
+class IndexEncoder(nn.Module):
+    """phi_i for an index feature: a learned |V| x D table; a sample's indices are averaged into
+    ONE element (bag of embeddings, fastText style), then ELU -> Dropout like a dense encoder."""
+
+    def __init__(self, vocab_size: int, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.table = nn.EmbeddingBag(vocab_size, dim, mode="mean")
+        self.post = nn.Sequential(nn.ELU(), nn.Dropout(dropout))
+
+    def forward(self, values: Tensor, bags: Tensor | None = None) -> Tensor:
+        # values (L,) int64 indices of all bags; bags (E_i,) start of each bag -> (E_i, D)
+        if bags is None:
+            raise ValueError("IndexEncoder needs the bag offsets of its indices")
+        return self.post(self.table(values, bags))
+
+
+def make_encoder(info: "FeatureInfo", dim: int, dropout: float) -> nn.Module:
+    if info.kind == "index":
+        return IndexEncoder(info.input_dim, dim, dropout)
+    return DenseEncoder(info.input_dim, dim, dropout)
+
+
+def make_head(in_dim: int, hidden: Sequence[int], num_classes: int, dropout: float,
+              prior: float = PRIOR) -> nn.Sequential:
+    """rho: Linear -> ELU -> Dropout per hidden size, then Linear to the classes; the last bias
+    starts at -log((1 - prior) / prior) so that initial predictions are `prior`."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ELU(), nn.Dropout(dropout)]
+        width = size
+    last = nn.Linear(width, num_classes)
+    nn.init.constant_(last.bias, -math.log((1.0 - prior) / prior))
+    layers.append(last)
+    return nn.Sequential(*layers)
+
+
+class FusionModel(nn.Module):
+    """Shared parts: one encoder per feature (modality) and the head. Subclasses fuse."""
+
+    def __init__(self, features: Sequence["FeatureInfo"], num_classes: int, dim: int,
+                 hidden: Sequence[int], dropout: float, head_in: int) -> None:
+        super().__init__()
+        self.feature_names = [f.name for f in features]
+        self.dim = dim
+        self.encoders = nn.ModuleList(make_encoder(f, dim, dropout) for f in features)
+        self.head = make_head(head_in, hidden, num_classes, dropout)
+
+    @property
+    def num_modalities(self) -> int:
+        return len(self.encoders)
+
+    def encode_parts(self, batch: "Batch") -> list[Tensor]:
+        """Each feature's encoded elements, float32: a list of (E_i, D)."""
+        if len(batch.parts) != len(self.encoders):
+            raise ValueError(f"batch has {len(batch.parts)} features, model has {len(self.encoders)}")
+        return [enc(part.values, part.bags).float() for enc, part in zip(self.encoders, batch.parts)]
+
+    def forward(self, batch: "Batch", with_importance: bool = False):  # pragma: no cover
+        raise NotImplementedError
+
+
+class SetModel(FusionModel):
+    """Deep Multi-Modal Sets: all encoded elements of a sample form one set, pooled by `pool`,
+    then the head. `forward(batch, with_importance=True)` also returns importance (B, M)."""
+
+    def __init__(self, features: Sequence["FeatureInfo"], num_classes: int, pool: str = "max",
+                 dim: int = 32, hidden: Sequence[int] = (32,), dropout: float = 0.25) -> None:
+        if pool not in SET_POOLS:
+            raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(SET_POOLS)} or concat")
+        super().__init__(features, num_classes, dim, hidden, dropout, head_in=dim)
+        self.pool = pool
+        self.scorer = nn.Linear(dim, 1) if pool == "attention" else None
+
+    def encode(self, batch: "Batch") -> tuple[Tensor, Tensor, Tensor]:
+        """Packed set elements: x (E, D), segment (E,), modality (E,)."""
+        parts = self.encode_parts(batch)
+        x = torch.cat(parts)  # (E, D)
+        segment = torch.cat([p.segment for p in batch.parts])  # (E,)
+        modality = torch.cat([torch.full_like(p.segment, i) for i, p in enumerate(batch.parts)])
+        return x, segment, modality
+
+    def forward(self, batch: "Batch", with_importance: bool = False):
+        x, segment, modality = self.encode(batch)
+        size = batch.size
+        if self.pool == "attention":
+            scores = self.scorer(x).squeeze(1).float()  # (E,)
+            pooled, weights = attention_pool(x, scores, segment, size)
+            importance = (mass_importance(weights.detach(), segment, modality, size,
+                                          self.num_modalities) if with_importance else None)
+        else:
+            pooled, winner = set_pool(x, segment, size, self.pool)  # (B, D)
+            importance = None
+            if with_importance:
+                if winner is not None:
+                    importance = winner_importance(winner, modality, self.num_modalities)
+                else:  # sum / mean: share of the L1 mass of the pooled contributions
+                    importance = mass_importance(x.detach().abs().sum(1), segment, modality, size,
+                                                 self.num_modalities)
+        logits = self.head(pooled)  # (B, C)
+        return (logits, importance) if with_importance else logits

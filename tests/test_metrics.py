@@ -1,0 +1,54 @@
+"""Metrics on hand-computed cases and degenerate inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from model.metrics import binary_metrics, evaluate, fine_key, multilabel_metrics
+
+
+def test_multilabel_f1_by_hand() -> None:
+    targets = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]])
+    probs = np.array([[0.9, 0.2, 0.4], [0.1, 0.7, 0.6], [0.8, 0.3, 0.1]])
+    # predictions at 0.5: [1,0,0], [0,1,1], [1,0,0] -> tp 3, fp 1, fn 2
+    m = multilabel_metrics(targets, probs, 0.5)
+    assert m["f1_micro"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 2))
+    # per class: c0 tp2 -> 1.0; c1 tp1 fn1 -> 2/3; c2 fp1 fn1 -> 0
+    assert m["f1_macro"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert m["f1_weighted"] == pytest.approx((2 * 1 + 2 * 2 / 3 + 1 * 0) / 5)
+    # per sample: 2/3, 2/3, 2/3
+    assert m["f1_samples"] == pytest.approx(2 / 3)
+    # AP per class: c0 = 1; c1: scores .2(0) .7(1) .3(1) -> ranks .7 .3 .2 -> (1 + 1)/2 = 1;
+    # c2: .4(1) .6(0) .1(0) -> precision at the positive = 1/2
+    assert m["map"] == pytest.approx((1 + 1 + 0.5) / 3)
+
+
+def test_multilabel_degenerate_classes() -> None:
+    targets = np.array([[1, 0], [1, 0]])  # class 1 never positive
+    probs = np.array([[0.9, 0.8], [0.2, 0.1]])
+    m = multilabel_metrics(targets, probs)
+    assert m["map"] == pytest.approx(1.0)  # only classes with positives count
+    assert all(math.isfinite(v) for v in m.values())
+    none = multilabel_metrics(np.zeros((2, 2)), np.zeros((2, 2)))
+    assert none["f1_micro"] == 0 and math.isnan(none["map"])
+    assert all(math.isnan(v) for v in multilabel_metrics(np.zeros((0, 2)), np.zeros((0, 2))).values())
+
+
+def test_binary_accuracy_auc_and_fine_classes() -> None:
+    targets = np.array([1, 0, 1, 0, 1])
+    probs = np.array([0.8, 0.3, 0.4, 0.6, 0.9])
+    fine = ["p-eq", "np", "p-neq", "np", "p-eq"]
+    m = binary_metrics(targets, probs, 0.5, fine)
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    # positives .8 .4 .9 vs negatives .3 .6: pairs won 2 + 1 + 2 = 5 of 6
+    assert m["auc"] == pytest.approx(5 / 6)
+    assert m[fine_key("p-eq")] == 1.0 and m[fine_key("np")] == 0.5 and m[fine_key("p-neq")] == 0.0
+    assert fine_key("p-eq") == "accuracy_p_eq"
+    single = binary_metrics(np.ones(3), np.array([0.2, 0.7, 0.9]))
+    assert math.isnan(single["auc"]) and single["accuracy"] == pytest.approx(2 / 3)
+    assert evaluate("binary", targets[:, None], probs[:, None])["accuracy"] == pytest.approx(0.6)
+    with pytest.raises(ValueError):
+        evaluate("regression", targets, probs)

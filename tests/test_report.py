@@ -1,0 +1,80 @@
+"""Tables (mean/std over seeds, csv + md) and the importance figure from run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.__main__ import main
+from model.report import importance_groups, read_runs, summarise
+from model.runfiles import write_importance, write_metrics
+
+MULTI = ["f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"]
+
+
+def fake_run(root: Path, features: list[str], pool: str, seed: int, f1: float, fold=None,
+             importance: np.ndarray | None = None) -> Path:
+    run = root / f"{'+'.join(features)}_{pool}_{seed}_{fold}"
+    run.mkdir(parents=True)
+    metrics = {m: f1 for m in MULTI}
+    metrics.update({"metric_names": MULTI, "features": features, "pool": pool, "seed": seed,
+                    "fold": fold, "method": "concat" if pool == "concat" else "set"})
+    write_metrics(run, metrics)
+    if importance is not None:
+        write_importance(run, [str(i) for i in range(len(importance))], importance,
+                         np.ones(len(importance)), features, pool)
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path) -> list[Path]:
+    imp = np.array([[0.75, 0.25], [0.5, 0.5], [0.0, 0.0]])  # last sample: empty set
+    return [
+        fake_run(tmp_path, ["image", "text"], "max", 0, 0.60, importance=imp),
+        fake_run(tmp_path, ["image", "text"], "max", 1, 0.64, importance=imp[::-1] * [[1, 1]]),
+        fake_run(tmp_path, ["image", "text"], "concat", 0, 0.58),
+        fake_run(tmp_path, ["image", "text"], "concat", 1, 0.56),
+        fake_run(tmp_path, ["text"], "max", 0, 0.50, importance=np.ones((2, 1))),
+        fake_run(tmp_path, ["text"], "max", 1, 0.52, importance=np.ones((2, 1))),
+    ]
+
+
+def test_table_mean_std_over_seeds(runs, tmp_path) -> None:
+    out = tmp_path / "tables" / "demo_table.csv"
+    assert main(["table", "--runs", *map(str, runs), "--out", str(out),
+                 "--label", "image=WSL(i)", "--label", "text=RoBERTa(t)"]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns[:4]) == ["Method", "Modalities", "Features", "Pool"]
+    assert table["Modalities"].tolist() == ["text", "image+text", "image+text"]  # 1 modality first
+    assert table["Pool"].tolist() == ["max", "max", "concat"]  # then best metric first
+    row = table.iloc[1]
+    assert row["Features"] == "WSL(i), RoBERTa(t)" and row["Method"] == "set"
+    assert row["f1_micro"] == pytest.approx(0.62) and row["f1_micro_std"] == pytest.approx(np.std([0.6, 0.64], ddof=1), abs=1e-6)
+    assert row["seeds"] == 2
+    md = out.with_suffix(".md").read_text()
+    assert "| Method | Modalities | Features | Pool | f1_micro |" in md
+    assert "0.6200 ± 0.0283" in md
+
+
+def test_folds_are_averaged_per_seed(tmp_path) -> None:
+    runs = [fake_run(tmp_path, ["image"], "sum", seed, f1, fold=fold)
+            for seed, fold, f1 in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]]
+    frame, metrics = read_runs(runs)
+    table = summarise(frame, metrics)
+    assert table.loc[0, "f1_micro"] == pytest.approx(0.7)
+    assert table.loc[0, "f1_micro_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert table.loc[0, "seeds"] == 2 and table.loc[0, "runs"] == 4
+
+
+def test_importance_figure(runs, tmp_path) -> None:
+    groups = importance_groups(runs)
+    pair = next(g for g in groups if g["modalities"] == ["image", "text"])
+    # run means over non-empty samples: [0.625, 0.375] and (reversed rows) the same
+    assert pair["mean"] == pytest.approx([0.625, 0.375]) and len(pair["runs"]) == 2
+    out = tmp_path / "fig.png"
+    assert main(["figure", "--runs", *map(str, runs), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["figure", "--runs", str(runs[2]), "--out", str(tmp_path / "none.png")]) == 2

@@ -1,0 +1,168 @@
+"""Training: options, splits, synthetic learning, importance ranking, the CLI run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from model.__main__ import main
+from model.data import FeatureSpec, load_features
+from model.manifest import class_names, select_splits, target_matrix
+from model.options import TrainOptions, parse_options
+from model.synthetic import make_toy
+from model.train import train, warmup_cosine
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["epochs=30", "batch_size=32", "dim=16", "hidden=16", "warmup_epochs=2", "lr=0.01"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> tuple[Path, list[FeatureSpec]]:
+    manifest, stores = make_toy(tmp_path_factory.mktemp("toy"))
+    return manifest, [FeatureSpec(name, path) for name, path in stores.items()]
+
+
+def test_options_typed_and_unknown_key() -> None:
+    options = parse_options(["dim=8", "dropout=0.1", "hidden=256, 128", "fold=3", "amp=true",
+                             "max_elements.faces=4", "classes=a|b"])
+    assert options.dim == 8 and options.dropout == 0.1 and options.fold == 3 and options.amp is True
+    assert options.hidden_sizes() == [256, 128] and options.max_elements_by == {"faces": 4}
+    assert TrainOptions().hidden_sizes() == [32] and parse_options(["fold=none"]).fold is None
+    with pytest.raises(ValueError, match="unknown option"):
+        parse_options(["dimension=8"])
+    with pytest.raises(ValueError, match="expected int"):
+        parse_options(["epochs=ten"])
+    with pytest.raises(ValueError, match="class_weights"):
+        parse_options(["class_weights=inverse"])
+
+
+def test_feature_spec_parse() -> None:
+    assert FeatureSpec.parse("objs=results/x/objects.h5:labels") == FeatureSpec(
+        "objs", Path("results/x/objects.h5"), "labels")
+    assert FeatureSpec.parse("image=a/b.h5").column is None
+    with pytest.raises(ValueError):
+        FeatureSpec.parse("image")
+
+
+def test_classes_and_targets() -> None:
+    labels = pd.Series(["b|a", "b", "", "c|b"])
+    assert class_names(labels) == ["b", "a", "c"]  # frequency, then name
+    assert class_names(labels, "c|a") == ["c", "a"]
+    assert target_matrix(labels, ["c", "a"]).tolist() == [[0, 1], [0, 0], [0, 0], [1, 0]]
+
+
+def test_integer_fold_split_selection() -> None:
+    split = pd.Series(["0", "1", "2", "3", "4", "0", "4", ""])
+    chosen = select_splits(split, fold=4)
+    assert chosen["test"].tolist() == [4, 6] and chosen["dev"].tolist() == [0, 5]  # next fold wraps
+    assert chosen["train"].tolist() == [1, 2, 3]
+    chosen = select_splits(split, fold=1)
+    assert chosen["test"].tolist() == [1] and chosen["dev"].tolist() == [2]
+    with pytest.raises(ValueError, match="fold=K"):
+        select_splits(split, fold=None)
+    named = select_splits(pd.Series(["train", "dev", "test", "train"]), fold=None)
+    assert named["train"].tolist() == [0, 3] and named["test"].tolist() == [2]
+    with pytest.raises(ValueError):
+        select_splits(pd.Series(["train", "validation"]), fold=None)
+
+
+def test_warmup_then_cosine() -> None:
+    factor = warmup_cosine(4, 12)
+    values = [factor(s) for s in range(12)]
+    assert values[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert values[-1] == pytest.approx(0.0, abs=1e-12) and all(np.diff(values[3:]) <= 0)
+
+
+def test_load_features_caps_and_aligns(toy) -> None:
+    manifest, specs = toy
+    ids = pd.read_csv(manifest, dtype=str, keep_default_na=False)["id"].tolist()
+    tables = load_features(specs, ["missing"] + ids[:50], max_elements=2, seed=0)
+    noise = tables[1]
+    assert noise.counts[0] == 0 and noise.counts.max() <= 2
+    assert tables[2].info.kind == "index" and tables[2].info.input_dim == 5
+    assert tables[2].counts.max() == 3  # index features are not capped by default
+    assert tables[0].values.dtype == torch.float16  # kept compact, cast per batch
+
+
+def test_synthetic_signal_is_learned_and_most_important(toy, tmp_path) -> None:
+    manifest, specs = toy
+    metrics = train(manifest, specs, "max", 0, tmp_path / "max", options=parse_options(FAST), log=None)
+    assert metrics["f1_micro"] > 0.8, metrics
+    with h5py.File(tmp_path / "max" / "importance.h5", "r") as h5:
+        importance = h5["importance"][()]
+        assert json.loads(h5.attrs["modalities"]) == ["signal", "noise", "tags"]
+    nonempty = importance.sum(1) > 0
+    assert np.allclose(importance[nonempty].sum(1), 1.0, atol=1e-5)
+    mean = importance[nonempty].mean(0)
+    assert mean.argmax() == 0, mean
+
+
+def test_concat_baseline_trains_with_absent_modalities(toy, tmp_path) -> None:
+    manifest, specs = toy
+    metrics = train(manifest, specs, "concat", 0, tmp_path / "concat", options=parse_options(FAST), log=None)
+    assert metrics["f1_micro"] > 0.8 and metrics["method"] == "concat"
+    assert not (tmp_path / "concat" / "importance.h5").exists()
+
+
+def test_training_is_deterministic_on_cpu(toy, tmp_path) -> None:
+    manifest, specs = toy
+    short = parse_options(FAST + ["epochs=3"])
+    for run in ("a", "b"):
+        train(manifest, specs, "attention", 7, tmp_path / run, options=short, log=None)
+    probs = [h5py.File(tmp_path / run / "predictions.h5", "r")["probabilities"][()] for run in ("a", "b")]
+    assert np.array_equal(probs[0], probs[1])
+
+
+def test_binary_folds_with_fine_classes(tmp_path) -> None:
+    manifest, stores = make_toy(tmp_path / "ads", n=150, classes=1, folds=5)
+    specs = [FeatureSpec(name, path) for name, path in stores.items()]
+    options = parse_options(FAST + ["epochs=5", "fold=2"])
+    metrics = train(manifest, specs, "sum", 1, tmp_path / "run", options=options, log=None)
+    assert metrics["task"] == "binary" and metrics["select_metric"] == "accuracy"
+    assert (metrics["n_train"], metrics["n_dev"], metrics["n_test"]) == (90, 30, 30)
+    assert {"accuracy", "auc", "accuracy_upper", "accuracy_lower"} <= set(metrics)
+    with pytest.raises(ValueError, match="fold=K"):
+        train(manifest, specs, "sum", 1, tmp_path / "bad", options=parse_options(["epochs=1"]), log=None)
+
+
+def test_cli_train_writes_the_run_folder(toy, tmp_path) -> None:
+    manifest, specs = toy
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "model", "train", "--manifest", str(manifest), "--pool", "max",
+               "--seed", "3", "--out", str(out), "--set", "epochs=2", "--set", "dim=8",
+               "--set", "class_weights=inv_sqrt"]
+    for spec in specs:
+        command += ["--feature", f"{spec.name}={spec.path}"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 2/2" in done.stderr
+    for name in ("metrics.json", "history.csv", "predictions.h5", "importance.h5", "model.pt"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["seed"] == 3 and metrics["pool"] == "max" and metrics["n_test"] == 60
+    assert metrics["features"] == ["signal", "noise", "tags"] and metrics["config"]["dim"] == 8
+    assert len(pd.read_csv(out / "history.csv")) == 2
+    with h5py.File(out / "predictions.h5", "r") as h5:
+        assert h5["probabilities"].shape == (60, 2) and h5["targets"].shape == (60, 2)
+        assert json.loads(h5.attrs["classes"]) == metrics["classes"]
+    state = torch.load(out / "model.pt", weights_only=False)
+    assert state["pool"] == "max" and "head.3.bias" in state["state_dict"]
+
+
+
+def test_cli_rejects_unknown_option(toy, tmp_path, capsys) -> None:
+    manifest, specs = toy
+    code = main(["train", "--manifest", str(manifest), "--feature", f"signal={specs[0].path}",
+                 "--pool", "max", "--seed", "0", "--out", str(tmp_path / "x"), "--set", "nope=1"])
+    assert code == 2 and "unknown option" in capsys.readouterr().err
