@@ -11,6 +11,8 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/extract.smk"
+include: "rules/train.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -1,0 +1,36 @@
+# Tables and figures from the run folders.
+
+
+rule table:
+    """The dataset's table: every combination x pool (+ concat baseline), mean and std over seeds."""
+    input:
+        runs=run_metrics,
+    output:
+        csv="results/{dataset}_table.csv",
+        md="results/{dataset}_table.md",
+    log:
+        "logs/{dataset}/table.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        runs=table_runs,
+        labels=label_args,
+    shell:
+        "python -m model table --runs {params.runs} --out {output.csv} {params.labels} > {log} 2>&1"
+
+
+rule importance_figure:
+    """Mean feature importance per modality (max pooling) of one combination."""
+    input:
+        importance_runs,
+    output:
+        "results/{dataset}/figures/importance_{combination}.png",
+    log:
+        "logs/{dataset}/figures/importance_{combination}.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        runs=figure_runs,
+        labels=label_args,
+    shell:
+        "python -m model figure --runs {params.runs} --out {output} {params.labels} > {log} 2>&1"
