@@ -1,4 +1,9 @@
-"""`python -m data manifest --format mmimdb --root ROOT --out MANIFEST [--genres A,B]`."""
+"""Dataset command lines.
+
+- `python -m data manifest [--format mmimdb] --root ROOT --out MANIFEST [--genres A,B]`
+- `python -m data manifest --format ads --annotations ADS.csv --out MANIFEST [--folds 5] [--seed 0]`
+- `python -m data download [--url URL] --out ARCHIVE [--size BYTES] [--sha256 HEX] [--unpack DIR]`
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,72 @@ import sys
 
 from data.manifest import write_manifest
 
+log = logging.getLogger("data")
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+def parser() -> argparse.ArgumentParser:
+    from data.download import MMIMDB_URL
+
     p = argparse.ArgumentParser(prog="python -m data")
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("manifest", help="write results/{dataset}/manifest.csv from a dataset folder")
-    m.add_argument("--format", choices=["mmimdb"], default="mmimdb")
-    m.add_argument("--root", required=True, help="dataset root (MM-IMDb: holds split.json and dataset/)")
+    m.add_argument("--format", choices=["mmimdb", "ads"], default="mmimdb")
+    m.add_argument("--root", help="mmimdb: dataset root (holds split.json and dataset/)")
     m.add_argument("--out", required=True)
-    m.add_argument("--genres", default="", help="comma-separated subset of MM-IMDb genres (default: all 23)")
-    args = p.parse_args(argv)
-    from data.mmimdb import build_manifest
+    m.add_argument("--genres", default="", help="mmimdb: comma-separated subset of genres (default: all 23)")
+    m.add_argument("--annotations", help="ads: annotation CSV (format: data/ADS_FORMAT.md)")
+    m.add_argument("--folds", type=int, default=5, help="ads: cross-validation folds (default 5)")
+    m.add_argument("--seed", type=int, default=0, help="ads: seed of the fold assignment (default 0)")
+    d = sub.add_parser("download", help="fetch a dataset archive (resumable) and optionally unpack it")
+    d.add_argument("--url", default=MMIMDB_URL, help=f"http(s):// or file:// URL (default {MMIMDB_URL})")
+    d.add_argument("--out", required=True, help="where the archive goes, e.g. resources/imdb/mmimdb.tar.gz")
+    d.add_argument("--size", type=int, help="expected size in bytes")
+    d.add_argument("--sha256", help="expected sha256 (hex)")
+    d.add_argument("--unpack", help="folder to unpack the archive into, e.g. resources/imdb")
+    return p
 
-    genres = [g.strip() for g in args.genres.split(",") if g.strip()]
-    frame, counts = build_manifest(args.root, genres or None)
+
+def manifest(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    if args.format == "ads":
+        if not args.annotations:
+            p.error("--format ads needs --annotations ADS.csv")
+        from data.ads import build_manifest as build_ads
+
+        frame, counts = build_ads(args.annotations, folds=args.folds, seed=args.seed)
+    else:
+        if not args.root:
+            p.error("--format mmimdb needs --root ROOT")
+        from data.mmimdb import build_manifest
+
+        genres = [g.strip() for g in args.genres.split(",") if g.strip()]
+        frame, counts = build_manifest(args.root, genres or None)
     write_manifest(frame, args.out)
-    logging.getLogger("data").info("%s: %s", args.out, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    log.info("%s: %s", args.out, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
+
+
+def download(args: argparse.Namespace) -> int:
+    from data.download import fetch, unpack
+
+    archive = fetch(args.url, args.out, size=args.size, sha256=args.sha256)
+    if args.unpack:
+        root = unpack(archive, args.unpack)
+        print(root)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    p = parser()
+    args = p.parse_args(argv)
+    from data.ads import AdsFormatError
+    from data.download import DownloadError, UnsafeArchive
+
+    try:
+        return manifest(args, p) if args.command == "manifest" else download(args)
+    except (AdsFormatError, DownloadError, UnsafeArchive) as err:
+        log.error("%s", err)
+        return 1
 
 
 if __name__ == "__main__":
