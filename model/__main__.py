@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, required=True)
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     defaults = ", ".join(f"{k}={v}" for k, v in TrainOptions().to_dict().items() if k != "max_elements_by")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help=f"training option; defaults: {defaults}; max_elements.NAME=N per feature")
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             from model.options import parse_options
             from model.train import train
 
+            if args.threads:
+                import torch
+
+                torch.set_num_threads(args.threads)
             options = parse_options(args.set)
             specs = [FeatureSpec.parse(text) for text in args.feature]
             train(args.manifest, specs, args.pool, args.seed, args.out, args.device, options)

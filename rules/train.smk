@@ -24,5 +24,6 @@ rule train:
         out="results/{dataset}/runs/{combination}/{pool}/seed{seed}",
     shell:
         "python -m model train --manifest {input.manifest} {params.features} --pool {wildcards.pool} "
-        "--seed {wildcards.seed} --out {params.out} --device {params.device} {params.options} "
+        "--seed {wildcards.seed} --out {params.out} --device {params.device} --threads {threads} "
+        "{params.options} "
         "> {log} 2>&1"
