@@ -1,0 +1,204 @@
+"""`faces`: MTCNN face detection, then one embedding per face (Face(i) in the paper).
+
+At most `max_faces` faces per image with detection probability >= `threshold`, most probable
+first. Rows: `features` (n, dim), `boxes` (n, 4) float32 x1, y1, x2, y2 in pixels of the image
+as loaded (`extract.images.load_rgb`), `scores` (n,) float32 detection probabilities.
+Backends (the face embedder):
+  senet50_256                  SE-ResNet-50-256D trained on VGGFace2 (the paper's), 256-d
+  inception_resnet_v1_vggface2 facenet-pytorch's InceptionResnetV1 trained on VGGFace2, 512-d
+  backbone                     the image backbone of option `backbone` on face crops (offline demo)
+MTCNN's weights ship inside the facenet-pytorch wheel; same-size images are detected together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+
+from extract.backbones import load_backbone
+from extract.base import Extractor, Item, Options, Output
+from extract.crops import clip_boxes, crop
+from extract.images import load_rgb
+from extract.registry import register
+from extract.senet import MEAN_BGR, SENet50Embedding, load_release_state
+from extract.weights import WeightFile, load_state_dict
+
+SENET_WEIGHTS = WeightFile(
+    "senet50_256.pth",
+    note="download senet50_256_pytorch.tar.gz (VGGFace2 models, PyTorch, "
+         "https://www.robots.ox.ac.uk/~vgg/data/vgg_face2/ ; mind its licence), extract senet50_256.pth "
+         "from it (a state dict; no conversion needed; a conversion of the Caffe senet50_256 with the "
+         "same layer names works too)")
+INCEPTION_WEIGHTS = WeightFile(
+    "20180402-114759-vggface2.pt",
+    url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt")
+
+
+@dataclass
+class FaceOptions(Options):
+    batch_size: int = 16
+    min_face_size: int = 20  # pixels; smaller faces are not searched for
+    threshold: float = 0.9  # minimum MTCNN face probability
+    max_faces: int = 10  # most probable faces kept per image
+    margin: float = -1.0  # context around a face box, fraction of its size; < 0: the backend's own
+    backbone: str = "mobilenet_v2"  # image backbone of the `backbone` backend
+    weights: str = ""  # weight file name for senet50_256 / inception (default: the release's)
+    crop_batch: int = 64  # face crops per embedder call
+    dtype: str = "float16"  # features as stored
+
+
+@dataclass
+class Embedder:
+    """Face crop (PIL) -> tensor -> embedding."""
+
+    dim: int
+    margin: float  # default context around the box
+    to_tensor: Callable[[Image.Image], torch.Tensor]  # crop -> (3, S, S)
+    model: torch.nn.Module  # (B, 3, S, S) -> (B, dim)
+    weights: tuple[str, str]
+
+
+def _senet_tensor(img: Image.Image) -> torch.Tensor:
+    """VGGFace2 protocol: shorter side 256, centre 224, BGR 0..255 minus the mean."""
+    x = TF.center_crop(TF.resize(TF.pil_to_tensor(img), [256], antialias=True), [224, 224])
+    x = x.flip(0).float()  # RGB -> BGR
+    return x - torch.tensor(MEAN_BGR).view(3, 1, 1)
+
+
+def _inception_tensor(img: Image.Image) -> torch.Tensor:
+    """facenet-pytorch's protocol: 160 x 160, fixed standardisation (x - 127.5) / 128."""
+    x = TF.resize(TF.pil_to_tensor(img), [160, 160], antialias=True).float()
+    return (x - 127.5) / 128.0
+
+
+def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> Embedder:
+    if backend == "senet50_256":
+        spec = WeightFile(options.weights, note=SENET_WEIGHTS.note) if options.weights else SENET_WEIGHTS
+        state, info = load_state_dict(spec)
+        net = SENet50Embedding(256)
+        load_release_state(net, state)
+        return Embedder(256, 0.3, _senet_tensor, net.eval().to(device), info)
+    if backend == "inception_resnet_v1_vggface2":
+        from facenet_pytorch import InceptionResnetV1
+        spec = WeightFile(options.weights) if options.weights else INCEPTION_WEIGHTS
+        state, info = load_state_dict(spec)
+        net = InceptionResnetV1(pretrained=None, classify=False)  # never downloads
+        state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # the VGGFace2 classifier
+        net.load_state_dict(state, strict=True)
+        return Embedder(512, 0.0, _inception_tensor, net.eval().to(device), info)
+    bb = load_backbone(options.backbone, device)
+    return Embedder(bb.dim, 0.3, lambda img: bb.preprocess(img, full=True), bb.model, bb.weights)
+
+
+@dataclass
+class Photo:
+    image: Image.Image
+    pixels: torch.Tensor  # (H, W, 3) uint8
+
+
+@register
+class FaceExtractor(Extractor):
+    name = "faces"
+    backends = ("senet50_256", "inception_resnet_v1_vggface2", "backbone")
+    options_class = FaceOptions
+
+    def __init__(self, backend: str, device: torch.device, options: FaceOptions) -> None:
+        super().__init__(backend, device, options)
+        from facenet_pytorch import MTCNN
+        # MTCNN's last stage keeps faces above 0.7; a lower `threshold` lowers it too
+        stages = [0.6, 0.7, min(0.7, options.threshold)]
+        self.mtcnn = MTCNN(min_face_size=options.min_face_size, thresholds=stages, keep_all=True,
+                           select_largest=False, post_process=False, device=device).eval()
+        self.embedder = build_embedder(backend, options, device)
+        self.margin = options.margin if options.margin >= 0 else self.embedder.margin
+        self.weights = [self.embedder.weights]
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    def row_columns(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+        return {"features": ((self.dim,), np.dtype(self.options.dtype)),
+                "boxes": ((4,), np.float32), "scores": ((), np.float32)}
+
+    def extra_attrs(self) -> dict[str, Any]:
+        attrs = {"detector": "mtcnn (facenet-pytorch)", "margin": self.margin}
+        if self.backend == "backbone":
+            attrs["backbone"] = self.options.backbone
+        return attrs
+
+    def prepare(self, item: Item) -> Photo | None:
+        if not item.image:
+            return None  # no image for this sample: no faces
+        img = load_rgb(item.image)
+        return Photo(img, torch.from_numpy(np.asarray(img).copy()))
+
+    # --- detection ----------------------------------------------------------------------
+    def _detect_group(self, pixels: list[torch.Tensor]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Same-size (H, W, 3) uint8 images -> per image (boxes (n, 4), probabilities (n,))."""
+        h, w = pixels[0].shape[:2]
+        empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+        if min(h, w) < self.options.min_face_size:  # MTCNN's image pyramid would be empty
+            return [empty] * len(pixels)
+        with torch.autocast(self.device.type, enabled=False):
+            boxes, probs = self.mtcnn.detect(torch.stack(pixels).to(self.device))  # (B, H, W, 3)
+        out = []
+        for b, p in zip(boxes, probs):
+            if b is None:
+                out.append(empty)
+            else:
+                out.append((np.asarray(b, np.float32).reshape(-1, 4), np.asarray(p, np.float32).reshape(-1)))
+        return out
+
+    @torch.inference_mode()
+    def detect(self, pixels: list[torch.Tensor]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Images grouped by size, one MTCNN call per group; kept faces sorted by probability."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(pixels):
+            groups.setdefault(tuple(x.shape), []).append(i)
+        found: list[Any] = [None] * len(pixels)
+        for idx in groups.values():
+            try:
+                results = self._detect_group([pixels[i] for i in idx])
+            except Exception:
+                if len(idx) == 1:
+                    raise
+                results = [r for i in idx for r in self._detect_group([pixels[i]])]
+            for i, (boxes, probs) in zip(idx, results):
+                h, w = pixels[i].shape[:2]
+                boxes, ok = clip_boxes(boxes, w, h)
+                ok &= probs >= self.options.threshold
+                order = np.argsort(-probs[ok], kind="stable")[: self.options.max_faces]
+                found[i] = (boxes[ok][order], probs[ok][order])
+        return found
+
+    # --- embedding ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def embed(self, crops: list[torch.Tensor]) -> np.ndarray:
+        """(n, 3, S, S) crops -> (n, dim) float32, `crop_batch` at a time."""
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        size = max(1, self.options.crop_batch)
+        parts = [self.embedder.model(torch.stack(crops[i:i + size]).to(self.device)).float().cpu()
+                 for i in range(0, len(crops), size)]
+        return torch.cat(parts).numpy()
+
+    def forward(self, batch: list[Photo | None]) -> list[Output]:
+        present = [i for i, x in enumerate(batch) if x is not None]
+        found = dict(zip(present, self.detect([batch[i].pixels for i in present]))) if present else {}
+        crops: list[torch.Tensor] = []
+        for i in present:
+            crops.extend(self.embedder.to_tensor(crop(batch[i].image, box, self.margin)) for box in found[i][0])
+        feats = self.embed(crops).astype(self.options.dtype)  # (all faces, dim)
+        outs, start = [], 0
+        for i in range(len(batch)):
+            boxes, probs = found.get(i, (np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))
+            n = len(boxes)
+            outs.append(Output({"features": feats[start:start + n], "boxes": boxes, "scores": probs}))
+            start += n
+        return outs
