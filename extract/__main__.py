@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 import torch
 
@@ -32,12 +34,34 @@ def _extract_parser(name: str) -> argparse.ArgumentParser:
     return p
 
 
+def fetch(argv: list[str]) -> int:
+    """Build an extractor once on the CPU so that every weight file it needs is resolved (and
+    downloaded where there is a network); record what was found."""
+    p = argparse.ArgumentParser(prog="python -m extract fetch",
+                                description="Resolve an extractor's weights ahead of extraction.")
+    p.add_argument("extractor", choices=sorted(registry.MODULES))
+    p.add_argument("--backend")
+    p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", required=True, help="JSON record of the weight files found")
+    args = p.parse_args(argv)
+    cls = registry.get(args.extractor)
+    backend = args.backend or cls.backends[0]
+    extractor = cls(backend, torch.device("cpu"), parse_options(cls.options_class, args.options))
+    record = {"extractor": args.extractor, "backend": backend,
+              "weights": [{"file": f, "sha256": h} for f, h in extractor.weights]}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m extract {" + ",".join(sorted(registry.MODULES)) + "} --manifest M --out S ...\n"
-              "       python -m extract merge SHARD.h5 ... --out STORE.h5")
+              "       python -m extract merge SHARD.h5 ... --out STORE.h5\n"
+              "       python -m extract fetch EXTRACTOR [--backend B] [--set K=V] --out READY.json")
         return 0
     if argv[0] == "merge":
         p = argparse.ArgumentParser(prog="python -m extract merge", description="Concatenate shards in order.")
@@ -47,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         args = p.parse_args(argv[1:])
         merge_stores(args.shards, args.out, args.compression)
         return 0
+    if argv[0] == "fetch":
+        return fetch(argv[1:])
     name = argv[0]
     cls = registry.get(name)
     args = _extract_parser(name).parse_args(argv[1:])

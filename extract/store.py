@@ -214,7 +214,8 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str 
     for p, s in zip(paths, shards):
         if set(s.rows) != set(first.rows) or set(s.samples) != set(first.samples):
             raise ValueError(f"shard {p} has other columns than {paths[0]}")
-        for key in ("extractor", "backend", "dim"):
+        index_store = "vocab_size" in first.attrs  # its dim is the vocabulary seen by each shard
+        for key in ("extractor", "backend") + (() if index_store else ("dim",)):
             if s.attrs.get(key) != first.attrs.get(key):
                 raise ValueError(f"shard {p} differs from {paths[0]} in {key}")
     ids = [i for s in shards for i in s.ids]
@@ -230,5 +231,8 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str 
     failed = {k: v for s in shards for k, v in s.failed.items()}
     attrs = dict(first.attrs)
     attrs["shards"] = len(shards)
+    if "vocab_size" in attrs:  # index stores: the vocabulary covers every shard's indices
+        attrs["vocab_size"] = max(int(s.attrs["vocab_size"]) for s in shards)
+        attrs["dim"] = max(int(s.attrs["dim"]) for s in shards)
     merged = RaggedStore(ids, np.concatenate(offsets), rows, samples, failed, attrs)
     return write_store(out, merged, compression)

@@ -15,15 +15,75 @@ wildcard_constraints:
     feature=r"[A-Za-z0-9_]+",
     combination=r"[A-Za-z0-9_]+",
     pool="max|min|sum|mean|attention|concat",
-    seed=r"\d+",
+    run=r"seed\d+(-fold\d+)?",
 
 
 scattergather:
     extract=config["shards"],
 
 
+def quoted(args):
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
 def dataset_config(wildcards):
     return DATASETS[wildcards.dataset]
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def manifest_source(wildcards):
+    """What the manifest is built from: MM-IMDb's split.json or the Ads annotation CSV."""
+    ds = dataset_config(wildcards)
+    if ds["format"] == "ads":
+        if "annotations" not in ds:
+            raise ValueError(
+                f"dataset {wildcards.dataset!r}: format ads needs `annotations:`"
+            )
+        return ds["annotations"]
+    if "root" not in ds:
+        raise ValueError(f"dataset {wildcards.dataset!r}: format mmimdb needs `root:`")
+    return f"{ds['root']}/split.json"
+
+
+def manifest_args(wildcards, input):
+    ds = dataset_config(wildcards)
+    if ds["format"] == "ads":
+        args = ["--format", "ads", "--annotations", input.source]
+        args += ["--folds", ds["folds"] or 5, "--seed", ds["fold_seed"]]
+        return quoted(args)
+    args = ["--format", "mmimdb", "--root", ds["root"]]
+    if ds["genres"]:
+        args += ["--genres", ",".join(ds["genres"])]
+    return quoted(args)
+
+
+def compose_n(wildcards):
+    return dataset_config(wildcards)["compose"]["n"]
+
+
+def compose_seed(wildcards):
+    return dataset_config(wildcards)["compose"]["seed"]
+
+
+def download_args(wildcards):
+    ds = dataset_config(wildcards)
+    if "download" not in ds:
+        raise ValueError(
+            f"dataset {wildcards.dataset!r}: {ds.get('root')}/split.json does not exist and the config "
+            "has no `download:` section; point `root:` at an unpacked MM-IMDb copy"
+        )
+    dl = ds["download"]
+    args = ["--url", dl["url"]]
+    if dl["size"]:
+        args += ["--size", dl["size"]]
+    if dl["sha256"]:
+        args += ["--sha256", dl["sha256"]]
+    return quoted(args)
+
+
+# --- extraction ----------------------------------------------------------------------------
 
 
 def feature_config(wildcards):
@@ -44,33 +104,11 @@ def feature_stores(dataset):
     return [store_path(dataset, f) for f in DATASETS[dataset]["features"]]
 
 
-def default_targets(wildcards):
-    return [path for name in config["targets"] for path in dataset_outputs(name)]
-
-
-def dataset_root(wildcards):
-    return dataset_config(wildcards)["root"]
-
-
-def split_file(wildcards):
-    return f"{dataset_root(wildcards)}/split.json"
-
-
-def compose_n(wildcards):
-    return dataset_config(wildcards)["compose"]["n"]
-
-
-def compose_seed(wildcards):
-    return dataset_config(wildcards)["compose"]["seed"]
-
-
-def genres_arg(wildcards):
-    genres = dataset_config(wildcards)["genres"]
-    return f"--genres {shlex.quote(','.join(genres))}" if genres else ""
-
-
 def extract_inputs(wildcards):
-    inputs = {"manifest": f"results/{wildcards.dataset}/manifest.csv"}
+    inputs = {
+        "manifest": f"results/{wildcards.dataset}/manifest.csv",
+        "weights": f"resources/weights/ready/{wildcards.dataset}/{wildcards.feature}.json",
+    }
     source = feature_config(wildcards)["input"]
     if source:
         inputs["store"] = store_path(wildcards.dataset, source)
@@ -81,20 +119,25 @@ def extractor_name(wildcards):
     return feature_config(wildcards)["extractor"]
 
 
-def extract_args(wildcards, input):
-    """Backend, input store and `--set` options of one feature, as command-line arguments."""
+def model_args(wildcards):
+    """Backend and `--set` options of one feature (what determines its weights)."""
     feature = feature_config(wildcards)
     args = []
     if feature["backend"]:
         args += ["--backend", feature["backend"]]
-    if "store" in input.keys():
-        args += ["--input", input.store]
     for key, value in sorted(feature["options"].items()):
         args += [
             "--set",
             f"{key}={json.dumps(value) if isinstance(value, bool) else value}",
         ]
-    return " ".join(shlex.quote(str(a)) for a in args)
+    return quoted(args)
+
+
+def extract_args(wildcards, input):
+    args = model_args(wildcards)
+    if "store" in input.keys():
+        args += f" --input {shlex.quote(input.store)}"
+    return args
 
 
 def shard_spec(wildcards):
@@ -126,13 +169,21 @@ def combination_pools(dataset, name):
     return pools
 
 
+def run_names(dataset):
+    """seedS, or seedS-foldK for every fold of a cross-validated dataset."""
+    seeds = experiments(dataset)["seeds"]
+    folds = DATASETS[dataset]["folds"]
+    if not folds:
+        return [f"seed{s}" for s in seeds]
+    return [f"seed{s}-fold{k}" for s in seeds for k in range(folds)]
+
+
 def run_dirs(dataset):
-    exp = experiments(dataset)
     return [
-        f"results/{dataset}/runs/{name}/{pool}/seed{seed}"
-        for name in exp["combinations"]
+        f"results/{dataset}/runs/{name}/{pool}/{run}"
+        for name in experiments(dataset)["combinations"]
         for pool in combination_pools(dataset, name)
-        for seed in exp["seeds"]
+        for run in run_names(dataset)
     ]
 
 
@@ -158,21 +209,23 @@ def train_inputs(wildcards):
 
 def feature_args(wildcards, input):
     names = combination_features(wildcards)
-    return " ".join(f"--feature {shlex.quote(f'{n}={input[n]}')}" for n in names)
+    return quoted(a for n in names for a in ("--feature", f"{n}={input[n]}"))
+
+
+def run_seed(wildcards):
+    return int(wildcards.run.split("-")[0][len("seed") :])
 
 
 def train_args(wildcards):
-    options = experiments(wildcards.dataset)["train"]
-    return " ".join(
-        f"--set {shlex.quote(f'{k}={v}')}" for k, v in sorted(options.items())
-    )
+    options = dict(experiments(wildcards.dataset)["train"])
+    if "-fold" in wildcards.run:
+        options["fold"] = int(wildcards.run.split("-fold")[1])
+    return quoted(a for k, v in sorted(options.items()) for a in ("--set", f"{k}={v}"))
 
 
 def label_args(wildcards):
     labels = experiments(wildcards.dataset)["labels"]
-    return " ".join(
-        f"--label {shlex.quote(f'{k}={v}')}" for k, v in sorted(labels.items())
-    )
+    return quoted(a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}"))
 
 
 def importance_figures(dataset):
@@ -186,15 +239,14 @@ def importance_figures(dataset):
 
 
 def importance_runs(wildcards):
-    seeds = experiments(wildcards.dataset)["seeds"]
     return [
-        f"results/{wildcards.dataset}/runs/{wildcards.combination}/max/seed{s}/metrics.json"
-        for s in seeds
+        f"results/{wildcards.dataset}/runs/{wildcards.combination}/max/{run}/metrics.json"
+        for run in run_names(wildcards.dataset)
     ]
 
 
 def run_dir_of(paths):
-    return " ".join(str(Path(p).parent) for p in paths)
+    return quoted(str(Path(p).parent) for p in paths)
 
 
 def table_runs(wildcards, input):
@@ -211,3 +263,7 @@ def dataset_outputs(dataset):
         outputs += [f"results/{dataset}_table.csv", f"results/{dataset}_table.md"]
         outputs += importance_figures(dataset)
     return outputs
+
+
+def default_targets(wildcards):
+    return [path for name in config["targets"] for path in dataset_outputs(name)]

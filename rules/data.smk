@@ -1,4 +1,5 @@
-# Datasets: compose (the bundled demo) or find them, then one manifest per dataset.
+# Datasets: compose (the bundled demo), download (MM-IMDb) or read (Ads annotations), then one
+# manifest per dataset.
 
 
 rule compose_demo:
@@ -18,10 +19,27 @@ rule compose_demo:
         "python -m data.demo --out {params.root} --n {params.n} --seed {params.seed} > {log} 2>&1"
 
 
+rule download_mmimdb:
+    """Fetch mmimdb.tar.gz (resumable, verified) and unpack it to resources/{dataset}/mmimdb."""
+    output:
+        "resources/{dataset}/mmimdb/split.json",
+    log:
+        "logs/{dataset}/download.log",
+    localrule: True
+    conda:
+        "../envs/data.yaml"
+    params:
+        args=download_args,
+        archive="resources/{dataset}/mmimdb.tar.gz",
+        dest="resources/{dataset}",
+    shell:
+        "python -m data download {params.args} --out {params.archive} --unpack {params.dest} > {log} 2>&1"
+
+
 rule manifest:
-    """One row per sample: id, split, image, text, labels (DESIGN.md contract)."""
+    """One row per sample: id, split (or fold), image, text, labels (DESIGN.md contract)."""
     input:
-        split=split_file,
+        source=manifest_source,
     output:
         "results/{dataset}/manifest.csv",
     log:
@@ -29,7 +47,6 @@ rule manifest:
     conda:
         "../envs/data.yaml"
     params:
-        root=dataset_root,
-        genres=genres_arg,
+        args=manifest_args,
     shell:
-        "python -m data manifest --root {params.root} --out {output} {params.genres} > {log} 2>&1"
+        "python -m data manifest {params.args} --out {output} > {log} 2>&1"

@@ -1,6 +1,23 @@
 # Feature extraction: each feature's store is extracted in shards (scatter) and merged (gather).
 
 
+rule fetch_weights:
+    """Resolve (download where needed) every weight file of a feature before any shard runs, on
+    the submitting node: cluster nodes often have no network."""
+    output:
+        "resources/weights/ready/{dataset}/{feature}.json",
+    log:
+        "logs/{dataset}/weights/{feature}.log",
+    localrule: True
+    conda:
+        "../envs/extract.yaml"
+    params:
+        extractor=extractor_name,
+        args=model_args,
+    shell:
+        "python -m extract fetch {params.extractor} {params.args} --out {output} > {log} 2>&1"
+
+
 rule extract_shard:
     """One shard of one feature store: `python -m extract EXTRACTOR ...` over part of the manifest."""
     input:

@@ -6,7 +6,12 @@ rule table:
     input:
         runs=run_metrics,
     output:
-        csv="results/{dataset}_table.csv",
+        csv=report(
+            "results/{dataset}_table.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"dataset": "{dataset}", "format": "csv"},
+        ),
         md="results/{dataset}_table.md",
     log:
         "logs/{dataset}/table.log",
@@ -24,7 +29,12 @@ rule importance_figure:
     input:
         importance_runs,
     output:
-        "results/{dataset}/figures/importance_{combination}.png",
+        report(
+            "results/{dataset}/figures/importance_{combination}.png",
+            caption="../report/importance.rst",
+            category="Feature importance",
+            labels={"dataset": "{dataset}", "combination": "{combination}"},
+        ),
     log:
         "logs/{dataset}/figures/importance_{combination}.log",
     conda:

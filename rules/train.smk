@@ -6,12 +6,12 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        metrics="results/{dataset}/runs/{combination}/{pool}/seed{seed}/metrics.json",
-        history="results/{dataset}/runs/{combination}/{pool}/seed{seed}/history.csv",
-        predictions="results/{dataset}/runs/{combination}/{pool}/seed{seed}/predictions.h5",
-        model="results/{dataset}/runs/{combination}/{pool}/seed{seed}/model.pt",
+        metrics="results/{dataset}/runs/{combination}/{pool}/{run}/metrics.json",
+        history="results/{dataset}/runs/{combination}/{pool}/{run}/history.csv",
+        predictions="results/{dataset}/runs/{combination}/{pool}/{run}/predictions.h5",
+        model="results/{dataset}/runs/{combination}/{pool}/{run}/model.pt",
     log:
-        "logs/{dataset}/train/{combination}/{pool}/seed{seed}.log",
+        "logs/{dataset}/train/{combination}/{pool}/{run}.log",
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -21,9 +21,10 @@ rule train:
         features=feature_args,
         options=train_args,
         device=device(),
-        out="results/{dataset}/runs/{combination}/{pool}/seed{seed}",
+        seed=run_seed,
+        out="results/{dataset}/runs/{combination}/{pool}/{run}",
     shell:
         "python -m model train --manifest {input.manifest} {params.features} --pool {wildcards.pool} "
-        "--seed {wildcards.seed} --out {params.out} --device {params.device} --threads {threads} "
+        "--seed {params.seed} --out {params.out} --device {params.device} --threads {threads} "
         "{params.options} "
         "> {log} 2>&1"
