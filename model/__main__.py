@@ -1,4 +1,4 @@
-"""Command line: `python -m model train|table|figure ...` (see --help of each)."""
+"""Command line: `python -m model train|table|figure|paper-table|matrices ...` (see --help of each)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,25 @@ def _parser() -> argparse.ArgumentParser:
                          help="human label of a feature, e.g. image=WSL(i)")
         if name == "figure":
             cmd.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
+
+    paper = sub.add_parser("paper-table", help="our rows beside the paper's Table 2 or 3 (TABLE.csv + TABLE.md)")
+    paper.add_argument("--runs", nargs="+", required=True, help="run folders")
+    paper.add_argument("--paper", required=True, choices=["imdb", "ads"],
+                       help="imdb: Table 3 (MM-IMDb); ads: Table 2 (Ads-Parallelity)")
+    paper.add_argument("--out", required=True, help="TABLE.csv (TABLE.md is written next to it)")
+    paper.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
+                       help="paper label of a feature, e.g. image=WSL(i); rows match the paper by these")
+
+    fim = sub.add_parser("matrices", help="feature importance matrices per test sample (paper Fig. 2/3)")
+    fim.add_argument("--runs", nargs="+", required=True, help="run folders")
+    fim.add_argument("--out-dir", required=True, help="folder for <id>.png, samples.png, overview.png, matrices.csv")
+    fim.add_argument("--samples", type=int, default=4, help="samples chosen when --ids is not given (default 4)")
+    fim.add_argument("--ids", nargs="+", default=None, help="test sample ids to draw instead")
+    fim.add_argument("--seed", type=int, default=0,
+                     help="seed of the run drawn per combination (default 0; else its first seed)")
+    fim.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
+    fim.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
+                     help="human label of a feature, e.g. image=WSL(i)")
     return parser
 
 
@@ -58,6 +77,20 @@ def main(argv: list[str] | None = None) -> int:
 
             csv, md = write_table(args.runs, args.out, parse_labels(args.label))
             print(f"wrote {csv} and {md}", file=sys.stderr)
+        elif args.command == "paper-table":
+            from model.paper_table import write_paper_table
+            from model.report import parse_labels
+
+            csv, md = write_paper_table(args.runs, args.paper, args.out, parse_labels(args.label))
+            print(f"wrote {csv} and {md}", file=sys.stderr)
+        elif args.command == "matrices":
+            from model.matrices import write_matrices
+            from model.report import parse_labels
+
+            result = write_matrices(args.runs, args.out_dir, args.samples, args.seed, args.pool,
+                                    parse_labels(args.label), args.ids)
+            print(f"wrote {len(result['pngs'])} sample matrices ({', '.join(result['samples'])}), "
+                  f"{result['overview']} and {result['csv']}", file=sys.stderr)
         else:
             from model.report import parse_labels, write_figure
 

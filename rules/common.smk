@@ -223,6 +223,27 @@ def train_args(wildcards):
     return quoted(a for k, v in sorted(options.items()) for a in ("--set", f"{k}={v}"))
 
 
+def table_command(wildcards):
+    """`table`, or `paper-table` with the paper's rows beside ours where the paper has a table."""
+    paper = dataset_config(wildcards)["paper"]
+    return f"paper-table --paper {paper}" if paper else "table"
+
+
+def max_pool_runs(wildcards):
+    """Every max-pooling run of a multi-feature combination (the importance matrices' rows)."""
+    ds = wildcards.dataset
+    return [
+        f"results/{ds}/runs/{name}/max/{run}/metrics.json"
+        for name, combo in experiments(ds)["combinations"].items()
+        if "max" in combination_pools(ds, name)
+        for run in run_names(ds)
+    ]
+
+
+def matrices_samples(wildcards):
+    return experiments(wildcards.dataset)["importance_samples"]
+
+
 def label_args(wildcards):
     labels = experiments(wildcards.dataset)["labels"]
     return quoted(a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}"))
@@ -262,6 +283,7 @@ def dataset_outputs(dataset):
     if experiments(dataset)["combinations"]:
         outputs += [f"results/{dataset}_table.csv", f"results/{dataset}_table.md"]
         outputs += importance_figures(dataset)
+        outputs.append(f"results/{dataset}/figures/matrices/overview.png")
     return outputs
 
 

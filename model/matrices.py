@@ -1,0 +1,460 @@
+"""Feature importance matrices (FIM), the paper's Figures 2 and 3.
+
+For one test sample, a FIM has one row per feature combination (one run group with the chosen
+pool, at one seed) and one column per modality (the union over all combinations); a cell holds the
+importance of that modality for that sample in that run (the share of the D pooled dimensions
+the modality won, from `importance.h5`), grey where the modality is not part of the combination.
+Each row is labelled with the labels that run predicted for the sample (probability >= the run's
+threshold, 0.5 by default) and the title gives the sample id and its true labels.
+
+Samples are chosen deterministically unless `--ids` names them: among the test samples present in
+every combination, those with the most modalities present (rows in the feature stores named in
+`metrics.json`, or non-zero importance when a store cannot be read; the highest tiers of that
+count holding at least 4 samples per requested sample), spread across classes: round robin over
+the true classes (most frequent first, skipping classes an earlier pick already shows), each time
+the sample of that class with the most modalities, then the fewest already shown classes, then
+the lowest id.
+
+Outputs in the output folder: `<id>.png` per sample, `samples.png` (the chosen samples side by
+side, like the paper's last figure row), `overview.png` (mean importance over all test samples
+and runs per combination x modality) and `matrices.csv` (every cell, long format).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from model.report import importance_groups, run_key
+from model.runfiles import IMPORTANCE, PREDICTIONS, read_importance, read_metrics
+
+
+@dataclass
+class Combination:
+    """One run group (feature set, pool) at one seed; folds merged (each holds its test ids)."""
+
+    features: str  # labels joined by ", "
+    names: list[str]  # feature names in run order
+    labels: list[str]  # modality labels in run order
+    seed: int | None
+    runs: list[Path] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # (N,) test ids over all folds
+    importance: np.ndarray | None = None  # (N, M) in `labels` order
+    probabilities: np.ndarray | None = None  # (N, C)
+    targets: np.ndarray | None = None  # (N, C)
+    classes: list[str] = field(default_factory=list)
+    threshold: float = 0.5
+    stores: dict[str, str] = field(default_factory=dict)  # name -> store path (first run)
+    task: str = "multilabel"
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # id -> row
+
+    def row(self, sample_id: str) -> int | None:
+        return self._index.get(sample_id)
+
+    def finish(self) -> None:
+        """Index `ids`; call after setting them."""
+        self._index = {sid: k for k, sid in enumerate(self.ids)}
+
+
+def _read_predictions(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, list[str], str]:
+    path = run_dir / PREDICTIONS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; train the run first (python -m model train)")
+    with h5py.File(path, "r") as h5:
+        ids = list(h5["ids"].asstr()[()]) if len(h5["ids"]) else []
+        classes = list(h5["classes"].asstr()[()]) if len(h5["classes"]) else []
+        return ids, h5["probabilities"][()], h5["targets"][()], classes, str(h5.attrs.get("task", ""))
+
+
+def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
+                      pool: str = "max", seed: int | None = 0) -> list[Combination]:
+    """Run groups with `pool` and an importance.h5, each at `seed` (or its smallest seed when it
+    has no run with `seed`); ordered by number of modalities, then as first given."""
+    labels = labels or {}
+    groups: dict[str, dict[int | None, list[tuple[Path, dict]]]] = {}
+    for run_dir in map(Path, run_dirs):
+        metrics = read_metrics(run_dir)
+        if metrics["pool"] != pool or not (run_dir / IMPORTANCE).exists():
+            continue
+        key = run_key(metrics, labels)["Features"]
+        groups.setdefault(key, {}).setdefault(metrics.get("seed"), []).append((run_dir, metrics))
+    combos = []
+    for features, by_seed in groups.items():
+        seeds = sorted(by_seed, key=lambda s: (s is None, s))
+        chosen = seed if seed in by_seed else seeds[0]
+        if seed is not None and chosen != seed:
+            print(f"note: {features} ({pool}) has no run with seed {seed}; using seed {chosen}",
+                  file=sys.stderr)
+        members = sorted(by_seed[chosen], key=lambda rm: (rm[1].get("fold") is None, rm[1].get("fold") or 0))
+        first = members[0][1]
+        names = list(first["features"])
+        combo = Combination(features, names, [labels.get(n, n) for n in names], chosen,
+                            threshold=float((first.get("config") or {}).get("threshold", 0.5)),
+                            stores=dict(first.get("feature_stores") or {}), task=first.get("task", "multilabel"))
+        ids, imps, probs, targets = [], [], [], []
+        for run_dir, metrics in members:
+            imp_ids, importance, modalities = read_importance(run_dir)  # (N, M)
+            if modalities != names:
+                order = [modalities.index(n) for n in names]
+                importance = importance[:, order]
+            pred_ids, prob, target, classes, task = _read_predictions(run_dir)
+            position = {sid: k for k, sid in enumerate(pred_ids)}
+            missing = [sid for sid in imp_ids if sid not in position]
+            if missing:
+                raise ValueError(f"{run_dir}: {len(missing)} ids of importance.h5 are not in "
+                                 f"predictions.h5 (e.g. {missing[0]}); retrain the run")
+            take = [position[sid] for sid in imp_ids]
+            combo.classes = combo.classes or classes
+            combo.task = task or combo.task
+            combo.runs.append(run_dir)
+            ids += imp_ids
+            imps.append(importance)
+            probs.append(prob[take])
+            targets.append(target[take])
+        combo.ids = ids
+        combo.importance = np.concatenate(imps).astype(np.float64)
+        combo.probabilities = np.concatenate(probs)
+        combo.targets = np.concatenate(targets)
+        combo.finish()
+        combos.append(combo)
+    order = {c.features: k for k, c in enumerate(combos)}
+    combos.sort(key=lambda c: (len(c.names), order[c.features]))
+    return combos
+
+
+def modality_columns(combos: Sequence[Combination]) -> list[str]:
+    """Union of modality labels: the largest combination's order first, then others as they come."""
+    columns: list[str] = []
+    for combo in sorted(combos, key=lambda c: -len(c.labels)):
+        columns += [label for label in combo.labels if label not in columns]
+    return columns
+
+
+def sample_matrix(combos: Sequence[Combination], columns: Sequence[str], sample_id: str) -> np.ndarray:
+    """(rows, M) importance of each modality for `sample_id`; NaN where the modality is not in
+    the combination or the sample is not in its test set."""
+    matrix = np.full((len(combos), len(columns)), np.nan)
+    for r, combo in enumerate(combos):
+        k = combo.row(sample_id)
+        if k is None:
+            continue
+        for m, label in enumerate(combo.labels):
+            matrix[r, columns.index(label)] = combo.importance[k, m]
+    return matrix
+
+
+def label_names(classes: Sequence[str], flags: np.ndarray, task: str) -> list[str]:
+    names = [c for c, on in zip(classes, flags) if on]
+    if not names and task == "binary" and len(classes) == 1:
+        return [f"not {classes[0]}"]
+    return names
+
+
+def predicted(combo: Combination, sample_id: str) -> list[str] | None:
+    k = combo.row(sample_id)
+    if k is None:
+        return None
+    return label_names(combo.classes, combo.probabilities[k] >= combo.threshold, combo.task)
+
+
+def truth(combos: Sequence[Combination], sample_id: str) -> list[str]:
+    for combo in combos:
+        k = combo.row(sample_id)
+        if k is not None:
+            return label_names(combo.classes, combo.targets[k] > 0, combo.task)
+    raise KeyError(f"sample {sample_id!r} is in the test set of none of the runs")
+
+
+# ---------------------------------------------------------------------------------------------
+# choosing samples
+
+
+def _store_counts(path: str) -> dict[str, int] | None:
+    """id -> row count from a store's ids and offsets (only those two datasets are read)."""
+    spec = Path(path)
+    if not spec.is_file() and ":" in path:  # NAME=STORE.h5:COLUMN
+        spec = Path(path.rpartition(":")[0])
+    if not spec.is_file():
+        return None
+    try:
+        with h5py.File(spec, "r") as h5:
+            ids = h5["ids"].asstr()[()]
+            counts = np.diff(h5["offsets"][()])
+    except (OSError, KeyError):
+        return None
+    return dict(zip(ids, counts.tolist()))
+
+
+def presence(combos: Sequence[Combination], columns: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+    """(len(candidates), M) bool: modality present for the sample (store rows > 0; fallback:
+    non-zero importance in some combination that has the modality)."""
+    present = np.zeros((len(candidates), len(columns)), dtype=bool)
+    for m, label in enumerate(columns):
+        holders = [c for c in combos if label in c.labels]
+        counts = None
+        for combo in holders:
+            name = combo.names[combo.labels.index(label)]
+            if name in combo.stores:
+                counts = _store_counts(combo.stores[name])
+                if counts is not None:
+                    break
+        if counts is not None:
+            present[:, m] = [counts.get(sid, 0) > 0 for sid in candidates]
+            continue
+        for combo in holders:
+            j = combo.labels.index(label)
+            present[:, m] |= [combo.importance[combo.row(sid), j] > 0
+                              if combo.row(sid) is not None else False for sid in candidates]
+    return present
+
+
+def choose_samples(combos: Sequence[Combination], columns: Sequence[str], count: int) -> list[str]:
+    """Deterministic choice, see the module docstring."""
+    if not combos or count < 1:
+        return []
+    common = set(combos[0].ids)
+    for combo in combos[1:]:
+        common &= set(combo.ids)
+    candidates = sorted(common)
+    if not candidates:
+        raise ValueError("no test sample is in every combination's runs; pass --ids")
+    n_present = presence(combos, columns, candidates).sum(1)  # (K,)
+    # the highest tier of "most modalities present" that still offers a few choices per pick
+    need = min(len(candidates), count * 4)
+    threshold = int(np.sort(n_present)[::-1][need - 1])
+    pool = [sid for sid, n in zip(candidates, n_present) if n >= threshold]
+    rank = dict(zip(candidates, n_present.tolist()))
+    position = {sid: k for k, sid in enumerate(pool)}
+    classes = {sid: frozenset(truth(combos, sid)) or frozenset(["(none)"]) for sid in pool}
+    frequency = Counter(c for sid in pool for c in classes[sid])
+    order = sorted(frequency, key=lambda c: (-frequency[c], c))  # most common class first
+    chosen: list[str] = []
+    covered: set[str] = set()
+    while len(chosen) < min(count, len(pool)):
+        remaining = [sid for sid in pool if sid not in chosen]
+        targets = [c for c in order if c not in covered and any(c in classes[sid] for sid in remaining)]
+        if not targets:
+            covered = set()  # every class has a sample: next round
+            continue
+        best = max((sid for sid in remaining if targets[0] in classes[sid]),
+                   key=lambda sid: (rank[sid], -len(classes[sid] & covered), -position[sid]))
+        chosen.append(best)
+        covered |= classes[best]
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# drawing
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _wrap(names: Sequence[str], width: int = 34) -> str:
+    lines, line = [], ""
+    for name in names:
+        piece = name if not line else f", {name}"
+        if line and len(line) + len(piece) > width:
+            lines.append(line + ",")
+            line = name
+        else:
+            line += piece
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def draw_matrix(ax, matrix: np.ndarray, columns: Sequence[str], row_labels: Sequence[str],
+                row_colors: Sequence[str] | None = None, fmt: str = "{:.2f}") -> object:
+    """Heat map of `matrix` (rows, M) in [0, 1] with values written in; NaN cells grey/hatched."""
+    plt = _plt()
+    cmap = plt.get_cmap("Blues").with_extremes(bad="#d9d9d9")
+    masked = np.ma.masked_invalid(matrix)
+    image = ax.imshow(masked, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+    rows, cols = matrix.shape
+    for r in range(rows):
+        for c in range(cols):
+            value = matrix[r, c]
+            if math.isnan(value):
+                ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///",
+                                           edgecolor="#bdbdbd", linewidth=0))
+                continue
+            ax.text(c, r, fmt.format(value), ha="center", va="center", fontsize=10,
+                    color="white" if value > 0.55 else "black")
+    ax.set_xticks(range(cols), columns, rotation=35, ha="right", fontsize=10)
+    ax.set_yticks(range(rows), row_labels, fontsize=9)
+    if row_colors is not None:
+        for tick, color in zip(ax.get_yticklabels(), row_colors):
+            tick.set_color(color)
+    ax.set_xticks(np.arange(-0.5, cols), minor=True)
+    ax.set_yticks(np.arange(-0.5, rows), minor=True)
+    ax.grid(which="minor", color="white", linewidth=2)
+    ax.tick_params(which="minor", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return image
+
+
+def _row_labels(combos: Sequence[Combination], sample_id: str, true: Sequence[str]) -> tuple[list[str], list[str]]:
+    labels, colors = [], []
+    for r, combo in enumerate(combos, 1):
+        pred = predicted(combo, sample_id)
+        if pred is None:
+            labels.append(f"{r}: (not in test set)")
+            colors.append("#7f7f7f")
+            continue
+        labels.append(f"{r}: " + (_wrap(pred) if pred else "(none)"))
+        colors.append("#1a7f37" if set(pred) == set(true) else "#b31b1b")
+    return labels, colors
+
+
+def _size(rows: int, cols: int) -> tuple[float, float]:
+    return 3.2 + 0.85 * cols, 1.9 + 0.48 * rows
+
+
+def _legend(fig, combos: Sequence[Combination], pool: str) -> None:
+    """Footnote naming the rows; the constrained layout keeps the axes above it."""
+    import textwrap
+
+    text = "   ".join(f"{r}: {c.features} (seed {c.seed})" for r, c in enumerate(combos, 1))
+    text = (f"Rows ({pool} pooling): {text}. Row label = predicted labels: green when they equal "
+            "the true labels, red otherwise; grey hatched = modality not in the combination.")
+    text = textwrap.fill(text, int(fig.get_figwidth() * 17))
+    fig.text(0.01, 0.005, text, fontsize=7, va="bottom", ha="left", color="#444444")
+    bottom = (0.13 * (text.count("\n") + 1) + 0.08) / fig.get_figheight()
+    fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))  # (left, bottom, width, height)
+
+
+def safe_name(sample_id: str) -> str:
+    return re.sub(r"[^\w.-]", "_", str(sample_id)) or "sample"
+
+
+def write_sample(combos: Sequence[Combination], columns: Sequence[str], sample_id: str,
+                 out: Path, pool: str) -> Path:
+    plt = _plt()
+    matrix = sample_matrix(combos, columns, sample_id)
+    true = truth(combos, sample_id)
+    row_labels, colors = _row_labels(combos, sample_id, true)
+    width, height = _size(len(combos), len(columns))
+    fig, ax = plt.subplots(figsize=(width + 1.2, height + 0.4), layout="constrained")
+    image = draw_matrix(ax, matrix, columns, row_labels, colors)
+    ax.set_ylabel("combination: predicted labels", fontsize=9)
+    ax.set_title(f"sample {sample_id}\ntrue: {_wrap(true or ['(none)'], 60)}", fontsize=11)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="importance (share of dims)")
+    _legend(fig, combos, pool)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def write_samples_row(combos: Sequence[Combination], columns: Sequence[str], ids: Sequence[str],
+                      out: Path, pool: str) -> Path:
+    """The chosen samples side by side (the paper's last figure row)."""
+    plt = _plt()
+    width, height = _size(len(combos), len(columns))
+    cols = min(len(ids), 4)
+    rows = math.ceil(len(ids) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, (height + 0.4) * rows + 0.4),
+                             layout="constrained", squeeze=False)
+    for ax in list(axes.flat)[len(ids):]:
+        ax.axis("off")
+    image = None
+    for ax, sample_id in zip(axes.flat, ids):
+        true = truth(combos, sample_id)
+        row_labels, colors = _row_labels(combos, sample_id, true)
+        image = draw_matrix(ax, sample_matrix(combos, columns, sample_id), columns, row_labels, colors)
+        ax.set_title(f"{sample_id}\ntrue: {_wrap(true or ['(none)'], 40)}", fontsize=10)
+    fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="importance (share of dims)")
+    _legend(fig, combos, pool)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def overview_matrix(run_dirs: Sequence[str | Path], columns: Sequence[str], combos: Sequence[Combination],
+                    labels: dict[str, str], pool: str) -> tuple[np.ndarray, list[int]]:
+    """(rows, M) mean importance over non-empty test samples, then over all runs (every seed
+    and fold) of each combination; and the number of runs per row."""
+    groups = {g["key"]["Features"]: g for g in importance_groups(run_dirs, labels, pool)}
+    matrix = np.full((len(combos), len(columns)), np.nan)
+    counts = []
+    for r, combo in enumerate(combos):
+        group = groups[combo.features]
+        for label, value in zip(group["labels"], group["mean"]):
+            matrix[r, columns.index(label)] = value
+        counts.append(len(group["runs"]))
+    return matrix, counts
+
+
+def write_overview(matrix: np.ndarray, counts: Sequence[int], combos: Sequence[Combination],
+                   columns: Sequence[str], out: Path, pool: str) -> Path:
+    plt = _plt()
+    width, height = _size(len(combos), len(columns))
+    fig, ax = plt.subplots(figsize=(width + 2.2, height + 0.2), layout="constrained")
+    row_labels = [f"{r}: {_wrap(c.labels, 30)}  [{n} runs]" for r, (c, n) in enumerate(zip(combos, counts), 1)]
+    image = draw_matrix(ax, matrix, columns, row_labels)
+    ax.set_title(f"Mean feature importance over test samples and runs ({pool} pooling)", fontsize=11)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="mean importance")
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def write_matrices(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: int = 4,
+                   seed: int | None = 0, pool: str = "max", labels: dict[str, str] | None = None,
+                   ids: Sequence[str] | None = None) -> dict:
+    """Write every figure and matrices.csv; returns {"samples", "pngs", "csv", "overview"}."""
+    labels = labels or {}
+    combos = load_combinations(run_dirs, labels, pool, seed)
+    if not combos:
+        raise ValueError(f"none of the {len(run_dirs)} runs uses pool {pool} with an importance.h5; "
+                         "pass set-model runs (not concat) or choose --pool")
+    columns = modality_columns(combos)
+    if ids:
+        chosen = [str(i) for i in ids]
+        unknown = [sid for sid in chosen if all(c.row(sid) is None for c in combos)]
+        if unknown:
+            raise ValueError(f"--ids {', '.join(unknown)}: not in the test set of any {pool} run")
+    else:
+        chosen = choose_samples(combos, columns, samples)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs, records = [], []
+    for sample_id in chosen:
+        pngs.append(write_sample(combos, columns, sample_id, out_dir / f"{safe_name(sample_id)}.png", pool))
+        matrix = sample_matrix(combos, columns, sample_id)
+        true = "|".join(truth(combos, sample_id))
+        for r, combo in enumerate(combos):
+            pred = predicted(combo, sample_id)
+            for m, label in enumerate(columns):
+                records.append({"sample": sample_id, "row": r + 1, "features": combo.features,
+                                "pool": pool, "seed": combo.seed, "modality": label,
+                                "in_combination": label in combo.labels,
+                                "importance": matrix[r, m], "predicted": "" if pred is None else "|".join(pred),
+                                "true": true})
+    if chosen:
+        write_samples_row(combos, columns, chosen, out_dir / "samples.png", pool)
+    matrix, counts = overview_matrix(run_dirs, columns, combos, labels, pool)
+    overview = write_overview(matrix, counts, combos, columns, out_dir / "overview.png", pool)
+    for r, combo in enumerate(combos):
+        for m, label in enumerate(columns):
+            records.append({"sample": "(mean)", "row": r + 1, "features": combo.features, "pool": pool,
+                            "seed": "all", "modality": label, "in_combination": label in combo.labels,
+                            "importance": matrix[r, m], "predicted": "", "true": ""})
+    csv = out_dir / "matrices.csv"
+    pd.DataFrame(records).to_csv(csv, index=False, float_format="%.6f")
+    return {"samples": chosen, "pngs": pngs, "csv": csv, "overview": overview, "columns": columns}

@@ -1,0 +1,141 @@
+"""Our rows beside the paper's Tables 2 and 3: matching, differences, units, layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from model.__main__ import main
+from model.paper_table import build_table
+from model.runfiles import write_metrics
+from model.synthetic import make_toy
+
+torch.set_num_threads(1)
+IMDB_LABELS = ["--label", "image=WSL(i)", "--label", "text=RoBERTa(t)", "--label", "boxes=WSL(bbox)"]
+LABELS = {"image": "WSL(i)", "text": "RoBERTa(t)", "boxes": "WSL(bbox)"}
+FAST = ["--set", "epochs=2", "--set", "dim=8", "--set", "hidden=8", "--set", "batch_size=64"]
+
+
+def fake_run(root: Path, features: list[str], pool: str, seed: int, values: dict[str, float],
+             fold=None) -> Path:
+    run = root / f"{'+'.join(features)}_{pool}_{seed}_{fold}"
+    run.mkdir(parents=True)
+    metrics = dict(values)
+    metrics.update({"metric_names": list(values), "features": features, "pool": pool, "seed": seed,
+                    "fold": fold, "method": "concat" if pool == "concat" else "set"})
+    write_metrics(run, metrics)
+    return run
+
+
+def f1(value: float) -> dict[str, float]:
+    return {"f1_micro": value, "f1_macro": value - 0.1, "f1_samples": value + 0.01, "map": 0.5}
+
+
+@pytest.fixture
+def imdb_runs(tmp_path) -> list[Path]:
+    return [
+        fake_run(tmp_path, ["text", "image"], "max", 0, f1(0.60)),  # order differs from the paper's
+        fake_run(tmp_path, ["text", "image"], "max", 1, f1(0.64)),
+        fake_run(tmp_path, ["image", "text"], "concat", 0, f1(0.58)),
+        fake_run(tmp_path, ["image"], "max", 0, f1(0.50)),  # paper row has no pool
+        fake_run(tmp_path, ["text"], "sum", 0, f1(0.66)),  # paper row says max
+        fake_run(tmp_path, ["image", "boxes"], "max", 0, f1(0.45)),  # not in the paper
+    ]
+
+
+def test_imdb_rows_match_the_paper(imdb_runs, tmp_path) -> None:
+    out = tmp_path / "results" / "imdb_table.csv"
+    assert main(["paper-table", "--runs", *map(str, imdb_runs), "--paper", "imdb", "--out", str(out),
+                 *IMDB_LABELS]) == 0
+    table = pd.read_csv(out)
+    table[["Features", "Pool"]] = table[["Features", "Pool"]].fillna("")
+    paper = table[table["source"] == "paper"]
+    ours = table[table["source"] == "dmms"]
+    assert len(paper) == 24 and {"GMU [1]", "Kiela et al. 2018 [12]", "MFAS [26]", "MMBT [11]"} <= set(paper["Method"])
+    assert paper.iloc[0]["f1_micro"] == pytest.approx(0.63)  # prior work kept with its numbers
+
+    pair = ours[(ours["Features"] == "RoBERTa(t), WSL(i)") & (ours["Pool"] == "max")].iloc[0]
+    assert pair["paper_f1_micro"] == pytest.approx(0.6623)
+    assert pair["f1_micro"] == pytest.approx(0.62)
+    assert pair["diff_f1_micro"] == pytest.approx(0.62 - 0.6623)
+    assert pair["diff_f1_macro"] == pytest.approx(0.52 - 0.5961)
+    assert pair["f1_micro_std"] == pytest.approx(np.std([0.60, 0.64], ddof=1), abs=1e-6)
+    assert pair["seeds"] == 2
+    # placed right after its paper row
+    position = table.index[(table["source"] == "dmms") & (table["Features"] == "RoBERTa(t), WSL(i)")
+                           & (table["Pool"] == "max")][0]
+    assert table.loc[position - 1, "Features"] == "WSL(i), RoBERTa(t)" and table.loc[position - 1, "Pool"] == "max"
+
+    single_image = ours[ours["Features"] == "WSL(i)"].iloc[0]
+    assert single_image["paper_f1_micro"] == pytest.approx(0.5253)
+    assert single_image["diff_f1_micro"] == pytest.approx(0.50 - 0.5253)
+    single_text = ours[ours["Features"] == "RoBERTa(t)"].iloc[0]  # our sum vs the paper's max row
+    assert single_text["paper_f1_micro"] == pytest.approx(0.6699)
+
+    concat = ours[ours["Pool"] == "concat"].iloc[0]
+    assert concat["Method"] == "concat" and np.isnan(concat["diff_f1_micro"])
+    unmatched = ours[ours["Features"] == "WSL(i), WSL(bbox)"].iloc[0]
+    assert np.isnan(unmatched["paper_f1_micro"]) and unmatched["f1_micro"] == pytest.approx(0.45)
+    assert len(ours) == 5
+
+    md = out.with_suffix(".md").read_text()
+    assert "| Source | Method | Modalities | Features | Pool | F1-Micro | F1-Macro | F1-Samples | Seeds |" in md
+    assert "0.6200 ± 0.0283 (Δ -0.0423)" in md
+    assert "| paper | MMBT [11] | img+txt | - | - | 0.6640 | 0.6110 | - |  |" in md
+
+
+def test_labels_must_map_to_match(imdb_runs) -> None:
+    table = build_table(imdb_runs, "imdb")  # no labels: feature names are not paper labels
+    ours = table[table["source"] == "dmms"]
+    assert ours["paper_row"].isna().all() and len(ours) == 5
+    assert len(table) == 24 + 5
+
+
+def test_ads_folds_and_percent(tmp_path) -> None:
+    keys = ["accuracy", "auc", "accuracy_non_parallel", "accuracy_parallel_equivalent",
+            "accuracy_parallel_non_equivalent"]
+    runs = [fake_run(tmp_path, ["image"], "max", seed, {k: value for k in keys}, fold=fold)
+            for seed, fold, value in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]]
+    table = build_table(runs, "ads", {"image": "WSL(i)"})
+    row = table[table["source"] == "dmms"].iloc[0]
+    assert row["accuracy"] == pytest.approx(70.0)  # percent, folds averaged within a seed
+    assert row["accuracy_std"] == pytest.approx(100 * np.std([0.6, 0.8], ddof=1))
+    assert row["paper_accuracy"] == pytest.approx(57.726)
+    assert row["diff_accuracy"] == pytest.approx(70.0 - 57.726)
+    assert row["diff_parallel_equiv"] == pytest.approx(70.0 - 76.103)
+    assert row["seeds"] == 2 and row["runs"] == 4
+    assert table.iloc[0]["Method"] == "Zhang et al. 2018 [34]"
+
+
+def test_trained_runs_end_to_end(tmp_path) -> None:
+    """Real run folders: a binary toy whose fine classes carry the Ads names."""
+    manifest, stores = make_toy(tmp_path / "toy", n=150, classes=1, folds=3)
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    frame["fine"] = np.where(frame["labels"] == "", "non-parallel",
+                             np.where(np.arange(len(frame)) % 2, "parallel-equivalent", "parallel-non-equivalent"))
+    frame.to_csv(manifest, index=False)
+    runs = []
+    for features, pool in ((["signal"], "max"), (["signal", "noise"], "max"), (["signal", "noise"], "concat")):
+        for fold in (0, 1):
+            out = tmp_path / "runs" / "_".join(features) / pool / f"fold{fold}"
+            assert main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
+                         "--pool", pool, "--seed", "0", "--out", str(out), "--set", f"fold={fold}", *FAST]) == 0
+            runs.append(out)
+    out = tmp_path / "ads_table.csv"
+    assert main(["paper-table", "--runs", *map(str, runs), "--paper", "ads", "--out", str(out),
+                 "--label", "signal=WSL(i)", "--label", "noise=RoBERTa(ocr)"]) == 0
+    table = pd.read_csv(out)
+    ours = table[table["source"] == "dmms"]
+    assert len(ours) == 3
+    pair = ours[(ours["Features"] == "WSL(i), RoBERTa(ocr)") & (ours["Pool"] == "max")].iloc[0]
+    assert pair["paper_accuracy"] == pytest.approx(61.721)
+    for column in ("accuracy", "auc", "non_parallel", "parallel_equiv", "parallel_non_equiv"):
+        assert 0 <= pair[column] <= 100 and not np.isnan(pair[f"diff_{column}"])
+    assert np.isnan(pair["accuracy_std"])  # one seed
+    assert "Δ" in out.with_suffix(".md").read_text()
+    with pytest.raises(ValueError, match="choose one of"):
+        build_table(runs, "nope")
