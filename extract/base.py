@@ -28,6 +28,7 @@ class Item:
     image: str = ""
     text: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    from_input: bool = False  # True when `extra` comes from an input store (`--input`)
 
 
 @dataclass

@@ -42,17 +42,17 @@ STANDARD_COLUMNS = ("id", "split", "image", "text", "labels")
 
 
 def items_from(manifest: pd.DataFrame, input_store: RaggedStore | None = None) -> list[Item]:
-    """One `Item` per row; `extra` holds the row's dataset columns (strings, as in the CSV), then
-    that sample's entries of the input store (which win on a name clash)."""
-    columns = [c for c in manifest.columns if c not in STANDARD_COLUMNS]
-    items = [Item(str(r["id"]), str(r["image"]), str(r["text"]), {c: str(r[c]) for c in columns})
-             for r in manifest.to_dict("records")]
+    """One `Item` per row. `extra` is that sample's entries of the input store when there is one
+    (empty when the store lacks the sample), else the row's dataset columns as strings (what
+    `index` reads: every column beyond the standard ones)."""
     if input_store is not None:
         known = set(input_store.ids)
-        for item in items:
-            if item.id in known:
-                item.extra.update(input_store.sample(item.id))
-    return items
+        return [Item(str(r.id), str(r.image), str(r.text),
+                     input_store.sample(str(r.id)) if str(r.id) in known else {}, from_input=True)
+                for r in manifest[["id", "image", "text"]].itertuples(index=False)]
+    columns = [c for c in manifest.columns if c not in STANDARD_COLUMNS]
+    return [Item(str(r["id"]), str(r["image"]), str(r["text"]), {c: str(r[c]) for c in columns})
+            for r in manifest.to_dict("records")]
 
 
 def resolve_device(name: str) -> torch.device:

@@ -39,6 +39,7 @@ class RaggedStore:
     samples: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) arrays
     failed: dict[str, str] = field(default_factory=dict)  # id -> reason
     attrs: dict[str, Any] = field(default_factory=dict)
+    _positions: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -48,9 +49,11 @@ class RaggedStore:
         return np.diff(self.offsets)
 
     def index(self, sample_id: str) -> int:
+        if self._positions is None or len(self._positions) != len(self.ids):
+            self._positions = {sid: k for k, sid in enumerate(self.ids)}
         try:
-            return self.ids.index(sample_id)
-        except ValueError:
+            return self._positions[sample_id]
+        except KeyError:
             raise KeyError(f"sample {sample_id!r} is not in this store") from None
 
     def sample(self, sample_id: str) -> dict[str, Any]:
@@ -161,7 +164,7 @@ def write_store(path: str | Path, store: RaggedStore, compression: str | None = 
                 _dataset(h5, name, col, compression)
             for name, col in store.samples.items():
                 _dataset(h5, name, col, compression)
-            failed = sorted(store.failed.items(), key=lambda kv: store.ids.index(kv[0]))
+            failed = sorted(store.failed.items(), key=lambda kv: store.index(kv[0]))
             h5.create_dataset("failed_ids", data=np.array([k for k, _ in failed], dtype=object), dtype=STR)
             h5.create_dataset("failed_reasons", data=np.array([v for _, v in failed], dtype=object), dtype=STR)
             attrs = dict(store.attrs)

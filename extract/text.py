@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from extract.base import Extractor, Item, Options, Output
+from extract.base import BadInput, Extractor, Item, Options, Output
 from extract.registry import register
 from extract.weights import MissingWeights, offline, sha256, weights_dir
 
@@ -109,7 +109,15 @@ class TextExtractor(Extractor):
                 "model": json.dumps(self.options.model or self.backend)}
 
     def prepare(self, item: Item) -> str:
-        return clean(item.extra["text"] if "text" in item.extra else item.text)
+        if not item.from_input:
+            return clean(item.text)
+        if not item.extra:
+            raise BadInput(f"sample {item.id} is not in the input store; rerun its extraction")
+        if "failed" in item.extra:
+            raise BadInput(f"input store failed on this sample: {item.extra['failed']}")
+        if "text" not in item.extra:
+            raise ValueError("the input store has no `text` sample column (give --input an ocr store)")
+        return clean(item.extra["text"])
 
     def forward(self, batch: list[str]) -> list[Output]:
         present = [t for t in batch if t]

@@ -1,0 +1,101 @@
+"""text: MiniLM semantics, the roberta-base path on a random tiny-vocabulary model, ocr_text via --input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from extract.__main__ import main
+from extract.base import Item
+from extract.store import StoreBuilder, base_attrs, read_store, write_store
+from extract.text import TextExtractor, TextOptions
+from tiny_roberta import hf_vocab, save_hf_roberta, save_hf_tokenizer, train_bpe
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("DMMS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def minilm() -> TextExtractor:
+    return TextExtractor("minilm", CPU, TextOptions(dtype="float32"))
+
+
+@pytest.fixture(scope="module")
+def roberta_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("roberta")
+    encoder, merges = train_bpe()
+    save_hf_tokenizer(folder, encoder, merges)
+    save_hf_roberta(folder, len(hf_vocab(encoder)), layers=2)
+    return folder
+
+
+def features(extractor: TextExtractor, texts: list[str]) -> list[np.ndarray]:
+    """Each text's rows, through prepare and one batched forward, as the runner does."""
+    outs = extractor.forward([extractor.prepare(Item(str(k), "", t)) for k, t in enumerate(texts)])
+    return [out.rows["features"] for out in outs]
+
+
+def test_minilm_puts_paraphrases_closer_than_unrelated_text(minilm):
+    a, b, c = (f[0] for f in features(minilm, [
+        "A man is playing the guitar on stage.",
+        "Someone performs a song with a guitar in front of an audience.",
+        "Interest rates rose sharply after the central bank's decision.",
+    ]))
+    assert a.shape == (384,)
+    assert np.allclose([np.linalg.norm(a), np.linalg.norm(c)], 1, atol=1e-4)
+    assert float(a @ b) > float(a @ c) + 0.2
+
+
+def test_roberta_base_path_gives_first_token_features(roberta_dir):
+    ex = TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), dtype="float32"))
+    assert ex.dim == 768 and ex.weights and ex.weights[0][0] == "model.safetensors"
+    texts = ["Fear the night.", "A detective hunts a killer through the city at night."]
+    got = features(ex, texts)
+    assert [f.shape for f in got] == [(1, 768), (1, 768)]
+    for text, feat in zip(texts, got):  # unbatched, unpadded reference: <s> of the last layer
+        tok = ex.tokenizer(text, return_tensors="pt")
+        assert tok["input_ids"][0, 0].item() == 0  # <s>
+        with torch.inference_mode():
+            want = ex.model(**tok).last_hidden_state[0, :1].numpy()
+        np.testing.assert_allclose(feat, want, atol=1e-4)
+
+
+def test_roberta_truncates_long_text_at_512_tokens(roberta_dir):
+    ex = TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), dtype="float32"))
+    head = " ".join(["the night is dark"] * 300)  # ~1200 tokens, far past 512
+    assert len(ex.tokenizer(head)["input_ids"]) > 1000
+    long_a, long_b, empty, short = features(ex, [head + " aliens land", head + " buy one get one", "", "dog"])
+    assert long_a.shape == (1, 768) and np.all(np.isfinite(long_a))
+    np.testing.assert_array_equal(long_a, long_b)  # only the first 512 tokens count
+    assert empty.shape == (0, 768) and short.shape == (1, 768)
+
+
+def test_ocr_text_is_embedded_from_the_input_store(tmp_path, minilm):
+    ids = ["1", "2", "3"]
+    pd.DataFrame({"id": ids, "split": ["train"] * 3, "image": [""] * 3,
+                  "text": ["plot one", "plot two", "plot three"], "labels": ["a"] * 3}
+                 ).to_csv(tmp_path / "m.csv", index=False)
+    builder = StoreBuilder()  # what `python -m extract ocr` writes
+    for sample_id, words in zip(ids, [["FEAR", "THE NIGHT"], [], ["BUY NOW"]]):
+        rows = {"words": np.array(words, dtype=object), "boxes": np.zeros((len(words), 4), np.float32),
+                "scores": np.ones(len(words), np.float32)}
+        builder.add(sample_id, rows, {"text": " ".join(words)})
+    columns = {"words": ((), object), "boxes": ((4,), np.float32), "scores": ((), np.float32)}
+    write_store(tmp_path / "ocr.h5", builder.build(base_attrs("ocr", "easyocr-en", 0, {}), columns))
+
+    out = tmp_path / "ocr_text.h5"
+    assert main(["text", "--manifest", str(tmp_path / "m.csv"), "--out", str(out), "--backend", "minilm",
+                 "--input", str(tmp_path / "ocr.h5"), "--set", "dtype=float32", "--no-progress"]) == 0
+    store = read_store(out)
+    assert store.ids == ids and store.counts.tolist() == [1, 0, 1]  # no OCR text: no row
+    want = np.concatenate(features(minilm, ["FEAR THE NIGHT", "BUY NOW"]))
+    np.testing.assert_allclose(store.rows["features"], want, atol=1e-5)
+    plot = features(minilm, ["plot one"])[0]
+    assert not np.allclose(store.sample("1")["features"], plot, atol=1e-2)  # not the manifest text
