@@ -45,6 +45,21 @@ class ObjectOptions(Options):
     max_size: int = 1333  # ... unless the longer side would pass this
 
 
+def freeze_batch_norms(module: nn.Module) -> None:
+    """Swap every BatchNorm2d for torchvision's FrozenBatchNorm2d with eps 0, statistics kept.
+    (A plain BatchNorm2d with eps 0 is refused by cuDNN on the GPU.)"""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=0.0)
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                getattr(frozen, key).copy_(getattr(child, key).detach())
+            setattr(module, name, frozen)
+        else:
+            freeze_batch_norms(child)
+
+
 class TorchvisionDetector:
     """PIL RGB images -> per image (boxes, scores, labels 0..79); see `Detectron2Detector`."""
 
@@ -55,9 +70,7 @@ class TorchvisionDetector:
                                       min_size=options.min_size, max_size=options.max_size)
         state, self.weights = load_state_dict(TORCHVISION_WEIGHTS)
         net.load_state_dict(state, strict=True)
-        for m in net.modules():  # these weights were trained with frozen BN, used with eps 0
-            if isinstance(m, nn.BatchNorm2d):
-                m.eps = 0.0
+        freeze_batch_norms(net)  # trained with frozen BN, used with eps 0 (as torchvision does)
         self.model = net.eval().to(device)
         self.device = device
 

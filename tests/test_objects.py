@@ -64,8 +64,28 @@ def test_detectron2_backend_says_what_to_install():
 def test_auto_backend_falls_back_to_torchvision():
     ex = ObjectExtractor("auto", CPU, ObjectOptions())
     assert ex.backend == "torchvision" and ex.weights[0][0] == TORCHVISION_WEIGHTS.file
-    norms = [m for m in ex.detector.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert norms and all(m.eps == 0.0 for m in norms)  # as torchvision's own COCO_V1 loading does
+    from torchvision.ops import FrozenBatchNorm2d
+
+    modules = list(ex.detector.model.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in modules)  # cuDNN refuses eps 0
+    frozen = [m for m in modules if isinstance(m, FrozenBatchNorm2d)]
+    assert frozen and all(m.eps == 0.0 for m in frozen)  # as torchvision's own COCO_V1 loading does
+
+
+def test_frozen_batch_norm_swap_keeps_outputs():
+    from extract.objects import freeze_batch_norms
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-1, 1)
+        net[1].running_var.uniform_(0.5, 2)
+        net[1].weight.uniform_(0.5, 1.5)
+    net.eval()
+    x = torch.randn(2, 3, 8, 8)
+    net[1].eps = 0.0
+    expected = net(x)
+    freeze_batch_norms(net)
+    torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-5)
 
 
 def write_manifest(folder) -> tuple[str, dict[str, tuple[int, int]]]:
