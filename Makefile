@@ -7,7 +7,9 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export EASYOCR_MODULE_PATH ?= $(abspath resources/easyocr)
 CORES ?= 2
 
-.PHONY: demo test venv lint clean
+FAIRSEQ_VENV ?= .venv-fairseq
+
+.PHONY: demo test test-fairseq venv lint clean
 
 venv: $(STAMP)
 
@@ -23,6 +25,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The optional fairseq backend lives in its own venv (fairseq pins what .venv must not); its test
+# must run there for real, so DMMS_REQUIRE_FAIRSEQ turns a missing fairseq into a failure.
+$(FAIRSEQ_VENV)/.installed: requirements-fairseq.txt
+	test -x $(FAIRSEQ_VENV)/bin/python || python3 -m venv $(FAIRSEQ_VENV)
+	$(FAIRSEQ_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FAIRSEQ_VENV)/bin/python -m pip install --quiet -r requirements-fairseq.txt
+	touch $@
+
+test-fairseq: $(FAIRSEQ_VENV)/.installed
+	DMMS_REQUIRE_FAIRSEQ=1 $(FAIRSEQ_VENV)/bin/python -m pytest -q tests/test_fairseq.py
 
 lint: $(STAMP)
 	snakemake --lint

@@ -28,7 +28,9 @@ rule extract_shard:
         "logs/{dataset}/extract/{feature}/{scatteritem}.log",
     conda:
         "../envs/extract.yaml"
-    threads: 2
+    # One thread per shard: per-image work (decoding, MTCNN stages, EasyOCR's recogniser loop)
+    # scales better across parallel shards; raise it with --set-threads extract_shard=N.
+    threads: 1
     resources:
         gpu=gpus,
     params:

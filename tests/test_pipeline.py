@@ -11,15 +11,14 @@ import pytest
 
 from data.manifest import read_manifest
 from extract.store import read_store
+from tests.snakemake_run import ROOT
+from tests.snakemake_run import snakemake as run_snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "tests/config/test.yaml"
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(ROOT / "tests/config/test.yaml"), "--cores", "2", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    return run_snakemake(workdir, "--cores", "2", *args, configfile=CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +44,45 @@ def test_end_to_end_stores(pipeline):
     assert not (workdir / "results/demo/features/shards").exists() or not any(
         (workdir / "results/demo/features/shards").rglob("*.h5"))  # temp shards removed
     assert (workdir / "logs/demo/extract/image/merge.log").exists()
+
+
+def test_end_to_end_table_and_figures(pipeline):
+    import pandas as pd
+
+    workdir, _ = pipeline
+    table = pd.read_csv(workdir / "results/demo_table.csv")
+    cells = set(zip(table["Method"], table["Modalities"], table["Pool"]))
+    assert cells == {("set", "image", "max"), ("set", "image+text+faces+ocr_text", "max"),
+                     ("set", "image+text+faces+ocr_text", "attention"),
+                     ("concat", "image+text+faces+ocr_text", "concat")}
+    assert (table["seeds"] == 2).all() and table["f1_micro"].between(0, 1).all()
+    assert "±" in (workdir / "results/demo_table.md").read_text()
+    assert (workdir / "results/demo/figures/importance_all.png").stat().st_size > 1000
+    assert (workdir / "results/demo/figures/matrices/overview.png").stat().st_size > 1000
+    for store in ("faces", "ocr", "ocr_text"):
+        assert read_store(workdir / f"results/demo/features/{store}.h5").ids == read_store(
+            workdir / "results/demo/features/image.h5").ids
+    run = workdir / "results/demo/runs/all/max/seed0"
+    for name in ("metrics.json", "history.csv", "predictions.h5", "importance.h5", "model.pt"):
+        assert (run / name).exists(), name
+
+
+def test_training_option_change_reruns_training_only(pipeline, tmp_path):
+    """Changing a training option plans training and tables again, never extraction."""
+    import yaml
+
+    workdir, _ = pipeline
+    config = yaml.safe_load(CONFIG.read_text())
+    config["datasets"]["demo"]["experiments"]["train"]["epochs"] = 5
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    from tests.snakemake_run import job_counts
+
+    plan = run_snakemake(workdir, "-n", "--cores", "2", configfile=changed)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    counts = job_counts(plan.stdout)
+    assert counts.get("train") == 8 and "table" in counts
+    assert not {"extract_shard", "merge_shards", "manifest", "compose_demo"} & set(counts)
 
 
 def test_rerun_is_a_no_op(pipeline):
