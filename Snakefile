@@ -5,7 +5,8 @@
 #   snakemake --cores 8 results/imdb_table.csv
 
 
-configfile: "config/config.yaml"
+# Found next to this Snakefile, so `snakemake -s PATH/Snakefile --directory WORKDIR` works too.
+configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
 report: "report/workflow.rst"

@@ -234,6 +234,9 @@ def unpack(archive: str | Path, dest: str | Path) -> Path:
                 tar.extract(member, staging, filter="data")
                 count += 1
         entries = sorted(staging.iterdir())
+        for e in entries:  # an empty folder (Snakemake makes its outputs' parents) is no clash
+            if (dest / e.name).is_dir() and not any((dest / e.name).iterdir()):
+                (dest / e.name).rmdir()
         clash = [str(dest / e.name) for e in entries if (dest / e.name).exists()]
         if clash:
             raise FileExistsError(f"unpacking {archive} would overwrite {', '.join(clash)}; "

@@ -11,12 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None,
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, replace: bool = False,
               timeout: int = 1800) -> subprocess.CompletedProcess:
+    """`replace`: the config file replaces config/config.yaml instead of being merged into it."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{BIN}:{os.environ['PATH']}")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
     if configfile is not None:
-        cmd += ["--configfile", str(configfile)]
+        cmd += ["--configfile", str(configfile)] + (["--replace-workflow-config"] if replace else [])
     return subprocess.run(cmd + list(args), cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 

@@ -209,3 +209,23 @@ def test_cli_download_and_unpack(archive, tmp_path, capsys, caplog):
     assert data_main(["download", "--url", archive.as_uri(), "--out", str(tmp_path / "x.tar.gz"),
                       "--sha256", "ab" * 32]) == 1
     assert "expected " + "ab" * 32 in caplog.text
+
+
+def test_download_rule_feeds_the_manifest(archive, tmp_path):
+    """The Snakemake rule: a file:// mirror, fetched, verified and unpacked, then the manifest."""
+    import yaml
+
+    from tests.snakemake_run import snakemake
+
+    override = tmp_path / "imdb.yaml"
+    override.write_text(yaml.safe_dump({"datasets": {"imdb": {
+        "root": "resources/imdb/mmimdb",
+        "download": {"url": archive.as_uri(), "size": archive.stat().st_size, "sha256": sha(archive)}}}}))
+    run = snakemake(tmp_path / "work", "--cores", "1", "results/imdb/manifest.csv", configfile=override,
+                    timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    work = tmp_path / "work"
+    assert (work / "resources/imdb/mmimdb.tar.gz").stat().st_size == archive.stat().st_size
+    manifest = (work / "results/imdb/manifest.csv").read_text()
+    assert "0000011" in manifest and "Drama|Romance" in manifest
+    assert "download_mmimdb" in run.stdout + run.stderr

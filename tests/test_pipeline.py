@@ -18,7 +18,7 @@ CONFIG = ROOT / "tests/config/test.yaml"
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_snakemake(workdir, "--cores", "2", *args, configfile=CONFIG)
+    return run_snakemake(workdir, "--cores", "2", *args, configfile=CONFIG, replace=True)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_training_option_change_reruns_training_only(pipeline, tmp_path):
     changed.write_text(yaml.safe_dump(config))
     from tests.snakemake_run import job_counts
 
-    plan = run_snakemake(workdir, "-n", "--cores", "2", configfile=changed)
+    plan = run_snakemake(workdir, "-n", "--cores", "2", configfile=changed, replace=True)
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = job_counts(plan.stdout)
     assert counts.get("train") == 8 and "table" in counts

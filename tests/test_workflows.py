@@ -81,7 +81,7 @@ def ads_run(tmp_path_factory):
             Image.fromarray(np.asarray(img)[:, ::-1] if k % 2 else np.asarray(img)).save(folder / row["image"])
     config = work / "ads.yaml"
     config.write_text((ROOT / "tests/config/ads.yaml").read_text().replace("ANNOTATIONS", str(csv)))
-    run = snakemake(work, "--cores", "2", "results/ads_table.csv", configfile=config)
+    run = snakemake(work, "--cores", "2", "results/ads_table.csv", configfile=config, replace=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return work, config
 
@@ -105,7 +105,7 @@ def test_ads_end_to_end_beside_paper(ads_run):
 def test_report_builds(ads_run):
     work, config = ads_run
     report = snakemake(work, "--report", "report.html", "results/ads_table.csv", configfile=config,
-                       timeout=600)
+                       replace=True, timeout=600)
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     html = (work / "report.html").read_text(errors="replace")
     assert "ads_table.csv" in html and "Results on" in html
