@@ -1,0 +1,45 @@
+"""Does max-pool importance follow the demo's planted cues?
+
+    python bench/importance_vs_cues.py results/demo/runs/all/max resources/composed/demo/cues.csv
+
+Mean importance of a modality on test samples where its cue was planted vs. where it was not
+(OCR text: a tagline on the poster; faces: at least one face; text: an informative plot).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import h5py
+import pandas as pd
+
+CUES = {  # modality: (cue column, test that the cue is present)
+    "ocr_text": ("tagline", lambda c: c != ""),
+    "faces": ("n_faces", lambda c: c.astype(int) > 0),
+    "text": ("plot_informative", lambda c: c == "1"),
+}
+
+
+def main(runs: str, cues_csv: str) -> int:
+    cues = pd.read_csv(cues_csv, dtype=str, keep_default_na=False).set_index("id")
+    frames = []
+    for path in sorted(Path(runs).glob("*/importance.h5")):
+        with h5py.File(path) as h5:
+            modalities = json.loads(h5.attrs["modalities"])
+            frames.append(pd.DataFrame(h5["importance"][()], index=h5["ids"].asstr()[()], columns=modalities))
+    if not frames:
+        raise SystemExit(f"no */importance.h5 under {runs}")
+    imp = pd.concat(frames)
+    for modality, (column, present) in CUES.items():
+        if modality not in imp:
+            continue
+        mask = present(cues.loc[imp.index, column]).to_numpy()
+        print(f"{modality:<9} cue {column:<17} present {imp[modality][mask].mean():.3f} (n={mask.sum()})  "
+              f"absent {imp[modality][~mask].mean():.3f} (n={(~mask).sum()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))
