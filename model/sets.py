@@ -205,6 +205,9 @@ class SetModel(FusionModel):
         super().__init__(features, num_classes, dim, hidden, dropout, head_in=dim)
         self.pool = pool
         self.scorer = nn.Linear(dim, 1) if pool == "attention" else None
+        if self.scorer is not None:  # start as mean pooling; learn to depart from it
+            nn.init.zeros_(self.scorer.weight)
+            nn.init.zeros_(self.scorer.bias)
 
     def encode(self, batch: "Batch") -> tuple[Tensor, Tensor, Tensor]:
         """Packed set elements: x (E, D), segment (E,), modality (E,)."""
