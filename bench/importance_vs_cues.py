@@ -8,12 +8,14 @@ Mean importance of a modality on test samples where its cue was planted vs. wher
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-import h5py
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model.runfiles import read_importance  # noqa: E402
 
 CUES = {  # modality: (cue column, test that the cue is present)
     "ocr_text": ("tagline", lambda c: c != ""),
@@ -26,9 +28,8 @@ def main(runs: str, cues_csv: str) -> int:
     cues = pd.read_csv(cues_csv, dtype=str, keep_default_na=False).set_index("id")
     frames = []
     for path in sorted(Path(runs).glob("*/importance.h5")):
-        with h5py.File(path) as h5:
-            modalities = json.loads(h5.attrs["modalities"])
-            frames.append(pd.DataFrame(h5["importance"][()], index=h5["ids"].asstr()[()], columns=modalities))
+        ids, importance, modalities = read_importance(path.parent)
+        frames.append(pd.DataFrame(importance, index=ids, columns=modalities))
     if not frames:
         raise SystemExit(f"no */importance.h5 under {runs}")
     imp = pd.concat(frames)

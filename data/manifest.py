@@ -33,5 +33,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"manifest {path} lacks columns {missing}")
+        raise ValueError(f"manifest {path} lacks columns {missing}; "
+                         "see DESIGN.md 'Manifest' for the columns it must have")
+    if frame["id"].duplicated().any():
+        dup = frame.loc[frame["id"].duplicated(), "id"].iloc[0]
+        raise ValueError(f"manifest {path} lists id {dup!r} more than once; ids must be unique")
     return frame

@@ -12,7 +12,8 @@ import torch
 
 from extract import registry
 from extract.base import parse_options
-from extract.run import extract, items_from, load_input, parse_shard, read_manifest, resolve_device, shard_slice
+from data.manifest import read_manifest
+from extract.run import extract, items_from, load_input, parse_shard, resolve_device, shard_slice
 from extract.store import merge_stores, write_store
 
 

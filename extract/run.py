@@ -14,7 +14,6 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from data.manifest import read_manifest  # noqa: F401  (re-exported for the CLI)
 from extract.base import BadInput, Extractor, Item, Output
 from extract.store import RaggedStore, StoreBuilder, base_attrs, read_store
 

@@ -8,23 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data.manifest import read_manifest  # noqa: F401  (the one manifest reader; used by train)
+
 NAMED_SPLITS = ("train", "dev", "test")
-
-
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """The manifest with every column as a string (ids stay zero-padded, empty stays empty)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"manifest {path} does not exist; run the dataset's data rule first")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in ("id", "split", "labels") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"manifest {path} lacks column(s) {', '.join(missing)}; "
-                         "see DESIGN.md 'Manifest' for the columns it must have")
-    if frame["id"].duplicated().any():
-        dup = frame.loc[frame["id"].duplicated(), "id"].iloc[0]
-        raise ValueError(f"manifest {path} lists id {dup!r} more than once; ids must be unique")
-    return frame
 
 
 def split_labels(labels: pd.Series) -> list[list[str]]:

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from model.report import importance_groups, run_key
-from model.runfiles import IMPORTANCE, PREDICTIONS, read_importance, read_metrics
+from extract.store import read_store
+from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions
 
 
 @dataclass
@@ -63,16 +63,6 @@ class Combination:
     def finish(self) -> None:
         """Index `ids`; call after setting them."""
         self._index = {sid: k for k, sid in enumerate(self.ids)}
-
-
-def _read_predictions(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, list[str], str]:
-    path = run_dir / PREDICTIONS
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; train the run first (python -m model train)")
-    with h5py.File(path, "r") as h5:
-        ids = list(h5["ids"].asstr()[()]) if len(h5["ids"]) else []
-        classes = list(h5["classes"].asstr()[()]) if len(h5["classes"]) else []
-        return ids, h5["probabilities"][()], h5["targets"][()], classes, str(h5.attrs.get("task", ""))
 
 
 def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
@@ -106,7 +96,7 @@ def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
             if modalities != names:
                 order = [modalities.index(n) for n in names]
                 importance = importance[:, order]
-            pred_ids, prob, target, classes, task = _read_predictions(run_dir)
+            pred_ids, prob, target, classes, task = read_predictions(run_dir)
             position = {sid: k for k, sid in enumerate(pred_ids)}
             missing = [sid for sid in imp_ids if sid not in position]
             if missing:
@@ -179,19 +169,17 @@ def truth(combos: Sequence[Combination], sample_id: str) -> list[str]:
 
 
 def _store_counts(path: str) -> dict[str, int] | None:
-    """id -> row count from a store's ids and offsets (only those two datasets are read)."""
+    """id -> row count of a store (ids and offsets only; no row column is read)."""
     spec = Path(path)
     if not spec.is_file() and ":" in path:  # NAME=STORE.h5:COLUMN
         spec = Path(path.rpartition(":")[0])
     if not spec.is_file():
         return None
     try:
-        with h5py.File(spec, "r") as h5:
-            ids = h5["ids"].asstr()[()]
-            counts = np.diff(h5["offsets"][()])
-    except (OSError, KeyError):
+        store = read_store(spec, columns=[])
+    except (OSError, KeyError, ValueError):
         return None
-    return dict(zip(ids, counts.tolist()))
+    return dict(zip(store.ids, store.counts.tolist()))
 
 
 def presence(combos: Sequence[Combination], columns: Sequence[str], candidates: Sequence[str]) -> np.ndarray:

@@ -104,3 +104,14 @@ def read_importance(run_dir: str | Path) -> tuple[list[str], np.ndarray, list[st
     with h5py.File(path, "r") as h5:
         ids = list(h5["ids"].asstr()[()]) if len(h5["ids"]) else []
         return ids, h5["importance"][()], json.loads(h5.attrs["modalities"])
+
+
+def read_predictions(run_dir: str | Path) -> tuple[list[str], np.ndarray, np.ndarray, list[str], str]:
+    """(ids, probabilities (N, C), targets (N, C), classes, task) of a run."""
+    path = Path(run_dir) / PREDICTIONS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; train the run first (python -m model train)")
+    with h5py.File(path, "r") as h5:
+        ids = list(h5["ids"].asstr()[()]) if len(h5["ids"]) else []
+        classes = list(h5["classes"].asstr()[()]) if len(h5["classes"]) else []
+        return ids, h5["probabilities"][()], h5["targets"][()], classes, str(h5.attrs.get("task", ""))

@@ -17,6 +17,9 @@ def test_missing_file_error_names_file_url_and_place(tmp_path, monkeypatch):
     assert "ig_resnext101_32x16-c6f796b0.pth" in msg
     assert spec.url in msg
     assert str(tmp_path.parent) in msg or "weights" in msg  # where to put it
+    from extract.weights import hub_dir, weights_dir
+
+    assert str(weights_dir() / spec.file) in msg and str(hub_dir() / spec.file) in msg
     assert "DMMS_OFFLINE" in msg
 
 
