@@ -1,4 +1,4 @@
-"""Command line: `python -m model train|table|figure|paper-table|matrices ...` (see --help of each)."""
+"""Command line: `python -m model train|predict|table|figure|paper-table|matrices ...` (see --help of each)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
                        help="paper label of a feature, e.g. image=WSL(i); rows match the paper by these")
 
+    pred = sub.add_parser("predict", help="apply a trained run to new samples (PRED.csv + PRED.h5)")
+    pred.add_argument("--run", required=True, help="run folder holding model.pt")
+    pred.add_argument("--manifest", required=True, help="manifest of the new samples (labels may be empty)")
+    pred.add_argument("--feature", action="append", required=True, metavar="NAME=STORE.h5[:COLUMN]",
+                      help="one store per feature of the run, extracted as the training stores were")
+    pred.add_argument("--out", required=True, help="PRED: writes PRED.csv and PRED.h5")
+    pred.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    pred.add_argument("--batch-size", type=int, default=1024)
+
     fim = sub.add_parser("matrices", help="feature importance matrices per test sample (paper Fig. 2/3)")
     fim.add_argument("--runs", nargs="+", required=True, help="run folders")
     fim.add_argument("--out-dir", required=True, help="folder for <id>.png, samples.png, overview.png, matrices.csv")
@@ -72,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             options = parse_options(args.set)
             specs = [FeatureSpec.parse(text) for text in args.feature]
             train(args.manifest, specs, args.pool, args.seed, args.out, args.device, options)
+        elif args.command == "predict":
+            from model.data import FeatureSpec
+            from model.predict import predict_new
+
+            specs = [FeatureSpec.parse(text) for text in args.feature]
+            csv, h5 = predict_new(args.run, args.manifest, specs, args.out, args.device, args.batch_size)
+            print(f"wrote {csv} and {h5}", file=sys.stderr)
         elif args.command == "table":
             from model.report import parse_labels, write_table
 

@@ -1,0 +1,104 @@
+"""Apply a trained run to new samples: `python -m model predict --run RUN_DIR --manifest M
+--feature NAME=STORE.h5 ... --out PRED` writes PRED.csv and PRED.h5.
+
+PRED.csv: `id`, `predicted` (`|`-joined classes at the run's threshold), one `p_<class>` column
+per class. PRED.h5: ids, probabilities (N, C), classes, importance (N, M) per modality (the
+run's pool's importance: share of dimensions won for max/min, of mass for sum/mean/attention/
+concat), `winners` (N, M) the number of the D dimensions each modality wins (max/min pools only),
+elements (N, M) set elements per modality, and the run's features and pool as attrs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from data.manifest import read_manifest
+from model.data import FeatureSpec, load_features
+from model.trained import TrainedRun, check_stores, load_trained
+
+STR = h5py.string_dtype("utf-8")
+
+
+def load_for_run(run: TrainedRun, specs: Sequence[FeatureSpec], ids: Sequence[str],
+                 device: torch.device | str = "cpu"):
+    """The run's feature tables for `ids`, in the run's modality order, checked against its
+    training stores and its features' kinds and input dims."""
+    check_stores(run, specs)
+    by_name = {s.name: s for s in specs}
+    ordered = [by_name[n] for n in run.names]
+    options = run.options
+    tables = load_features(ordered, ids, options.max_elements, run.seed, options.max_elements_by, device)
+    for table, info in zip(tables, run.features):
+        if (table.info.kind, table.info.input_dim) != (info.kind, info.input_dim):
+            raise ValueError(f"feature {info.name}: the store gives a {table.info.kind} feature of dim "
+                             f"{table.info.input_dim}, the run was trained on {info.kind} dim {info.input_dim}")
+    return tables
+
+
+def run_model(run: TrainedRun, tables, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities (N, C) and importance (N, M) for every sample of `tables`."""
+    from model.train import predict
+
+    n = len(tables[0].counts)
+    positions = torch.arange(n, device=tables[0].offsets.device)
+    return predict(run.model, tables, positions, batch_size, contextlib.nullcontext)
+
+
+def predicted_labels(probs: np.ndarray, classes: Sequence[str], threshold: float) -> list[str]:
+    """`|`-joined classes whose probability reaches `threshold`, per row."""
+    flags = probs >= threshold  # (N, C)
+    names = np.array(list(classes), dtype=object)
+    return ["|".join(names[row]) for row in flags]
+
+
+def write_predictions(out: str | Path, run: TrainedRun, ids: Sequence[str], probs: np.ndarray,
+                      importance: np.ndarray | None, elements: np.ndarray) -> tuple[Path, Path]:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    csv, h5_path = out.with_suffix(".csv"), out.with_suffix(".h5")
+    frame = pd.DataFrame({"id": list(ids),
+                          "predicted": predicted_labels(probs, run.classes, run.options.threshold)})
+    for k, name in enumerate(run.classes):
+        frame[f"p_{name}"] = probs[:, k]
+    tmp = csv.with_name(f".{csv.name}.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6f")
+    tmp.replace(csv)
+    tmp = h5_path.with_name(f".{h5_path.name}.tmp")
+    with h5py.File(tmp, "w") as h5:
+        h5.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=STR)
+        h5.create_dataset("probabilities", data=probs.astype(np.float32))
+        h5.create_dataset("classes", data=np.array(run.classes, dtype=object), dtype=STR)
+        h5.create_dataset("elements", data=elements.astype(np.int64))
+        if importance is not None:
+            h5.create_dataset("importance", data=importance.astype(np.float32))
+            if run.pool in ("max", "min"):  # shares of D dimensions -> counts of dimensions won
+                winners = np.rint(importance * run.options.dim).astype(np.int64)
+                h5.create_dataset("winners", data=winners)
+        h5.attrs.update({"modalities": json.dumps(run.names), "pool": run.pool,
+                         "threshold": run.options.threshold, "task": run.task,
+                         "run": str(run.run_dir)})
+    tmp.replace(h5_path)
+    return csv, h5_path
+
+
+def predict_new(run_dir: str | Path, manifest: str | Path, specs: Sequence[FeatureSpec],
+                out: str | Path, device: str = "cpu", batch_size: int = 1024) -> tuple[Path, Path]:
+    """Score every sample of `manifest` (labels and splits may be empty) with the run."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda, but torch sees no GPU; use --device cpu")
+    run = load_trained(run_dir, device)
+    ids = read_manifest(manifest)["id"].tolist()
+    if not ids:
+        raise ValueError(f"manifest {manifest} has no samples")
+    tables = load_for_run(run, specs, ids, device)
+    probs, importance = run_model(run, tables, batch_size)
+    elements = np.stack([t.counts.cpu().numpy() for t in tables], axis=1)  # (N, M)
+    return write_predictions(out, run, ids, probs, importance, elements)

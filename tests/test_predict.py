@@ -1,0 +1,110 @@
+"""`python -m model predict`: a trained run applied to new samples, and refusals of wrong stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from extract.store import read_store, write_store
+from model import runfiles
+from model.__main__ import main
+from model.data import FeatureSpec
+from model.options import parse_options
+from model.synthetic import make_toy
+from model.train import train
+
+torch.set_num_threads(1)
+FAST = ["epochs=25", "batch_size=32", "dim=16", "hidden=16", "warmup_epochs=2", "lr=0.01"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    manifest, stores = make_toy(root / "train")
+    specs = [FeatureSpec(n, p) for n, p in stores.items()]
+    run = root / "run"
+    train(manifest, specs, "max", 0, run, options=parse_options(FAST), log=None)
+    # a second, unlabeled set from the same generator with another seed: no labels, no splits
+    new_manifest, new_stores = make_toy(root / "new", n=90, seed=7)
+    frame = pd.read_csv(new_manifest, dtype=str, keep_default_na=False)
+    truth = frame["labels"].copy()
+    frame["labels"], frame["split"] = "", ""
+    frame.to_csv(new_manifest, index=False)
+    return run, new_manifest, new_stores, truth
+
+
+def test_predict_writes_csv_and_h5_for_every_id(trained, tmp_path) -> None:
+    run, manifest, stores, truth = trained
+    out = tmp_path / "pred"
+    args = ["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(out)]
+    for name, path in stores.items():
+        args += ["--feature", f"{name}={path}"]
+    assert main(args) == 0
+    frame = pd.read_csv(out.with_suffix(".csv"), dtype={"id": str}, keep_default_na=False)
+    ids = pd.read_csv(manifest, dtype=str)["id"].tolist()
+    assert frame["id"].tolist() == ids
+    classes = [c[2:] for c in frame.columns if c.startswith("p_")]  # the run's class order
+    assert sorted(classes) == ["c0", "c1"]
+    probs = frame[[f"p_{c}" for c in classes]].to_numpy()
+    assert ((probs >= 0) & (probs <= 1)).all()
+    # predicted labels follow the run's threshold (0.5), and the model generalises to the new set
+    expected = ["|".join(c for c, p in zip(classes, row) if p >= 0.5) for row in probs]
+    assert frame["predicted"].tolist() == expected
+    truth_flags = np.stack([truth.str.contains(c).to_numpy() for c in classes], axis=1)
+    assert ((probs >= 0.5) == truth_flags).mean() > 0.8
+    with h5py.File(out.with_suffix(".h5"), "r") as h5:
+        assert json.loads(h5.attrs["modalities"]) == ["signal", "noise", "tags"]
+        importance, winners = h5["importance"][()], h5["winners"][()]
+        assert importance.shape == (len(ids), 3) and winners.shape == (len(ids), 3)
+        assert np.allclose(importance.sum(1), 1, atol=1e-5)
+        assert (winners.sum(1) == 16).all()  # every one of D = 16 dimensions has a winner
+        assert (h5["elements"][()][:, 2] <= 3).all()
+
+
+def test_predict_equals_the_runs_own_test_predictions(trained, tmp_path) -> None:
+    """Scoring the training manifest's test samples again gives the run's stored probabilities."""
+    run, *_ = trained
+    metrics = runfiles.read_metrics(run)
+    ids, probs, _, classes, _ = runfiles.read_predictions(run)
+    frame = pd.read_csv(metrics["manifest"], dtype=str, keep_default_na=False)
+    test = frame[frame["id"].isin(ids)]
+    manifest = tmp_path / "test.csv"
+    test.to_csv(manifest, index=False)
+    args = ["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(tmp_path / "p")]
+    for name, path in metrics["feature_stores"].items():
+        args += ["--feature", f"{name}={path}"]
+    assert main(args) == 0
+    again = pd.read_csv(tmp_path / "p.csv", dtype={"id": str}).set_index("id").loc[ids]
+    assert np.allclose(again[[f"p_{c}" for c in classes]].to_numpy(), probs, atol=1e-5)
+
+
+def test_predict_refuses_a_store_from_another_extractor(trained, tmp_path, capsys) -> None:
+    run, manifest, stores, _ = trained
+    store = read_store(stores["noise"])
+    store.attrs["backend"] = "another-backbone"
+    other = tmp_path / "noise_other.h5"
+    write_store(other, store)
+    args = ["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(tmp_path / "p"),
+            "--feature", f"signal={stores['signal']}", "--feature", f"noise={other}",
+            "--feature", f"tags={stores['tags']}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "noise: backend 'another-backbone'" in err and "extractor settings" in err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_refuses_missing_feature_and_wrong_dim(trained, tmp_path, capsys) -> None:
+    run, manifest, stores, _ = trained
+    base = ["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(tmp_path / "p")]
+    assert main(base + ["--feature", f"signal={stores['signal']}", "--feature", f"noise={stores['noise']}"]) == 2
+    assert "missing --feature for ['tags']" in capsys.readouterr().err
+    # the noise store in the place of the signal feature: same extractor attrs, other dim
+    assert main(base + ["--feature", f"signal={stores['noise']}", "--feature", f"noise={stores['noise']}",
+                        "--feature", f"tags={stores['tags']}"]) == 2
+    assert "dim" in capsys.readouterr().err
