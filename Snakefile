@@ -5,6 +5,11 @@
 #   snakemake --cores 8 results/imdb_table.csv
 
 
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
 # Found next to this Snakefile, so `snakemake -s PATH/Snakefile --directory WORKDIR` works too.
 configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
@@ -17,6 +22,7 @@ include: "rules/data.smk"
 include: "rules/extract.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
+include: "rules/predict.smk"
 
 
 rule all:

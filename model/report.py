@@ -30,11 +30,18 @@ def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
     return labels
 
 
+def feature_keys(metrics: dict) -> list[str]:
+    """Each feature of a run as NAME, or NAME:ENCODER when it ran a non-default encoder (so that
+    `objects:cnn` (CNN-text(objs)) and `objects` (IE(objs)) are different rows and labels)."""
+    encoders = (metrics.get("config") or {}).get("encoders") or {}
+    return [f"{n}:{encoders[n]}" if encoders.get(n, "bag") != "bag" else n for n in metrics["features"]]
+
+
 def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
-    names = list(metrics["features"])
+    keys = feature_keys(metrics)
     return {"Method": metrics.get("method", "concat" if metrics["pool"] == "concat" else "set"),
-            "Modalities": "+".join(names),
-            "Features": ", ".join(labels.get(n, n) for n in names),
+            "Modalities": "+".join(keys),
+            "Features": ", ".join(labels.get(k, labels.get(k.split(":")[0], k)) for k in keys),
             "Pool": metrics["pool"]}
 
 

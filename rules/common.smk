@@ -8,6 +8,8 @@ from snakemake.utils import validate
 validate(config, "../config/schema.yaml")
 
 DATASETS = config["datasets"]
+# One run folder pattern: every run-file path is RUN_DIR + "/<file>", formatted or as wildcards.
+RUN_DIR = "results/{dataset}/runs/{combination}/{pool}/{run}"
 
 
 wildcard_constraints:
@@ -26,6 +28,12 @@ def quoted(args):
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
+def parse_run(run):
+    """`seedS` or `seedS-foldK` (the `run` wildcard) -> (S, K or None). The one parser of it."""
+    seed, _, fold = run.partition("-fold")
+    return int(seed[len("seed") :]), (int(fold) if fold else None)
+
+
 def dataset_config(wildcards):
     return DATASETS[wildcards.dataset]
 
@@ -34,14 +42,16 @@ def dataset_config(wildcards):
 
 
 def manifest_source(wildcards):
-    """What the manifest is built from: MM-IMDb's split.json or the Ads annotation CSV."""
+    """What the manifest is built from: MM-IMDb's split.json, the Ads annotation CSV or the
+    user's table."""
     ds = dataset_config(wildcards)
-    if ds["format"] == "ads":
-        if "annotations" not in ds:
-            raise ValueError(
-                f"dataset {wildcards.dataset!r}: format ads needs `annotations:`"
-            )
-        return ds["annotations"]
+    for fmt, key in (("ads", "annotations"), ("table", "table")):
+        if ds["format"] == fmt:
+            if key not in ds:
+                raise ValueError(
+                    f"dataset {wildcards.dataset!r}: format {fmt} needs `{key}:`"
+                )
+            return ds[key]
     if "root" not in ds:
         raise ValueError(f"dataset {wildcards.dataset!r}: format mmimdb needs `root:`")
     return f"{ds['root']}/split.json"
@@ -53,18 +63,15 @@ def manifest_args(wildcards, input):
         args = ["--format", "ads", "--annotations", input.source]
         args += ["--folds", ds["folds"] or 5, "--seed", ds["fold_seed"]]
         return quoted(args)
-    args = ["--format", "mmimdb", "--root", ds["root"]]
+    if ds["format"] == "table":
+        split = ds["split"]
+        ratios = ",".join(str(r) for r in split.get("ratios", [0.6, 0.1, 0.3]))
+        args = ["--format", "table", "--table", input.source, "--split-ratios", ratios]
+        return quoted(args + ["--split-seed", split.get("seed", 0)])
+    args = ["--format", "mmimdb", "--root", ds["root"], "--plot", ds["plot"]]
     if ds["genres"]:
         args += ["--genres", ",".join(ds["genres"])]
     return quoted(args)
-
-
-def compose_n(wildcards):
-    return dataset_config(wildcards)["compose"]["n"]
-
-
-def compose_seed(wildcards):
-    return dataset_config(wildcards)["compose"]["seed"]
 
 
 def download_args(wildcards):
@@ -86,13 +93,61 @@ def download_args(wildcards):
 # --- extraction ----------------------------------------------------------------------------
 
 
+def predict_model(dataset):
+    """(model dataset, combination, pool, run) of a `predict:` dataset, else None."""
+    spec = DATASETS[dataset].get("predict")
+    if not spec:
+        return None
+    model_ds, combination, pool, run = spec["model"].split("/")
+    if model_ds not in DATASETS or combination not in experiments(model_ds)["combinations"]:
+        raise ValueError(
+            f"dataset {dataset!r}: predict.model {spec['model']!r} names no configured "
+            "DATASET/COMBINATION (of config/config.yaml)"
+        )
+    return model_ds, combination, pool, run
+
+
+def dataset_features(dataset):
+    """Feature name -> extraction settings. A `predict:` dataset is extracted with the model
+    dataset's settings, for the features of the model's combination (and the ones they read)."""
+    model = predict_model(dataset)
+    if model is None:
+        return DATASETS[dataset]["features"]
+    source = DATASETS[model[0]]["features"]
+    wanted = list(experiments(model[0])["combinations"][model[1]]["features"])
+    for name in wanted:  # inputs of inputs (ocr for ocr_text)
+        if source[name]["input"] and source[name]["input"] not in wanted:
+            wanted.append(source[name]["input"])
+    return {name: source[name] for name in wanted}
+
+
+_STRICT_CHECKED = set()
+
+
+def check_paper_strict(dataset):
+    """`paper_strict: true`: refuse, before any job runs, a dataset whose features would run a
+    model or weights other than the paper's (extract/substitutes.py says why and how to fix)."""
+    if dataset in _STRICT_CHECKED or not DATASETS[dataset]["paper_strict"]:
+        return
+    from extract.substitutes import strict_problems
+
+    problems = strict_problems(dataset_features(dataset))
+    if problems:
+        raise ValueError(
+            f"dataset {dataset!r} has paper_strict: true, but it would not run the paper's models:\n  "
+            + "\n  ".join(problems)
+        )
+    _STRICT_CHECKED.add(dataset)
+
+
 def feature_config(wildcards):
-    features = dataset_config(wildcards)["features"]
+    features = dataset_features(wildcards.dataset)
     if wildcards.feature not in features:
         raise ValueError(
             f"dataset {wildcards.dataset!r} has no feature {wildcards.feature!r} in config/config.yaml; "
             f"configured: {', '.join(features) or 'none'}"
         )
+    check_paper_strict(wildcards.dataset)
     return features[wildcards.feature]
 
 
@@ -101,7 +156,7 @@ def store_path(dataset, feature):
 
 
 def feature_stores(dataset):
-    return [store_path(dataset, f) for f in DATASETS[dataset]["features"]]
+    return [store_path(dataset, f) for f in dataset_features(dataset)]
 
 
 def extract_inputs(wildcards):
@@ -180,7 +235,7 @@ def run_names(dataset):
 
 def run_dirs(dataset):
     return [
-        f"results/{dataset}/runs/{name}/{pool}/{run}"
+        RUN_DIR.format(dataset=dataset, combination=name, pool=pool, run=run)
         for name in experiments(dataset)["combinations"]
         for pool in combination_pools(dataset, name)
         for run in run_names(dataset)
@@ -213,13 +268,19 @@ def feature_args(wildcards, input):
 
 
 def run_seed(wildcards):
-    return int(wildcards.run.split("-")[0][len("seed") :])
+    return parse_run(wildcards.run)[0]
 
 
 def train_args(wildcards):
+    """`--set KEY=VALUE` of the dataset's train options, the run's fold and the combination's
+    encoders."""
     options = dict(experiments(wildcards.dataset)["train"])
-    if "-fold" in wildcards.run:
-        options["fold"] = int(wildcards.run.split("-fold")[1])
+    fold = parse_run(wildcards.run)[1]
+    if fold is not None:
+        options["fold"] = fold
+    combo = experiments(wildcards.dataset)["combinations"][wildcards.combination]
+    for name, kind in combo.get("encoders", {}).items():
+        options[f"encoder.{name}"] = kind
     return quoted(a for k, v in sorted(options.items()) for a in ("--set", f"{k}={v}"))
 
 
@@ -233,15 +294,11 @@ def max_pool_runs(wildcards):
     """Every max-pooling run of a multi-feature combination (the importance matrices' rows)."""
     ds = wildcards.dataset
     return [
-        f"results/{ds}/runs/{name}/max/{run}/metrics.json"
+        RUN_DIR.format(dataset=ds, combination=name, pool="max", run=run) + "/metrics.json"
         for name, combo in experiments(ds)["combinations"].items()
         if "max" in combination_pools(ds, name)
         for run in run_names(ds)
     ]
-
-
-def matrices_samples(wildcards):
-    return experiments(wildcards.dataset)["importance_samples"]
 
 
 def label_args(wildcards):
@@ -261,7 +318,13 @@ def importance_figures(dataset):
 
 def importance_runs(wildcards):
     return [
-        f"results/{wildcards.dataset}/runs/{wildcards.combination}/max/{run}/metrics.json"
+        RUN_DIR.format(
+            dataset=wildcards.dataset,
+            combination=wildcards.combination,
+            pool="max",
+            run=run,
+        )
+        + "/metrics.json"
         for run in run_names(wildcards.dataset)
     ]
 
@@ -278,12 +341,74 @@ def figure_runs(wildcards, input):
     return run_dir_of(input)
 
 
+def multi_feature_combinations(dataset):
+    return [
+        name
+        for name, combo in experiments(dataset)["combinations"].items()
+        if len(combo["features"]) > 1
+    ]
+
+
+def robustness_runs(wildcards):
+    """metrics.json of every run of every multi-feature combination, each of its pools."""
+    ds = wildcards.dataset
+    return [
+        RUN_DIR.format(dataset=ds, combination=name, pool=pool, run=run) + "/metrics.json"
+        for name in multi_feature_combinations(ds)
+        for pool in combination_pools(ds, name)
+        for run in run_names(ds)
+    ]
+
+
+def gallery_inputs(wildcards):
+    """The manifest, the drawn stores (faces, objects, ocr) and every max-pool run."""
+    ds = wildcards.dataset
+    inputs = {"manifest": f"results/{ds}/manifest.csv", "runs": max_pool_runs(wildcards)}
+    features = dataset_features(ds)
+    inputs["stores"] = [
+        store_path(ds, name)
+        for name, feature in features.items()
+        if feature["extractor"] in ("faces", "objects", "ocr")
+    ]
+    return inputs
+
+
+def gallery_stores(wildcards, input):
+    return quoted(a for path in input.stores for a in ("--store", path))
+
+
+def predict_inputs(wildcards):
+    model_ds, combination, pool, run = predict_model(wildcards.dataset)
+    run_dir = RUN_DIR.format(
+        dataset=model_ds, combination=combination, pool=pool, run=run
+    )
+    inputs = {
+        "manifest": f"results/{wildcards.dataset}/manifest.csv",
+        "model": f"{run_dir}/model.pt",
+    }
+    for name in experiments(model_ds)["combinations"][combination]["features"]:
+        inputs[name] = store_path(wildcards.dataset, name)
+    return inputs
+
+
+def predict_args(wildcards, input):
+    model_ds, combination, *_ = predict_model(wildcards.dataset)
+    names = experiments(model_ds)["combinations"][combination]["features"]
+    args = ["--run", str(Path(input.model).parent)]
+    return quoted(args + [a for n in names for a in ("--feature", f"{n}={input[n]}")])
+
+
 def dataset_outputs(dataset):
+    if predict_model(dataset) is not None:
+        return [f"results/{dataset}/predictions.csv"]
     outputs = list(feature_stores(dataset))
     if experiments(dataset)["combinations"]:
         outputs += [f"results/{dataset}_table.csv", f"results/{dataset}_table.md"]
         outputs += importance_figures(dataset)
         outputs.append(f"results/{dataset}/figures/matrices/overview.png")
+    if multi_feature_combinations(dataset):
+        outputs.append(f"results/{dataset}_robustness.csv")
+        outputs.append(f"results/{dataset}/gallery/index.html")
     return outputs
 
 

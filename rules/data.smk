@@ -13,8 +13,8 @@ rule compose_demo:
         "../envs/data.yaml"
     params:
         root="resources/composed/{dataset}",
-        n=compose_n,
-        seed=compose_seed,
+        n=lookup(dpath="datasets/{dataset}/compose/n", within=config),
+        seed=lookup(dpath="datasets/{dataset}/compose/seed", within=config),
     shell:
         "python -m data.demo --out {params.root} --n {params.n} --seed {params.seed} > {log} 2>&1"
 
@@ -37,7 +37,7 @@ rule download_mmimdb:
 
 
 rule manifest:
-    """One row per sample: id, split (or fold), image, text, labels (DESIGN.md contract)."""
+    """One row per sample: id, split (or fold), image, text, labels (docs/DESIGN.md, "Manifest")."""
     input:
         source=manifest_source,
     output:

@@ -75,8 +75,65 @@ rule importance_matrices:
     params:
         runs=figure_runs,
         labels=label_args,
-        samples=matrices_samples,
+        samples=lookup(
+            dpath="datasets/{dataset}/experiments/importance_samples", within=config
+        ),
         out="results/{dataset}/figures/matrices",
     shell:
         "python -m model matrices --runs {params.runs} --out-dir {params.out} "
         "--samples {params.samples} {params.labels} > {log} 2>&1"
+
+
+rule robustness:
+    """Missing-modality robustness: every multi-feature run scored on its test split with each
+    modality removed in turn and with one modality kept, beside the intact score."""
+    input:
+        robustness_runs,
+    output:
+        csv=report(
+            "results/{dataset}_robustness.csv",
+            caption="../report/robustness.rst",
+            category="Robustness",
+            labels={"dataset": "{dataset}", "format": "csv"},
+        ),
+        md="results/{dataset}_robustness.md",
+        png=report(
+            "results/{dataset}_robustness.png",
+            caption="../report/robustness.rst",
+            category="Robustness",
+            labels={"dataset": "{dataset}", "format": "heatmap"},
+        ),
+    log:
+        "logs/{dataset}/robustness.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        runs=figure_runs,
+        labels=label_args,
+    shell:
+        "python -m model robustness --runs {params.runs} --out {output.csv} {params.labels} "
+        "> {log} 2>&1"
+
+
+rule gallery:
+    """A static page of test samples: poster with detections, plot, labels vs predictions, and
+    the importance matrix (config `importance_samples` plus the most confident errors)."""
+    input:
+        unpack(gallery_inputs),
+    output:
+        "results/{dataset}/gallery/index.html",
+    log:
+        "logs/{dataset}/gallery.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        runs=lambda wildcards, input: run_dir_of(input.runs),
+        stores=gallery_stores,
+        labels=label_args,
+        samples=lookup(
+            dpath="datasets/{dataset}/experiments/importance_samples", within=config
+        ),
+        out="results/{dataset}/gallery",
+    shell:
+        "python -m model gallery --manifest {input.manifest} --runs {params.runs} {params.stores} "
+        "--samples {params.samples} --out-dir {params.out} {params.labels} > {log} 2>&1"

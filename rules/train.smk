@@ -6,10 +6,11 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        metrics="results/{dataset}/runs/{combination}/{pool}/{run}/metrics.json",
-        history="results/{dataset}/runs/{combination}/{pool}/{run}/history.csv",
-        predictions="results/{dataset}/runs/{combination}/{pool}/{run}/predictions.h5",
-        model="results/{dataset}/runs/{combination}/{pool}/{run}/model.pt",
+        metrics=f"{RUN_DIR}/metrics.json",
+        history=f"{RUN_DIR}/history.csv",
+        predictions=f"{RUN_DIR}/predictions.h5",
+        importance=f"{RUN_DIR}/importance.h5",
+        model=f"{RUN_DIR}/model.pt",
     log:
         "logs/{dataset}/train/{combination}/{pool}/{run}.log",
     conda:
@@ -22,7 +23,7 @@ rule train:
         options=train_args,
         device=device(),
         seed=run_seed,
-        out="results/{dataset}/runs/{combination}/{pool}/{run}",
+        out=RUN_DIR,
     shell:
         "python -m model train --manifest {input.manifest} {params.features} --pool {wildcards.pool} "
         "--seed {params.seed} --out {params.out} --device {params.device} --threads {threads} "

@@ -1,0 +1,21 @@
+# Predictions of a trained run on a dataset with `predict: {model: DATASET/COMBINATION/POOL/RUN}`.
+
+
+rule predict:
+    """Score every sample of the dataset's manifest with the trained run (labels may be empty)."""
+    input:
+        unpack(predict_inputs),
+    output:
+        csv="results/{dataset}/predictions.csv",
+        h5="results/{dataset}/predictions.h5",
+    log:
+        "logs/{dataset}/predict.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        args=predict_args,
+        device=config["device"],
+        out="results/{dataset}/predictions",
+    shell:
+        "python -m model predict --manifest {input.manifest} {params.args} --out {params.out} "
+        "--device {params.device} > {log} 2>&1"
