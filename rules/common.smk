@@ -1,5 +1,6 @@
 # Shared helpers: config validation, wildcard constraints, named input/param functions.
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -8,8 +9,13 @@ from snakemake.utils import validate
 validate(config, "../config/schema.yaml")
 
 DATASETS = config["datasets"]
-# One run folder pattern: every run-file path is RUN_DIR + "/<file>", formatted or as wildcards.
+# One run folder pattern: rule train's outputs are its files; run_file() formats it.
 RUN_DIR = "results/{dataset}/runs/{combination}/{pool}/{run}"
+
+
+def run_file(name, **fields):
+    """RUN_DIR/name for the wildcard values `fields` (dataset, combination, pool, run)."""
+    return os.path.join(RUN_DIR.format(**fields), name)
 
 
 wildcard_constraints:
@@ -99,7 +105,10 @@ def predict_model(dataset):
     if not spec:
         return None
     model_ds, combination, pool, run = spec["model"].split("/")
-    if model_ds not in DATASETS or combination not in experiments(model_ds)["combinations"]:
+    if (
+        model_ds not in DATASETS
+        or combination not in experiments(model_ds)["combinations"]
+    ):
         raise ValueError(
             f"dataset {dataset!r}: predict.model {spec['model']!r} names no configured "
             "DATASET/COMBINATION (of config/config.yaml)"
@@ -109,7 +118,8 @@ def predict_model(dataset):
 
 def dataset_features(dataset):
     """Feature name -> extraction settings. A `predict:` dataset is extracted with the model
-    dataset's settings, for the features of the model's combination (and the ones they read)."""
+    dataset's settings, for the features of the model's combination (and the ones they read).
+    """
     model = predict_model(dataset)
     if model is None:
         return DATASETS[dataset]["features"]
@@ -126,7 +136,8 @@ _STRICT_CHECKED = set()
 
 def check_paper_strict(dataset):
     """`paper_strict: true`: refuse, before any job runs, a dataset whose features would run a
-    model or weights other than the paper's (extract/substitutes.py says why and how to fix)."""
+    model or weights other than the paper's (extract/substitutes.py says why and how to fix).
+    """
     if dataset in _STRICT_CHECKED or not DATASETS[dataset]["paper_strict"]:
         return
     from extract.substitutes import strict_problems
@@ -243,7 +254,7 @@ def run_dirs(dataset):
 
 
 def run_metrics(wildcards):
-    return [f"{d}/metrics.json" for d in run_dirs(wildcards.dataset)]
+    return [os.path.join(d, "metrics.json") for d in run_dirs(wildcards.dataset)]
 
 
 def combination_features(wildcards):
@@ -294,7 +305,7 @@ def max_pool_runs(wildcards):
     """Every max-pooling run of a multi-feature combination (the importance matrices' rows)."""
     ds = wildcards.dataset
     return [
-        RUN_DIR.format(dataset=ds, combination=name, pool="max", run=run) + "/metrics.json"
+        run_file("metrics.json", dataset=ds, combination=name, pool="max", run=run)
         for name, combo in experiments(ds)["combinations"].items()
         if "max" in combination_pools(ds, name)
         for run in run_names(ds)
@@ -318,13 +329,13 @@ def importance_figures(dataset):
 
 def importance_runs(wildcards):
     return [
-        RUN_DIR.format(
+        run_file(
+            "metrics.json",
             dataset=wildcards.dataset,
             combination=wildcards.combination,
             pool="max",
             run=run,
         )
-        + "/metrics.json"
         for run in run_names(wildcards.dataset)
     ]
 
@@ -353,7 +364,7 @@ def robustness_runs(wildcards):
     """metrics.json of every run of every multi-feature combination, each of its pools."""
     ds = wildcards.dataset
     return [
-        RUN_DIR.format(dataset=ds, combination=name, pool=pool, run=run) + "/metrics.json"
+        run_file("metrics.json", dataset=ds, combination=name, pool=pool, run=run)
         for name in multi_feature_combinations(ds)
         for pool in combination_pools(ds, name)
         for run in run_names(ds)
@@ -363,7 +374,10 @@ def robustness_runs(wildcards):
 def gallery_inputs(wildcards):
     """The manifest, the drawn stores (faces, objects, ocr) and every max-pool run."""
     ds = wildcards.dataset
-    inputs = {"manifest": f"results/{ds}/manifest.csv", "runs": max_pool_runs(wildcards)}
+    inputs = {
+        "manifest": f"results/{ds}/manifest.csv",
+        "runs": max_pool_runs(wildcards),
+    }
     features = dataset_features(ds)
     inputs["stores"] = [
         store_path(ds, name)
@@ -379,12 +393,11 @@ def gallery_stores(wildcards, input):
 
 def predict_inputs(wildcards):
     model_ds, combination, pool, run = predict_model(wildcards.dataset)
-    run_dir = RUN_DIR.format(
-        dataset=model_ds, combination=combination, pool=pool, run=run
-    )
     inputs = {
         "manifest": f"results/{wildcards.dataset}/manifest.csv",
-        "model": f"{run_dir}/model.pt",
+        "model": run_file(
+            "model.pt", dataset=model_ds, combination=combination, pool=pool, run=run
+        ),
     }
     for name in experiments(model_ds)["combinations"][combination]["features"]:
         inputs[name] = store_path(wildcards.dataset, name)

@@ -117,7 +117,8 @@ rule robustness:
 
 rule gallery:
     """A static page of test samples: poster with detections, plot, labels vs predictions, and
-    the importance matrix (config `importance_samples` plus the most confident errors)."""
+    the importance matrix (config `importance_samples` plus the most confident errors).
+    """
     input:
         unpack(gallery_inputs),
     output:
