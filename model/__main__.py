@@ -1,4 +1,4 @@
-"""Command line: `python -m model train|predict|table|figure|paper-table|matrices ...` (see --help of each)."""
+"""Command line: `python -m model train|predict|table|figure|paper-table|matrices|gallery ...` (see --help of each)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     pred.add_argument("--batch-size", type=int, default=1024)
 
+    gal = sub.add_parser("gallery", help="static HTML page of test samples (index.html + img/)")
+    gal.add_argument("--manifest", required=True, help="the dataset's manifest (posters and text)")
+    gal.add_argument("--runs", nargs="+", required=True, help="run folders (max-pool runs are used)")
+    gal.add_argument("--store", action="append", default=[],
+                     help="a faces, objects or ocr store whose boxes are drawn on the posters; repeat")
+    gal.add_argument("--out-dir", required=True, help="folder for index.html and img/")
+    gal.add_argument("--samples", type=int, default=4, help="samples chosen as for the matrices (default 4)")
+    gal.add_argument("--errors", type=int, default=4, help="most confident errors added (default 4)")
+    gal.add_argument("--seed", type=int, default=0, help="seed of the runs shown (default 0)")
+    gal.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
+                     help="human label of a feature, e.g. image=WSL(i)")
+
     fim = sub.add_parser("matrices", help="feature importance matrices per test sample (paper Fig. 2/3)")
     fim.add_argument("--runs", nargs="+", required=True, help="run folders")
     fim.add_argument("--out-dir", required=True, help="folder for <id>.png, samples.png, overview.png, matrices.csv")
@@ -88,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             specs = [FeatureSpec.parse(text) for text in args.feature]
             csv, h5 = predict_new(args.run, args.manifest, specs, args.out, args.device, args.batch_size)
             print(f"wrote {csv} and {h5}", file=sys.stderr)
+        elif args.command == "gallery":
+            from model.gallery import write_gallery
+            from model.report import parse_labels
+
+            page = write_gallery(args.manifest, args.runs, args.store, args.out_dir, args.samples,
+                                 args.errors, args.seed, parse_labels(args.label))
+            print(f"wrote {page}", file=sys.stderr)
         elif args.command == "table":
             from model.report import parse_labels, write_table
 

@@ -1,0 +1,195 @@
+"""A static HTML gallery of test samples: `python -m model gallery ... --out-dir results/D/gallery`.
+
+One card per selected test sample: the poster with what the extractors found drawn on it (face
+boxes, object boxes with class names, OCR words), the first lines of the text, the true labels
+against the predicted ones with their probabilities (the max-pool run with the most modalities),
+and the sample's feature importance matrix (the paper's Figures 2/3) with the poster beside it.
+
+Selection: the samples the importance matrices choose (`--samples`, config `importance_samples`;
+model/matrices.py) plus the `--errors` most confident errors of that run: test samples whose
+predicted label set differs from the true one, ranked by the largest |p - threshold| among their
+wrong decisions. Pages link images relatively (`img/...`), so index.html opens from disk; the page
+is rendered from model/templates/gallery.html.j2 with Jinja2 (autoescaped).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from data.manifest import read_manifest
+from extract.base import BadInput
+from extract.images import load_rgb
+from extract.store import read_store
+from model.matrices import (Combination, choose_samples, load_combinations, modality_columns, safe_name,
+                            truth)
+
+TEMPLATES = Path(__file__).with_name("templates")
+TEXT_CHARS = 320  # characters of the text shown on a card
+
+
+@dataclass
+class Layer:
+    """What one store found on the posters: boxes (n, 4) x1, y1, x2, y2 and a caption per box."""
+
+    kind: str  # faces | objects | ocr
+    boxes: dict[str, np.ndarray] = field(default_factory=dict)  # id -> (n, 4)
+    captions: dict[str, list[str]] = field(default_factory=dict)  # id -> n captions
+
+
+def read_layer(path: str | Path, ids: Sequence[str]) -> Layer:
+    """The boxes (and object class names or OCR words) of `ids` in one faces/objects/ocr store."""
+    probe = read_store(path, columns=[])
+    kind = str(probe.attrs.get("extractor", ""))
+    if kind not in ("faces", "objects", "ocr"):
+        raise ValueError(f"--store {path}: a {kind or 'unknown'} store; give faces, objects or ocr stores")
+    caption_column = {"objects": "labels", "ocr": "words"}.get(kind)
+    store = read_store(path, columns=["boxes"] + ([caption_column] if caption_column else []))
+    names = json.loads(store.attrs["class_names"]) if kind == "objects" else None
+    layer = Layer(kind)
+    for sid in ids:
+        try:
+            k = store.index(sid)
+        except KeyError:
+            continue
+        rows = slice(int(store.offsets[k]), int(store.offsets[k + 1]))
+        layer.boxes[sid] = np.asarray(store.rows["boxes"][rows], dtype=np.float32).reshape(-1, 4)
+        if kind == "objects":
+            layer.captions[sid] = [names[int(i)] for i in store.rows["labels"][rows]]
+        elif kind == "ocr":
+            layer.captions[sid] = [str(w) for w in store.rows["words"][rows]]
+        else:
+            layer.captions[sid] = [""] * (rows.stop - rows.start)
+    return layer
+
+
+def confident_errors(combo: Combination, count: int, exclude: Sequence[str] = ()) -> list[str]:
+    """The `count` test samples of `combo` whose predicted label set is wrong, most confident first."""
+    if count < 1:
+        return []
+    probs, targets = combo.probabilities, combo.targets > 0  # (N, C)
+    wrong = (probs >= combo.threshold) != targets  # (N, C)
+    confidence = np.where(wrong, np.abs(probs - combo.threshold), -1.0).max(1)  # (N,)
+    order = np.argsort(-confidence, kind="stable")
+    skip = set(exclude)
+    chosen = [combo.ids[k] for k in order if confidence[k] >= 0 and combo.ids[k] not in skip]
+    return chosen[:count]
+
+
+def label_rows(combo: Combination, sample_id: str) -> list[dict]:
+    """Per class, most probable first: name, probability, true, predicted (only classes that are
+    true, predicted or among the 3 most probable)."""
+    k = combo.row(sample_id)
+    probs, targets = combo.probabilities[k], combo.targets[k] > 0
+    top = set(np.argsort(-probs)[:3].tolist())
+    rows = []
+    for c in np.argsort(-probs):
+        predicted = bool(probs[c] >= combo.threshold)
+        if targets[c] or predicted or c in top:
+            rows.append({"name": combo.classes[c], "p": float(probs[c]), "true": bool(targets[c]),
+                         "predicted": predicted})
+    return rows
+
+
+def first_lines(text: str, limit: int = TEXT_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: Sequence[str | Path],
+                  out_dir: str | Path, samples: int = 4, errors: int = 4, seed: int | None = 0,
+                  labels: dict[str, str] | None = None) -> Path:
+    """Write `out_dir/index.html` and its images under `out_dir/img/`; returns the page's path."""
+    from model import matrices as plots  # TODO(move): drawing lives in model/plots.py
+
+    labels = labels or {}
+    combos = load_combinations(run_dirs, labels, "max", seed)
+    if not combos:
+        raise ValueError("no max-pool run with an importance.h5 among --runs; the gallery needs them")
+    columns = modality_columns(combos)
+    main = combos[-1]  # the most modalities
+    chosen = choose_samples(combos, columns, samples)
+    picked = [(sid, "chosen") for sid in chosen]
+    picked += [(sid, "confident error") for sid in confident_errors(main, errors, chosen)]
+    frame = read_manifest(manifest).set_index("id")
+    ids = [sid for sid, _ in picked]
+    layers = [read_layer(path, ids) for path in stores]
+    out_dir = Path(out_dir)
+    img_dir = out_dir / "img"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    cards = []
+    for sid, why in picked:
+        row = frame.loc[sid] if sid in frame.index else None
+        image_path = str(row["image"]) if row is not None else ""
+        poster, note = None, ""
+        if image_path:
+            try:
+                poster = load_rgb(image_path)
+            except BadInput as err:
+                note = str(err)
+        else:
+            note = "no image"
+        name = safe_name(sid)
+        card = {"id": sid, "why": why, "poster": None, "matrix": f"img/{name}_matrix.png", "note": note,
+                "text": first_lines(row["text"]) if row is not None else "",
+                "title": str(row["title"]) if row is not None and "title" in row.index else "",
+                "truth": truth(combos, sid), "labels": label_rows(main, sid) if main.row(sid) is not None else [],
+                "found": []}
+        if poster is not None:
+            drawn = [(layer.kind, layer.boxes.get(sid, np.zeros((0, 4))), layer.captions.get(sid, []))
+                     for layer in layers]
+            draw_detections(poster, drawn, img_dir / f"{name}_poster.png")
+            card["poster"] = f"img/{name}_poster.png"
+            card["found"] = [f"{len(b)} {kind}" for kind, b, _ in drawn]
+        plots.write_sample(combos, columns, sid, img_dir / f"{name}_matrix.png", "max")
+        cards.append(card)
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    page = env.get_template("gallery.html.j2").render(
+        cards=cards, run=main.features, seed=main.seed, threshold=main.threshold,
+        combinations=[c.features for c in combos], task=main.task)
+    index = out_dir / "index.html"
+    tmp = index.with_name(f".{index.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(index)
+    return index
+
+
+COLOURS = {"faces": (214, 39, 40), "objects": (31, 119, 180), "ocr": (44, 160, 44)}
+
+
+def _font(size: int):
+    """DejaVu Sans from matplotlib's own files (no system fonts needed)."""
+    import matplotlib
+    from PIL import ImageFont
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return ImageFont.truetype(str(path), size)
+
+
+def draw_detections(image, layers, out: Path) -> Path:
+    """The poster with each layer's boxes (x1, y1, x2, y2 in the image's pixels) and captions."""
+    from PIL import ImageDraw
+
+    canvas = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 250))
+    font = _font(max(11, round(max(canvas.size) / 40)))
+    for kind, boxes, captions in layers:
+        colour = COLOURS.get(kind, (0, 0, 0))
+        for box, caption in zip(np.asarray(boxes).reshape(-1, 4), list(captions) + [""] * len(boxes)):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
+            if caption:
+                left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
+                y = max(0.0, y1 - (bottom - top) - 3)  # the caption sits on the box's top edge
+                draw.rectangle((x1, y, x1 + right - left + 4, y + bottom - top + 3), fill=colour)
+                draw.text((x1 + 2 - left, y + 1 - top), caption, fill=(255, 255, 255), font=font)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return out

@@ -1,0 +1,105 @@
+"""The HTML gallery: parsed as a browser would read it, every linked image exists."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from extract.store import StoreBuilder, base_attrs, write_store
+from model.__main__ import main
+from model.data import FeatureSpec
+from model.options import parse_options
+from model.synthetic import make_toy
+from model.train import train
+
+torch.set_num_threads(1)
+FAST = ["epochs=10", "batch_size=32", "dim=16", "hidden=16", "warmup_epochs=2", "lr=0.01"]
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.cards: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag == "div" and attrs.get("class") == "card":
+            self.cards.append(attrs["id"])
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from skimage import data as skdata
+
+    root = tmp_path_factory.mktemp("gallery")
+    manifest, stores = make_toy(root, n=120)
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    poster = root / "poster.png"
+    Image.fromarray(skdata.astronaut()).resize((256, 256)).save(poster)
+    frame["image"] = [str(poster) if k % 5 else "" for k in range(len(frame))]  # some have none
+    frame.loc[3, "image"] = str(root / "missing.jpg")  # a listed but missing file
+    frame["text"] = "A plot <b>with markup</b> that must be escaped. " * 20
+    frame.to_csv(manifest, index=False)
+    specs = [FeatureSpec(n, p) for n, p in stores.items()]
+    runs = []
+    for names in (["signal"], ["signal", "noise", "tags"]):
+        run = root / "runs" / "_".join(names)
+        train(manifest, [s for s in specs if s.name in names], "max", 0, run,
+              options=parse_options(FAST), log=None)
+        runs.append(run)
+    faces, ocr = StoreBuilder(), StoreBuilder()
+    for sid in frame["id"]:
+        faces.add(sid, {"features": np.zeros((1, 4), np.float16),
+                        "boxes": np.array([[60, 20, 140, 120]], np.float32), "scores": np.ones(1, np.float32)})
+        ocr.add(sid, {"words": np.array(["SPACE", "<script>"], dtype=object),
+                      "boxes": np.array([[10, 200, 80, 230], [90, 200, 200, 230]], np.float32),
+                      "scores": np.ones(2, np.float32)}, {"text": "SPACE <script>"})
+    box = {"boxes": ((4,), np.float32), "scores": ((), np.float32)}
+    write_store(root / "faces.h5", faces.build(base_attrs("faces", "backbone", 4, {}),
+                                               {"features": ((4,), np.float16), **box}))
+    write_store(root / "ocr.h5", ocr.build(base_attrs("ocr", "easyocr", 0, {}), {"words": ((), object), **box}))
+    return root, manifest, runs
+
+
+def test_gallery_page_links_only_existing_images(setup, capsys) -> None:
+    root, manifest, runs = setup
+    out = root / "site"
+    args = ["gallery", "--manifest", str(manifest), "--runs", *map(str, runs), "--store", str(root / "faces.h5"),
+            "--store", str(root / "ocr.h5"), "--out-dir", str(out), "--samples", "2", "--errors", "3"]
+    assert main(args) == 0, capsys.readouterr().err
+    html = (out / "index.html").read_text()
+    parser = Links()
+    parser.feed(html)
+    assert len(parser.cards) == 5 and len(set(parser.cards)) == 5  # 2 chosen + 3 confident errors
+    assert html.count("confident error") >= 3
+    assert parser.images, "no image linked"
+    for src in parser.images:
+        assert not src.startswith(("/", "http:", "https:", "file:")), src  # relative links only
+        assert (out / src).is_file() and (out / src).stat().st_size > 1000, src
+    posters = [s for s in parser.images if s.endswith("_poster.png")]
+    assert posters and all(Image.open(out / s).size[0] >= 256 for s in posters)
+    assert "<script>" not in html
+    assert "&lt;b&gt;with markup&lt;/b&gt;" in html  # text is escaped, not rendered
+
+
+def test_confident_errors_ranked_by_margin() -> None:
+    from model.gallery import confident_errors
+    from model.matrices import Combination
+
+    combo = Combination("a, b", ["a", "b"], ["a", "b"], 0, ids=["x", "y", "z", "w"],
+                        probabilities=np.array([[0.9, 0.1], [0.6, 0.2], [0.1, 0.2], [0.02, 0.9]]),
+                        targets=np.array([[0, 0], [0, 0], [0, 0], [1, 1]]), classes=["c", "d"])
+    combo.finish()
+    # x: wrong c at 0.9 (margin 0.4); y: wrong c at 0.6 (0.1); z: right; w: wrong c at 0.02 (0.48)
+    assert confident_errors(combo, 5) == ["w", "x", "y"]
+    assert confident_errors(combo, 1, exclude=["w"]) == ["x"]
