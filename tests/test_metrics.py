@@ -52,3 +52,37 @@ def test_binary_accuracy_auc_and_fine_classes() -> None:
     assert evaluate("binary", targets[:, None], probs[:, None])["accuracy"] == pytest.approx(0.6)
     with pytest.raises(ValueError):
         evaluate("regression", targets, probs)
+
+
+def test_metrics_equal_scikit_learn_on_random_data_with_ties() -> None:
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for n, c in ((1, 3), (7, 2), (200, 23), (501, 5)):  # (N, 1) is the binary task, not this
+        targets = (rng.random((n, c)) < rng.random(c)).astype(int)
+        targets[:, 0] = 0  # a class without positives
+        probs = np.round(rng.random((n, c)), 1)  # many tied scores
+        m = multilabel_metrics(targets, probs, 0.5)
+        predicted = (probs >= 0.5).astype(int)
+        for avg in ("micro", "macro", "samples", "weighted"):
+            assert m[f"f1_{avg}"] == pytest.approx(f1_score(targets, predicted, average=avg, zero_division=0),
+                                                   abs=1e-12), (n, c, avg)
+        with_pos = [k for k in range(c) if targets[:, k].any()]
+        expected = np.mean([average_precision_score(targets[:, k], probs[:, k]) for k in with_pos]) \
+            if with_pos else math.nan
+        assert m["map"] == pytest.approx(expected, abs=1e-12, nan_ok=True), (n, c)
+    for n in (2, 9, 300):
+        targets = rng.integers(0, 2, n)
+        targets[:2] = [0, 1]
+        probs = np.round(rng.random(n), 1)
+        assert binary_metrics(targets, probs)["auc"] == pytest.approx(roc_auc_score(targets, probs), abs=1e-12)
+
+
+def test_training_imports_no_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, model.train; print('sklearn' in sys.modules, 'torch._dynamo' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"], done.stdout
