@@ -4,14 +4,20 @@ A `FeatureTable` is one feature aligned to manifest order: sample k owns rows
 `offsets[k]:offsets[k+1]` of `values` (zero rows = modality absent). Dense features have
 `values` (R, M) (kept in the store's dtype, cast to float32 per batch); index features have
 `values` (R,) int64 vocabulary indices, and all indices of a sample form ONE set element.
+
+`offsets` always live on the CPU: a batch is planned there (row positions, set ids) without
+waiting for the device. `values` live on the training device, or in host memory (pinned when the
+device is a GPU) when they do not fit; then each batch's rows are gathered on the host and
+copied asynchronously on a side stream, one batch ahead (`Batches`).
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -53,15 +59,23 @@ class FeatureInfo:
 @dataclass
 class FeatureTable:
     info: FeatureInfo
-    offsets: Tensor  # (N+1,) int64
-    values: Tensor  # (R, M) dense or (R,) int64 index
+    offsets: Tensor  # (N+1,) int64, on the CPU
+    values: Tensor  # (R, M) dense or (R,) int64 index; on the device or in host memory
+
+    def __post_init__(self) -> None:
+        self.offsets = self.offsets.cpu()
 
     @property
     def counts(self) -> Tensor:
         return self.offsets[1:] - self.offsets[:-1]  # (N,)
 
     def to(self, device: torch.device | str) -> "FeatureTable":
-        return FeatureTable(self.info, self.offsets.to(device), self.values.to(device))
+        """Values moved to `device`; offsets stay on the CPU."""
+        return FeatureTable(self.info, self.offsets, self.values.to(device))
+
+    def pinned(self) -> "FeatureTable":
+        """Values in page-locked host memory (for asynchronous copies to a GPU)."""
+        return FeatureTable(self.info, self.offsets, self.values.pin_memory())
 
 
 @dataclass
@@ -120,19 +134,21 @@ def cap_rows(offsets: np.ndarray, limit: int, rng: np.random.Generator) -> tuple
 
 
 def _column(store: RaggedStore, spec: FeatureSpec) -> tuple[str, str]:
-    """(column name, kind) of the feature in its store."""
+    """(column name, kind) of the feature in its store (read with only the wanted columns)."""
     if spec.column is not None:
         if spec.column not in store.rows:
+            present = json.loads(store.attrs.get("row_columns", "[]"))
             raise ValueError(f"feature {spec.name}: store {spec.path} has no row column "
-                             f"{spec.column!r} (it has {sorted(store.rows)})")
+                             f"{spec.column!r} (it has {sorted(present)})")
         column = spec.column
     elif "features" in store.rows:
         column = "features"
     elif "labels" in store.rows:
         column = "labels"
     else:
+        present = json.loads(store.attrs.get("row_columns", "[]"))
         raise ValueError(f"feature {spec.name}: store {spec.path} has neither `features` nor "
-                         f"`labels` rows (it has {sorted(store.rows)}); name one as NAME=STORE.h5:COLUMN")
+                         f"`labels` rows (it has {sorted(present)}); name one as NAME=STORE.h5:COLUMN")
     kind = "index" if store.rows[column].dtype.kind in "iub" else "dense"
     return column, kind
 
@@ -142,7 +158,7 @@ def load_feature(spec: FeatureSpec, ids: Sequence[str], max_elements: int, seed:
     """Read one store and align it to `ids`, keeping at most `max_elements` rows per sample
     (0 = all), sub-sampled deterministically from `seed` and the feature name. Index features
     are capped only when `cap_index`."""
-    store = read_store(spec.path)
+    store = read_store(spec.path, columns=[spec.column] if spec.column else ["features", "labels"])
     column, kind = _column(store, spec)
     data = store.rows[column]
     if kind == "index" and not cap_index:
@@ -152,11 +168,16 @@ def load_feature(spec: FeatureSpec, ids: Sequence[str], max_elements: int, seed:
         rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
         keep, offsets = cap_rows(offsets, max_elements, rng)
         rows = rows[keep]
-    values = data[rows]
+    identity = len(rows) == len(data) and (len(rows) == 0 or (rows[0] == 0 and np.all(np.diff(rows) == 1)))
+    values = np.asarray(data) if identity else np.asarray(data)[rows]  # no copy in store order
+    width = int(data.shape[1]) if data.ndim == 2 else 1
+    vocab = store.attrs.get("vocab_size")
+    if kind == "index" and vocab is None:
+        vocab = int(np.max(data)) + 1 if len(data) else 1
+    del store, data  # the aligned copy (if any) is all that stays
     if kind == "index":
         values = values.astype(np.int64).reshape(-1)
-        vocab = store.attrs.get("vocab_size")
-        vocab = int(vocab) if vocab is not None else int(data.max()) + 1 if len(data) else 1
+        vocab = int(vocab)
         if len(values) and (values.min() < 0 or values.max() >= vocab):
             raise ValueError(f"feature {spec.name}: store {spec.path} has indices outside "
                              f"[0, vocab_size={vocab}); fix the store's vocab_size attr")
@@ -167,17 +188,18 @@ def load_feature(spec: FeatureSpec, ids: Sequence[str], max_elements: int, seed:
             values = values.reshape(-1, 1)
         if values.dtype not in (np.float16, np.float32):
             values = values.astype(np.float32)
-        info = FeatureInfo(spec.name, "dense", int(data.shape[1]) if data.ndim == 2 else 1)
+        info = FeatureInfo(spec.name, "dense", width)
         tensor = torch.from_numpy(np.ascontiguousarray(values))
     return FeatureTable(info, torch.from_numpy(offsets), tensor)
 
 
 def load_features(specs: Sequence[FeatureSpec], ids: Sequence[str], max_elements: int,
                   seed: int, per_feature: dict[str, int] | None = None,
-                  device: torch.device | str = "cpu") -> list[FeatureTable]:
-    """Every feature of a run, loaded once and moved to `device`. Index features are one element
-    per sample whatever their length, so `max_elements` limits them only when `per_feature`
-    names them."""
+                  device: torch.device | str = "cpu", pin: bool = False) -> list[FeatureTable]:
+    """Every feature of a run, loaded once (only the column it uses) and moved to `device`, or
+    kept in pinned host memory when `pin` (give device="cpu" then). Index features are one
+    element per sample whatever their length, so `max_elements` limits them only when
+    `per_feature` names them."""
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"feature names must be unique, got {names}")
@@ -189,40 +211,162 @@ def load_features(specs: Sequence[FeatureSpec], ids: Sequence[str], max_elements
     for spec in specs:
         limit = per_feature.get(spec.name, max_elements)
         table = load_feature(spec, ids, limit, seed, cap_index=spec.name in per_feature)
-        tables.append(table.to(device))
+        tables.append(table.pinned() if pin else table.to(device))
     return tables
+
+
+def table_bytes(tables: Sequence[FeatureTable]) -> int:
+    """Bytes of all tables' values (what `feature_device=device` puts on the device)."""
+    return sum(t.values.numel() * t.values.element_size() for t in tables)
 
 
 # ---------------------------------------------------------------------------------------------
 # packing
 
 
-def gather_rows(offsets: Tensor, index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Rows of the samples `index` (B,) in a CSR table.
+def gather_rows(offsets: Tensor | np.ndarray, index: Tensor | np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the samples `index` (B,) in a CSR table, planned on the host (no device sync).
 
-    Returns `rows (E,)`, `segment (E,)` (batch position of each row), `counts (B,)` and
-    `first (B,)` (where each sample's rows start in `rows`)."""
+    Returns int64 arrays `rows (E,)`, `segment (E,)` (batch position of each row), `counts (B,)`
+    and `first (B,)` (where each sample's rows start in `rows`)."""
+    offsets = offsets.numpy() if isinstance(offsets, Tensor) else np.asarray(offsets)
+    index = index.cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
     starts = offsets[index]  # (B,)
     counts = offsets[index + 1] - starts  # (B,)
-    first = torch.cumsum(counts, 0) - counts  # (B,) exclusive cumsum
-    total = int(counts.sum())
-    positions = torch.arange(len(index), device=offsets.device)
-    segment = torch.repeat_interleave(positions, counts, output_size=total)  # (E,)
-    rows = torch.repeat_interleave(starts - first, counts, output_size=total)
-    rows = rows + torch.arange(total, device=offsets.device)  # (E,)
+    first = np.cumsum(counts) - counts  # (B,) exclusive cumsum
+    segment = np.repeat(np.arange(len(index), dtype=np.int64), counts)  # (E,)
+    rows = np.repeat(starts - first, counts) + np.arange(len(segment), dtype=np.int64)  # (E,)
     return rows, segment, counts, first
 
 
-def pack(tables: Sequence[FeatureTable], index: Tensor) -> Batch:
-    """The batch of samples `index` (B,) int64 (on the tables' device)."""
-    parts = []
+@dataclass
+class Plan:
+    """Host-side index arrays of one batch, before any value is gathered."""
+
+    index: np.ndarray  # (B,) sample positions
+    rows: list[np.ndarray]  # per feature: rows of `values` to gather
+    segment: list[np.ndarray]  # per feature: (E_i,) batch position of each element
+    bags: list[np.ndarray | None]  # index features: (E_i,) start of each bag in the gathered rows
+
+
+def plan(tables: Sequence[FeatureTable], index: np.ndarray) -> Plan:
+    rows, segments, bags = [], [], []
     for table in tables:
-        rows, segment, counts, first = gather_rows(table.offsets, index)
+        took, segment, counts, first = gather_rows(table.offsets, index)
+        rows.append(took)
         if table.info.kind == "index":
-            present = counts > 0  # (B,) one element (bag) per sample that has indices
-            parts.append(Part(table.values[rows],  # (L,)
-                              torch.arange(len(index), device=index.device)[present],  # (E_i,)
-                              first[present]))  # (E_i,)
+            present = np.flatnonzero(counts > 0)  # one element (bag) per sample with indices
+            segments.append(present)
+            bags.append(first[present])
         else:
-            parts.append(Part(table.values[rows].float(), segment))  # (E_i, M_i)
-    return Batch(len(index), parts)
+            segments.append(segment)
+            bags.append(None)
+    return Plan(index, rows, segments, bags)
+
+
+def _to_device(arrays: list[np.ndarray], device: torch.device) -> list[Tensor]:
+    """int64 host arrays as device tensors with ONE copy (from pinned memory, non_blocking)."""
+    sizes = [len(a) for a in arrays]
+    flat = torch.from_numpy(np.concatenate(arrays) if arrays else np.zeros(0, np.int64))
+    if device.type == "cuda":
+        flat = flat.pin_memory().to(device, non_blocking=True)
+    elif device.type != "cpu":
+        flat = flat.to(device)
+    return list(torch.split(flat, sizes))
+
+
+def _host_gather(values: Tensor, rows: np.ndarray, device: torch.device) -> Tensor:
+    """Rows of host-resident `values` gathered on the host (into pinned memory for CUDA) and
+    copied to `device` with non_blocking."""
+    index = torch.from_numpy(rows)
+    if device.type != "cuda":
+        return values.index_select(0, index).to(device)
+    out = torch.empty((len(rows), *values.shape[1:]), dtype=values.dtype, pin_memory=True)
+    torch.index_select(values, 0, index, out=out)
+    return out.to(device, non_blocking=True)
+
+
+def materialise(tables: Sequence[FeatureTable], plan_: Plan, device: torch.device, host: bool = False,
+                stream=None) -> tuple[Tensor, Batch]:
+    """`(index (B,) on device, Batch)` for a planned batch. Device-resident values are gathered
+    on the device; with `host`, every table's rows are gathered on the host and copied. On CUDA,
+    all of it is queued on `stream` (None: the current stream)."""
+    if device.type == "cuda":
+        with torch.cuda.stream(stream):
+            return _materialise(tables, plan_, device, host)
+    return _materialise(tables, plan_, device, host)
+
+
+def _materialise(tables: Sequence[FeatureTable], plan_: Plan, device: torch.device,
+                 host: bool) -> tuple[Tensor, Batch]:
+    bags = [b for b in plan_.bags if b is not None]
+    moved = _to_device([plan_.index, *plan_.segment, *bags, *([] if host else plan_.rows)], device)
+    index, segments = moved[0], moved[1:1 + len(tables)]
+    bag_iter = iter(moved[1 + len(tables):1 + len(tables) + len(bags)])
+    row_iter = iter(moved[1 + len(tables) + len(bags):])
+    parts = []
+    for table, rows, segment, bag in zip(tables, plan_.rows, segments, plan_.bags):
+        if host:
+            values = _host_gather(table.values, rows, device)
+        else:
+            values = table.values.index_select(0, next(row_iter))
+        if table.info.kind == "index":
+            parts.append(Part(values, segment, next(bag_iter)))  # (L,), (E_i,), (E_i,)
+        else:
+            parts.append(Part(values.float(), segment))  # (E_i, M_i)
+    return index, Batch(len(plan_.index), parts)
+
+
+def pack(tables: Sequence[FeatureTable], index: Tensor | np.ndarray,
+         device: torch.device | str | None = None) -> Batch:
+    """The batch of samples `index` (B,) int64 on `device` (default: where `index` is)."""
+    if device is None:
+        device = index.device if isinstance(index, Tensor) else torch.device("cpu")
+    host_index = index.cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
+    device = torch.device(device)
+    host = any(t.values.device != device for t in tables)
+    _, batch = materialise(tables, plan(tables, host_index.astype(np.int64)), device, host)
+    return batch
+
+
+class Batches:
+    """The batches of `positions` (host int64, already in the wanted order), each planned and
+    gathered one step ahead: batch k+1 is prepared (host gather and asynchronous copy on a side
+    stream for host-resident values) while the device computes step k.
+
+    Yields `(index (B,) on device, Batch)`."""
+
+    def __init__(self, tables: Sequence[FeatureTable], positions: np.ndarray, batch_size: int,
+                 device: torch.device, host: bool = False) -> None:
+        self.tables, self.positions, self.batch_size, self.device = tables, positions, batch_size, device
+        self.host = host  # values live in host memory: gather there, copy per batch
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def __len__(self) -> int:
+        return -(-len(self.positions) // self.batch_size)
+
+    def _prepare(self, k: int) -> tuple[tuple[Tensor, Batch], object]:
+        chunk = self.positions[k * self.batch_size:(k + 1) * self.batch_size]
+        ready = materialise(self.tables, plan(self.tables, chunk), self.device, self.host, self.stream)
+        event = None
+        if self.stream is not None:
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        return ready, event
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Batch]]:
+        if not len(self):
+            return
+        upcoming = self._prepare(0)
+        for k in range(len(self)):
+            (index, batch), event = upcoming
+            if event is not None:
+                main = torch.cuda.current_stream(self.device)
+                main.wait_event(event)
+                for tensor in [index] + [t for p in batch.parts for t in (p.values, p.segment, p.bags)
+                                         if t is not None]:
+                    tensor.record_stream(main)  # freed only after the main stream used it
+            yield index, batch
+            if k + 1 < len(self):
+                upcoming = self._prepare(k + 1)  # overlaps the step just launched

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 CLASS_WEIGHTS = ("none", "inv_sqrt")
 TASKS = ("auto", "binary", "multilabel")
+FEATURE_DEVICES = ("auto", "device", "host")
 
 
 @dataclass
@@ -30,6 +31,8 @@ class TrainOptions:
     threshold: float = 0.5
     task: str = "auto"  # auto | binary | multilabel
     amp: bool = False  # bf16 autocast on CUDA
+    feature_device: str = "auto"  # auto | device | host: where feature tables live (auto: device if they fit)
+    dev_fraction: float = 0.1  # cross-validated manifests: share of train carved out as dev (0 = none)
 
     def hidden_sizes(self) -> list[int]:
         try:
@@ -47,6 +50,10 @@ class TrainOptions:
                 raise ValueError(f"{name} must be at least 1")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
+        if self.feature_device not in FEATURE_DEVICES:
+            raise ValueError(f"feature_device={self.feature_device!r}: use one of {', '.join(FEATURE_DEVICES)}")
+        if not 0 <= self.dev_fraction <= 0.5:
+            raise ValueError(f"dev_fraction={self.dev_fraction}: use a share in [0, 0.5] (0 = no dev set)")
         if any(h < 1 for h in self.hidden_sizes()):
             raise ValueError(f"hidden={self.hidden!r}: sizes must be positive")
         return self

@@ -3,6 +3,11 @@
 AdamW; lr warmed up linearly from 0 over `warmup_epochs` (per step), then cosine decay to 0;
 sigmoid cross-entropy for binary and multi-label; model selection on dev by `select_metric`;
 test metrics, predictions and importance at the best dev epoch.
+
+Steps, each usable alone (`predict` of new samples and robustness evaluation reuse them):
+`load_run_data` -> `build_model` -> `fit` (epochs, dev selection) -> `evaluate_split` ->
+`write_run`. The epoch loop never waits for the device: batches are planned on the host
+(`model.data.Batches`) and the loss is read once per epoch.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from torch import Tensor, nn
 
 from model import runfiles
 from model.baseline import ConcatModel
-from model.data import FeatureInfo, FeatureSpec, FeatureTable, load_features, pack
+from model.data import Batches, FeatureInfo, FeatureSpec, FeatureTable, load_features, table_bytes
 from model.manifest import class_names, read_manifest, select_splits, target_matrix
 from model.metrics import DEFAULT_SELECT, evaluate, metric_names
-from model.options import TrainOptions
+from model.options import FEATURE_DEVICES, TrainOptions
 from model.sets import SET_POOLS, FusionModel, SetModel
+from model.trained import store_attrs
 
 POOL_CHOICES = SET_POOLS + ("concat",)
 
@@ -64,6 +70,66 @@ def class_weight_vector(train_targets: np.ndarray, how: str) -> Tensor | None:
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
+class AdamW:
+    """AdamW (decoupled weight decay) over all parameters at once with `torch._foreach_*` ops,
+    the same arithmetic as `torch.optim.AdamW`'s update (tests compare them step by step).
+
+    Own class because constructing any `torch.optim` optimizer imports torch's compiler stack
+    (`torch._dynamo`, ~1.5 s per training job on the CPU). `lr` is set per step by the caller."""
+
+    def __init__(self, params, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        live = [k for k, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        params = [self.params[k] for k in live]
+        grads = [self.params[k].grad for k in live]
+        avg = [self.exp_avg[k] for k in live]
+        avg_sq = [self.exp_avg_sq[k] for k in live]
+        self.steps += 1
+        beta1, beta2 = self.betas
+        torch._foreach_mul_(params, 1 - self.lr * self.weight_decay)
+        torch._foreach_lerp_(avg, grads, 1 - beta1)
+        torch._foreach_mul_(avg_sq, beta2)
+        torch._foreach_addcmul_(avg_sq, grads, grads, value=1 - beta2)
+        step_size = self.lr / (1 - beta1 ** self.steps)
+        denom = torch._foreach_sqrt(avg_sq)
+        torch._foreach_div_(denom, (1 - beta2 ** self.steps) ** 0.5)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, avg, denom, value=-step_size)
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+
+DEVICE_MARGIN = 0.6  # share of free device memory the feature tables may take (rest: model, batches)
+
+
+def features_on_host(choice: str, dev: torch.device, nbytes: int) -> bool:
+    """Whether the feature tables (`nbytes` in all) stay in host memory: `host`; `auto` when they
+    would take more than DEVICE_MARGIN of the device's free memory. On the CPU host == device."""
+    if choice not in FEATURE_DEVICES:
+        raise ValueError(f"feature_device={choice!r}: use one of {', '.join(FEATURE_DEVICES)}")
+    if choice == "host":
+        return True
+    if choice == "device" or dev.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(dev)
+    return nbytes > DEVICE_MARGIN * free
+
+
 @contextlib.contextmanager
 def deterministic(seed: int, cpu: bool):
     """Seed everything. CPU kernels used here (index_add, scatter_reduce, matmul) are
@@ -75,7 +141,7 @@ def deterministic(seed: int, cpu: bool):
 
 
 def element_counts(tables: Sequence[FeatureTable]) -> Tensor:
-    """(N,) number of set elements per sample (an index feature gives at most one)."""
+    """(N,) number of set elements per sample on the CPU (an index feature gives at most one)."""
     total = torch.zeros_like(tables[0].counts)
     for table in tables:
         counts = table.counts
@@ -83,22 +149,33 @@ def element_counts(tables: Sequence[FeatureTable]) -> Tensor:
     return total
 
 
+def _autocast(model: nn.Module, amp: bool) -> Callable[[], contextlib.AbstractContextManager]:
+    cuda = next(model.parameters()).device.type == "cuda"
+    if amp and cuda:
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 @torch.no_grad()
-def predict(model: FusionModel, tables: Sequence[FeatureTable], positions: Tensor, batch_size: int,
+def predict(model: FusionModel, tables: Sequence[FeatureTable], positions: Tensor | np.ndarray, batch_size: int,
             autocast: Callable[[], contextlib.AbstractContextManager]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities (n, C) and importance (n, M) (None for concat) for samples `positions`."""
+    """Probabilities (n, C) and importance (n, M) (None for concat) for samples `positions`.
+
+    Results stay on the device until the end: one transfer (and one sync) per call."""
     model.eval()
+    device = next(model.parameters()).device
+    host = any(t.values.device != device for t in tables)
+    positions = positions.cpu().numpy() if isinstance(positions, Tensor) else np.asarray(positions)
     probs, importance = [], []
-    for start in range(0, len(positions), batch_size):
-        batch = pack(tables, positions[start:start + batch_size])
+    for _, batch in Batches(tables, positions.astype(np.int64), batch_size, device, host):
         with autocast():
             logits, imp = model(batch, with_importance=True)
-        probs.append(torch.sigmoid(logits.float()).cpu())
+        probs.append(torch.sigmoid(logits.float()))
         if imp is not None:
-            importance.append(imp.float().cpu())
+            importance.append(imp.float())
     num_classes = model.head[-1].out_features
-    prob = torch.cat(probs).numpy() if probs else np.zeros((0, num_classes), np.float32)
-    imp = torch.cat(importance).numpy() if importance else None
+    prob = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, num_classes), np.float32)
+    imp = torch.cat(importance).cpu().numpy() if importance else None
     if imp is None and not isinstance(model, ConcatModel):
         imp = np.zeros((0, model.num_modalities), np.float32)
     return prob, imp
@@ -122,7 +199,15 @@ def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: i
         raise RuntimeError("--device cuda, but torch sees no GPU; use --device cpu")
     dev = torch.device(device)
     with deterministic(seed, cpu=dev.type == "cpu"):
-        return _train(manifest, specs, pool, seed, Path(out), dev, options, log)
+        data = load_run_data(manifest, specs, options, seed, dev)
+        _log(log, describe(data))
+        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options).to(dev)
+        fitted = fit(model, data, options, seed, log)
+        model.load_state_dict(fitted.state)
+        test = evaluate_split(model, data, data.splits["test"], options)
+        metrics = write_run(Path(out), data, model, pool, seed, options, fitted, test)
+    _log(log, f"test at epoch {fitted.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
+    return metrics
 
 
 @dataclass
@@ -137,10 +222,23 @@ class RunData:
     fine: np.ndarray | None  # (N,) fine class names (binary task with a `fine` column)
     splits: dict[str, np.ndarray]  # train/dev/test -> row positions
     tables: list[FeatureTable]
+    manifest: str = ""
+    stores: dict[str, dict] = dataclasses.field(default_factory=dict)  # feature -> store record
+    host: bool = False  # tables' values in host memory (gathered and copied per batch)
+
+
+def store_record(spec: FeatureSpec) -> dict:
+    """What `model.pt` and metrics.json record of a training store: path, column and the attrs
+    that identify what produced it (extractor, backend, dim, model)."""
+    record = {"path": str(spec.path), "column": spec.column}
+    record.update(store_attrs(spec.path))
+    return record
 
 
 def load_run_data(manifest: str | Path, specs: Sequence[FeatureSpec], options: TrainOptions,
                   seed: int, dev: torch.device) -> RunData:
+    """Manifest, splits, targets and the features' tables: on `dev`, or in (pinned) host memory
+    when `options.feature_device` says so or (auto) they do not fit."""
     frame = read_manifest(manifest)
     classes = class_names(frame["labels"], options.classes)
     task = options.task if options.task != "auto" else ("binary" if len(classes) == 1 else "multilabel")
@@ -155,103 +253,138 @@ def load_run_data(manifest: str | Path, specs: Sequence[FeatureSpec], options: T
         if len(splits[name]) == 0:
             raise ValueError(f"manifest {manifest} has no {name} samples for this split/fold")
     ids = frame["id"].tolist()
-    tables = load_features(specs, ids, options.max_elements, seed, options.max_elements_by, dev)
+    tables = load_features(specs, ids, options.max_elements, seed, options.max_elements_by, "cpu")
+    host = features_on_host(options.feature_device, dev, table_bytes(tables))
+    tables = [t.pinned() if host and dev.type == "cuda" else t.to(dev) for t in tables]
     fine = frame["fine"].to_numpy() if "fine" in frame.columns and task == "binary" else None
-    return RunData(ids, classes, task, select, target_matrix(frame["labels"], classes), fine, splits, tables)
+    stores = {s.name: store_record(s) for s in specs}
+    return RunData(ids, classes, task, select, target_matrix(frame["labels"], classes), fine, splits, tables,
+                   str(manifest), stores, host)
 
 
-def _train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: int, out: Path,
-           dev: torch.device, options: TrainOptions, log: TextIO | None) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    data = load_run_data(manifest, specs, options, seed, dev)
-    ids, classes, task, select, fine = data.ids, data.classes, data.task, data.select, data.fine
-    targets_np, splits, tables = data.targets, data.splits, data.tables
-    infos = [t.info for t in tables]
-    targets = torch.from_numpy(targets_np).to(dev)  # (N, C)
-    position = {name: torch.from_numpy(idx).to(dev) for name, idx in splits.items()}
-    _log(log, f"{len(ids)} samples (train {len(splits['train'])}, dev {len(splits['dev'])}, "
-              f"test {len(splits['test'])}), {len(classes)} classes, task {task}, features "
-              + ", ".join(f"{i.name} ({i.kind}, {i.input_dim})" for i in infos))
+def describe(data: RunData) -> str:
+    splits = data.splits
+    return (f"{len(data.ids)} samples (train {len(splits['train'])}, dev {len(splits['dev'])}, "
+            f"test {len(splits['test'])}), {len(data.classes)} classes, task {data.task}, features "
+            + ", ".join(f"{t.info.name} ({t.info.kind}, {t.info.input_dim})" for t in data.tables)
+            + (", features in host memory" if data.host else ""))
 
-    # --- model and optimisation ---------------------------------------------------------------
-    model = build_model(pool, infos, len(classes), options).to(dev)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    steps = math.ceil(len(splits["train"]) / options.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, warmup_cosine(round(options.warmup_epochs * steps), options.epochs * steps))
-    weight = class_weight_vector(targets_np[splits["train"]], options.class_weights)
+
+@dataclass
+class Fit:
+    """What `fit` selected: the best dev epoch's weights and metrics, and every epoch's row."""
+
+    state: dict[str, Tensor]  # state_dict at `epoch` (copies)
+    epoch: int
+    dev: dict[str, float]  # dev metrics at `epoch` ({} without a dev split)
+    history: list[dict]  # epoch, loss, lr, seconds, dev_<metric>
+
+
+@dataclass
+class Evaluation:
+    """A split scored by the model: probabilities, importance and metrics."""
+
+    positions: np.ndarray  # (n,) manifest rows
+    probs: np.ndarray  # (n, C)
+    importance: np.ndarray | None  # (n, M); None for concat
+    metrics: dict[str, float]
+
+
+def evaluate_split(model: FusionModel, data: RunData, positions: np.ndarray,
+                   options: TrainOptions) -> Evaluation:
+    """Score the samples `positions` (manifest rows) and compute the task's metrics."""
+    probs, importance = predict(model, data.tables, positions, options.eval_batch_size,
+                                _autocast(model, options.amp))
+    fine = None if data.fine is None else data.fine[positions]
+    metrics = evaluate(data.task, data.targets[positions], probs, options.threshold, fine)
+    return Evaluation(positions, probs, importance, metrics)
+
+
+def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
+        log: TextIO | None = None) -> Fit:
+    """Train `options.epochs` epochs on the train split; after each, score dev and keep the
+    weights of the best `data.select` (no dev split: the last epoch)."""
+    dev = next(model.parameters()).device
+    train_rows = data.splits["train"]
+    targets = torch.from_numpy(data.targets).to(dev)  # (N, C)
+    optimiser = AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    steps = math.ceil(len(train_rows) / options.batch_size)
+    factor = warmup_cosine(round(options.warmup_epochs * steps), options.epochs * steps)
+    weight = class_weight_vector(data.targets[train_rows], options.class_weights)
     criterion = nn.BCEWithLogitsLoss(weight=None if weight is None else weight.to(dev))
-    use_amp = options.amp and dev.type == "cuda"
-
-    def autocast() -> contextlib.AbstractContextManager:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+    autocast = _autocast(model, options.amp)
+    select = data.select
 
     generator = torch.Generator().manual_seed(seed)
-    history, best, best_state, best_dev = [], -math.inf, None, {}
-    best_epoch = 0
+    history: list[dict] = []
+    best, best_state, best_dev, best_epoch = -math.inf, None, {}, 0
     for epoch in range(1, options.epochs + 1):
         began = time.perf_counter()
         model.train()
-        order = position["train"][torch.randperm(len(splits["train"]), generator=generator).to(dev)]
+        order = train_rows[torch.randperm(len(train_rows), generator=generator).numpy()]
         loss_sum = torch.zeros((), device=dev)
-        for start in range(0, len(order), options.batch_size):
-            index = order[start:start + options.batch_size]  # (B,)
+        for index, batch in Batches(data.tables, order, options.batch_size, dev, data.host):
+            optimiser.lr = options.lr * factor(optimiser.steps)
             with autocast():
-                logits = model(pack(tables, index))  # (B, C)
+                logits = model(batch)  # (B, C)
             loss = criterion(logits.float(), targets[index])
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            schedule.step()
             loss_sum += loss.detach() * len(index)
         dev_metrics: dict[str, float] = {}
-        if len(splits["dev"]):
-            probs, _ = predict(model, tables, position["dev"], options.eval_batch_size, autocast)
-            dev_metrics = evaluate(task, targets_np[splits["dev"]], probs, options.threshold,
-                                   None if fine is None else fine[splits["dev"]])
+        if len(data.splits["dev"]):
+            dev_metrics = evaluate_split(model, data, data.splits["dev"], options).metrics
+        mean_loss = float(loss_sum) / len(order)  # the epoch's one wait for the device
         seconds = time.perf_counter() - began
         score = dev_metrics.get(select, math.nan) if dev_metrics else epoch  # no dev: last epoch
         if best_state is None or (not math.isnan(score) and score > best):
             best, best_epoch, best_dev = score, epoch, dev_metrics
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        row = {"epoch": epoch, "loss": float(loss_sum) / len(order),
-               "lr": optimiser.param_groups[0]["lr"], "seconds": seconds}
+        row = {"epoch": epoch, "loss": mean_loss, "lr": options.lr * factor(optimiser.steps),
+               "seconds": seconds}
         row.update({f"dev_{k}": v for k, v in dev_metrics.items()})
         history.append(row)
         _log(log, f"epoch {epoch}/{options.epochs} loss {row['loss']:.4f} lr {row['lr']:.2e} "
                   f"dev {select} {dev_metrics.get(select, math.nan):.4f} "
                   f"(best {best_dev.get(select, math.nan):.4f} @ {best_epoch}) {seconds:.2f}s")
+    return Fit(best_state, best_epoch, best_dev, history)
 
-    # --- test at the best dev epoch ---------------------------------------------------------
-    model.load_state_dict(best_state)
-    test = splits["test"]
-    probs, importance = predict(model, tables, position["test"], options.eval_batch_size, autocast)
-    test_metrics = evaluate(task, targets_np[test], probs, options.threshold,
-                            None if fine is None else fine[test])
-    test_ids = [ids[i] for i in test]
+
+def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, seed: int,
+              options: TrainOptions, fitted: Fit, test: Evaluation) -> dict:
+    """Write the run folder (predictions.h5, importance.h5, history.csv, model.pt,
+    metrics.json, in that order: metrics.json last marks a complete run); returns the metrics."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    infos = [t.info for t in data.tables]
     names = [i.name for i in infos]
-    runfiles.write_predictions(out, test_ids, probs, targets_np[test], classes, task)
-    if importance is not None:
-        elements = element_counts(tables)[position["test"]].cpu().numpy()
-        runfiles.write_importance(out, test_ids, importance, elements, names, pool)
+    rows = test.positions
+    test_ids = [data.ids[i] for i in rows]
+    runfiles.write_predictions(out, test_ids, test.probs, data.targets[rows], data.classes, data.task)
+    if test.importance is not None:
+        elements = element_counts(data.tables)[torch.from_numpy(rows)].numpy()
+        runfiles.write_importance(out, test_ids, test.importance, elements, names, pool)
     else:
         (out / runfiles.IMPORTANCE).unlink(missing_ok=True)
-    runfiles.write_history(out, history)
-    torch.save({"state_dict": best_state, "config": options.to_dict(), "pool": pool,
-                "features": [dataclasses.asdict(i) for i in infos], "classes": classes,
-                "task": task, "seed": seed}, out / runfiles.MODEL)
-    metrics = dict(test_metrics)
+    runfiles.write_history(out, fitted.history)
+    torch.save({"state_dict": fitted.state, "config": options.to_dict(), "pool": pool,
+                "features": [dataclasses.asdict(i) for i in infos], "classes": data.classes,
+                "task": data.task, "seed": seed, "stores": data.stores}, out / runfiles.MODEL)
+    dev = next(model.parameters()).device
+    metrics = dict(test.metrics)
     metrics.update({
-        "metric_names": list(test_metrics), "task": task, "method": "concat" if pool == "concat" else "set",
-        "pool": pool, "seed": seed, "features": names,
-        "feature_stores": {s.name: str(s.path) + (f":{s.column}" if s.column else "") for s in specs},
-        "feature_kinds": {i.name: i.kind for i in infos}, "classes": classes,
-        "best_epoch": best_epoch, "select_metric": select, "dev_metric": best_dev.get(select),
-        "dev": best_dev, "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])),
-        "n_train": len(splits["train"]), "n_dev": len(splits["dev"]), "n_test": len(test),
-        "fold": options.fold, "device": str(dev), "manifest": str(manifest),
-        "config": options.to_dict(),
+        "metric_names": list(test.metrics), "task": data.task,
+        "method": "concat" if pool == "concat" else "set", "pool": pool, "seed": seed, "features": names,
+        "feature_stores": {name: s["path"] + (f":{s['column']}" if s["column"] else "")
+                           for name, s in data.stores.items()},
+        "stores": data.stores,
+        "feature_kinds": {i.name: i.kind for i in infos}, "classes": data.classes,
+        "best_epoch": fitted.epoch, "select_metric": data.select, "dev_metric": fitted.dev.get(data.select),
+        "dev": fitted.dev, "seconds_per_epoch": float(np.mean([h["seconds"] for h in fitted.history])),
+        "n_train": len(data.splits["train"]), "n_dev": len(data.splits["dev"]), "n_test": len(rows),
+        "fold": options.fold, "device": str(dev), "feature_device": "host" if data.host else "device",
+        "manifest": data.manifest, "config": options.to_dict(),
     })
     runfiles.write_metrics(out, metrics)
-    _log(log, f"test at epoch {best_epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items()))
     return metrics

@@ -166,3 +166,75 @@ def test_cli_rejects_unknown_option(toy, tmp_path, capsys) -> None:
     code = main(["train", "--manifest", str(manifest), "--feature", f"signal={specs[0].path}",
                  "--pool", "max", "--seed", "0", "--out", str(tmp_path / "x"), "--set", "nope=1"])
     assert code == 2 and "unknown option" in capsys.readouterr().err
+
+
+def test_adamw_matches_torch_optim_step_by_step() -> None:
+    from model.train import AdamW
+
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    theirs.load_state_dict(ours.state_dict())
+    mine = AdamW(ours.parameters(), lr=0.01, weight_decay=0.1)
+    reference = torch.optim.AdamW(theirs.parameters(), lr=0.01, weight_decay=0.1)
+    for step in range(6):
+        x = torch.randn(8, 5)
+        for model, opt in ((ours, mine), (theirs, reference)):
+            lr = 0.01 * (step + 1) / 6  # changed per step, as the schedule does
+            if opt is mine:
+                opt.lr = lr
+            else:
+                opt.param_groups[0]["lr"] = lr
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+        for a, b in zip(ours.parameters(), theirs.parameters()):
+            assert torch.equal(a, b), step
+
+
+def test_feature_device_host_equals_device(toy, tmp_path) -> None:
+    manifest, specs = toy
+    runs = {}
+    for where in ("device", "host"):
+        options = parse_options(FAST + ["epochs=4", f"feature_device={where}"])
+        runs[where] = train(manifest, specs, "attention", 5, tmp_path / where, options=options, log=None)
+    assert runs["host"]["feature_device"] == "host" and runs["device"]["feature_device"] == "device"
+    keys = runs["device"]["metric_names"] + ["best_epoch", "dev"]
+    assert {k: runs["host"][k] for k in keys} == {k: runs["device"][k] for k in keys}
+    probs = [h5py.File(tmp_path / w / "predictions.h5", "r")["probabilities"][()] for w in ("device", "host")]
+    assert np.array_equal(probs[0], probs[1])
+    importance = [h5py.File(tmp_path / w / "importance.h5", "r")["importance"][()] for w in ("device", "host")]
+    assert np.array_equal(importance[0], importance[1])
+    with pytest.raises(ValueError, match="feature_device"):
+        parse_options(["feature_device=gpu"])
+    with pytest.raises(ValueError, match="dev_fraction"):
+        parse_options(["dev_fraction=0.7"])
+
+
+def test_run_records_training_stores(toy, tmp_path) -> None:
+    manifest, specs = toy
+    train(manifest, specs, "sum", 0, tmp_path / "run", options=parse_options(FAST + ["epochs=1"]), log=None)
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert state["stores"] == metrics["stores"]
+    signal = state["stores"]["signal"]
+    assert signal["path"] == str(specs[0].path) and signal["column"] is None
+    assert (signal["extractor"], signal["backend"], signal["dim"]) == ("toy", "toy", 8)
+    assert state["stores"]["tags"]["extractor"] == "toy-index"
+
+
+def test_steps_reused_outside_train(toy) -> None:
+    """load_run_data -> build_model -> fit -> evaluate_split without writing a run folder."""
+    from model.train import build_model, evaluate_split, fit, load_run_data
+
+    manifest, specs = toy
+    options = parse_options(FAST + ["epochs=3"])
+    data = load_run_data(manifest, specs, options, 0, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = build_model("max", [t.info for t in data.tables], len(data.classes), options)
+    fitted = fit(model, data, options, seed=0)
+    assert [h["epoch"] for h in fitted.history] == [1, 2, 3] and 1 <= fitted.epoch <= 3
+    model.load_state_dict(fitted.state)
+    test = evaluate_split(model, data, data.splits["test"], options)
+    assert test.probs.shape == (len(data.splits["test"]), 2)
+    assert test.importance.shape == (len(data.splits["test"]), 3)
+    assert set(test.metrics) == {"f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"}
