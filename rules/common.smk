@@ -214,8 +214,35 @@ def device():
     return config["device"]
 
 
+# --- GPU slots -----------------------------------------------------------------------------
+# With device: cuda on one machine, `gpus` devices (default: those visible) are each shared by
+# up to gpu_share[RULE] jobs of a rule. A job asks for SLOTS.need(RULE) of the resource
+# `gpu_slots`, whose global limit (gpus x SLOTS.units) is set here, so `--cores N` alone fills
+# the box; its command runs under `python -m gpuslots run`, which binds it to one device.
+# `gpus: 0` (the SLURM profile) turns slots off: the scheduler assigns devices from `gpu=1`.
+import gpuslots
+
+SLOTS = gpuslots.plan(config["device"], config.get("gpus"), config["gpu_share"])
+if SLOTS is not None and "gpu_slots" not in workflow.global_resources:
+    workflow.register_resource("gpu_slots", SLOTS.total)
+
+
 def gpus(wildcards):
+    """Resource `gpu`: one device per GPU job (the SLURM executor turns it into --gpus=1)."""
     return 1 if config["device"] == "cuda" else 0
+
+
+def gpu_slots(rule):
+    """Resource `gpu_slots` of a job of `rule`: its part of one device, 0 when slots are off."""
+    return 0 if SLOTS is None else SLOTS.need(rule)
+
+
+def gpu_run(rule):
+    """Shell prefix binding a job of `rule` to a device slot ("" when slots are off)."""
+    return "" if SLOTS is None else SLOTS.prefix(rule)
+
+
+# --- end of GPU slots ----------------------------------------------------------------------
 
 
 # --- training grid -------------------------------------------------------------------------

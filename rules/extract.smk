@@ -33,13 +33,15 @@ rule extract_shard:
     threads: 1
     resources:
         gpu=gpus,
+        gpu_slots=gpu_slots("extract_shard"),
     params:
         extractor=extractor_name,
         args=extract_args,
         shard=shard_spec,
         device=device(),
+        gpu_run=gpu_run("extract_shard"),
     shell:
-        "python -m extract {params.extractor} --manifest {input.manifest} --out {output} "
+        "{params.gpu_run}python -m extract {params.extractor} --manifest {input.manifest} --out {output} "
         "--device {params.device} --shard {params.shard} --threads {threads} {params.args} > {log} 2>&1"
 
 

@@ -18,14 +18,16 @@ rule train:
     threads: 1
     resources:
         gpu=gpus,
+        gpu_slots=gpu_slots("train"),
     params:
         features=feature_args,
         options=train_args,
         device=device(),
         seed=run_seed,
         out=RUN_DIR,
+        gpu_run=gpu_run("train"),
     shell:
-        "python -m model train --manifest {input.manifest} {params.features} --pool {wildcards.pool} "
+        "{params.gpu_run}python -m model train --manifest {input.manifest} {params.features} --pool {wildcards.pool} "
         "--seed {params.seed} --out {params.out} --device {params.device} --threads {threads} "
         "{params.options} "
         "> {log} 2>&1"

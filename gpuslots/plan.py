@@ -1,0 +1,68 @@
+"""What the workflow asks of Snakemake for device slots: resource sizes and the wrapper prefix.
+
+Snakemake limits concurrent jobs by summing a resource over running jobs. Every device is cut
+into `units` = lcm(gpu_share values) slots; a rule whose jobs may share a device `share` ways asks
+for units // share of the resource `gpu_slots`, whose global limit is gpus x units. With
+gpu_share {extract_shard: 1, train: 8}: units 8; an extraction shard asks for 8 (a whole device),
+a training run for 1, and 2 GPUs allow 16 units: 2 shards, or 16 runs, or 1 shard and 8 runs.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass
+
+from gpuslots.slots import visible_gpus
+
+
+@dataclass(frozen=True)
+class Plan:
+    gpus: int  # devices handed out
+    shares: dict[str, int]  # rule kind -> jobs of that kind per device
+
+    def __post_init__(self):
+        if self.gpus < 1:
+            raise ValueError(f"gpus must be >= 1 when slots are on, not {self.gpus}")
+        bad = {k: v for k, v in self.shares.items() if not isinstance(v, int) or v < 1}
+        if bad:
+            raise ValueError(f"gpu_share values must be integers >= 1: {bad}")
+
+    @property
+    def units(self) -> int:
+        """Slots per device: every share divides it."""
+        return math.lcm(*self.shares.values()) if self.shares else 1
+
+    @property
+    def total(self) -> int:
+        """The global limit of the `gpu_slots` resource."""
+        return self.gpus * self.units
+
+    def share(self, kind: str) -> int:
+        if kind not in self.shares:
+            raise KeyError(f"no gpu_share for {kind!r}: add `gpu_share: {{{kind}: N}}` to the config "
+                           f"(known: {sorted(self.shares)})")
+        return self.shares[kind]
+
+    def need(self, kind: str) -> int:
+        """`gpu_slots` one job of this kind asks for."""
+        return self.units // self.share(kind)
+
+    def prefix(self, kind: str) -> str:
+        """Shell words that run a command bound to a device slot (ends with a space)."""
+        args = ["python", "-m", "gpuslots", "run", "--kind", kind, "--gpus", self.gpus,
+                "--share", self.share(kind), "--units", self.units, "--"]
+        return " ".join(shlex.quote(str(a)) for a in args) + " "
+
+
+def plan(device: str, gpus: int | None, shares: dict[str, int], environ=None) -> Plan | None:
+    """The slot plan of a run, or None when slots are off: device cpu, `gpus: 0` (the SLURM
+    profile: the scheduler assigns devices) or no GPU visible and `gpus` not set."""
+    if device != "cuda":
+        return None
+    if gpus is None:
+        gpus = len(visible_gpus(environ))
+    if gpus == 0:
+        return None
+    # `--config gpu_share={train: 4}` passes nested values as strings; the schema allows digits.
+    return Plan(gpus, {kind: int(share) for kind, share in shares.items()})

@@ -1,0 +1,142 @@
+"""Run one command bound to a device slot; catch a GPU out-of-memory caused by sharing.
+
+The child gets CUDA_VISIBLE_DEVICES (its one device), DMMS_GPU_SHARE (how many jobs may share the
+device with it, itself included) and DMMS_GPU_SLOT (`ID:S[,S...]`). Its stdout and stderr pass
+through unchanged (into the rule's log) and are scanned for torch's out-of-memory messages. On
+such a failure while sharing, the wrapper says to lower the share and, unless told not to, runs
+the command once more holding the whole device.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from gpuslots.slots import LOCK_DIR, Holding, acquire, device_ids
+
+# What torch prints when the caching allocator or a CUDA call cannot get device memory.
+OOM_MARKERS = (b"CUDA out of memory", b"OutOfMemoryError", b"CUDA error: out of memory",
+               b"CUBLAS_STATUS_ALLOC_FAILED")
+
+
+def say(text: str) -> None:
+    print(f"gpuslots: {text}", file=sys.stderr, flush=True)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the wrapper dies (even by SIGKILL), so a killed job
+    does not leave its command running on a device whose slot is free again."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        return  # not Linux: the child outlives a killed wrapper
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _pump(src, dst, seen: threading.Event) -> None:
+    """Copy a pipe to `dst` as it comes; set `seen` when an out-of-memory marker passes."""
+    tail = b""
+    while chunk := src.read1(65536):
+        dst.write(chunk)
+        dst.flush()
+        window = tail + chunk
+        if any(m in window for m in OOM_MARKERS):
+            seen.set()
+        tail = window[-64:]
+
+
+def run_child(command: list[str], env: dict[str, str]) -> tuple[int, bool]:
+    """(exit status, whether it printed an out-of-memory message). Signals sent to the wrapper
+    (Snakemake cancelling the job) are passed on to the child."""
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    try:
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 preexec_fn=preexec)
+    except OSError as err:
+        say(f"cannot start {command[0]!r}: {err}")
+        return 127, False
+    forward = {s: signal.signal(s, lambda sig, _: child.send_signal(sig))
+               for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    seen = threading.Event()
+    pumps = [threading.Thread(target=_pump, args=(child.stdout, sys.stdout.buffer, seen)),
+             threading.Thread(target=_pump, args=(child.stderr, sys.stderr.buffer, seen))]
+    for t in pumps:
+        t.start()
+    for t in pumps:
+        t.join()
+    code = child.wait()
+    for s, handler in forward.items():
+        signal.signal(s, handler)
+    return (128 - code if code < 0 else code), seen.is_set()
+
+
+def _env(holding: Holding) -> dict[str, str]:
+    slots = ",".join(str(s) for s in holding.slots)
+    return dict(os.environ, CUDA_VISIBLE_DEVICES=holding.gpu, DMMS_GPU_SHARE=str(holding.share),
+                DMMS_GPU_SLOT=f"{holding.gpu}:{slots}")
+
+
+def _bind(gpus: list[str], units: int, need: int, kind: str, lock_dir: Path) -> Holding:
+    started = time.monotonic()
+    holding = acquire(gpus, units, need, lock_dir)
+    waited = time.monotonic() - started
+    say(f"{kind} on GPU {holding.gpu} (CUDA_VISIBLE_DEVICES={holding.gpu}), slot(s) "
+        f"{','.join(map(str, holding.slots))} of {units}, shared by up to {holding.share} job(s); "
+        f"waited {waited:.1f} s")
+    return holding
+
+
+def run(command: list[str], kind: str, gpus: int, share: int, units: int | None = None,
+        lock_dir: Path = LOCK_DIR, retry_alone: bool = True) -> int:
+    """Run `command` on `share`-way shared slots of one of `gpus` devices; its exit status.
+
+    No binding at all (the command just runs) with gpus 0 or inside a SLURM job, whose scheduler
+    has already set CUDA_VISIBLE_DEVICES.
+    """
+    if not command:
+        raise ValueError("no command to run: put it after `--`")
+    if gpus == 0 or "SLURM_JOB_ID" in os.environ:
+        why = "gpus 0" if gpus == 0 else f"SLURM job {os.environ['SLURM_JOB_ID']}: the scheduler assigned the devices"
+        say(f"{kind}: no slot binding ({why})")
+        code, _ = run_child(command, dict(os.environ))
+        return code
+    units = units or share
+    if share < 1 or units % share:
+        raise ValueError(f"--units ({units}) must be a multiple of --share ({share})")
+    ids = device_ids(gpus)
+    holding = _bind(ids, units, units // share, kind, lock_dir)
+    try:
+        code, oom = run_child(command, _env(holding))
+    finally:
+        holding.release()
+    if code == 0 or not oom:
+        return code
+    if holding.share == 1:
+        say(f"{kind} ran out of GPU memory alone on GPU {holding.gpu}: sharing is not the cause; "
+            "the job itself needs less memory (smaller batch_size or max_elements)")
+        return code
+    advice = (f"lower gpu_share.{kind} (now {share}), e.g. snakemake ... --config "
+              f"'gpu_share={{{kind}: {max(1, share // 2)}}}', or run it alone")
+    if not retry_alone:
+        say(f"{kind} ran out of GPU memory on GPU {holding.gpu}, which up to {holding.share} jobs "
+            f"share: {advice}")
+        return code
+    say(f"{kind} ran out of GPU memory on GPU {holding.gpu}, which up to {holding.share} jobs "
+        f"share; running it once more alone on a whole device. To avoid this: {advice}")
+    holding = _bind(ids, units, units, kind, lock_dir)
+    try:
+        code, oom = run_child(command, _env(holding))
+    finally:
+        holding.release()
+    if code != 0 and oom:
+        say(f"{kind} ran out of GPU memory again, alone on GPU {holding.gpu}: the job itself needs "
+            "less memory (smaller batch_size or max_elements)")
+    return code
