@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from extract.atomic import atomic_write
+
 COLUMNS = ("id", "split", "image", "text", "labels")
 
 
@@ -16,13 +18,10 @@ def write_manifest(frame: pd.DataFrame, out: str | Path) -> Path:
     if frame["id"].duplicated().any():
         dup = frame.loc[frame["id"].duplicated(), "id"].tolist()[:5]
         raise ValueError(f"manifest has duplicate ids, e.g. {dup}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     extra = [c for c in frame.columns if c not in COLUMNS]
-    frame[list(COLUMNS) + extra].to_csv(tmp, index=False)
-    tmp.replace(out)
-    return out
+    with atomic_write(out) as tmp:
+        frame[list(COLUMNS) + extra].to_csv(tmp, index=False)
+    return Path(out)
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:

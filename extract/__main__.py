@@ -6,15 +6,12 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
-
-import torch
 
 from extract import registry
-from extract.base import parse_options
-from data.manifest import read_manifest
-from extract.run import extract, items_from, load_input, parse_shard, resolve_device, shard_slice
-from extract.store import merge_stores, write_store
+from extract.atomic import atomic_write
+from extract.store import merge_stores
+
+# torch and the runner are imported where an extractor runs: `merge` stays light (no torch)
 
 
 def _extract_parser(name: str) -> argparse.ArgumentParser:
@@ -45,14 +42,17 @@ def fetch(argv: list[str]) -> int:
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True, help="JSON record of the weight files found")
     args = p.parse_args(argv)
+    import torch
+
+    from extract.base import parse_options
+
     cls = registry.get(args.extractor)
     backend = args.backend or cls.backends[0]
     extractor = cls(backend, torch.device("cpu"), parse_options(cls.options_class, args.options))
     record = {"extractor": args.extractor, "backend": backend,
               "weights": [{"file": f, "sha256": h} for f, h in extractor.weights]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    with atomic_write(args.out) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 
@@ -74,9 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] == "fetch":
         return fetch(argv[1:])
-    name = argv[0]
+    return run_extractor(argv[0], argv[1:])
+
+
+def run_extractor(name: str, argv: list[str]) -> int:
+    import torch
+
+    from data.manifest import read_manifest
+    from extract.base import parse_options
+    from extract.run import extract, items_from, load_input, parse_shard, resolve_device, shard_slice
+
     cls = registry.get(name)
-    args = _extract_parser(name).parse_args(argv[1:])
+    args = _extract_parser(name).parse_args(argv)
     if cls.needs_input and not args.input:
         raise SystemExit(f"extractor {name!r} reads another store: pass --input STORE.h5")
     if args.threads:
@@ -87,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         manifest = manifest.iloc[shard_slice(len(manifest), *parse_shard(args.shard))]
     items = items_from(manifest, load_input(args.input))
     extractor = cls(args.backend or cls.backends[0], resolve_device(args.device), options)
-    store = extract(extractor, items, workers=args.workers, progress=not args.no_progress)
-    write_store(args.out, store, args.compression)
+    extract(extractor, items, args.out, workers=args.workers, progress=not args.no_progress,
+            compression=args.compression)
     return 0
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from extract.base import Extractor
+if TYPE_CHECKING:  # the registry itself needs no torch (`python -m extract merge` imports it)
+    from extract.base import Extractor
 
 # extractor name -> module that defines it (imported lazily: each pulls in its own libraries)
 MODULES = {

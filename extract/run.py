@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from extract.base import BadInput, Extractor, Item, Output
-from extract.store import RaggedStore, StoreBuilder, base_attrs, read_store
+from extract.store import RaggedStore, StoreWriter, base_attrs, read_store
 
 log = logging.getLogger("extract")
 
@@ -96,36 +96,37 @@ def _forward(extractor: Extractor, batch: list[Any]) -> list[Output | str]:
         return [r for one in batch for r in _forward(extractor, [one])]
 
 
-def extract(extractor: Extractor, items: Sequence[Item], workers: int = 2,
-            progress: bool = True) -> RaggedStore:
-    builder = StoreBuilder()
+def extract(extractor: Extractor, items: Sequence[Item], out: str | Path, workers: int = 2,
+            progress: bool = True, compression: str | None = None) -> Path:
+    """Run `extractor` over `items` into the store `out`, appending each batch's samples as they
+    finish (memory: a few batches, whatever the number of items)."""
     size = max(1, extractor.options.batch_size)
     started = time.perf_counter()
     bar = tqdm(total=len(items), desc=extractor.name, file=sys.stderr, disable=not progress,
                mininterval=2.0, unit="sample")
-    for chunk in _prepared(extractor, items, size, workers):
-        good = [(item, prep) for item, prep, err in chunk if err is None]
-        outs = _forward(extractor, [prep for _, prep in good]) if good else []
-        result = {item.id: out for (item, _), out in zip(good, outs)}
-        for item, _, err in chunk:
-            out = result.get(item.id, err)
-            if isinstance(out, Output):
-                builder.add(item.id, out.rows, out.samples)
-            else:
-                log.warning("%s: sample %s failed: %s", extractor.name, item.id, out)
-                builder.fail(item.id, str(out))
-        bar.update(len(chunk))
-    bar.close()
-    seconds = time.perf_counter() - started
-    attrs = base_attrs(extractor.name, extractor.backend, extractor.dim, extractor.config(),
-                       extractor.weights)
-    attrs.update(extractor.extra_attrs())
-    attrs.update({"device": str(extractor.device), "seconds": round(seconds, 3),
-                  "seconds_per_sample": round(seconds / max(1, len(items)), 5)})
-    store = builder.build(attrs, extractor.row_columns())
-    log.info("%s: %d samples, %d rows, %d failed, %.1f s", extractor.name, len(store),
-             int(store.offsets[-1]), len(store.failed), seconds)
-    return store
+    with StoreWriter(out, extractor.row_columns(), compression) as writer:
+        for chunk in _prepared(extractor, items, size, workers):
+            good = [(item, prep) for item, prep, err in chunk if err is None]
+            outs = _forward(extractor, [prep for _, prep in good]) if good else []
+            result = {item.id: out for (item, _), out in zip(good, outs)}
+            for item, _, err in chunk:
+                out = result.get(item.id, err)
+                if isinstance(out, Output):
+                    writer.add(item.id, out.rows, out.samples)
+                else:
+                    log.warning("%s: sample %s failed: %s", extractor.name, item.id, out)
+                    writer.fail(item.id, str(out))
+            bar.update(len(chunk))
+        bar.close()
+        seconds = time.perf_counter() - started
+        attrs = base_attrs(extractor.name, extractor.backend, extractor.dim, extractor.config(),
+                           extractor.weights)
+        attrs.update(extractor.extra_attrs())
+        attrs.update({"device": str(extractor.device), "seconds": round(seconds, 3),
+                      "seconds_per_sample": round(seconds / max(1, len(items)), 5)})
+        log.info("%s: %d samples, %d rows, %d failed, %.1f s", extractor.name, writer.samples,
+                 writer.rows, writer.failures, seconds)
+        return writer.finish(attrs)
 
 
 def load_input(path: str | None) -> RaggedStore | None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import h5py
 import numpy as np
 import pandas as pd
+
+from extract.atomic import atomic_write
 
 STR = h5py.string_dtype("utf-8")
 METRICS, HISTORY, PREDICTIONS, IMPORTANCE, MODEL = (
@@ -35,15 +36,10 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _atomic(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
     path = Path(run_dir) / METRICS
-    tmp = _atomic(path)
-    tmp.write_text(json.dumps(_clean(metrics), indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(_clean(metrics), indent=2) + "\n")
     return path
 
 
@@ -56,7 +52,8 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
 
 def write_history(run_dir: Path, rows: Sequence[dict[str, Any]]) -> Path:
     path = Path(run_dir) / HISTORY
-    pd.DataFrame(list(rows)).to_csv(path, index=False)
+    with atomic_write(path) as tmp:
+        pd.DataFrame(list(rows)).to_csv(tmp, index=False)
     return path
 
 
@@ -68,15 +65,13 @@ def write_predictions(run_dir: Path, ids: Sequence[str], probs: np.ndarray, targ
                       classes: Sequence[str], task: str) -> Path:
     """ids (N,), probabilities (N, C) float32, targets (N, C) uint8, classes (C,)."""
     path = Path(run_dir) / PREDICTIONS
-    tmp = _atomic(path)
-    with h5py.File(tmp, "w") as h5:
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as h5:
         _strings(h5, "ids", ids)
         h5.create_dataset("probabilities", data=np.asarray(probs, dtype=np.float32))
         h5.create_dataset("targets", data=np.asarray(targets).astype(np.uint8))
         _strings(h5, "classes", classes)
         h5.attrs["classes"] = json.dumps(list(classes))
         h5.attrs["task"] = task
-    os.replace(tmp, path)
     return path
 
 
@@ -84,15 +79,13 @@ def write_importance(run_dir: Path, ids: Sequence[str], importance: np.ndarray,
                      elements: np.ndarray, modalities: Sequence[str], pool: str) -> Path:
     """ids (N,), importance (N, M) float32 (rows sum to 1, zeros for empty sets), elements (N,)."""
     path = Path(run_dir) / IMPORTANCE
-    tmp = _atomic(path)
-    with h5py.File(tmp, "w") as h5:
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as h5:
         _strings(h5, "ids", ids)
         h5.create_dataset("importance", data=np.asarray(importance, dtype=np.float32))
         h5.create_dataset("elements", data=np.asarray(elements, dtype=np.int64))
         _strings(h5, "modalities", modalities)
         h5.attrs["modalities"] = json.dumps(list(modalities))
         h5.attrs["pool"] = pool
-    os.replace(tmp, path)
     return path
 
 

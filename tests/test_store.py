@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import h5py
 import numpy as np
 import pytest
 
 from extract.__main__ import main as extract_main
 from extract.inspect import main as inspect_main
-from extract.store import RaggedStore, StoreBuilder, base_attrs, merge_stores, read_store, write_store
+import extract.store as store_module
+from extract.store import (RaggedStore, StoreBuilder, StoreWriter, base_attrs, merge_stores, read_store,
+                           write_store)
 
 
 def build(ids, counts, dim=4, seed=0, fail=()):
@@ -117,3 +121,144 @@ def test_cli_merge(tmp_path):
     b = write_store(tmp_path / "b.h5", build(["2"], [1], seed=1))
     assert extract_main(["merge", str(a), str(b), "--out", str(tmp_path / "m.h5")]) == 0
     assert read_store(tmp_path / "m.h5").offsets.tolist() == [0, 2, 3]
+
+
+def test_store_without_failure_datasets_reads_as_no_failures(tmp_path):
+    """Stores written before failures were recorded: contiguous datasets, no failed_ids/_reasons."""
+    path = tmp_path / "old.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("ids", data=np.array(["a", "b"], dtype=object), dtype=h5py.string_dtype())
+        h5.create_dataset("offsets", data=np.array([0, 1, 3], np.int64))
+        h5.create_dataset("features", data=np.arange(12, dtype=np.float16).reshape(3, 4))
+        h5.attrs.update({"format": "dmms-ragged", "version": 1, "extractor": "image", "backend": "b",
+                         "dim": 4, "row_columns": '["features"]', "sample_columns": "[]"})
+    old = read_store(path)
+    assert old.failed == {} and old.ids == ["a", "b"] and old.counts.tolist() == [1, 2]
+    other = write_store(tmp_path / "new.h5", RaggedStore(["c"], np.array([0, 1]),
+                                                         {"features": np.ones((1, 4), np.float16)},
+                                                         failed={}, attrs=dict(old.attrs)))
+    merged = read_store(merge_stores([path, other], tmp_path / "m.h5"))  # old layout merges too
+    assert merged.ids == ["a", "b", "c"] and merged.failed == {}
+    np.testing.assert_array_equal(merged.rows["features"][:3], old.rows["features"])
+
+
+def test_read_only_some_columns(tmp_path):
+    path = write_store(tmp_path / "s.h5", build(["1", "2"], [2, 1]))
+    only = read_store(path, columns=["boxes"])
+    assert set(only.rows) == {"boxes"} and only.samples == {} and only.offsets.tolist() == [0, 2, 3]
+    assert read_store(path, columns=[]).rows == {}
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Flush and copy every few samples / KB, so that a small test crosses many block borders."""
+    monkeypatch.setattr(store_module, "FLUSH_SAMPLES", 7)
+    monkeypatch.setattr(store_module, "FLUSH_BYTES", 1000)
+    monkeypatch.setattr(store_module, "COPY_BYTES", 500)
+
+
+def test_streamed_writer_equals_store_written_at_once(tmp_path, small_blocks):
+    ids = [f"{i:05d}" for i in range(60)]
+    counts = [i % 4 for i in range(60)]
+    whole = build(ids, counts, seed=5, fail={"00013", "00040"})
+    spec = {n: (c.shape[1:], c.dtype) for n, c in whole.rows.items()}
+    writer = StoreWriter(tmp_path / "streamed.h5", spec)
+    for k, sid in enumerate(ids):
+        if sid in whole.failed:
+            writer.fail(sid, whole.failed[sid], samples={"text": ""})
+            continue
+        lo, hi = whole.offsets[k], whole.offsets[k + 1]
+        extra = {"late": "L"} if k == 50 else {}  # a sample column first seen after some flushes
+        writer.add(sid, {n: c[lo:hi] for n, c in whole.rows.items()}, {"text": whole.samples["text"][k], **extra})
+    writer.finish(whole.attrs)
+    streamed = read_store(tmp_path / "streamed.h5")
+    assert streamed.ids == ids and streamed.failed == whole.failed
+    np.testing.assert_array_equal(streamed.offsets, whole.offsets)
+    for name, col in whole.rows.items():
+        assert np.array_equal(streamed.rows[name], col), name
+    assert streamed.samples["text"].tolist() == whole.samples["text"].tolist()
+    assert streamed.samples["late"].tolist() == [""] * 50 + ["L"] + [""] * 9
+    with h5py.File(tmp_path / "streamed.h5") as h5:
+        assert h5["features"].chunks is not None and h5["features"].maxshape == (None, 4)
+
+
+def test_merge_copies_in_blocks(tmp_path, small_blocks):
+    ids = [f"{i:05d}" for i in range(40)]
+    whole = build(ids, [(i * 7) % 5 for i in range(40)], seed=2, fail={"00003", "00031"})
+    parts = []
+    for k, (lo, hi) in enumerate([(0, 17), (17, 18), (18, 40)]):
+        off = whole.offsets
+        part = RaggedStore(ids[lo:hi], off[lo:hi + 1] - off[lo],
+                           {n: c[off[lo]:off[hi]] for n, c in whole.rows.items()},
+                           {n: c[lo:hi] for n, c in whole.samples.items()},
+                           {i: r for i, r in whole.failed.items() if i in ids[lo:hi]}, dict(whole.attrs))
+        parts.append(write_store(tmp_path / f"p{k}.h5", part))
+    reads = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        if self.name == "/features":
+            reads.append(key)
+        return original(self, key)
+
+    h5py.Dataset.__getitem__ = spy
+    try:
+        merge_stores(parts, tmp_path / "m.h5")
+    finally:
+        h5py.Dataset.__getitem__ = original
+    # block by block (COPY_BYTES / 40 bytes a row = 12 rows), never a shard at once
+    assert len(reads) >= 6 and all(k.stop - k.start <= 12 for k in reads), reads
+    merged = read_store(tmp_path / "m.h5")
+    assert merged.ids == ids and merged.failed == whole.failed and merged.attrs["shards"] == 3
+    np.testing.assert_array_equal(merged.offsets, whole.offsets)
+    for name, col in whole.rows.items():
+        assert np.array_equal(merged.rows[name], col), name
+
+
+def test_merge_memory_is_a_fraction_of_the_store(tmp_path, monkeypatch):
+    """Peak allocations while merging 4 x 6 MB shards, 1 MB at a time, stay under 25% of the
+    store (reading the shards whole, as merging did before, peaks above 100%)."""
+    monkeypatch.setattr(store_module, "COPY_BYTES", 1 << 20)
+    n, dim = 6000, 512
+    rng = np.random.default_rng(0)
+    paths = []
+    for k in range(4):
+        feats = rng.standard_normal((n, dim)).astype(np.float16)
+        store = RaggedStore([f"{k}-{i}" for i in range(n)], np.arange(n + 1), {"features": feats},
+                            attrs=base_attrs("image", "b", dim, {}))
+        paths.append(write_store(tmp_path / f"s{k}.h5", store))
+    size = 4 * n * dim * 2
+    tracemalloc.start()
+    try:
+        merge_stores(paths, tmp_path / "m.h5")
+        peak = tracemalloc.get_traced_memory()[1]
+        print(f"merge peak {peak / size:.1%} of the store")
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.25 * size, f"merge peaked at {peak / size:.0%} of the store's size"
+    assert read_store(tmp_path / "m.h5").rows["features"].shape == (4 * n, dim)
+
+
+def test_merge_rejects_other_dtypes(tmp_path):
+    a = write_store(tmp_path / "a.h5", build(["1"], [1]))
+    other = build(["2"], [1])
+    other.rows["features"] = other.rows["features"].astype(np.float16)
+    b = write_store(tmp_path / "b.h5", other)
+    with pytest.raises(ValueError, match="re-extract"):
+        merge_stores([a, b], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_writer_leaves_nothing_on_error(tmp_path):
+    spec = {"features": ((2,), np.float32)}
+    with pytest.raises(ValueError, match="not declared"):
+        with StoreWriter(tmp_path / "s.h5", spec) as w:
+            w.add("a", {"features": np.ones((1, 2)), "extra": np.ones(1)})
+    with pytest.raises(ValueError, match="disagree"):
+        with StoreWriter(tmp_path / "s.h5", spec) as w:
+            w.add("a", {"features": np.ones((1, 2))})
+            w.add("b", {"features": np.ones((2, 2)), "boxes": np.ones((1, 4))})
+    with pytest.raises(RuntimeError, match="without finish"):
+        with StoreWriter(tmp_path / "s.h5", spec) as w:
+            w.add("a", {"features": np.ones((1, 2))})
+    assert list(tmp_path.iterdir()) == []
