@@ -175,7 +175,7 @@ def test_adamw_matches_torch_optim_step_by_step() -> None:
     ours, theirs = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
     theirs.load_state_dict(ours.state_dict())
     mine = AdamW(ours.parameters(), lr=0.01, weight_decay=0.1)
-    reference = torch.optim.AdamW(theirs.parameters(), lr=0.01, weight_decay=0.1)
+    reference = torch.optim.AdamW(theirs.parameters(), lr=0.01, weight_decay=0.1, fused=True)
     for step in range(6):
         x = torch.randn(8, 5)
         for model, opt in ((ours, mine), (theirs, reference)):
