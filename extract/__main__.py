@@ -26,7 +26,8 @@ def _extract_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="extractor option (repeatable)")
     p.add_argument("--compression", choices=["gzip", "lzf"], help="compress columns (default: none, fastest to load)")
-    p.add_argument("--workers", type=int, default=2, help="threads decoding inputs")
+    p.add_argument("--workers", type=int, default=0,
+                   help="threads decoding inputs (0: 2 on the CPU, every core up to 16 on CUDA)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--no-progress", action="store_true")
     return p

@@ -2,8 +2,10 @@
 
 The runner (`extract/run.py`) calls `prepare(item)` for each sample (decoding, cleaning; may raise
 `BadInput`, which records the sample as failed and goes on), groups prepared samples into batches
-of `options.batch_size`, and calls `forward(batch)` once per batch under `torch.inference_mode`.
-`forward` returns one `Output` per prepared sample, in order.
+of `batch_size` (per device: `options.batch_size` on the CPU, `options.cuda_batch_size` on CUDA),
+and calls `forward(batch)` once per batch under `torch.inference_mode` and `autocast()`.
+`forward` returns one `Output` per prepared sample, in order. `to_device` moves a batch to the
+model's device (pinned memory and a non-blocking copy on CUDA).
 """
 
 from __future__ import annotations
@@ -39,11 +41,17 @@ class Output:
     samples: dict[str, Any] = field(default_factory=dict)
 
 
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+CUDA_BATCH_SCALE = 4  # default CUDA batch: this many CPU batches (GPUs want more work per call)
+
+
 @dataclass
 class Options:
     """Options common to all extractors; each extractor subclasses this dataclass."""
 
-    batch_size: int = 16
+    batch_size: int = 16  # samples per forward on the CPU
+    cuda_batch_size: int = 0  # samples per forward on CUDA; 0: CUDA_BATCH_SCALE x batch_size
+    precision: str = "auto"  # autocast: fp32, fp16 or bf16; auto: fp16 on CUDA, fp32 on the CPU
 
 
 class Extractor:
@@ -58,6 +66,12 @@ class Extractor:
         if backend not in self.backends:
             raise ValueError(f"extractor {self.name!r} has no backend {backend!r}; "
                              f"choose one of {', '.join(self.backends)}")
+        if options.precision not in PRECISIONS:
+            raise ValueError(f"precision {options.precision!r} is unknown; use --set precision=X with X one of "
+                             f"{', '.join(PRECISIONS)}")
+        if options.batch_size < 1 or options.cuda_batch_size < 0:
+            raise ValueError("batch_size must be >= 1 and cuda_batch_size >= 0 (0: "
+                             f"{CUDA_BATCH_SCALE} x batch_size)")
         self.backend = backend
         self.device = device
         self.options = options
@@ -85,10 +99,44 @@ class Extractor:
     def config(self) -> dict[str, Any]:
         return dataclasses.asdict(self.options)
 
-    def autocast(self):
-        """fp16 autocast on CUDA, a no-op context on the CPU."""
-        return torch.autocast(self.device.type, dtype=torch.float16,
-                              enabled=self.device.type == "cuda")
+    @property
+    def batch_size(self) -> int:
+        """Samples per `forward` on this extractor's device."""
+        if self.device.type == "cuda":
+            return self.options.cuda_batch_size or CUDA_BATCH_SCALE * self.options.batch_size
+        return self.options.batch_size
+
+    @property
+    def precision(self) -> str:
+        """fp32, fp16 or bf16: what `autocast()` runs the models in."""
+        if self.options.precision == "auto":
+            return "fp16" if self.device.type == "cuda" else "fp32"
+        return self.options.precision
+
+    def autocast(self, precision: str | None = None):
+        """Autocast to `precision` (default: the extractor's); fp32 is a no-op context."""
+        precision = precision or self.precision
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    def to_device(self, batch: torch.Tensor | list[torch.Tensor], channels_last: bool = False) -> torch.Tensor:
+        """A batch (a tensor, or same-shape tensors to stack) on the device. On CUDA the batch is
+        stacked into pinned memory and copied without blocking; `channels_last` for CNN inputs."""
+        return to_device(batch, self.device, channels_last)
+
+
+def to_device(batch: torch.Tensor | list[torch.Tensor], device: torch.device,
+              channels_last: bool = False) -> torch.Tensor:
+    """See `Extractor.to_device`; on the CPU a list is stacked and a tensor returned as it is."""
+    if device.type != "cuda":
+        return torch.stack(batch) if isinstance(batch, (list, tuple)) else batch
+    if isinstance(batch, (list, tuple)):
+        pinned = torch.empty((len(batch), *batch[0].shape), dtype=batch[0].dtype, pin_memory=True)
+        torch.stack(batch, out=pinned)
+    else:
+        pinned = batch if batch.is_pinned() else batch.pin_memory()
+    x = pinned.to(device, non_blocking=True)  # ordered before the model's kernels on the stream
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 
 def parse_options(cls: type[Options], pairs: list[str]) -> Options:

@@ -46,7 +46,7 @@ class ImageExtractor(Extractor):
 
     def forward(self, batch: list[torch.Tensor | None]) -> list[Output]:
         present = [x for x in batch if x is not None]
-        feats = self.net.embed(torch.stack(present)).numpy() if present else None  # (B', dim)
+        feats = self.net.embed(present).numpy() if present else None  # (B', dim)
         outs, j = [], 0
         for x in batch:
             if x is None:

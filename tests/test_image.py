@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from torchvision.models import MobileNet_V2_Weights
 
 from extract.__main__ import main as extract_main
 from extract.backbones import load_backbone
+from extract.base import Extractor, Options
 from extract.store import read_store
 
 CATEGORIES = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
@@ -128,3 +131,46 @@ def test_wsl_architecture_loads_a_release_shaped_file(tmp_path, monkeypatch):
     backbone = load_backbone("resnext101_32x16d_wsl", torch.device("cpu"))
     x = backbone.preprocess(Image.fromarray(photos.chelsea()))[None]
     assert backbone.embed(x).shape == (1, 2048)
+
+
+class Probe(Extractor):
+    name = "probe"
+    backends = ("plain",)
+
+
+def test_batch_size_and_precision_follow_the_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
+    assert Probe("plain", cpu, Options(batch_size=8)).batch_size == 8
+    assert Probe("plain", cuda, Options(batch_size=8)).batch_size == 32
+    assert Probe("plain", cuda, Options(batch_size=8, cuda_batch_size=100)).batch_size == 100
+    assert Probe("plain", cpu, Options()).precision == "fp32"
+    assert Probe("plain", cuda, Options()).precision == "fp16"
+    assert Probe("plain", cpu, Options(precision="bf16")).precision == "bf16"
+    with pytest.raises(ValueError, match="--set precision"):
+        Probe("plain", cpu, Options(precision="half"))
+    stacked = Probe("plain", cpu, Options()).to_device([torch.ones(3, 2, 2), torch.zeros(3, 2, 2)])
+    assert stacked.shape == (2, 3, 2, 2) and stacked.device.type == "cpu"
+
+
+def test_autocast_run_records_its_cosine_against_fp32(tmp_path):
+    """bf16 autocast on the CPU: features close to fp32, and the store says how close."""
+    manifest = write_inputs(tmp_path / "in")
+    out = tmp_path / "bf16.h5"
+    extract_main(["image", "--manifest", str(manifest), "--out", str(out), "--backend", "mobilenet_v2",
+                  "--set", "batch_size=4", "--set", "precision=bf16", "--no-progress"])
+    store = read_store(out)
+    check = json.loads(store.attrs["precision_check"])
+    assert store.attrs["precision"] == "bf16" and check["precision"] == "bf16"
+    assert check["rows"] >= 1 and 0.97 < check["cosine_min"] <= check["cosine_mean"] <= 1.0 + 1e-6
+    assert store.attrs["batch_size"] == 4 and store.rows["features"].shape == (7, 1280)
+    fp32 = tmp_path / "fp32.h5"
+    extract_main(["image", "--manifest", str(manifest), "--out", str(fp32), "--backend", "mobilenet_v2",
+                  "--set", "batch_size=4", "--no-progress"])
+    plain = read_store(fp32)
+    assert plain.attrs["precision"] == "fp32" and "precision_check" not in plain.attrs
+    a = plain.rows["features"].astype(np.float32)
+    b = store.rows["features"].astype(np.float32)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.9  # bf16 keeps 8 bits of mantissa: 0.96 on the padded 3000 x 2 image
+    # the first batch's only decodable image is coffee (row 0): the recorded check is its cosine
+    assert abs(cos[0] - check["cosine_min"]) < 1e-3
