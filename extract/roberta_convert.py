@@ -6,6 +6,12 @@ must agree row for row (as roberta-base's do: transformers index = fairseq index
 token-type embedding: converting to transformers adds a zero one (type_vocab_size=1); converting
 back folds it into the position embeddings, which is exact because every token has type 0.
 Both the LM head and any classification heads are left out.
+
+Released fairseq checkpoints (roberta.base among them) hold each layer's attention input
+projection fused: `layers.N.self_attn.in_proj_weight` (3H, H) and `in_proj_bias` (3H,), the
+query, key and value rows stacked in that order (fairseq's own loader splits them the same way,
+`MultiheadAttention.upgrade_state_dict_named`); later checkpoints hold `q_proj`, `k_proj`,
+`v_proj` separately. Both are accepted.
 """
 
 from __future__ import annotations
@@ -50,10 +56,35 @@ def _encoder_part(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+FUSED = re.compile(r"(layers\.\d+\.self_attn\.)in_proj_(weight|bias)")
+
+
+def split_in_proj(encoder: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fused `self_attn.in_proj_{weight,bias}` (3H, ...) -> q_proj, k_proj, v_proj thirds, in
+    that order; other tensors unchanged."""
+    out = {}
+    for name, value in encoder.items():
+        match = FUSED.fullmatch(name)
+        if match is None:
+            out.setdefault(name, value)
+            continue
+        prefix, kind = match.groups()
+        if value.shape[0] % 3:
+            raise ValueError(f"fairseq tensor {name!r} has {value.shape[0]} rows, not 3 x hidden: "
+                             "not a fused q, k, v projection")
+        for part, chunk in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
+            key = f"{prefix}{part}.{kind}"
+            if key in encoder:
+                raise ValueError(f"fairseq state dict holds both {name!r} and {key!r}; keep one form")
+            out[key] = chunk.clone()
+    return out
+
+
 def fairseq_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A fairseq RoBERTa state dict (checkpoint['model']) -> `transformers.RobertaModel` state dict."""
+    """A fairseq RoBERTa state dict (checkpoint['model']) -> `transformers.RobertaModel` state dict.
+    Fused attention input projections (released checkpoints) are split into q, k, v."""
     out: dict[str, torch.Tensor] = {}
-    for name, value in _encoder_part(state).items():
+    for name, value in split_in_proj(_encoder_part(state)).items():
         if name in EMBEDDINGS:
             out[EMBEDDINGS[name]] = value
             continue

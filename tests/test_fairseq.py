@@ -70,14 +70,63 @@ def test_hf_fairseq_round_trip_keeps_outputs(tmp_path):
     torch.testing.assert_close(got * mask[..., None], want * mask[..., None], atol=1e-5, rtol=1e-5)
 
 
+def fuse_in_proj(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Separate q_proj / k_proj / v_proj -> fused self_attn.in_proj_{weight,bias} (q, k, v rows
+    stacked in that order), the layout of the released fairseq RoBERTa checkpoints."""
+    out = {}
+    for key, value in state.items():
+        if ".self_attn.q_proj." in key:
+            head, kind = key.split(".self_attn.q_proj.")
+            parts = [state[f"{head}.self_attn.{p}_proj.{kind}"] for p in "qkv"]
+            out[f"{head}.self_attn.in_proj_{kind}"] = torch.cat(parts)
+        elif ".self_attn.k_proj." not in key and ".self_attn.v_proj." not in key:
+            out[key] = value
+    return out
+
+
+def test_converter_splits_fused_in_proj_into_q_k_v(tmp_path):
+    from transformers import RobertaModel
+
+    save_hf_roberta(tmp_path, vocab_size=60, layers=2)
+    model = RobertaModel.from_pretrained(str(tmp_path), add_pooling_layer=False).eval()
+    state = jitter(model.state_dict(), seed=1)
+    fused = fuse_in_proj(hf_to_fairseq(state))
+    assert "encoder.sentence_encoder.layers.1.self_attn.in_proj_weight" in fused
+    assert fused["encoder.sentence_encoder.layers.1.self_attn.in_proj_weight"].shape == (3 * 768, 768)
+    assert not any("q_proj" in k for k in fused)
+    back = fairseq_to_hf(fused)
+    separate = fairseq_to_hf(hf_to_fairseq(state))
+    assert back.keys() == separate.keys()
+    for key in back:
+        assert torch.equal(back[key], separate[key]), key
+    torch.testing.assert_close(back["encoder.layer.1.attention.self.key.bias"],
+                               state["encoder.layer.1.attention.self.key.bias"])
+
+
+def test_converter_refuses_both_forms_at_once(tmp_path):
+    from transformers import RobertaModel
+
+    save_hf_roberta(tmp_path, vocab_size=60, layers=1)
+    both = hf_to_fairseq(RobertaModel.from_pretrained(str(tmp_path), add_pooling_layer=False).state_dict())
+    both.update({k: v for k, v in fuse_in_proj(both).items() if "in_proj" in k})
+    with pytest.raises(ValueError, match="keep one form"):
+        fairseq_to_hf(both)
+    odd = fuse_in_proj(hf_to_fairseq(RobertaModel.from_pretrained(str(tmp_path), add_pooling_layer=False).state_dict()))
+    odd["encoder.sentence_encoder.layers.0.self_attn.in_proj_bias"] = torch.zeros(10)
+    with pytest.raises(ValueError, match="not 3 x hidden"):
+        fairseq_to_hf(odd)
+
+
 def test_converter_rejects_other_state_dicts():
     with pytest.raises(ValueError, match="not a fairseq RoBERTa"):
         fairseq_to_hf({"decoder.embed_tokens.weight": torch.zeros(2, 2)})
 
 
-def build_fairseq_roberta(folder: Path, layers: int = 2) -> dict[str, torch.Tensor]:
+def build_fairseq_roberta(folder: Path, layers: int = 2, fused: bool = False) -> dict[str, torch.Tensor]:
     """A random fairseq roberta_base (layers reduced) saved as folder/model.pt, as the release is
-    laid out (model.pt, dict.txt) plus GPT-2 BPE files; returns its state dict."""
+    laid out (model.pt, dict.txt) plus GPT-2 BPE files; returns the state dict saved. `fused`:
+    attention input projections fused into in_proj_weight / in_proj_bias, as in the released
+    checkpoints (fairseq's loader splits them again)."""
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from omegaconf import OmegaConf
@@ -95,7 +144,7 @@ def build_fairseq_roberta(folder: Path, layers: int = 2) -> dict[str, torch.Tens
     with torch.no_grad():  # parameters, not state-dict keys: the LM head shares the embedding
         for name, value in jitter(dict(model.named_parameters())).items():
             model.get_parameter(name).copy_(value)
-    state = model.state_dict()
+    state = fuse_in_proj(model.state_dict()) if fused else model.state_dict()
     history = [{"criterion_name": "MaskedLmLoss", "optimizer_name": "adam", "lr_scheduler_state": {},
                 "num_updates": 0}]
     torch.save({"cfg": OmegaConf.to_container(cfg), "model": state, "optimizer_history": history,
@@ -107,7 +156,8 @@ def build_fairseq_roberta(folder: Path, layers: int = 2) -> dict[str, torch.Tens
     return state
 
 
-def test_fairseq_and_transformers_backends_agree(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fused", [False, True], ids=["separate_qkv", "fused_in_proj"])
+def test_fairseq_and_transformers_backends_agree(tmp_path, monkeypatch, fused):
     fairseq_or_skip()
     from extract.text import TextExtractor, TextOptions
 
@@ -115,7 +165,8 @@ def test_fairseq_and_transformers_backends_agree(tmp_path, monkeypatch):
     monkeypatch.setenv("DMMS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     fs_dir, hf_dir = tmp_path / "roberta.base", tmp_path / "hf"
-    state = build_fairseq_roberta(fs_dir)
+    state = build_fairseq_roberta(fs_dir, fused=fused)
+    assert any("in_proj_weight" in k for k in state) == fused
     # The release has no BPE files; they come from resources/weights/gpt2_bpe/ ($DMMS_WEIGHTS).
     monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path / "weights"))
     (tmp_path / "weights").mkdir()
