@@ -6,11 +6,13 @@ Backends:
   roberta-base  transformers RoBERTa, first token (<s>) of the last layer, 768-d, <= 512 tokens
   minilm        all-MiniLM-L6-v2 (offline package), attention-masked mean, L2-normalised, 384-d
   fairseq       fairseq's RoBERTa hub interface (optional; see extract/text_fairseq.py)
+The model runs in float32 (`precision=fp32`, the default, for fidelity to the paper's features);
+`precision=fp16` or `bf16` autocasts on a GPU. attrs: `precision`, `model` (the exact model and
+toolkit that ran) and `substitute` (what differs from the paper's RoBERTa; "" when nothing).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,11 @@ import torch
 
 from extract.base import BadInput, Extractor, Item, Options, Output
 from extract.registry import register
+from extract.substitutes import model_attrs
 from extract.weights import MissingWeights, offline, sha256, weights_dir
+
+
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 @dataclass
@@ -28,7 +34,8 @@ class TextOptions(Options):
     batch_size: int = 16
     model: str = ""  # model folder or hub name; default per backend
     max_tokens: int = 0  # 0: the backend's own (512 for RoBERTa, 256 for MiniLM)
-    dtype: str = "float16"
+    dtype: str = "float16"  # features as stored
+    precision: str = "fp32"  # the model's compute: fp32, or fp16 / bf16 autocast (CUDA only)
 
 
 def clean(text: Any) -> str:
@@ -70,12 +77,16 @@ class TextExtractor(Extractor):
     options_class = TextOptions
 
     def __init__(self, backend: str, device: torch.device, options: TextOptions) -> None:
+        if options.precision not in PRECISIONS:
+            raise ValueError(f"text option precision={options.precision!r}: use one of {', '.join(PRECISIONS)} "
+                             "(fp32 unless you accept features that differ from the paper's)")
         super().__init__(backend, device, options)
         if backend == "fairseq":
             from extract.text_fairseq import FairseqRoberta
             self.encoder = FairseqRoberta(options.model or "roberta.base", device, options.max_tokens or 512)
             self.weights = self.encoder.weights
             self._dim = self.encoder.dim
+            self.model_name = f"fairseq RoBERTa {self.encoder.folder.name} ({self.encoder.folder})"
             return
         from transformers import AutoModel, AutoTokenizer
 
@@ -85,6 +96,7 @@ class TextExtractor(Extractor):
         else:
             folder = hub_model_dir(options.model or "roberta-base")
             self.pool, self.max_tokens = "first", options.max_tokens or 512
+        self.model_name = f"transformers {Path(folder).name if Path(folder).is_dir() else folder} ({folder})"
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=offline())
             self.model = AutoModel.from_pretrained(folder, local_files_only=offline(), add_pooling_layer=False)
@@ -106,7 +118,16 @@ class TextExtractor(Extractor):
 
     def extra_attrs(self) -> dict[str, Any]:
         return {"pooling": "first_token" if self.backend != "minilm" else "mean",
-                "model": json.dumps(self.options.model or self.backend)}
+                "precision": self.compute_precision(),
+                **model_attrs(self.name, self.backend, self.config(), self.model_name)}
+
+    def compute_precision(self) -> str:
+        """What the model computes in: the option on CUDA, fp32 on the CPU."""
+        return self.options.precision if self.device.type == "cuda" else "fp32"
+
+    def autocast(self):
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.compute_precision())
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def prepare(self, item: Item) -> str:
         if not item.from_input:

@@ -79,6 +79,7 @@ class FairseqRoberta:
     def __init__(self, model: str, device: torch.device, max_tokens: int = 512) -> None:
         RobertaModel = import_roberta()
         folder = model_folder(model)
+        self.folder = folder
         encoder_json, vocab_bpe = bpe_files(folder)
         logging.getLogger("fairseq").setLevel(max(logging.WARNING, logging.getLogger("fairseq").level))
         with full_unpickling():

@@ -99,3 +99,30 @@ def test_ocr_text_is_embedded_from_the_input_store(tmp_path, minilm):
     np.testing.assert_allclose(store.rows["features"], want, atol=1e-5)
     plot = features(minilm, ["plot one"])[0]
     assert not np.allclose(store.sample("1")["features"], plot, atol=1e-2)  # not the manifest text
+
+
+def test_roberta_runs_in_fp32_and_says_which_model_ran(roberta_dir):
+    ex = TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), dtype="float32"))
+    attrs = ex.extra_attrs()
+    assert attrs["precision"] == "fp32" and ex.options.precision == "fp32"
+    assert attrs["model"].startswith("transformers ") and str(roberta_dir) in attrs["model"]
+    # a folder not named roberta-base is not known to be the paper's model: said so
+    assert "instead of the paper's roberta-base" in attrs["substitute"]
+    with pytest.raises(ValueError, match="precision"):
+        TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), precision="fp8"))
+
+
+def test_roberta_base_folder_is_the_paper_model(roberta_dir, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(roberta_dir, tmp_path / "roberta-base")
+    monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path))  # resources/weights/roberta-base
+    ex = TextExtractor("roberta-base", CPU, TextOptions(dtype="float32"))
+    assert ex.extra_attrs()["substitute"] == ""
+    assert ex.extra_attrs()["model"] == f"transformers roberta-base ({tmp_path / 'roberta-base'})"
+
+
+def test_minilm_is_recorded_as_a_substitute(minilm):
+    attrs = minilm.extra_attrs()
+    assert "minilm" in attrs["substitute"] and "RoBERTa" in attrs["substitute"]
+    assert "transformers" in attrs["model"]
