@@ -186,6 +186,13 @@ def test_dry_run_with_two_gpus_requests_slots(tmp_path):
                                        "python -m model train") for s in shells)
 
 
+def test_cpu_plan_is_unchanged(tmp_path):
+    plan_run = snakemake(tmp_path / "work", "-n", "--", "results/demo_table.csv", timeout=300)
+    assert plan_run.returncode == 0, plan_run.stdout[-3000:] + plan_run.stderr[-3000:]
+    assert "gpuslots" not in plan_run.stdout and "python -m model train" in plan_run.stdout
+    assert all(r.endswith("gpu=0, gpu_slots=0") for r in resources(plan_run.stdout)["train"])
+
+
 def test_run_sets_the_global_slot_limit(tmp_path):
     """A real (touch) run: the workflow itself provides gpu_slots = gpus x units, no --resources."""
     run = snakemake(tmp_path / "work", "--touch", "--cores", "1", "--config", "device=cuda", "gpus=2",
