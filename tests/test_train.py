@@ -238,3 +238,19 @@ def test_steps_reused_outside_train(toy) -> None:
     assert test.probs.shape == (len(data.splits["test"]), 2)
     assert test.importance.shape == (len(data.splits["test"]), 3)
     assert set(test.metrics) == {"f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"}
+
+
+def test_training_job_imports_neither_sklearn_nor_torch_compiler(toy, tmp_path) -> None:
+    """Per-job overhead: sklearn.metrics (~1.2 s) and torch._dynamo (~1.5 s, pulled in by any
+    torch.optim optimizer) stay out of a training job."""
+    manifest, specs = toy
+    code = ("import sys; from pathlib import Path; from model.__main__ import main; "
+            f"code = main(['train', '--manifest', {str(manifest)!r}, '--pool', 'attention', '--seed', '0', "
+            f"'--out', {str(tmp_path / 'run')!r}, '--set', 'epochs=2'] + "
+            f"{[arg for s in specs for arg in ('--feature', f'{s.name}={s.path}')]!r}); "
+            "print(code, 'sklearn' in sys.modules, 'torch._dynamo' in sys.modules, 'matplotlib' in sys.modules)")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "False", "False", "False"], (done.stdout, done.stderr[-2000:])
