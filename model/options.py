@@ -9,6 +9,7 @@ from typing import Any, Sequence
 CLASS_WEIGHTS = ("none", "inv_sqrt")
 TASKS = ("auto", "binary", "multilabel")
 FEATURE_DEVICES = ("auto", "device", "host")
+ENCODERS = ("bag", "cnn")  # index-feature encoders: bag of embeddings, CNN-text (model/sets.py)
 
 
 @dataclass
@@ -26,6 +27,7 @@ class TrainOptions:
     select_metric: str = "auto"  # dev metric for model selection; auto: f1_micro / accuracy
     max_elements: int = 10  # rows kept per sample of a dense feature (0 = all)
     max_elements_by: dict[str, int] = field(default_factory=dict)  # `max_elements.NAME=N`
+    encoders: dict[str, str] = field(default_factory=dict)  # `encoder.NAME=bag|cnn` (index features)
     fold: int | None = None  # test fold for integer-fold manifests (dev = next fold)
     classes: str = ""  # `|`-joined class order; default by descending frequency then name
     threshold: float = 0.5
@@ -54,6 +56,9 @@ class TrainOptions:
             raise ValueError(f"feature_device={self.feature_device!r}: use one of {', '.join(FEATURE_DEVICES)}")
         if not 0 <= self.dev_fraction <= 0.5:
             raise ValueError(f"dev_fraction={self.dev_fraction}: use a share in [0, 0.5] (0 = no dev set)")
+        for name, kind in self.encoders.items():
+            if kind not in ENCODERS:
+                raise ValueError(f"encoder.{name}={kind}: use one of {', '.join(ENCODERS)}")
         if any(h < 1 for h in self.hidden_sizes()):
             raise ValueError(f"hidden={self.hidden!r}: sizes must be positive")
         return self
@@ -89,6 +94,7 @@ def parse_options(pairs: Sequence[str], base: TrainOptions | None = None) -> Tra
     """Apply `KEY=VALUE` pairs to a copy of `base`; unknown keys are an error."""
     options = dataclasses.replace(base or TrainOptions())
     options.max_elements_by = dict(options.max_elements_by)
+    options.encoders = dict(options.encoders)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
@@ -97,8 +103,12 @@ def parse_options(pairs: Sequence[str], base: TrainOptions | None = None) -> Tra
         if key.startswith("max_elements."):
             options.max_elements_by[key.split(".", 1)[1]] = _coerce(key, value, "int")
             continue
-        if key not in _KEYS or key == "max_elements_by":
-            known = sorted(k for k in _KEYS if k != "max_elements_by") + ["max_elements.NAME"]
+        if key.startswith("encoder."):
+            options.encoders[key.split(".", 1)[1]] = value.strip()
+            continue
+        if key not in _KEYS or key in ("max_elements_by", "encoders"):
+            known = sorted(k for k in _KEYS if k not in ("max_elements_by", "encoders"))
+            known += ["max_elements.NAME", "encoder.NAME"]
             raise ValueError(f"--set {key}: unknown option; known options: {', '.join(known)}")
         setattr(options, key, _coerce(key, value, str(_KEYS[key].type)))
     return options.validate()

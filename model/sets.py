@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import Tensor, nn
 
+from model.options import ENCODERS
+
 if TYPE_CHECKING:  # pragma: no cover
     from model.data import Batch, FeatureInfo
 
 POOLS = ("max", "min", "sum", "mean")  # set_pool reductions (the paper's, plus mean)
 SET_POOLS = POOLS + ("attention",)  # what SetModel accepts; attention is our learned addition
 PRIOR = 0.01  # pi of the last-layer bias initialisation -log((1 - pi) / pi)
+CNN_WIDTHS = (3, 4, 5)  # CNN-text kernel widths (Kim 2014), ascending
+CNN_CHANNELS = 100  # CNN-text feature maps per width (Kim 2014)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,9 +152,58 @@ class IndexEncoder(nn.Module):
         return self.post(self.table(values, bags))
 
 
-def make_encoder(info: "FeatureInfo", dim: int, dropout: float) -> nn.Module:
+class CNNTextEncoder(nn.Module):
+    """phi_i for an index feature read as a SEQUENCE (Kim 2014, the paper's CNN-text): a learned
+    |V| x D embedding, 1-d convolutions of widths 3, 4 and 5 (CNN_CHANNELS maps each) with ReLU,
+    max over positions, then Linear(3 * CNN_CHANNELS -> D) -> ELU -> Dropout; ONE element per bag.
+
+    Vectorised over the batch: the bags stay concatenated, with CNN_WIDTHS[-1] - 1 zero padding
+    tokens before each bag and after the last, so that every window sees one bag only, and a bag
+    of any length >= 1 (also shorter than a kernel) gets the windows of a padded ("wide")
+    convolution; windows of padding only are left out of the max. A bag's output therefore does
+    not depend on the other bags of the batch.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, dropout: float, channels: int | None = None) -> None:
+        super().__init__()
+        channels = channels or CNN_CHANNELS
+        self.pad = vocab_size  # an extra, zero and frozen embedding row
+        self.table = nn.Embedding(vocab_size + 1, dim, padding_idx=self.pad)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, channels, width) for width in CNN_WIDTHS)
+        self.post = nn.Sequential(nn.Linear(channels * len(CNN_WIDTHS), dim), nn.ELU(), nn.Dropout(dropout))
+
+    def forward(self, values: Tensor, bags: Tensor | None = None) -> Tensor:
+        # values (L,) int64 indices of all bags in order; bags (E,) start of each bag -> (E, D)
+        if bags is None:
+            raise ValueError("CNNTextEncoder needs the bag offsets of its indices")
+        num_bags, length, gap = len(bags), len(values), CNN_WIDTHS[-1] - 1
+        if num_bags == 0:
+            return self.post[0].weight.new_zeros(0, self.post[0].out_features)
+        steps = torch.arange(length, device=values.device)
+        owner = torch.searchsorted(bags, steps, right=True) - 1  # (L,) bag of each index
+        where = steps + gap * (owner + 1)  # (L,) position in the padded sequence
+        total = length + gap * (num_bags + 1)
+        sequence = values.new_full((total,), self.pad).index_copy(0, where, values)  # (T,)
+        bag_of = owner.new_full((total,), -1).index_copy(0, where, owner)  # (T,) -1 = padding
+        embedded = self.table(sequence).t().unsqueeze(0)  # (1, D, T)
+        pooled = []
+        for width, conv in zip(CNN_WIDTHS, self.convs):
+            maps = torch.relu(conv(embedded)[0].t())  # (T - width + 1, C), >= 0
+            window_bag = bag_of.unfold(0, width, 1).amax(1)  # (T - width + 1,) -1: padding only
+            maps = maps.masked_fill((window_bag < 0).unsqueeze(1), -1.0)  # never a max
+            pooled.append(set_pool(maps, window_bag.clamp(min=0), num_bags, "max")[0])  # (E, C)
+        return self.post(torch.cat(pooled, dim=1))
+
+
+def make_encoder(info: "FeatureInfo", dim: int, dropout: float, kind: str = "bag") -> nn.Module:
+    """The encoder of one feature; `kind` (bag | cnn) applies to index features only."""
+    if kind not in ENCODERS:
+        raise ValueError(f"encoder.{info.name}={kind}: use one of {', '.join(ENCODERS)}")
     if info.kind == "index":
-        return IndexEncoder(info.input_dim, dim, dropout)
+        return (CNNTextEncoder if kind == "cnn" else IndexEncoder)(info.input_dim, dim, dropout)
+    if kind != "bag":
+        raise ValueError(f"encoder.{info.name}={kind}: {info.name} is a dense feature; the cnn encoder "
+                         "reads index features (class indices, tokens) only")
     return DenseEncoder(info.input_dim, dim, dropout)
 
 
@@ -173,11 +226,17 @@ class FusionModel(nn.Module):
     """Shared parts: one encoder per feature (modality) and the head. Subclasses fuse."""
 
     def __init__(self, features: Sequence["FeatureInfo"], num_classes: int, dim: int,
-                 hidden: Sequence[int], dropout: float, head_in: int) -> None:
+                 hidden: Sequence[int], dropout: float, head_in: int,
+                 encoders: dict[str, str] | None = None) -> None:
         super().__init__()
         self.feature_names = [f.name for f in features]
         self.dim = dim
-        self.encoders = nn.ModuleList(make_encoder(f, dim, dropout) for f in features)
+        encoders = encoders or {}
+        unknown = sorted(set(encoders) - set(self.feature_names))
+        if unknown:
+            raise ValueError(f"encoder.{unknown[0]} names no feature of this run ({self.feature_names})")
+        self.encoders = nn.ModuleList(make_encoder(f, dim, dropout, encoders.get(f.name, "bag"))
+                                      for f in features)
         self.head = make_head(head_in, hidden, num_classes, dropout)
 
     @property
@@ -199,10 +258,11 @@ class SetModel(FusionModel):
     then the head. `forward(batch, with_importance=True)` also returns importance (B, M)."""
 
     def __init__(self, features: Sequence["FeatureInfo"], num_classes: int, pool: str = "max",
-                 dim: int = 32, hidden: Sequence[int] = (32,), dropout: float = 0.25) -> None:
+                 dim: int = 32, hidden: Sequence[int] = (32,), dropout: float = 0.25,
+                 encoders: dict[str, str] | None = None) -> None:
         if pool not in SET_POOLS:
             raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(SET_POOLS)} or concat")
-        super().__init__(features, num_classes, dim, hidden, dropout, head_in=dim)
+        super().__init__(features, num_classes, dim, hidden, dropout, head_in=dim, encoders=encoders)
         self.pool = pool
         self.scorer = nn.Linear(dim, 1) if pool == "attention" else None
         if self.scorer is not None:  # start as mean pooling; learn to depart from it

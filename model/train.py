@@ -39,7 +39,8 @@ POOL_CHOICES = SET_POOLS + ("concat",)
 
 def build_model(pool: str, features: Sequence[FeatureInfo], num_classes: int,
                 options: TrainOptions) -> FusionModel:
-    kwargs = dict(dim=options.dim, hidden=options.hidden_sizes(), dropout=options.dropout)
+    kwargs = dict(dim=options.dim, hidden=options.hidden_sizes(), dropout=options.dropout,
+                  encoders=options.encoders)
     if pool == "concat":
         return ConcatModel(features, num_classes, **kwargs)
     if pool not in SET_POOLS:

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from model.baseline import ConcatModel
+from model.baseline import ConcatModel, block_importance
 from model.data import Batch, FeatureInfo, FeatureTable, Part, align_rows, cap_rows, pack
-from model.sets import (POOLS, SetModel, attention_pool, mass_importance, segment_softmax, set_pool,
-                        winner_importance)
+from model.options import parse_options
+from model.sets import (CNN_WIDTHS, POOLS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
+                        segment_softmax, set_pool, winner_importance)
+from model.train import build_model
 
 torch.set_num_threads(1)
 
@@ -210,7 +212,10 @@ def test_concat_baseline_handles_absent_modalities() -> None:
     batch = pack(tabs, torch.arange(5))
     with torch.no_grad():
         logits, imp = model(batch, with_importance=True)
-        assert imp is None and torch.isfinite(logits).all()
+        assert torch.isfinite(logits).all() and imp.shape == (5, 3)
+        assert imp.sum(1).tolist() == pytest.approx([1, 1, 0, 1, 1], abs=1e-5)
+        assert imp[2].tolist() == [0, 0, 0] and imp[4, 0] == 0  # nothing at all; no `a`
+        assert imp[1, 2] == 0  # sample 1 has no tags
         # sample 2 has nothing: the head sees zeros
         torch.testing.assert_close(logits[2], model.head(torch.zeros(12)))
         # sample 4 lacks `a`: first D inputs are zeros, the others per-modality means
@@ -218,6 +223,96 @@ def test_concat_baseline_handles_absent_modalities() -> None:
         enc_t = model.encoders[2](tabs[2].values[tabs[2].offsets[4]:tabs[2].offsets[5]],
                                   torch.tensor([0]))[0]
         torch.testing.assert_close(logits[4], model.head(torch.cat([torch.zeros(4), enc_b, enc_t])))
+
+
+def test_concat_importance_is_the_l1_share_of_the_first_layer() -> None:
+    torch.manual_seed(1)
+    model = ConcatModel(INFOS, num_classes=2, dim=4, hidden=[8], dropout=0.0).eval()
+    batch = pack(tables(), torch.arange(5))
+    with torch.no_grad():
+        _, imp = model(batch, with_importance=True)
+        means = torch.cat([set_pool(x, p.segment, 5, "mean")[0]
+                           for x, p in zip(model.encode_parts(batch), batch.parts)], dim=1)  # (5, 12)
+    weight = model.head[0].weight  # (8, 12)
+    for b in range(5):  # by hand: |W_m x_m| summed over the 8 units, per modality
+        mass = torch.stack([(weight[:, 4 * m:4 * m + 4] @ means[b, 4 * m:4 * m + 4]).abs().sum()
+                            for m in range(3)])
+        expected = mass / mass.sum() if mass.sum() > 0 else mass
+        torch.testing.assert_close(imp[b], expected.detach())
+    # without hidden layers the first layer is the output layer
+    flat = ConcatModel(INFOS, num_classes=2, dim=4, hidden=[], dropout=0.0).eval()
+    with torch.no_grad():
+        _, imp = flat(batch, with_importance=True)
+    assert imp.sum(1).tolist() == pytest.approx([1, 1, 0, 1, 1], abs=1e-5)
+    blocks = torch.zeros(2, 3, 4)
+    blocks[0, 1] = 1.0  # one block only -> all of the mass
+    assert block_importance(torch.randn(8, 12), blocks).tolist() == [[0, 1, 0], [0, 0, 0]]
+
+
+# ---------------------------------------------------------------------------------------------
+# CNN-text encoder
+
+
+def bags_of(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenated indices (L,) and bag starts (E,) of non-empty index sequences."""
+    values = torch.tensor([i for seq in sequences for i in seq], dtype=torch.long)
+    starts = torch.tensor([0] + [len(s) for s in sequences[:-1]]).cumsum(0)
+    return values, starts
+
+
+def naive_cnn(encoder: CNNTextEncoder, sequence: list[int]) -> torch.Tensor:
+    """One bag alone, zero-padded by width - 1 on both sides per kernel (Kim's wide convolution)."""
+    embedded = encoder.table(torch.tensor(sequence)).t().unsqueeze(0)  # (1, D, n)
+    pooled = []
+    for width, conv in zip(CNN_WIDTHS, encoder.convs):
+        padded = torch.nn.functional.pad(embedded, (width - 1, width - 1))
+        pooled.append(torch.relu(conv(padded))[0].max(1).values)  # (C,)
+    return encoder.post(torch.cat(pooled))
+
+
+def test_cnn_text_shapes_and_padding_invariance() -> None:
+    torch.manual_seed(0)
+    encoder = CNNTextEncoder(vocab_size=9, dim=6, dropout=0.0, channels=5).eval()
+    sequences = [[1], [2, 3, 4, 5, 6, 7, 8], [0, 0], [8, 7, 1, 2], [3, 3, 3, 3, 3]]  # 1 and 2 < width 5
+    values, starts = bags_of(sequences)
+    with torch.no_grad():
+        out = encoder(values, starts)
+        assert out.shape == (5, 6) and torch.isfinite(out).all()
+        for k, seq in enumerate(sequences):  # alone, and in another batch, the same output
+            torch.testing.assert_close(out[k], naive_cnn(encoder, seq), rtol=1e-5, atol=1e-5)
+            alone = encoder(*bags_of([seq]))
+            torch.testing.assert_close(out[k:k + 1], alone, rtol=1e-5, atol=1e-5)
+        mixed = encoder(*bags_of([[5, 5, 5, 5, 5, 5, 5, 5], sequences[0], [4]]))
+        torch.testing.assert_close(mixed[1], out[0], rtol=1e-5, atol=1e-5)
+        assert encoder(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)).shape == (0, 6)
+        # order matters (a bag of embeddings could not tell these apart)
+        ab, ba = encoder(*bags_of([[1, 2, 3], [3, 2, 1]]))
+        assert not torch.allclose(ab, ba)
+
+
+def test_cnn_text_gradients_flow() -> None:
+    torch.manual_seed(0)
+    encoder = CNNTextEncoder(vocab_size=9, dim=6, dropout=0.0, channels=5)
+    encoder(*bags_of([[1, 2], [3, 4, 5, 6, 7, 8, 1]])).sum().backward()
+    for name, param in encoder.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    assert encoder.table.weight.grad[9].abs().sum() == 0  # the padding row stays zero
+    assert encoder.table.weight[9].abs().sum() == 0
+
+
+def test_encoder_option_reaches_the_model() -> None:
+    infos = [FeatureInfo("image", "dense", 4), FeatureInfo("objects", "index", 7)]
+    options = parse_options(["encoder.objects=cnn", "dim=8"])
+    assert options.encoders == {"objects": "cnn"} and options.to_dict()["encoders"] == {"objects": "cnn"}
+    for pool in ("max", "concat"):
+        model = build_model(pool, infos, 2, options)
+        assert isinstance(model.encoders[1], CNNTextEncoder)
+    with pytest.raises(ValueError, match="use one of bag, cnn"):
+        parse_options(["encoder.objects=lstm"])
+    with pytest.raises(ValueError, match="dense feature"):
+        build_model("max", infos, 2, parse_options(["encoder.image=cnn"]))
+    with pytest.raises(ValueError, match="names no feature"):
+        build_model("max", infos, 2, parse_options(["encoder.boxes=cnn"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,3 +336,46 @@ def test_cap_rows_keeps_a_seeded_subset() -> None:
     assert np.all(np.diff(keep) > 0)
     again, _ = cap_rows(offsets, 5, np.random.default_rng(0))
     assert np.array_equal(keep, again)
+
+
+def order_cue_data(root, n: int = 240, seed: int = 0):
+    """Binary task whose only cue is the ORDER of two indices: `1 2` -> positive, `2 1` ->
+    negative, amid 0-3 filler indices (3..7) on each side; both classes hold the same multiset."""
+    import pandas as pd
+
+    from extract.store import StoreBuilder, base_attrs, write_store
+    from model.data import FeatureSpec
+
+    rng = np.random.default_rng(seed)
+    builder, labels = StoreBuilder(), []
+    ids = [f"{k:04d}" for k in range(n)]
+    for sample in ids:
+        positive = rng.random() < 0.5
+        left, right = rng.integers(3, 8, rng.integers(0, 4)), rng.integers(3, 8, rng.integers(0, 4))
+        seq = np.concatenate([left, [1, 2] if positive else [2, 1], right]).astype(np.int64)
+        builder.add(sample, {"labels": seq})
+        labels.append("pos" if positive else "")
+    split = ["train" if k % 6 < 4 else "dev" if k % 6 == 4 else "test" for k in range(n)]
+    manifest = root / "manifest.csv"
+    pd.DataFrame({"id": ids, "split": split, "image": "", "text": "", "labels": labels}).to_csv(manifest, index=False)
+    attrs = base_attrs("toy-index", "toy", 8, {})
+    attrs["vocab_size"] = 8
+    write_store(root / "seq.h5", builder.build(attrs, {"labels": ((), np.int64)}))
+    return manifest, [FeatureSpec("seq", root / "seq.h5")]
+
+
+def test_cnn_text_learns_an_order_cue_a_bag_cannot(tmp_path) -> None:
+    import json
+
+    from model.train import train
+
+    manifest, specs = order_cue_data(tmp_path)
+    fast = ["epochs=25", "batch_size=32", "dim=16", "hidden=16", "warmup_epochs=2", "lr=0.01", "dropout=0"]
+    scores = {}
+    for kind in ("bag", "cnn"):
+        options = parse_options(fast + [f"encoder.seq={kind}"])
+        scores[kind] = train(manifest, specs, "max", 0, tmp_path / kind, options=options, log=None)["accuracy"]
+    assert scores["cnn"] > 0.95, scores
+    assert scores["bag"] < 0.7, scores  # the mean of the same multiset: chance
+    config = json.loads((tmp_path / "cnn" / "metrics.json").read_text())["config"]
+    assert config["encoders"] == {"seq": "cnn"}
