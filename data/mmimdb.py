@@ -1,7 +1,10 @@
 """MM-IMDb adapter: `ROOT/dataset/<id>.json|.jpeg` + `ROOT/split.json` -> manifest rows.
 
-Used for the real dataset and for the composed demo alike. Text = the longest `plot` entry;
-labels = the movie's genres among the 23 MM-IMDb genres (GMU frequency order), optionally
+Used for the real dataset and for the composed demo alike. Text = the movie's `plot` entries
+(a list of strings) as chosen by `plot`: `all` joins every entry with a single space (the paper:
+"We concatenate all sentences as one for an individual sample"; the text extractor clips to 512
+tokens), `longest` keeps the longest entry, `first` the first; whitespace inside an entry is
+collapsed and empty entries are dropped. Labels = the movie's genres among the 23 MM-IMDb genres (GMU frequency order), optionally
 restricted to a subset; split from split.json. A missing plot or image keeps the sample with that
 modality absent (empty `text` / `image`) and is counted.
 """
@@ -22,6 +25,7 @@ GENRES = ("Drama", "Comedy", "Romance", "Thriller", "Crime", "Action", "Adventur
           "Documentary", "Mystery", "Sci-Fi", "Fantasy", "Family", "Biography", "War", "History",
           "Music", "Animation", "Musical", "Western", "Sport", "Short", "Film-Noir")
 SPLITS = ("train", "dev", "test")
+PLOTS = ("all", "longest", "first")  # how a movie's plot entries become its text
 
 
 def read_split(root: Path) -> dict[str, str]:
@@ -49,16 +53,29 @@ def normalise_id(raw: object) -> str:
     return text.zfill(7) if text.isdigit() else text
 
 
-def longest_plot(meta: dict) -> str:
-    plot = meta.get("plot") or []
-    if isinstance(plot, str):
-        plot = [plot]
-    plots = [" ".join(str(p).split()) for p in plot if p and str(p).strip()]
-    return max(plots, key=len) if plots else ""
+def plot_text(meta: dict, plot: str = "all") -> str:
+    """The text of one movie from its `plot` entries (see the module docstring); '' when none."""
+    entries = meta.get("plot") or []
+    if isinstance(entries, str):
+        entries = [entries]
+    plots = [" ".join(str(p).split()) for p in entries if p and str(p).strip()]
+    if not plots:
+        return ""
+    if plot == "all":
+        return " ".join(plots)
+    if plot == "longest":
+        return max(plots, key=len)
+    if plot == "first":
+        return plots[0]
+    raise ValueError(f"plot={plot!r}: use one of {', '.join(PLOTS)}")
 
 
-def build_manifest(root: str | Path, genres: list[str] | None = None) -> tuple[pd.DataFrame, Counter]:
-    """The manifest rows of an MM-IMDb-format folder and counts of what was missing."""
+def build_manifest(root: str | Path, genres: list[str] | None = None,
+                   plot: str = "all") -> tuple[pd.DataFrame, Counter]:
+    """The manifest rows of an MM-IMDb-format folder and counts of what was missing; `plot`:
+    all | longest | first (module docstring)."""
+    if plot not in PLOTS:
+        raise ValueError(f"plot={plot!r}: use one of {', '.join(PLOTS)}")
     root = Path(root)
     keep = list(GENRES) if not genres else list(genres)
     unknown = [g for g in keep if g not in GENRES]
@@ -80,7 +97,7 @@ def build_manifest(root: str | Path, genres: list[str] | None = None) -> tuple[p
             counts["bad_json"] += 1
             log.warning("sample %s: %s is not valid JSON (%s); sample skipped", sid, meta_path, err)
             continue
-        text = longest_plot(meta)
+        text = plot_text(meta, plot)
         image = root / "dataset" / f"{sid}.jpeg"
         counts["no_plot"] += not text
         counts["no_image"] += not image.is_file()

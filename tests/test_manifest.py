@@ -39,7 +39,7 @@ def test_manifest_from_mmimdb_layout(mmimdb_root, tmp_path):
     assert list(m.columns[:5]) == ["id", "split", "image", "text", "labels"]
     assert m["id"].tolist() == ["0000001", "0000002", "0000003", "0000004"]  # strings, zero-padded
     row = m.set_index("id")
-    assert row.loc["0000001", "text"] == "A much longer plot about a haunted house."  # longest plot
+    assert row.loc["0000001", "text"] == "Short. A much longer plot about a haunted house."  # all plots
     assert row.loc["0000001", "labels"] == "Drama|Horror"  # GMU order, unknown genre dropped
     assert row.loc["0000003", "labels"] == "Action|Sci-Fi"
     assert row.loc["0000002", "text"] == "" and row.loc["0000002", "image"] == ""  # absent, kept
@@ -54,6 +54,30 @@ def test_counts_and_genre_subset(mmimdb_root):
     assert counts["no_label"] == 2
     with pytest.raises(ValueError, match="unknown genres"):
         build_manifest(mmimdb_root, ["Dramedy"])
+
+
+@pytest.mark.parametrize("plot, text", [
+    ("all", "First  entry. The second, much longer entry. Third."),
+    ("longest", "The second, much longer entry."),
+    ("first", "First entry."),
+])
+def test_plot_choice(mmimdb_root, tmp_path, plot, text):
+    """`plot` entries in MM-IMDb's layout: a list of strings; `all` joins every one with a space."""
+    entries = ["First\n entry.", "", "The second,  much longer entry.", "  Third. "]
+    meta = {"title": "Five", "plot": entries, "genres": ["Drama"]}
+    (mmimdb_root / "dataset" / "0000005.json").write_text(json.dumps(meta))
+    split = json.loads((mmimdb_root / "split.json").read_text())
+    split["train"].append("0000005")
+    (mmimdb_root / "split.json").write_text(json.dumps(split))
+    out = tmp_path / f"{plot}.csv"
+    assert data_main(["manifest", "--format", "mmimdb", "--root", str(mmimdb_root), "--plot", plot,
+                      "--out", str(out)]) == 0
+    got = read_manifest(out).set_index("id").loc["0000005", "text"]
+    assert got == " ".join(text.split())  # whitespace inside an entry collapsed, empty entries dropped
+    if plot == "all":
+        assert got == "First entry. The second, much longer entry. Third."
+    with pytest.raises(ValueError, match="use one of all, longest, first"):
+        build_manifest(mmimdb_root, plot="every")
 
 
 def test_genre_list_is_mmimdb():
