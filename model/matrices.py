@@ -22,7 +22,6 @@ and runs per combination x modality) and `matrices.csv` (every cell, long format
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from collections import Counter
@@ -241,16 +240,7 @@ def choose_samples(combos: Sequence[Combination], columns: Sequence[str], count:
 
 
 # ---------------------------------------------------------------------------------------------
-# drawing
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+# what the figures show (model/plots.py draws them)
 
 
 def _wrap(names: Sequence[str], width: int = 34) -> str:
@@ -266,37 +256,6 @@ def _wrap(names: Sequence[str], width: int = 34) -> str:
     return "\n".join(lines)
 
 
-def draw_matrix(ax, matrix: np.ndarray, columns: Sequence[str], row_labels: Sequence[str],
-                row_colors: Sequence[str] | None = None, fmt: str = "{:.2f}") -> object:
-    """Heat map of `matrix` (rows, M) in [0, 1] with values written in; NaN cells grey/hatched."""
-    plt = _plt()
-    cmap = plt.get_cmap("Blues").with_extremes(bad="#d9d9d9")
-    masked = np.ma.masked_invalid(matrix)
-    image = ax.imshow(masked, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
-    rows, cols = matrix.shape
-    for r in range(rows):
-        for c in range(cols):
-            value = matrix[r, c]
-            if math.isnan(value):
-                ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///",
-                                           edgecolor="#bdbdbd", linewidth=0))
-                continue
-            ax.text(c, r, fmt.format(value), ha="center", va="center", fontsize=10,
-                    color="white" if value > 0.55 else "black")
-    ax.set_xticks(range(cols), columns, rotation=35, ha="right", fontsize=10)
-    ax.set_yticks(range(rows), row_labels, fontsize=9)
-    if row_colors is not None:
-        for tick, color in zip(ax.get_yticklabels(), row_colors):
-            tick.set_color(color)
-    ax.set_xticks(np.arange(-0.5, cols), minor=True)
-    ax.set_yticks(np.arange(-0.5, rows), minor=True)
-    ax.grid(which="minor", color="white", linewidth=2)
-    ax.tick_params(which="minor", length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    return image
-
-
 def _row_labels(combos: Sequence[Combination], sample_id: str, true: Sequence[str]) -> tuple[list[str], list[str]]:
     labels, colors = [], []
     for r, combo in enumerate(combos, 1):
@@ -310,67 +269,42 @@ def _row_labels(combos: Sequence[Combination], sample_id: str, true: Sequence[st
     return labels, colors
 
 
-def _size(rows: int, cols: int) -> tuple[float, float]:
-    return 3.2 + 0.85 * cols, 1.9 + 0.48 * rows
-
-
-def _legend(fig, combos: Sequence[Combination], pool: str) -> None:
-    """Footnote naming the rows; the constrained layout keeps the axes above it."""
-    import textwrap
-
+def legend_text(combos: Sequence[Combination], pool: str) -> str:
+    """The footnote naming the rows of a sample's matrix."""
     text = "   ".join(f"{r}: {c.features} (seed {c.seed})" for r, c in enumerate(combos, 1))
-    text = (f"Rows ({pool} pooling): {text}. Row label = predicted labels: green when they equal "
+    return (f"Rows ({pool} pooling): {text}. Row label = predicted labels: green when they equal "
             "the true labels, red otherwise; grey hatched = modality not in the combination.")
-    text = textwrap.fill(text, int(fig.get_figwidth() * 17))
-    fig.text(0.01, 0.005, text, fontsize=7, va="bottom", ha="left", color="#444444")
-    bottom = (0.13 * (text.count("\n") + 1) + 0.08) / fig.get_figheight()
-    fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))  # (left, bottom, width, height)
 
 
 def safe_name(sample_id: str) -> str:
     return re.sub(r"[^\w.-]", "_", str(sample_id)) or "sample"
 
 
-def write_sample(combos: Sequence[Combination], columns: Sequence[str], sample_id: str,
-                 out: Path, pool: str) -> Path:
-    plt = _plt()
-    matrix = sample_matrix(combos, columns, sample_id)
+def sample_panel(combos: Sequence[Combination], columns: Sequence[str], sample_id: str,
+                 title_width: int = 60) -> tuple[np.ndarray, list[str], list[str], str]:
+    """(matrix (rows, M), row labels, row colours, title) of one sample."""
     true = truth(combos, sample_id)
     row_labels, colors = _row_labels(combos, sample_id, true)
-    width, height = _size(len(combos), len(columns))
-    fig, ax = plt.subplots(figsize=(width + 1.2, height + 0.4), layout="constrained")
-    image = draw_matrix(ax, matrix, columns, row_labels, colors)
-    ax.set_ylabel("combination: predicted labels", fontsize=9)
-    ax.set_title(f"sample {sample_id}\ntrue: {_wrap(true or ['(none)'], 60)}", fontsize=11)
-    fig.colorbar(image, ax=ax, shrink=0.8, label="importance (share of dims)")
-    _legend(fig, combos, pool)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return (sample_matrix(combos, columns, sample_id), row_labels, colors,
+            f"{sample_id}\ntrue: {_wrap(true or ['(none)'], title_width)}")
+
+
+def write_sample(combos: Sequence[Combination], columns: Sequence[str], sample_id: str,
+                 out: Path, pool: str) -> Path:
+    """`out` PNG: the importance matrix of `sample_id`."""
+    from model import plots
+
+    matrix, row_labels, colors, title = sample_panel(combos, columns, sample_id)
+    return plots.sample_png(matrix, columns, row_labels, colors, f"sample {title}", legend_text(combos, pool), out)
 
 
 def write_samples_row(combos: Sequence[Combination], columns: Sequence[str], ids: Sequence[str],
                       out: Path, pool: str) -> Path:
     """The chosen samples side by side (the paper's last figure row)."""
-    plt = _plt()
-    width, height = _size(len(combos), len(columns))
-    cols = min(len(ids), 4)
-    rows = math.ceil(len(ids) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, (height + 0.4) * rows + 0.4),
-                             layout="constrained", squeeze=False)
-    for ax in list(axes.flat)[len(ids):]:
-        ax.axis("off")
-    image = None
-    for ax, sample_id in zip(axes.flat, ids):
-        true = truth(combos, sample_id)
-        row_labels, colors = _row_labels(combos, sample_id, true)
-        image = draw_matrix(ax, sample_matrix(combos, columns, sample_id), columns, row_labels, colors)
-        ax.set_title(f"{sample_id}\ntrue: {_wrap(true or ['(none)'], 40)}", fontsize=10)
-    fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="importance (share of dims)")
-    _legend(fig, combos, pool)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    from model import plots
+
+    panels = [sample_panel(combos, columns, sample_id, 40) for sample_id in ids]
+    return plots.samples_png(panels, columns, legend_text(combos, pool), out)
 
 
 def overview_matrix(run_dirs: Sequence[str | Path], columns: Sequence[str], combos: Sequence[Combination],
@@ -390,16 +324,11 @@ def overview_matrix(run_dirs: Sequence[str | Path], columns: Sequence[str], comb
 
 def write_overview(matrix: np.ndarray, counts: Sequence[int], combos: Sequence[Combination],
                    columns: Sequence[str], out: Path, pool: str) -> Path:
-    plt = _plt()
-    width, height = _size(len(combos), len(columns))
-    fig, ax = plt.subplots(figsize=(width + 2.2, height + 0.2), layout="constrained")
+    from model import plots
+
     row_labels = [f"{r}: {_wrap(c.labels, 30)}  [{n} runs]" for r, (c, n) in enumerate(zip(combos, counts), 1)]
-    image = draw_matrix(ax, matrix, columns, row_labels)
-    ax.set_title(f"Mean feature importance over test samples and runs ({pool} pooling)", fontsize=11)
-    fig.colorbar(image, ax=ax, shrink=0.8, label="mean importance")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return plots.overview_png(matrix, columns, row_labels,
+                              f"Mean feature importance over test samples and runs ({pool} pooling)", out)
 
 
 def write_matrices(run_dirs: Sequence[str | Path], out_dir: str | Path, samples: int = 4,
@@ -410,7 +339,7 @@ def write_matrices(run_dirs: Sequence[str | Path], out_dir: str | Path, samples:
     combos = load_combinations(run_dirs, labels, pool, seed)
     if not combos:
         raise ValueError(f"none of the {len(run_dirs)} runs uses pool {pool} with an importance.h5; "
-                         "pass set-model runs (not concat) or choose --pool")
+                         "pass runs trained with that pool or choose --pool")
     columns = modality_columns(combos)
     if ids:
         chosen = [str(i) for i in ids]

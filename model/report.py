@@ -148,31 +148,12 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
 def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
                  labels: dict[str, str] | None = None, pool: str = "max") -> Path:
     """PNG: one bar panel per run group, mean importance per modality with std over runs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from model import plots
 
     groups = importance_groups(run_dirs, labels, pool)
     if not groups:
         raise ValueError(f"none of the {len(run_dirs)} runs uses pool {pool} with an importance.h5; "
-                         "pass set-model runs (not concat) or choose --pool")
-    cols = min(len(groups), 3)
-    rows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    for ax, group in zip(axes.flat, groups):
-        x = np.arange(len(group["labels"]))
-        ax.bar(x, group["mean"], yerr=group["std"], capsize=3, color="tab:blue")
-        ax.set_xticks(x, group["labels"], rotation=30, ha="right", fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("importance (share)")
-        ax.set_title(f"{group['key']['Features']} ({group['key']['Pool']}, {len(group['runs'])} runs)",
-                     fontsize=8)
-    for ax in list(axes.flat)[len(groups):]:
-        ax.axis("off")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+                         "pass runs trained with that pool or choose --pool")
+    panels = [(g["labels"], g["mean"], g["std"], f"{g['key']['Features']} ({g['key']['Pool']}, {len(g['runs'])} runs)")
+              for g in groups]
+    return plots.importance_bars(panels, out)
