@@ -1,7 +1,9 @@
 """Dataset command lines.
 
-- `python -m data manifest [--format mmimdb] --root ROOT --out MANIFEST [--genres A,B]`
+- `python -m data manifest [--format mmimdb] --root ROOT --out MANIFEST [--genres A,B] [--plot all]`
 - `python -m data manifest --format ads --annotations ADS.csv --out MANIFEST [--folds 5] [--seed 0]`
+- `python -m data manifest --format table --table T.csv --out MANIFEST [--split-ratios 0.6,0.1,0.3]
+  [--split-seed 0]` (T.csv|.tsv|.jsonl|.parquet; format: data/table.py)
 - `python -m data download [--url URL] --out ARCHIVE [--size BYTES] [--sha256 HEX] [--unpack DIR]`
 """
 
@@ -18,17 +20,26 @@ log = logging.getLogger("data")
 
 def parser() -> argparse.ArgumentParser:
     from data.download import MMIMDB_URL
+    from data.mmimdb import PLOTS
 
     p = argparse.ArgumentParser(prog="python -m data")
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("manifest", help="write results/{dataset}/manifest.csv from a dataset folder")
-    m.add_argument("--format", choices=["mmimdb", "ads"], default="mmimdb")
+    m.add_argument("--format", choices=["mmimdb", "ads", "table"], default="mmimdb")
     m.add_argument("--root", help="mmimdb: dataset root (holds split.json and dataset/)")
     m.add_argument("--out", required=True)
     m.add_argument("--genres", default="", help="mmimdb: comma-separated subset of genres (default: all 23)")
+    m.add_argument("--plot", choices=list(PLOTS), default="all",
+                   help="mmimdb: a movie's text from its plot entries: all (joined with a space, the "
+                        "paper's), longest or first (default all)")
     m.add_argument("--annotations", help="ads: annotation CSV (format: data/ADS_FORMAT.md)")
     m.add_argument("--folds", type=int, default=5, help="ads: cross-validation folds (default 5)")
     m.add_argument("--seed", type=int, default=0, help="ads: seed of the fold assignment (default 0)")
+    m.add_argument("--table", help="table: CSV, TSV, JSON Lines or Parquet file (format: data/table.py)")
+    m.add_argument("--split-ratios", default="0.6,0.1,0.3",
+                   help="table without a split column: train,dev,test shares (default 0.6,0.1,0.3)")
+    m.add_argument("--split-seed", type=int, default=0,
+                   help="table without a split column: seed of the stratified split (default 0)")
     d = sub.add_parser("download", help="fetch a dataset archive (resumable) and optionally unpack it")
     d.add_argument("--url", default=MMIMDB_URL, help=f"http(s):// or file:// URL (default {MMIMDB_URL})")
     d.add_argument("--out", required=True, help="where the archive goes, e.g. resources/imdb/mmimdb.tar.gz")
@@ -45,13 +56,23 @@ def manifest(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         from data.ads import build_manifest as build_ads
 
         frame, counts = build_ads(args.annotations, folds=args.folds, seed=args.seed)
+    elif args.format == "table":
+        if not args.table:
+            p.error("--format table needs --table FILE")
+        from data.table import build_manifest as build_table, parse_ratios
+
+        try:
+            ratios = parse_ratios(args.split_ratios)
+        except ValueError as err:
+            p.error(f"--split-ratios: {err}")
+        frame, counts = build_table(args.table, ratios, args.split_seed)
     else:
         if not args.root:
             p.error("--format mmimdb needs --root ROOT")
         from data.mmimdb import build_manifest
 
         genres = [g.strip() for g in args.genres.split(",") if g.strip()]
-        frame, counts = build_manifest(args.root, genres or None)
+        frame, counts = build_manifest(args.root, genres or None, plot=args.plot)
     write_manifest(frame, args.out)
     log.info("%s: %s", args.out, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
@@ -73,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from data.ads import AdsFormatError
     from data.download import DownloadError, UnsafeArchive
+    from data.table import TableFormatError
 
     try:
         return manifest(args, p) if args.command == "manifest" else download(args)
-    except (AdsFormatError, DownloadError, UnsafeArchive) as err:
+    except (AdsFormatError, TableFormatError, DownloadError, UnsafeArchive) as err:
         log.error("%s", err)
         return 1
 
