@@ -19,6 +19,7 @@ from extract.base import BadInput, Extractor, Item, Options, Output
 from extract.crops import crop
 from extract.images import load_rgb
 from extract.registry import register
+from extract.substitutes import model_attrs
 
 COPIED = {"boxes": ((4,), np.float32), "labels": ((), np.int64), "scores": ((), np.float32)}
 
@@ -59,7 +60,8 @@ class BoxExtractor(Extractor):
         return {"features": ((self.dim,), np.dtype(self.options.dtype)), **COPIED}
 
     def extra_attrs(self) -> dict[str, Any]:
-        return {"backbone": self.options.backbone}
+        model = f"{self.options.backbone} on object box crops ({self.net.weights[0]})"
+        return {"backbone": self.options.backbone, **model_attrs(self.name, self.backend, self.config(), model)}
 
     def prepare(self, item: Item) -> Crops:
         if not item.extra:

@@ -16,20 +16,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from extract.substitutes import DETECTRON2_HINT, DETECTRON2_WEIGHTS
 from extract.weights import WeightFile, resolve, sha256
 
 CONFIG = "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"
-# what model_zoo.get_checkpoint_url(CONFIG) returns (kept here for the weights rule, which must
-# not need detectron2 to fetch the file)
-CHECKPOINT_URL = ("https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/"
-                  "faster_rcnn_R_50_FPN_1x/137257794/model_final_b275ba.pkl")
-WEIGHTS = WeightFile(posixpath.basename(CHECKPOINT_URL), url=CHECKPOINT_URL)
+# what model_zoo.get_checkpoint_url(CONFIG) returns; the spec lives in extract.substitutes (no torch)
+# so that the weights rule and the paper_strict check need neither detectron2 nor torch
+WEIGHTS = DETECTRON2_WEIGHTS
+CHECKPOINT_URL = WEIGHTS.url
 
 INSTALL_HINT = (
-    "the objects extractor's detectron2 backend needs detectron2, which is not installed in this "
-    "environment. Install it to match your torch and CUDA, e.g. "
-    "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git' "
-    "(see https://detectron2.readthedocs.io/en/latest/tutorials/install.html), "
+    f"the objects extractor's detectron2 backend needs detectron2: {DETECTRON2_HINT}; "
     "or use --backend torchvision (the same architecture and training data, torchvision's weights)")
 
 
@@ -69,6 +66,7 @@ class Detectron2Detector:
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT  # "BGR" for the zoo models
         self.weights = (path.name, sha256(path))
+        self.name = f"detectron2 faster_rcnn_R_50_FPN_1x COCO ({path.name})"
 
     def prepare(self, img: Image.Image) -> dict[str, Any]:
         """One model input, as DefaultPredictor builds it (runs in the runner's threads)."""

@@ -5,7 +5,8 @@ Rows per sample: at most `max_boxes` detections with score >= `score_threshold`,
 `scores` (n,) float32, `boxes` (n, 4) float32 x1, y1, x2, y2 in pixels of the image as loaded
 (`extract.images.load_rgb`). No `features` column: the store is an index feature (`dim` 0).
 Backends:
-  auto         detectron2 when it is importable, else torchvision (the store records which)
+  auto         detectron2 when it is importable, else torchvision (the store's `backend`, `model`
+               and `substitute` attrs record which ran)
   torchvision  torchvision's fasterrcnn_resnet50_fpn COCO weights (box AP 37.0)
   detectron2   the model zoo's faster_rcnn_R_50_FPN_1x (box AP 37.9; the paper's); see extract/detectron.py
 Detection runs in float32 (no autocast), as both libraries' predictors do.
@@ -28,6 +29,7 @@ from extract.base import Extractor, Item, Options, Output
 from extract.crops import clip_boxes
 from extract.images import load_rgb
 from extract.registry import register
+from extract.substitutes import model_attrs
 from extract.weights import WeightFile, load_state_dict
 
 TORCHVISION_WEIGHTS = WeightFile(
@@ -69,6 +71,7 @@ class TorchvisionDetector:
                                       box_score_thresh=options.score_threshold,
                                       min_size=options.min_size, max_size=options.max_size)
         state, self.weights = load_state_dict(TORCHVISION_WEIGHTS)
+        self.name = f"torchvision fasterrcnn_resnet50_fpn COCO ({self.weights[0]})"
         net.load_state_dict(state, strict=True)
         freeze_batch_norms(net)  # trained with frozen BN, used with eps 0 (as torchvision does)
         self.model = net.eval().to(device)
@@ -121,7 +124,8 @@ class ObjectExtractor(Extractor):
 
     def extra_attrs(self) -> dict[str, Any]:
         return {"class_names": json.dumps(list(coco.CLASS_NAMES)), "vocab_size": coco.NUM_CLASSES,
-                "detector": "faster_rcnn_R_50_FPN_1x COCO"}
+                "detector": self.detector.name,
+                **model_attrs(self.name, self.backend, self.config(), self.detector.name)}
 
     def prepare(self, item: Item) -> Prepared | None:
         if not item.image:

@@ -64,6 +64,10 @@ def test_detectron2_backend_says_what_to_install():
 def test_auto_backend_falls_back_to_torchvision():
     ex = ObjectExtractor("auto", CPU, ObjectOptions())
     assert ex.backend == "torchvision" and ex.weights[0][0] == TORCHVISION_WEIGHTS.file
+    attrs = ex.extra_attrs()  # the store says which detector ran, and that it is not the paper's
+    assert attrs["model"] == attrs["detector"] == f"torchvision fasterrcnn_resnet50_fpn COCO ({TORCHVISION_WEIGHTS.file})"
+    assert "detectron2" not in attrs["model"]
+    assert "torchvision" in attrs["substitute"] and "detectron2" in attrs["substitute"]
     from torchvision.ops import FrozenBatchNorm2d
 
     modules = list(ex.detector.model.modules())
@@ -132,6 +136,9 @@ def test_objects_then_boxes_through_the_cli(tmp_path):
         np.testing.assert_array_equal(emb.rows[column], store.rows[column])  # same order
     assert emb.rows["features"].shape == (int(store.offsets[-1]), 1280) and emb.attrs["dim"] == 1280
     assert emb.attrs["backbone"] == "mobilenet_v2" and np.isfinite(emb.rows["features"]).all()
+    assert emb.attrs["model"].startswith("mobilenet_v2 on object box crops")
+    assert "mobilenet_v2" in emb.attrs["substitute"] and "WSL" in emb.attrs["substitute"]
+    assert "score threshold 0.0" in store.attrs["substitute"] and "torchvision" in store.attrs["model"]
     # the rows are the embeddings of those very boxes: recompute one crop by hand
     from extract.backbones import load_backbone
     from extract.crops import crop
