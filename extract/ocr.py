@@ -7,7 +7,9 @@ Rows are the text boxes EasyOCR returns (a word or a run of words on one line), 
     scores  (R,)    float32 recognition confidence in [0, 1]
 There is no `features` column (`dim` is 0). The sample column `text` joins the words in reading
 order: top to bottom, left to right. `python -m extract text --input ocr.h5` embeds it (ocr_text).
-No image gives zero rows and empty text; an unreadable image lands in the failure list.
+No image gives zero rows and empty text, and so does an image too small to hold text (a side
+under one pixel at the detector's scale, e.g. 1 x 1 at `mag_ratio` 0.5); an unreadable image
+lands in the failure list.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ import torch
 from extract.base import Extractor, Item, Options, Output
 from extract.images import load_rgb
 from extract.registry import register
+from extract.substitutes import EASYOCR_FILES, model_attrs
 from extract.weights import MissingWeights, sha256, weights_dir
 
-DETECTOR = "craft_mlt_25k.pth"
-RECOGNIZER = "english_g2.pth"
+DETECTOR, RECOGNIZER = EASYOCR_FILES  # craft_mlt_25k.pth, english_g2.pth
 URLS = ("https://github.com/JaidedAI/EasyOCR/releases/download/pre-v1.1.6/craft_mlt_25k.zip",
         "https://github.com/JaidedAI/EasyOCR/releases/download/v1.3/english_g2.zip")
 
@@ -65,6 +67,14 @@ def work_dir() -> Path:
     path = Path(os.environ.setdefault("EASYOCR_MODULE_PATH", str(default)))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def detector_size(height: int, width: int, canvas_size: int, mag_ratio: float) -> tuple[int, int]:
+    """(height, width) EasyOCR's detector resizes an image to (its `resize_aspect_ratio`: the
+    longer side times `mag_ratio`, at most `canvas_size`, sides truncated to whole pixels)."""
+    longest = max(height, width)
+    ratio = min(mag_ratio * longest, canvas_size) / longest
+    return int(height * ratio), int(width * ratio)
 
 
 def quad_to_box(quad: Any) -> list[float]:
@@ -111,6 +121,7 @@ class OcrExtractor(Extractor):
                                          user_network_directory=str(work / "user_network"),
                                          download_enabled=False, verbose=False)
         self.weights = [(f, sha256(folder / f)) for f in (DETECTOR, RECOGNIZER)]
+        self.model_name = f"EasyOCR {easyocr.__version__} ({DETECTOR} + {RECOGNIZER})"
 
     @property
     def dim(self) -> int:
@@ -120,7 +131,8 @@ class OcrExtractor(Extractor):
         return {"words": ((), object), "boxes": ((4,), np.float32), "scores": ((), np.float32)}
 
     def extra_attrs(self) -> dict[str, Any]:
-        return {"language": "en", "box_format": "x1y1x2y2"}
+        return {"language": "en", "box_format": "x1y1x2y2",
+                **model_attrs(self.name, self.backend, self.config(), self.model_name)}
 
     def autocast(self):
         # EasyOCR post-processes score maps with OpenCV, which rejects float16: keep fp32.
@@ -135,8 +147,8 @@ class OcrExtractor(Extractor):
         return [self.read(rgb) for rgb in batch]
 
     def read(self, rgb: np.ndarray | None) -> Output:
-        if rgb is None:
-            return self._output([])
+        if rgb is None or min(detector_size(*rgb.shape[:2], self.options.canvas_size, self.options.mag_ratio)) < 1:
+            return self._output([])  # no image, or one too small to hold any text: no words
         # EasyOCR's readtext(path) detects on RGB and recognises on a grey image; given an array it
         # takes it as BGR for the grey conversion. Call its two stages with both made right here.
         grey = load_grey(rgb)  # (H, W) uint8

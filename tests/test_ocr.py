@@ -81,19 +81,52 @@ def test_min_confidence_drops_rows(ocr):
     assert len(out.rows["words"]) == 0 and out.rows["boxes"].shape == (0, 4) and out.samples["text"] == ""
 
 
+@pytest.mark.parametrize("mag_ratio", [1.0, 0.5])
+def test_tiny_images_read_as_zero_words(ocr, mag_ratio):
+    """1 x 1, one-pixel strips and a few pixels of noise: no text, and no failure (at half
+    magnification a 1-pixel side would round to 0 in EasyOCR's resize, which OpenCV refuses)."""
+    rng = np.random.default_rng(0)
+    ocr.options.mag_ratio = mag_ratio
+    try:
+        for shape in [(1, 1, 3), (1, 300, 3), (300, 1, 3), (2, 3, 3), (5, 7, 3)]:
+            out = ocr.read(rng.integers(0, 256, shape, dtype=np.uint8))
+            assert len(out.rows["words"]) == 0 and out.rows["boxes"].shape == (0, 4), shape
+            assert out.samples["text"] == ""
+    finally:
+        ocr.options.mag_ratio = 1.0
+
+
+def test_detector_size_follows_easyocr():
+    from easyocr.imgproc import resize_aspect_ratio
+
+    from extract.ocr import detector_size
+
+    for shape, canvas, mag in [((1, 1), 2560, 0.5), ((3, 4000), 2560, 1.0), ((37, 53), 2560, 1.5), ((288, 192), 100, 1.0)]:
+        img = np.zeros((*shape, 3), np.uint8)
+        h, w = detector_size(*shape, canvas, mag)
+        if min(h, w) < 1:
+            continue  # EasyOCR's resize would fail here
+        _, ratio, _ = resize_aspect_ratio(img, canvas, interpolation=1, mag_ratio=mag)
+        assert (int(shape[0] * ratio), int(shape[1] * ratio)) == (h, w)
+    assert min(detector_size(1, 1, 2560, 0.5)) == 0 and min(detector_size(1, 4000, 2560, 1.0)) == 0
+
+
 def test_cli_records_bad_images_and_absent_ones(tmp_path):
     render((192, 288), [((30, 60), "HELLO")]).save(tmp_path / "good.png")
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 this is not a JPEG")
-    pd.DataFrame({"id": ["0000001", "0000002", "0000003"], "split": ["train", "dev", "test"],
-                  "image": [str(tmp_path / "good.png"), str(tmp_path / "bad.jpg"), ""],
-                  "text": ["", "", ""], "labels": ["a", "b", "a"]}).to_csv(tmp_path / "m.csv", index=False)
+    Image.new("RGB", (1, 1), (255, 255, 255)).save(tmp_path / "dot.png")
+    pd.DataFrame({"id": ["0000001", "0000002", "0000003", "0000004"], "split": ["train", "dev", "test", "test"],
+                  "image": [str(tmp_path / "good.png"), str(tmp_path / "bad.jpg"), "", str(tmp_path / "dot.png")],
+                  "text": ["", "", "", ""], "labels": ["a", "b", "a", "b"]}).to_csv(tmp_path / "m.csv", index=False)
     out = tmp_path / "ocr.h5"
     assert main(["ocr", "--manifest", str(tmp_path / "m.csv"), "--out", str(out), "--no-progress"]) == 0
     store = read_store(out)
-    assert store.ids == ["0000001", "0000002", "0000003"]
+    assert store.ids == ["0000001", "0000002", "0000003", "0000004"]
     assert set(store.rows) == {"words", "boxes", "scores"} and set(store.samples) == {"text"}
     assert list(store.failed) == ["0000002"] and "bad.jpg" in store.failed["0000002"]
     assert store.sample("0000001")["text"].upper() == "HELLO"
-    assert store.counts.tolist()[1:] == [0, 0] and store.samples["text"][2] == ""
+    assert store.counts.tolist()[1:] == [0, 0, 0] and store.samples["text"][2] == ""
+    assert store.samples["text"][3] == ""  # the 1 x 1 image: no words, not a failure
+    assert store.attrs["model"].startswith("EasyOCR ") and store.attrs["substitute"] == ""
     assert store.attrs["dim"] == 0 and store.attrs["extractor"] == "ocr"
     assert "craft_mlt_25k.pth" in store.attrs["weights"]
