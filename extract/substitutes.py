@@ -43,15 +43,15 @@ PAPER: dict[str, PaperModel] = {
     "index": PaperModel("no model (index embeddings of class indices)", ("metadata",), "metadata"),
 }
 PAPER_BACKBONE = "resnext101_32x16d_wsl"  # boxes: the WSL model on box crops
-# Weight files of the paper's models whose specs live in torch-importing modules (kept equal to
-# extract.backbones.WEIGHTS and extract.detectron.WEIGHTS by tests/test_substitutes.py).
+# Weight files of the paper's models, for the parse-time check: detectron2's checkpoint (used by
+# extract.detectron) and the WSL file (kept equal to extract.backbones.WEIGHTS by a test).
 WSL_WEIGHTS = WeightFile("ig_resnext101_32x16-c6f796b0.pth",
                          url="https://download.pytorch.org/models/ig_resnext101_32x16-c6f796b0.pth",
                          sha256_prefix="c6f796b0")
 DETECTRON2_WEIGHTS = WeightFile(
     "model_final_b275ba.pkl", url="https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/"
                                   "faster_rcnn_R_50_FPN_1x/137257794/model_final_b275ba.pkl")
-EASYOCR_FILES = ("craft_mlt_25k.pth", "english_g2.pth")  # = extract.ocr.DETECTOR, RECOGNIZER
+EASYOCR_FILES = ("craft_mlt_25k.pth", "english_g2.pth")  # detector, recogniser (extract.ocr)
 PAPER_TEXT_MODELS = {"roberta-base": "roberta-base", "fairseq": "roberta.base"}  # default `model` option
 PAPER_SCORE_THRESHOLD = 0.65
 PAPER_MAX_TOKENS = 512
