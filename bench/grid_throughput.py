@@ -104,7 +104,9 @@ def run_grid(runs, gpus: int, share: int, lock_dir: Path) -> dict:
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=gpus * share) as pool:
         results = list(pool.map(one, runs))
-    failed = [run_dir for (run_dir, _), (code, _) in zip(runs, results) if code != 0]
+    failed = [{"run": run_dir, "exit": code,  # the log's end: a temporary --work folder is gone later
+               "log_tail": (Path(run_dir) / "job.log").read_text(errors="replace").splitlines()[-5:]}
+              for (run_dir, _), (code, _) in zip(runs, results) if code != 0]
     return {"jobs_at_once": gpus * share, "runs": len(runs), "failed": failed,
             "wall_s": round(time.perf_counter() - started, 2),
             "mean_run_s": round(sum(s for _, s in results) / len(results), 2)}
@@ -135,6 +137,7 @@ def main() -> int:
     p.add_argument("--share", type=int, default=8, help="training jobs per GPU in the shared mode (default 8)")
     p.add_argument("--grids", default="demo,imdb", help="comma list of demo, imdb")
     p.add_argument("--demo", type=Path, help="the demo's results folder (manifest.csv, features/*.h5)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per cell, the first K of 0, 1, 2 (default 3)")
     p.add_argument("--imdb-epochs", type=int, default=3, help="epochs of the imdb grid's runs (default 3)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes: one seed, 2 epochs, 400 imdb-like samples with D = 64")
@@ -151,13 +154,13 @@ def main() -> int:
             if grid == "demo":
                 exp = config["demo"]["experiments"]
                 cells = demo_cells(exp)
-                seeds = exp["seeds"][:1] if args.quick else exp["seeds"]
+                seeds = exp["seeds"][:1 if args.quick else args.seeds]
                 options = dict(exp["train"], **({"epochs": 2} if args.quick else {}))
                 names = sorted({n for features, _ in cells for n in features})
                 manifest, stores = demo_stores(args.demo, work, names)
                 source = str(args.demo) if args.demo else "synthetic, 480 samples"
             elif grid == "imdb":
-                cells, seeds = IMDB_CELLS, [0] if args.quick else [0, 1, 2]
+                cells, seeds = IMDB_CELLS, [0, 1, 2][:1 if args.quick else args.seeds]
                 options = dict(config["imdb"]["experiments"]["train"], epochs=args.imdb_epochs)
                 n = 400 if args.quick else IMDB_SAMPLES
                 if args.quick:
@@ -177,7 +180,7 @@ def main() -> int:
     print(json.dumps(results, indent=1))
     failed = [run for g in results["grids"].values() for m in ("serial", "shared") for run in g[m]["failed"]]
     if failed:
-        print(f"{len(failed)} run(s) failed; see job.log in their folders (--work keeps them): {failed[:3]}",
+        print(f"{len(failed)} run(s) failed: their log tails are in {out} (--work keeps whole logs)",
               file=sys.stderr)
         return 1
     return 0
