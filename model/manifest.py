@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -51,12 +52,46 @@ def _as_int(value: str) -> int | None:
         return None
 
 
-def select_splits(split: pd.Series, fold: int | None, source: str = "manifest") -> dict[str, np.ndarray]:
+DEV_SEED = 2003_01607  # with the fold number, seeds the dev carve (the paper's arXiv id)
+
+
+def carve_dev(rows: np.ndarray, strata: np.ndarray, fraction: float,
+              rng: np.random.Generator, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split row positions `rows` into (train, dev): dev is floor(fraction * len(rows)) rows,
+    stratified on `strata` (N,) (largest remainders get the leftover places; ties at random).
+
+    Each manifest row gets a random key drawn in the row order `order` (N,) (ids sorted, so the
+    carve does not depend on the manifest's row order); each stratum gives its lowest keys.
+    """
+    size = math.floor(fraction * len(rows) + 1e-9)
+    keys = np.empty(len(strata))
+    keys[order] = rng.random(len(strata))
+    names, stratum = np.unique(strata[rows].astype(str), return_inverse=True)
+    share = fraction * np.bincount(stratum, minlength=len(names))  # (S,) wanted dev rows
+    quota = np.floor(share + 1e-9).astype(np.int64)
+    leftover = size - int(quota.sum())
+    if leftover > 0:
+        by_remainder = np.lexsort((rng.random(len(names)), -(share - quota)))
+        quota[by_remainder[:leftover]] += 1
+    ranked = rows[np.lexsort((keys[rows], stratum))]  # by stratum, then key
+    ranked_stratum = np.sort(stratum, kind="stable")
+    first = np.searchsorted(ranked_stratum, np.arange(len(names)))
+    rank = np.arange(len(ranked)) - first[ranked_stratum]  # position within its stratum
+    dev = np.sort(ranked[rank < quota[ranked_stratum]])
+    return np.setdiff1d(rows, dev), dev
+
+
+def select_splits(split: pd.Series, fold: int | None, source: str = "manifest",
+                  dev_fraction: float = 0.1, strata: pd.Series | None = None,
+                  ids: pd.Series | None = None) -> dict[str, np.ndarray]:
     """Row positions of train/dev/test.
 
-    Named splits (`train`/`dev`/`test`) are used as they are. Integer folds need `fold`:
-    test = that fold, dev = the next fold (in sorted order, wrapping round), train = the rest.
-    Rows with an empty split are left out.
+    Named splits (`train`/`dev`/`test`) are used as they are. Integer folds (cross-validation)
+    need `fold`: test = that fold; train = every other fold, less a dev set of
+    floor(`dev_fraction` x those rows) carved from them, stratified on `strata` (the Ads fine
+    class; None: not stratified) and seeded by the fold alone (every seed and pool of a fold gets
+    the same dev set), over rows ordered by `ids` when given. `dev_fraction=0`: no dev set (the
+    trainer then keeps the last epoch). Rows with an empty split are left out.
     """
     values = split.astype(str).str.strip().to_numpy()
     used = values != ""
@@ -69,14 +104,18 @@ def select_splits(split: pd.Series, fold: int | None, source: str = "manifest") 
                              "choose the test fold with --set fold=K")
         if fold not in folds:
             raise ValueError(f"fold={fold} is not one of the folds {folds} in {source}")
-        if len(folds) < 3:
-            raise ValueError(f"{source} has {len(folds)} folds; fold selection needs at least 3 "
-                             "(test, dev, train)")
-        dev_fold = folds[(folds.index(fold) + 1) % len(folds)]
+        if len(folds) < 2:
+            raise ValueError(f"{source} has {len(folds)} fold; cross-validation needs at least 2")
+        if not 0 <= dev_fraction < 1:
+            raise ValueError(f"dev_fraction={dev_fraction}: use a share in [0, 1) of the training folds")
         number = np.array([_as_int(v) if v else -1 for v in values])
-        return {"train": np.flatnonzero(used & (number != fold) & (number != dev_fold)),
-                "dev": np.flatnonzero(number == dev_fold),
-                "test": np.flatnonzero(number == fold)}
+        rest = np.flatnonzero(used & (number != fold))
+        labels = np.zeros(len(values), dtype=np.int64) if strata is None else strata.astype(str).to_numpy()
+        order = (np.arange(len(values)) if ids is None
+                 else np.argsort(ids.astype(str).to_numpy(), kind="stable"))
+        rng = np.random.default_rng([DEV_SEED, fold % 2**32])
+        train, dev = carve_dev(rest, labels, dev_fraction, rng, order)
+        return {"train": train, "dev": dev, "test": np.flatnonzero(number == fold)}
     unknown = [v for v in distinct if v not in NAMED_SPLITS]
     if unknown:
         raise ValueError(f"{source} has split value(s) {unknown[:5]}; use train/dev/test "

@@ -1,0 +1,69 @@
+"""Cross-validation splits: test = one fold, train = the other folds less a stratified dev carve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.manifest import select_splits
+
+FINE = ("non-parallel", "parallel-equivalent", "parallel-non-equivalent")
+
+
+def ads_like(n: int = 327, seed: int = 0) -> pd.DataFrame:
+    """Ads-sized manifest columns: ids, 5 folds, fine classes in roughly the dataset's shares."""
+    rng = np.random.default_rng(seed)
+    fine = rng.choice(FINE, size=n, p=[0.35, 0.4, 0.25])
+    return pd.DataFrame({"id": [f"ad_{k:03d}" for k in range(n)], "split": [str(k % 5) for k in range(n)],
+                         "fine": fine})
+
+
+def test_train_on_four_folds_less_a_stratified_dev() -> None:
+    m = ads_like()
+    for fold in range(5):
+        chosen = select_splits(m["split"], fold, dev_fraction=0.1, strata=m["fine"], ids=m["id"])
+        test, dev, train = chosen["test"], chosen["dev"], chosen["train"]
+        non_test = len(m) - len(test)
+        assert (m["split"].iloc[test] == str(fold)).all()
+        assert len(dev) == int(0.1 * non_test) and len(dev) <= 0.1 * len(m)
+        assert len(train) + len(dev) == non_test and len(train) >= 0.8 * non_test
+        assert len(np.intersect1d(train, dev)) == 0 and len(np.intersect1d(dev, test)) == 0
+        # stratified: each fine class gives its share (within one row) of the training folds
+        pool = m.iloc[np.r_[train, dev]]["fine"].value_counts()
+        carved = m.iloc[dev]["fine"].value_counts().reindex(pool.index, fill_value=0)
+        assert (abs(carved - 0.1 * pool) < 1).all()
+
+
+def test_dev_carve_is_fixed_per_fold() -> None:
+    m = ads_like()
+    first = select_splits(m["split"], 2, dev_fraction=0.1, strata=m["fine"], ids=m["id"])
+    again = select_splits(m["split"], 2, dev_fraction=0.1, strata=m["fine"], ids=m["id"])
+    assert (first["dev"] == again["dev"]).all()  # every seed and pool of fold 2 gets this dev set
+    other = select_splits(m["split"], 3, dev_fraction=0.1, strata=m["fine"], ids=m["id"])
+    assert set(m["id"].iloc[first["dev"]]) != set(m["id"].iloc[other["dev"]])
+    shuffled = m.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    moved = select_splits(shuffled["split"], 2, dev_fraction=0.1, strata=shuffled["fine"], ids=shuffled["id"])
+    assert set(shuffled["id"].iloc[moved["dev"]]) == set(m["id"].iloc[first["dev"]])  # row order free
+
+
+def test_no_dev_set_and_unstratified() -> None:
+    m = ads_like(50)
+    chosen = select_splits(m["split"], 0, dev_fraction=0.0, strata=m["fine"])
+    assert len(chosen["dev"]) == 0 and len(chosen["train"]) == 40 and len(chosen["test"]) == 10
+    plain = select_splits(m["split"], 0, dev_fraction=0.2)
+    assert len(plain["dev"]) == 8 and len(plain["train"]) == 32
+
+
+def test_named_splits_and_errors() -> None:
+    split = pd.Series(["0", "1", "2", "3", "4", "0", "4", ""])
+    chosen = select_splits(split, fold=4, dev_fraction=0.0)
+    assert chosen["test"].tolist() == [4, 6] and chosen["train"].tolist() == [0, 1, 2, 3, 5]  # '' left out
+    with pytest.raises(ValueError, match="fold=K"):
+        select_splits(split, fold=None)
+    with pytest.raises(ValueError, match="not one of the folds"):
+        select_splits(split, fold=7)
+    named = select_splits(pd.Series(["train", "dev", "test", "train"]), fold=None, dev_fraction=0.1)
+    assert named["train"].tolist() == [0, 3] and named["dev"].tolist() == [1] and named["test"].tolist() == [2]
+    with pytest.raises(ValueError, match="train/dev/test"):
+        select_splits(pd.Series(["train", "validation"]), fold=None)
