@@ -210,10 +210,6 @@ def shard_spec(wildcards):
     return wildcards.scatteritem.replace("-of-", "/")
 
 
-def device():
-    return config["device"]
-
-
 # --- GPU slots -----------------------------------------------------------------------------
 # With device: cuda on one machine, `gpus` devices (default: those visible) are each shared by
 # up to gpu_share[RULE] jobs of a rule. A job asks for SLOTS.need(RULE) of the resource

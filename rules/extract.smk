@@ -38,7 +38,7 @@ rule extract_shard:
         extractor=extractor_name,
         args=extract_args,
         shard=shard_spec,
-        device=device(),
+        device=lookup(dpath="device", within=config),
         gpu_run=gpu_run("extract_shard"),
     shell:
         "{params.gpu_run}python -m extract {params.extractor} --manifest {input.manifest} --out {output} "

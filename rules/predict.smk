@@ -12,10 +12,14 @@ rule predict:
         "logs/{dataset}/predict.log",
     conda:
         "../envs/train.yaml"
+    resources:
+        gpu=gpus,
+        gpu_slots=gpu_slots("predict"),
     params:
         args=predict_args,
-        device=config["device"],
+        device=lookup(dpath="device", within=config),
         out="results/{dataset}/predictions",
+        gpu_run=gpu_run("predict"),
     shell:
-        "python -m model predict --manifest {input.manifest} {params.args} --out {params.out} "
+        "{params.gpu_run}python -m model predict --manifest {input.manifest} {params.args} --out {params.out} "
         "--device {params.device} > {log} 2>&1"

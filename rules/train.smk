@@ -22,7 +22,7 @@ rule train:
     params:
         features=feature_args,
         options=train_args,
-        device=device(),
+        device=lookup(dpath="device", within=config),
         seed=run_seed,
         out=RUN_DIR,
         gpu_run=gpu_run("train"),
