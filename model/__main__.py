@@ -75,13 +75,25 @@ def _parser() -> argparse.ArgumentParser:
     fim.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
     fim.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
                      help="human label of a feature, e.g. image=WSL(i)")
+    rob = sub.add_parser("robustness", help="test scores with each modality removed / kept alone (CSV + MD + PNG)")
+    rob.add_argument("--runs", nargs="+", required=True, help="run folders (single-feature runs are skipped)")
+    rob.add_argument("--out", required=True, help="TABLE.csv (TABLE.md and TABLE.png are written next to it)")
+    rob.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
+                     help="human label of a feature, e.g. image=WSL(i)")
+    rob.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "train":
+        if args.command == "robustness":
+            from model.report import parse_labels
+            from model.robustness import write_robustness
+
+            csv, md, png = write_robustness(args.runs, args.out, parse_labels(args.label), args.device)
+            print(f"wrote {csv}, {md} and {png}", file=sys.stderr)
+        elif args.command == "train":
             from model.data import FeatureSpec
             from model.options import parse_options
             from model.train import train

@@ -37,11 +37,15 @@ def feature_keys(metrics: dict) -> list[str]:
     return [f"{n}:{encoders[n]}" if encoders.get(n, "bag") != "bag" else n for n in metrics["features"]]
 
 
+def feature_labels(metrics: dict, labels: dict[str, str]) -> list[str]:
+    """Each feature's label in run order: the label of NAME:ENCODER, else of NAME, else the key."""
+    return [labels.get(k, labels.get(k.split(":")[0], k)) for k in feature_keys(metrics)]
+
+
 def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
-    keys = feature_keys(metrics)
     return {"Method": metrics.get("method", "concat" if metrics["pool"] == "concat" else "set"),
-            "Modalities": "+".join(keys),
-            "Features": ", ".join(labels.get(k, labels.get(k.split(":")[0], k)) for k in keys),
+            "Modalities": "+".join(feature_keys(metrics)),
+            "Features": ", ".join(feature_labels(metrics, labels)),
             "Pool": metrics["pool"]}
 
 

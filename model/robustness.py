@@ -1,0 +1,212 @@
+"""Missing-modality robustness: trained runs scored on their test split with modalities removed.
+
+Every run with several features is rebuilt from its `model.pt` (`model.trained.load_trained`,
+no retraining) and scores its own test samples (the ids of its predictions.h5) under each
+condition: `intact`, `without X` (feature X made empty for every sample: zero set elements) for
+each feature, and `only X` (every other feature made empty). A set model then pools the elements
+that are left; the concat baseline sees zeros in the removed modality's block, as it does for an
+absent modality in training. Features are loaded as in training (the run's stores, the whole
+manifest, its `max_elements` and seed), and scored in the run's eval batches, so `intact`
+reproduces the run's metrics.json.
+
+Output (`write_robustness`): one row per (feature combination, pool, condition) with the task's
+two main metrics (F1 micro / macro, or accuracy / AUC) as mean and std over seeds (folds are
+averaged per seed first), `intact`: the main metric without removal, and `delta` / `delta_std`:
+the main metric's change vs intact, per seed, then mean and std over seeds. Written as CSV, a
+markdown table next to it, and a heat map PNG (rows: combination / pool, columns: conditions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from model.data import FeatureSpec, FeatureTable
+from model.manifest import read_manifest
+from model.metrics import evaluate
+from model.report import feature_labels, run_key
+from model.runfiles import read_metrics, read_predictions
+
+INTACT = "intact"
+METRICS = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}  # first = main
+KEYS = ["combination", "modalities", "pool"]
+
+
+def emptied(table: FeatureTable) -> FeatureTable:
+    """`table` with the feature absent for every sample (zero rows each)."""
+    return FeatureTable(table.info, torch.zeros_like(table.offsets), table.values[:0])
+
+
+def conditions(labels: Sequence[str]) -> list[tuple[str, list[bool]]]:
+    """`(name, kept (M,))` per condition: intact, then without each feature, then only each."""
+    count = len(labels)
+    out = [(INTACT, [True] * count)]
+    out += [(f"without {label}", [k != m for k in range(count)]) for m, label in enumerate(labels)]
+    out += [(f"only {label}", [k == m for k in range(count)]) for m, label in enumerate(labels)]
+    return out
+
+
+def _test_rows(run_dir: Path, metrics: dict, test_ids: list[str]) -> tuple[list[str], np.ndarray]:
+    """The ids the run's tables were aligned to (its manifest's, so that a capped feature keeps
+    the same seeded rows as in training) and the test samples' positions among them."""
+    manifest = Path(metrics.get("manifest") or "")
+    if manifest.is_file():
+        ids = read_manifest(manifest)["id"].astype(str).tolist()
+    else:
+        print(f"note: {run_dir}: manifest {str(manifest) or '(none)'} not found; loading the test ids "
+              "only (samples with more rows than max_elements may keep other rows than in training)",
+              file=sys.stderr)
+        ids = list(test_ids)
+    where = {sid: k for k, sid in enumerate(ids)}
+    missing = [sid for sid in test_ids if sid not in where]
+    if missing:
+        raise ValueError(f"{run_dir}: {len(missing)} test ids of predictions.h5 are not in {manifest} "
+                         f"(e.g. {missing[0]}); retrain the run or restore its manifest")
+    return ids, np.array([where[sid] for sid in test_ids], dtype=np.int64)
+
+
+def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
+              device: str | torch.device = "cpu") -> list[dict]:
+    """One row per condition for one run: KEYS, condition, seed, fold and the main metrics."""
+    from model.predict import load_for_run
+    from model.train import predict
+    from model.trained import load_trained
+
+    run_dir = Path(run_dir)
+    metrics = read_metrics(run_dir)
+    run = load_trained(run_dir, device)
+    test_ids, _, targets, _, task = read_predictions(run_dir)
+    task = task or run.task
+    ids, positions = _test_rows(run_dir, metrics, test_ids)
+    specs = [FeatureSpec(name, Path(run.stores[name]["path"]), run.stores[name].get("column"))
+             for name in run.names if name in run.stores]
+    if len(specs) != len(run.names):
+        raise ValueError(f"{run_dir}: model.pt does not record every feature's store; retrain the run")
+    tables = load_for_run(run, specs, ids, device)
+    cuda = torch.device(device).type == "cuda"
+    autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if run.options.amp and cuda
+                else contextlib.nullcontext)
+    key = run_key(metrics, labels or {})
+    base = {"combination": key["Features"], "modalities": key["Modalities"], "pool": key["Pool"],
+            "seed": metrics.get("seed"), "fold": metrics.get("fold"), "run": str(run_dir)}
+    rows = []
+    for name, kept in conditions(feature_labels(metrics, labels or {})):
+        inputs = [t if keep else emptied(t) for t, keep in zip(tables, kept)]
+        probs, _ = predict(run.model, inputs, positions, run.options.eval_batch_size, autocast)
+        scores = evaluate(task, targets.astype(np.float32), probs, run.options.threshold)
+        rows.append({**base, "condition": name, "task": task, **{m: scores[m] for m in METRICS[task]}})
+    return rows
+
+
+def score_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
+               device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Rows of `score_run` for every run with more than one feature (others are skipped)."""
+    rows = []
+    for run_dir in run_dirs:
+        features = read_metrics(run_dir)["features"]
+        if len(features) < 2:
+            print(f"note: {run_dir} has one feature ({features[0]}); nothing to remove", file=sys.stderr)
+            continue
+        rows += score_run(run_dir, labels, device)
+    if not rows:
+        raise ValueError("none of the runs has more than one feature; pass runs of multi-feature combinations")
+    frame = pd.DataFrame(rows)
+    tasks = sorted(frame["task"].unique())
+    if len(tasks) > 1:
+        raise ValueError(f"the runs mix tasks ({', '.join(tasks)}); pass the runs of one dataset")
+    return frame
+
+
+def summarise(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Mean and std over seeds per (KEYS, condition), with `intact`, `delta`, `delta_std` of the
+    main metric; and the metric names. Folds are averaged per seed first."""
+    metric_cols = list(METRICS[frame["task"].iloc[0]])
+    main = metric_cols[0]
+    per_seed = (frame.groupby(KEYS + ["condition", "seed"], sort=False, dropna=False)[metric_cols]
+                .mean().reset_index())
+    intact = per_seed[per_seed["condition"] == INTACT].set_index(KEYS + ["seed"])[main]
+    per_seed["delta"] = per_seed[main].to_numpy() - intact.reindex(
+        pd.MultiIndex.from_frame(per_seed[KEYS + ["seed"]])).to_numpy()
+    grouped = per_seed.groupby(KEYS + ["condition"], sort=False)
+    table = grouped[metric_cols + ["delta"]].mean()
+    std = grouped[metric_cols + ["delta"]].std(ddof=1)
+    columns = []
+    for m in metric_cols + ["delta"]:
+        table[f"{m}_std"] = std[m]
+        columns += [m, f"{m}_std"]
+    table = table[columns]
+    table["seeds"] = grouped["seed"].nunique()
+    table["runs"] = frame.groupby(KEYS + ["condition"], sort=False).size()
+    table = table.reset_index()
+    intact_mean = table[table["condition"] == INTACT].set_index(KEYS)[main]
+    table.insert(table.columns.get_loc("delta"), "intact",
+                 intact_mean.reindex(pd.MultiIndex.from_frame(table[KEYS])).to_numpy())
+    order = table["modalities"].str.count(r"\+")  # fewest features first, then as given
+    table = table.assign(_n=order).sort_values("_n", kind="stable").drop(columns="_n")
+    return table.reset_index(drop=True), metric_cols
+
+
+def _cell(mean: float, std: float, sign: str = "") -> str:
+    if pd.isna(mean):
+        return ""
+    return f"{mean:{sign}.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
+
+
+def to_markdown(table: pd.DataFrame, metric_cols: Sequence[str]) -> str:
+    main = metric_cols[0]
+    header = ["Features", "Pool", "Condition", *metric_cols, f"Δ {main} vs intact", "seeds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        cells = [row["combination"], row["pool"], row["condition"]]
+        cells += [_cell(row[m], row[f"{m}_std"]) for m in metric_cols]
+        cells += ["" if row["condition"] == INTACT else _cell(row["delta"], row["delta_std"], "+"),
+                  str(int(row["seeds"]))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def delta_matrix(table: pd.DataFrame, main: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """(rows, conditions) change of the main metric vs intact (NaN where a condition does not
+    apply); row labels `combination / pool (intact x)`; condition columns, without first."""
+    groups = list(table.groupby(KEYS, sort=False))
+    columns: list[str] = []
+    for prefix in ("without ", "only "):
+        for _, group in groups:
+            columns += [c for c in group["condition"] if c.startswith(prefix) and c not in columns]
+    matrix = np.full((len(groups), len(columns)), np.nan)
+    row_labels = []
+    for r, ((combination, _, pool), group) in enumerate(groups):
+        for _, row in group.iterrows():
+            if row["condition"] != INTACT:
+                matrix[r, columns.index(row["condition"])] = row["delta"]
+        row_labels.append(f"{combination} / {pool} (intact {group['intact'].iloc[0]:.3f})")
+    return matrix, row_labels, columns
+
+
+def write_robustness(run_dirs: Sequence[str | Path], out: str | Path, labels: dict[str, str] | None = None,
+                     device: str = "cpu") -> tuple[Path, Path, Path]:
+    """OUT.csv, OUT.md and OUT.png (heat map of the main metric's change)."""
+    from model import plots
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda, but torch sees no GPU; use --device cpu")
+    table, metric_cols = summarise(score_runs(run_dirs, labels, device))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.6f")
+    md = out.with_suffix(".md")
+    md.write_text(to_markdown(table, metric_cols))
+    main = metric_cols[0]
+    matrix, row_labels, columns = delta_matrix(table, main)
+    png = plots.robustness_png(
+        matrix, columns, row_labels, main, f"Test {main} with modalities removed, change vs intact",
+        "Mean over seeds of the change per seed; grey hatched: the combination lacks that modality. "
+        "Set models pool what is left; the concat baseline fills a removed modality with zeros.",
+        out.with_suffix(".png"))
+    return out, md, png

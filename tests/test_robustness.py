@@ -1,0 +1,111 @@
+"""Missing-modality robustness of trained toy runs: intact reproduces the run, removal hurts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from model.__main__ import main
+from model.robustness import conditions, emptied, score_runs, summarise, write_robustness
+from model.runfiles import read_metrics
+from model.synthetic import make_toy
+
+torch.set_num_threads(1)
+FAST = ["epochs=20", "dim=8", "hidden=8", "batch_size=32", "lr=0.02", "warmup_epochs=1"]
+LABELS = {"signal": "WSL(i)", "noise": "RoBERTa(t)", "tags": "IE(obj)", "tags:cnn": "CNN-text(obj)"}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def train(manifest: Path, stores: dict, features: list[str], pool: str, seed: int, out: Path,
+          extra: list[str] = ()) -> Path:
+    sets = [a for option in [*FAST, *extra] for a in ("--set", option)]
+    assert main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
+                 "--pool", pool, "--seed", str(seed), "--out", str(out), *sets]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("robust")
+    manifest, stores = make_toy(root / "toy", n=360, classes=2, missing=0.0)
+    plan = {"max0": (["signal", "noise"], "max", 0, []), "max1": (["signal", "noise"], "max", 1, []),
+            "concat0": (["signal", "noise", "tags"], "concat", 0, []),
+            "cnn0": (["signal", "tags"], "mean", 0, ["encoder.tags=cnn", "max_elements.tags=2"]),
+            "single": (["signal"], "max", 0, [])}
+    return {key: train(manifest, stores, f, pool, seed, root / "runs" / key, extra)
+            for key, (f, pool, seed, extra) in plan.items()}
+
+
+def test_conditions_and_emptied_tables() -> None:
+    names = [name for name, _ in conditions(["a", "b", "c"])]
+    assert names == ["intact", "without a", "without b", "without c", "only a", "only b", "only c"]
+    assert dict(conditions(["a", "b"]))["only b"] == [False, True]
+    from model.data import FeatureInfo, FeatureTable
+
+    table = FeatureTable(FeatureInfo("x", "dense", 3), torch.tensor([0, 2, 2, 5]), torch.ones(5, 3))
+    empty = emptied(table)
+    assert empty.counts.tolist() == [0, 0, 0] and empty.values.shape == (0, 3)
+
+
+def test_intact_reproduces_each_run_and_removal_hurts(runs) -> None:
+    chosen = [runs[k] for k in ("max0", "max1", "concat0", "cnn0", "single")]
+    frame = score_runs(chosen, LABELS)
+    assert str(runs["single"]) not in set(frame["run"])  # one feature: nothing to remove
+    for run in chosen[:-1]:
+        rows = frame[frame["run"] == str(run)].set_index("condition")
+        metrics = read_metrics(run)
+        for metric in ("f1_micro", "f1_macro"):
+            assert rows.loc["intact", metric] == pytest.approx(metrics[metric], abs=1e-9)
+        assert metrics["f1_micro"] > 0.75  # the signal feature was learnt
+        # the labels live in `signal` only: without it the score drops
+        assert rows.loc["without WSL(i)", "f1_micro"] < metrics["f1_micro"] - 0.15
+        if metrics["pool"] in ("max", "concat"):  # signal alone keeps most of it (the mean pool
+            # run sees its set size halve, a shift this table is there to show)
+            assert rows.loc["only WSL(i)", "f1_micro"] > rows.loc["without WSL(i)", "f1_micro"] + 0.1
+    cnn = frame[frame["run"] == str(runs["cnn0"])]
+    assert set(cnn["condition"]) == {"intact", "without WSL(i)", "without CNN-text(obj)",
+                                     "only WSL(i)", "only CNN-text(obj)"}
+
+    table, metric_cols = summarise(frame)
+    assert metric_cols == ["f1_micro", "f1_macro"]
+    pair = table[(table["pool"] == "max")].set_index("condition")
+    assert pair.loc["intact", "seeds"] == 2 and pair.loc["intact", "delta"] == 0
+    per_run = frame[frame["pool"] == "max"].pivot(index="seed", columns="condition", values="f1_micro")
+    deltas = per_run["without WSL(i)"] - per_run["intact"]
+    assert pair.loc["without WSL(i)", "delta"] == pytest.approx(deltas.mean())
+    assert pair.loc["without WSL(i)", "delta_std"] == pytest.approx(deltas.std(ddof=1))
+    assert pair.loc["without WSL(i)", "intact"] == pytest.approx(per_run["intact"].mean())
+    assert pair.loc["without WSL(i)", "f1_micro"] == pytest.approx(per_run["without WSL(i)"].mean())
+
+
+def test_writes_csv_md_and_heatmap(runs, tmp_path) -> None:
+    csv, md, png = write_robustness([runs["max0"], runs["concat0"], runs["single"]], tmp_path / "r.csv", LABELS)
+    table = pd.read_csv(csv)
+    assert list(table.columns[:4]) == ["combination", "modalities", "pool", "condition"]
+    for column in ("f1_micro", "f1_micro_std", "f1_macro", "intact", "delta", "delta_std", "seeds", "runs"):
+        assert column in table.columns
+    assert table["combination"].iloc[0] == "WSL(i), RoBERTa(t)"  # fewest features first
+    assert set(table["pool"]) == {"max", "concat"} and len(table) == 5 + 7
+    assert "| WSL(i), RoBERTa(t) | max | without WSL(i) |" in md.read_text()
+    assert png.read_bytes()[:8] == PNG
+
+
+def test_cli(runs, tmp_path) -> None:
+    out = tmp_path / "cli" / "demo_robustness.csv"
+    assert main(["robustness", "--runs", str(runs["max0"]), str(runs["max1"]), "--out", str(out),
+                 "--label", "signal=WSL(i)"]) == 0
+    table = pd.read_csv(out)
+    assert table["condition"].tolist() == ["intact", "without WSL(i)", "without noise", "only WSL(i)", "only noise"]
+    assert (table["seeds"] == 2).all() and out.with_suffix(".png").exists() and out.with_suffix(".md").exists()
+    assert main(["robustness", "--runs", str(runs["single"]), "--out", str(out)]) == 2
+
+
+def test_errors_say_what_to_pass(runs, tmp_path) -> None:
+    with pytest.raises(ValueError, match="multi-feature"):
+        score_runs([runs["single"]])
+    with pytest.raises(FileNotFoundError, match="train the run first"):
+        score_runs([tmp_path / "nothing"])
