@@ -113,12 +113,12 @@ def _inception_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
+    to_tensor, recipe = senet_input(options.channel_order, options.resize)  # bad options: before any download
     spec = WeightFile(options.weights, note=SENET50_256.note) if options.weights else SENET50_256
     state, info = load_state_dict(spec)
     net = SENet50Embedding(256)
     load_release_state(net, state)
     model: nn.Module = L2Normalized(net) if options.l2_normalize else net
-    to_tensor, recipe = senet_input(options.channel_order, options.resize)
     release = info[1] == SENET50_256.sha256
     name = f"{DETECTOR} + SE-ResNet-50-256D ({info[0]}"
     name += ", the VGGFace2 PyTorch release)" if release else f", sha256 {info[1][:12]}...)"
