@@ -11,6 +11,17 @@ concat baseline, other combinations) follow the last paper row with the same fea
 at the end.
 
 Metric columns use the paper's names; our Ads fractions are converted to percent like the paper.
+
+Cross-validated runs (Ads) also get pooled out-of-fold figures: per (combination, pool, seed) the
+folds' test predictions (`predictions.h5`) are concatenated, so every ad is scored once by the run
+that did not train on it, and accuracy and AUC are computed over all of them (`oof_accuracy`,
+`oof_auc`, `oof_samples`); mean and std are then taken over seeds. The fold mean weights every
+fold alike; the pooled figures weight every ad alike and give one AUC over the whole dataset.
+
+Substitutions: every feature whose store records a backend or weights other than the paper's
+(store attr `substitute`, written by the extractors; `extract/substitutes.py`) is listed under
+the markdown table, and each of our CSV rows names those of its features in `substitutes`. A store
+written before these records existed reads "unknown (store predates substitution records)".
 """
 
 from __future__ import annotations
@@ -23,8 +34,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+import h5py
+
 from data.paper import load_table, split_features
-from model.report import read_runs, summarise
+from model.metrics import binary_metrics
+from model.report import KEYS, read_runs, run_key, summarise
+from model.runfiles import read_metrics, read_predictions
 
 # paper column -> our metrics.json key (model/metrics.py; fine classes via `fine_key`)
 METRICS: dict[str, dict[str, str]] = {
@@ -42,6 +57,9 @@ HEADERS = {"f1_micro": "F1-Micro", "f1_macro": "F1-Macro", "f1_samples": "F1-Sam
            "accuracy": "Accuracy", "auc": "AUC", "non_parallel": "Non-Parallel",
            "parallel_equiv": "Parallel-Equiv", "parallel_non_equiv": "Parallel-Non-Equiv"}
 LEAD = ["source", "Method", "Modalities", "Features", "Pool"]
+OOF = ("oof_accuracy", "oof_auc")  # pooled out-of-fold figures of cross-validated runs
+OOF_HEADERS = {"oof_accuracy": "OOF Accuracy", "oof_auc": "OOF AUC"}
+PREDATES = "unknown (store predates substitution records)"
 
 
 def _nan(value) -> bool:
@@ -66,7 +84,100 @@ def our_rows(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, str] 
     for column, key in METRICS[paper].items():
         out[column] = table[key] * SCALE[paper]
         out[f"{column}_std"] = table[f"{key}_std"] * SCALE[paper]
+    extras = run_extras(run_dirs, labels or {})
+    for column in OOF:
+        if column not in extras.columns:
+            extras[column] = extras[f"{column}_std"] = np.nan
+        for name in (column, f"{column}_std"):
+            extras[name] = extras[name] * SCALE[paper]
+    if "oof_samples" not in extras.columns:
+        extras["oof_samples"] = np.nan
+    out = out.merge(extras, on=KEYS, how="left", validate="one_to_one")
     return out
+
+
+def _store_path(value: str) -> Path:
+    """`path[:column]` from metrics.json `feature_stores` -> the store's path."""
+    path = Path(value)
+    if path.exists() or ":" not in value:
+        return path
+    return Path(value.rsplit(":", 1)[0])
+
+
+def store_substitute(value: str) -> str:
+    """What a store records as differing from the paper ("" for the paper's model); reads attrs only."""
+    path = _store_path(value)
+    if not path.exists():
+        return f"unknown (store {path} not found)"
+    with h5py.File(path, "r") as h5:
+        if "substitute" not in h5.attrs:
+            return PREDATES
+        substitute = str(h5.attrs["substitute"])
+        model = str(h5.attrs.get("model", ""))
+    return f"{substitute} (ran {model})" if substitute and model else substitute
+
+
+def run_substitutes(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
+    """Feature label -> substitution for each feature of a run that does not run the paper's model."""
+    stores = metrics.get("feature_stores")
+    if not stores:
+        return {labels.get(n, n): "unknown (run predates store records)" for n in metrics["features"]}
+    out = {}
+    for name, value in stores.items():
+        substitute = store_substitute(str(value))
+        if substitute:
+            out[labels.get(name, name)] = substitute
+    return out
+
+
+def pooled_oof(metrics: dict, runs: Sequence[str | Path]) -> dict[str, float]:
+    """Accuracy and AUC over the concatenated test predictions of one seed's folds (binary task)."""
+    ids, probs, targets = [], [], []
+    for run in runs:
+        run_ids, run_probs, run_targets, _, task = read_predictions(run)
+        if task != "binary":
+            raise ValueError(f"{run}: pooled out-of-fold figures need binary runs, found task {task!r}")
+        ids += run_ids
+        probs.append(run_probs.reshape(-1))
+        targets.append(run_targets.reshape(-1))
+    repeated = pd.Index(ids).duplicated()
+    if repeated.any():
+        raise ValueError(f"runs {', '.join(map(str, runs))} test sample {ids[int(np.argmax(repeated))]!r} "
+                         "twice: give each fold of a seed once (one run folder per fold)")
+    threshold = float((metrics.get("config") or {}).get("threshold", 0.5))
+    scores = binary_metrics(np.concatenate(targets), np.concatenate(probs), threshold)
+    return {"oof_accuracy": scores["accuracy"], "oof_auc": scores["auc"], "oof_samples": len(ids)}
+
+
+def run_extras(run_dirs: Sequence[str | Path], labels: dict[str, str]) -> pd.DataFrame:
+    """Per (KEYS) group: `substitutes` of its features and, for cross-validated runs, pooled
+    out-of-fold figures (fractions) as mean and `_std` over seeds, and `oof_samples`."""
+    runs = []
+    for run in run_dirs:
+        metrics = read_metrics(run)
+        runs.append({**run_key(metrics, labels), "seed": metrics.get("seed"), "fold": metrics.get("fold"),
+                     "run": run, "metrics": metrics, "substitutes": run_substitutes(metrics, labels)})
+    frame = pd.DataFrame(runs)
+    rows = []
+    for key, group in frame.groupby(KEYS, sort=False):
+        substitutes: dict[str, set[str]] = {}
+        for found in group["substitutes"]:
+            for label, text in found.items():
+                substitutes.setdefault(label, set()).add(text)
+        row = dict(zip(KEYS, key))
+        row["substitutes"] = "; ".join(f"{label}: {' / '.join(sorted(texts))}"
+                                       for label, texts in substitutes.items())
+        row["_substitutes"] = substitutes
+        folded = group[group["fold"].notna()]
+        if len(folded):
+            per_seed = pd.DataFrame([pooled_oof(g["metrics"].iloc[0], list(g["run"]))
+                                     for _, g in folded.groupby("seed", sort=True, dropna=False)])
+            for column in OOF:
+                row[column] = per_seed[column].mean()
+                row[f"{column}_std"] = per_seed[column].std(ddof=1)
+            row["oof_samples"] = int(per_seed["oof_samples"].max())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, str] | None = None,
@@ -118,14 +229,28 @@ def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, st
 
     table = pd.DataFrame(rows)
     order = LEAD + [x for c in columns for x in (c, f"{c}_std", f"paper_{c}", f"diff_{c}")]
-    order += ["seeds", "runs", "paper_row"]
+    if paper == "ads":
+        order += [x for c in OOF for x in (c, f"{c}_std")] + ["oof_samples"]
+    order += ["seeds", "runs", "paper_row", "substitutes"]
     for column in order:
         if column not in table.columns:
             table[column] = np.nan
     table["paper_row"] = table["paper_row"].astype("Int64")
     table["seeds"] = table["seeds"].astype("Int64")
     table["runs"] = table["runs"].astype("Int64")
-    return table[order]
+    table["substitutes"] = table["substitutes"].fillna("")
+    table = table[order].copy()
+    table.attrs["substitutes"] = _all_substitutes(ours)  # for the note under the markdown table
+    return table
+
+
+def _all_substitutes(ours: pd.DataFrame) -> dict[str, list[str]]:
+    """Feature label -> every substitution our runs of it record (sorted)."""
+    merged: dict[str, set[str]] = {}
+    for found in ours["_substitutes"]:
+        for label, texts in found.items():
+            merged.setdefault(label, set()).update(texts)
+    return {label: sorted(texts) for label, texts in sorted(merged.items())}
 
 
 def _number(value: float, digits: int, sign: bool = False) -> str:
@@ -141,32 +266,49 @@ def _cell(row: pd.Series, column: str, digits: int) -> str:
         std = row[f"{column}_std"]
         if not _nan(std):
             text += f" ± {_number(std, digits)}"
-        diff = row[f"diff_{column}"]
+        diff = row.get(f"diff_{column}")
         if not _nan(diff):
             text += f" (Δ {_number(diff, digits, sign=True)})"
     return text
 
 
+def substitution_note(substitutes: dict[str, list[str]]) -> list[str]:
+    """The lines under a table: every feature that did not run the paper's model, and what ran."""
+    if not substitutes:
+        return ["Substitutions: none; every feature's store records the paper's model."]
+    lines = ["Substitutions (features whose backend or weights differ from the paper's; "
+             "store attr `substitute`):", ""]
+    for label, texts in substitutes.items():
+        lines += [f"- {label}: {text}" for text in texts]
+    return lines
+
+
 def to_markdown(table: pd.DataFrame, paper: str) -> str:
-    """Paper rows as printed; ours as `mean ± std (Δ ours - paper)`."""
+    """Paper rows as printed; ours as `mean ± std (Δ ours - paper)`; pooled out-of-fold figures
+    (Ads); the substitutions under the table."""
     columns = list(METRICS[paper])
+    oof = [c for c in OOF if c in table.columns]
     digits = DIGITS[paper]
-    header = ["Source", "Method", "Modalities", "Features", "Pool"] + [HEADERS[c] for c in columns] + ["Seeds"]
+    header = (["Source", "Method", "Modalities", "Features", "Pool"] + [HEADERS[c] for c in columns]
+              + [OOF_HEADERS[c] for c in oof] + ["Seeds"])
     n_ours = int((table["source"] == "dmms").sum())
     n_matched = int(((table["source"] == "dmms") & table["paper_row"].notna()).sum())
     lines = [f"Paper: {TITLES[paper]}. dmms: our runs, mean ± std over seeds"
              + (" (folds averaged within a seed)" if paper == "ads" else "")
-             + f"; Δ = ours − paper for the matching paper row ({n_matched} of {n_ours} of our rows match).",
+             + f"; Δ = ours − paper for the matching paper row ({n_matched} of {n_ours} of our rows match)."
+             + (" OOF: pooled out-of-fold accuracy and AUC (every fold's test predictions of a seed "
+                "scored together), mean ± std over seeds." if oof else ""),
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
         seeds = "" if pd.isna(row["seeds"]) else str(int(row["seeds"]))
         cells = [str(row["source"]), str(row["Method"]), str(row["Modalities"]) or "-",
                  str(row["Features"]) or "-", str(row["Pool"]) or "-"]
-        cells += [_cell(row, c, digits) for c in columns] + [seeds]
+        cells += [_cell(row, c, digits) for c in columns + oof] + [seeds]
         text = [c.replace("|", "\\|") for c in cells]
         if row["source"] == "dmms":
             text[0] = "**dmms**"
         lines.append("| " + " | ".join(text) + " |")
+    lines += [""] + substitution_note(table.attrs.get("substitutes", {}))
     return "\n".join(lines) + "\n"
 
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from model.__main__ import main
-from model.paper_table import build_table
-from model.runfiles import write_metrics
+from extract.store import RaggedStore, write_store
+from model.metrics import roc_auc
+from model.paper_table import PREDATES, build_table, to_markdown
+from model.runfiles import read_predictions, write_metrics, write_predictions
 from model.synthetic import make_toy
 
 torch.set_num_threads(1)
@@ -21,14 +23,24 @@ FAST = ["--set", "epochs=2", "--set", "dim=8", "--set", "hidden=8", "--set", "ba
 
 
 def fake_run(root: Path, features: list[str], pool: str, seed: int, values: dict[str, float],
-             fold=None) -> Path:
+             fold=None, stores: dict[str, str] | None = None) -> Path:
     run = root / f"{'+'.join(features)}_{pool}_{seed}_{fold}"
     run.mkdir(parents=True)
     metrics = dict(values)
     metrics.update({"metric_names": list(values), "features": features, "pool": pool, "seed": seed,
-                    "fold": fold, "method": "concat" if pool == "concat" else "set"})
+                    "fold": fold, "method": "concat" if pool == "concat" else "set",
+                    "feature_stores": stores or {}})
     write_metrics(run, metrics)
     return run
+
+
+def store(path: Path, attrs: dict[str, str]) -> str:
+    """A real (tiny) feature store with the given attrs, as the extractors write them."""
+    ragged = RaggedStore(ids=["a", "b"], offsets=np.array([0, 1, 2]),
+                         rows={"features": np.ones((2, 4), dtype=np.float32)},
+                         attrs={"extractor": "image", "backend": "x", "dim": 4, **attrs})
+    write_store(path, ragged)
+    return str(path)
 
 
 def f1(value: float) -> dict[str, float]:
@@ -98,8 +110,17 @@ def test_labels_must_map_to_match(imdb_runs) -> None:
 def test_ads_folds_and_percent(tmp_path) -> None:
     keys = ["accuracy", "auc", "accuracy_non_parallel", "accuracy_parallel_equivalent",
             "accuracy_parallel_non_equivalent"]
-    runs = [fake_run(tmp_path, ["image"], "max", seed, {k: value for k in keys}, fold=fold)
-            for seed, fold, value in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]]
+    rng = np.random.default_rng(0)
+    ids = np.array([f"ad_{k:03d}" for k in range(40)])
+    targets = (rng.random(40) < 0.6).astype(np.uint8)
+    runs, pooled = [], {0: [], 1: []}
+    for seed, fold, value in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]:
+        run = fake_run(tmp_path, ["image"], "max", seed, {k: value for k in keys}, fold=fold)
+        rows = np.arange(fold, 40, 2)  # fold 0: even ads, fold 1: odd ads
+        probs = np.clip(targets[rows] * 0.3 + rng.random(len(rows)) * 0.7, 0, 1)[:, None]
+        write_predictions(run, ids[rows].tolist(), probs, targets[rows, None], ["parallel"], "binary")
+        pooled[seed].append((targets[rows], probs[:, 0]))
+        runs.append(run)
     table = build_table(runs, "ads", {"image": "WSL(i)"})
     row = table[table["source"] == "dmms"].iloc[0]
     assert row["accuracy"] == pytest.approx(70.0)  # percent, folds averaged within a seed
@@ -109,6 +130,55 @@ def test_ads_folds_and_percent(tmp_path) -> None:
     assert row["diff_parallel_equiv"] == pytest.approx(70.0 - 76.103)
     assert row["seeds"] == 2 and row["runs"] == 4
     assert table.iloc[0]["Method"] == "Zhang et al. 2018 [34]"
+    # pooled out-of-fold: each seed's two folds scored together over all 40 ads, then over seeds
+    per_seed = []
+    for seed in (0, 1):
+        y = np.concatenate([t for t, _ in pooled[seed]])
+        p = np.concatenate([q for _, q in pooled[seed]])
+        per_seed.append((np.mean((p >= 0.5) == y), roc_auc(y, p)))
+    acc, auc = np.array(per_seed).T
+    assert row["oof_accuracy"] == pytest.approx(100 * acc.mean())
+    assert row["oof_auc"] == pytest.approx(100 * auc.mean())
+    assert row["oof_auc_std"] == pytest.approx(100 * np.std(auc, ddof=1))
+    assert row["oof_samples"] == 40
+    assert np.isnan(table[table["source"] == "paper"]["oof_auc"]).all()
+
+
+def test_oof_refuses_a_fold_given_twice(tmp_path) -> None:
+    runs = []
+    for k, fold in enumerate((0, 0)):
+        run = fake_run(tmp_path / str(k), ["image"], "max", 0, {"accuracy": 0.5, "auc": 0.5}, fold=fold)
+        write_predictions(run, ["a", "b"], np.array([[0.2], [0.8]]), np.array([[0], [1]]), ["parallel"], "binary")
+        runs.append(run)
+    with pytest.raises(ValueError, match="twice: give each fold of a seed once"):
+        build_table(runs, "ads")
+
+
+def test_substitutions_listed_under_the_table(tmp_path) -> None:
+    paper_store = store(tmp_path / "image.h5", {"model": "resnext101_32x16d_wsl", "substitute": ""})
+    stand_in = store(tmp_path / "text.h5", {"model": "sentence-transformers/all-MiniLM-L6-v2",
+                                            "substitute": "text backend minilm instead of the paper's RoBERTa"})
+    old = store(tmp_path / "boxes.h5", {})  # written before stores recorded substitutions
+    runs = [fake_run(tmp_path, ["image", "text"], "max", 0, f1(0.6),
+                     stores={"image": paper_store, "text": f"{stand_in}:features"}),
+            fake_run(tmp_path, ["image", "boxes"], "max", 0, f1(0.5),
+                     stores={"image": paper_store, "boxes": old}),
+            fake_run(tmp_path, ["image"], "max", 0, f1(0.5), stores={"image": paper_store})]
+    out = tmp_path / "imdb_table.csv"
+    assert main(["paper-table", "--runs", *map(str, runs), "--paper", "imdb", "--out", str(out), *IMDB_LABELS]) == 0
+    table = pd.read_csv(out, keep_default_na=False).set_index(["source", "Features"])
+    assert table.loc[("dmms", "WSL(i), RoBERTa(t)"), "substitutes"] == (
+        "RoBERTa(t): text backend minilm instead of the paper's RoBERTa "
+        "(ran sentence-transformers/all-MiniLM-L6-v2)")
+    assert table.loc[("dmms", "WSL(i), WSL(bbox)"), "substitutes"] == f"WSL(bbox): {PREDATES}"
+    assert table.loc[("dmms", "WSL(i)"), "substitutes"] == ""  # the paper's model
+    md = out.with_suffix(".md").read_text()
+    note = md[md.index("Substitutions"):]
+    assert "- RoBERTa(t): text backend minilm instead of the paper's RoBERTa" in note
+    assert f"- WSL(bbox): {PREDATES}" in note and "WSL(i):" not in note
+    clean = build_table(runs[2:], "imdb", LABELS)
+    assert clean.attrs["substitutes"] == {}
+    assert "Substitutions: none" in to_markdown(clean, "imdb")
 
 
 def test_trained_runs_end_to_end(tmp_path) -> None:
@@ -136,6 +206,11 @@ def test_trained_runs_end_to_end(tmp_path) -> None:
     for column in ("accuracy", "auc", "non_parallel", "parallel_equiv", "parallel_non_equiv"):
         assert 0 <= pair[column] <= 100 and not np.isnan(pair[f"diff_{column}"])
     assert np.isnan(pair["accuracy_std"])  # one seed
+    folds = frame["split"].isin(["0", "1"]).sum()
+    assert pair["oof_samples"] == folds and 0 <= pair["oof_accuracy"] <= 100 and 0 <= pair["oof_auc"] <= 100
+    ids, probs, targets, _, _ = zip(*(read_predictions(r) for r in runs[2:4]))  # the pair's two folds
+    y, p = np.concatenate(targets)[:, 0], np.concatenate(probs)[:, 0]
+    assert pair["oof_auc"] == pytest.approx(100 * roc_auc(y, p), abs=1e-4)
     assert "Δ" in out.with_suffix(".md").read_text()
     with pytest.raises(ValueError, match="choose one of"):
         build_table(runs, "nope")
