@@ -238,6 +238,8 @@ def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, st
     table["paper_row"] = table["paper_row"].astype("Int64")
     table["seeds"] = table["seeds"].astype("Int64")
     table["runs"] = table["runs"].astype("Int64")
+    if "oof_samples" in table.columns:
+        table["oof_samples"] = table["oof_samples"].astype("Int64")
     table["substitutes"] = table["substitutes"].fillna("")
     table = table[order].copy()
     table.attrs["substitutes"] = _all_substitutes(ours)  # for the note under the markdown table
