@@ -105,9 +105,12 @@ def substitution(extractor: str, backend: str = "", options: Mapping[str, Any] |
         model = str(options.get("model") or PAPER_TEXT_MODELS[backend])
         if Path(model).name != PAPER_TEXT_MODELS[backend]:
             diffs.append(_instead(f"text model {model}", PAPER_TEXT_MODELS[backend]))
-    elif extractor == "faces" and options.get("weights") and options["weights"] != SENET50_256.file:
-        diffs.append(_instead(f"SE-ResNet-50-256D weights {options['weights']}",
-                              f"VGGFace2 PyTorch release {SENET50_256.file}"))
+    elif extractor == "faces":
+        if options.get("weights") and options["weights"] != SENET50_256.file:
+            diffs.append(_instead(f"SE-ResNet-50-256D weights {options['weights']}",
+                                  f"VGGFace2 PyTorch release {SENET50_256.file}"))
+        if str(options.get("channel_order", "rgb")) != "rgb":
+            diffs.append("SE-ResNet-50-256D fed BGR (for a Caffe conversion; the VGGFace2 PyTorch release takes RGB)")
     elif extractor == "boxes" and options.get("backbone", PAPER_BACKBONE) != PAPER_BACKBONE:
         diffs.append(_instead(f"box crops embedded by {options['backbone']}", WSL))
     if extractor == "text" and int(options.get("max_tokens") or PAPER_MAX_TOKENS) != PAPER_MAX_TOKENS:

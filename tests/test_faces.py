@@ -195,6 +195,7 @@ def test_senet_bgr_option_for_caffe_conversions(offline):
     feats = ex.embed([ex.embedder.to_tensor(Image.new("RGB", (224, 224), (255, 0, 0)))])
     assert abs(np.linalg.norm(feats) - 1) > 1e-3  # not normalised when asked not to
     assert ex.extra_attrs()["l2_normalized"] is False
+    assert "BGR" in ex.extra_attrs()["substitute"]  # BGR input is not how the release is fed
     (offline / "senet50_256.pth").unlink()  # a bad option is refused before weights are sought
     with pytest.raises(ValueError, match="channel_order"):
         FaceExtractor("senet50_256", CPU, FaceOptions(channel_order="rbg"))

@@ -62,6 +62,7 @@ def test_stand_ins_are_named(monkeypatch):
     assert "at most 128 tokens" in substitution("text", "roberta-base", {"max_tokens": 128})
     assert "roberta-large" in substitution("text", "roberta-base", {"model": "roberta-large"})
     assert "my_senet.pth" in substitution("faces", "senet50_256", {"weights": "my_senet.pth"})
+    assert "BGR" in substitution("faces", "senet50_256", {"channel_order": "bgr"})
     assert "mobilenet_v2" in substitution("boxes", "", {"backbone": "mobilenet_v2"})
     assert substitution("index", "") is None
     with pytest.raises(ValueError, match="unknown extractor"):
