@@ -23,6 +23,7 @@ SET_POOLS = POOLS + ("attention",)  # what SetModel accepts; attention is our le
 PRIOR = 0.01  # pi of the last-layer bias initialisation -log((1 - pi) / pi)
 CNN_WIDTHS = (3, 4, 5)  # CNN-text kernel widths (Kim 2014), ascending
 CNN_CHANNELS = 100  # CNN-text feature maps per width (Kim 2014)
+CNN_EMBED = 300  # CNN-text embedding width at most (Kim 2014's word vectors); min(D, this)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,8 +155,9 @@ class IndexEncoder(nn.Module):
 
 class CNNTextEncoder(nn.Module):
     """phi_i for an index feature read as a SEQUENCE (Kim 2014, the paper's CNN-text): a learned
-    |V| x D embedding, 1-d convolutions of widths 3, 4 and 5 (CNN_CHANNELS maps each) with ReLU,
-    max over positions, then Linear(3 * CNN_CHANNELS -> D) -> ELU -> Dropout; ONE element per bag.
+    |V| x min(D, CNN_EMBED) embedding, 1-d convolutions of widths 3, 4 and 5 (CNN_CHANNELS maps
+    each) with ReLU, max over positions, then Linear(3 * CNN_CHANNELS -> D) -> ELU -> Dropout;
+    ONE element per bag.
 
     Vectorised over the batch: the bags stay concatenated, with CNN_WIDTHS[-1] - 1 zero padding
     tokens before each bag and after the last, so that every window sees one bag only, and a bag
@@ -168,8 +170,9 @@ class CNNTextEncoder(nn.Module):
         super().__init__()
         channels = channels or CNN_CHANNELS
         self.pad = vocab_size  # an extra, zero and frozen embedding row
-        self.table = nn.Embedding(vocab_size + 1, dim, padding_idx=self.pad)
-        self.convs = nn.ModuleList(nn.Conv1d(dim, channels, width) for width in CNN_WIDTHS)
+        width = min(dim, CNN_EMBED)
+        self.table = nn.Embedding(vocab_size + 1, width, padding_idx=self.pad)
+        self.convs = nn.ModuleList(nn.Conv1d(width, channels, size) for size in CNN_WIDTHS)
         self.post = nn.Sequential(nn.Linear(channels * len(CNN_WIDTHS), dim), nn.ELU(), nn.Dropout(dropout))
 
     def forward(self, values: Tensor, bags: Tensor | None = None) -> Tensor:
@@ -185,7 +188,7 @@ class CNNTextEncoder(nn.Module):
         total = length + gap * (num_bags + 1)
         sequence = values.new_full((total,), self.pad).index_copy(0, where, values)  # (T,)
         bag_of = owner.new_full((total,), -1).index_copy(0, where, owner)  # (T,) -1 = padding
-        embedded = self.table(sequence).t().unsqueeze(0)  # (1, D, T)
+        embedded = self.table(sequence).t().unsqueeze(0)  # (1, min(D, CNN_EMBED), T)
         pooled = []
         for width, conv in zip(CNN_WIDTHS, self.convs):
             maps = torch.relu(conv(embedded)[0].t())  # (T - width + 1, C), >= 0
