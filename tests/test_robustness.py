@@ -109,3 +109,20 @@ def test_errors_say_what_to_pass(runs, tmp_path) -> None:
         score_runs([runs["single"]])
     with pytest.raises(FileNotFoundError, match="train the run first"):
         score_runs([tmp_path / "nothing"])
+
+
+def test_binary_folds_are_averaged_per_seed(tmp_path) -> None:
+    manifest, stores = make_toy(tmp_path / "toy", n=240, classes=1, missing=0.0, folds=3)
+    runs = [train(manifest, stores, ["signal", "noise"], "max", seed, tmp_path / f"s{seed}f{fold}", [f"fold={fold}"])
+            for seed in (0, 1) for fold in (0, 1)]
+    frame = score_runs(runs)
+    for run in runs:
+        rows = frame[frame["run"] == str(run)].set_index("condition")
+        assert rows.loc["intact", "accuracy"] == pytest.approx(read_metrics(run)["accuracy"], abs=1e-9)
+    table, metric_cols = summarise(frame)
+    assert metric_cols == ["accuracy", "auc"]
+    intact = table.set_index("condition").loc["intact"]
+    assert intact["runs"] == 4 and intact["seeds"] == 2
+    per_seed = frame[frame["condition"] == "intact"].groupby("seed")["accuracy"].mean()
+    assert intact["accuracy"] == pytest.approx(per_seed.mean())
+    assert intact["accuracy_std"] == pytest.approx(per_seed.std(ddof=1))
