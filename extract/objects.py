@@ -45,6 +45,7 @@ class ObjectOptions(Options):
     max_boxes: int = 10  # best-scoring detections kept per image
     min_size: int = 800  # test-time resize: shorter side (both libraries' default) ...
     max_size: int = 1333  # ... unless the longer side would pass this
+    precision: str = "fp32"  # detection always runs in float32 (`forward`); recorded as such
 
 
 def freeze_batch_norms(module: nn.Module) -> None:

@@ -43,6 +43,7 @@ class OcrOptions(Options):
     canvas_size: int = 2560  # EasyOCR's largest detector input side
     mag_ratio: float = 1.0  # EasyOCR's detector magnification
     box_batch: int = 16  # text boxes per recogniser call (GPU only; EasyOCR loops on the CPU)
+    precision: str = "fp32"  # EasyOCR always runs in float32 (see `autocast`); recorded as such
 
 
 def model_dir() -> Path:

@@ -6,9 +6,10 @@ Backends:
   roberta-base  transformers RoBERTa, first token (<s>) of the last layer, 768-d, <= 512 tokens
   minilm        all-MiniLM-L6-v2 (offline package), attention-masked mean, L2-normalised, 384-d
   fairseq       fairseq's RoBERTa hub interface (optional; see extract/text_fairseq.py)
-The model runs in float32 (`precision=fp32`, the default, for fidelity to the paper's features);
-`precision=fp16` or `bf16` autocasts on a GPU. attrs: `precision`, `model` (the exact model and
-toolkit that ran) and `substitute` (what differs from the paper's RoBERTa; "" when nothing).
+The model runs in float32 by default (`precision=fp32`, unlike the other extractors' `auto`), for
+fidelity to the paper's features; `precision=fp16` or `bf16` autocasts (`extract.base`). attrs:
+`precision` (the runner's), `model` (the exact model and toolkit that ran) and `substitute` (what
+differs from the paper's RoBERTa; "" when nothing).
 """
 
 from __future__ import annotations
@@ -26,16 +27,13 @@ from extract.substitutes import model_attrs
 from extract.weights import MissingWeights, offline, sha256, weights_dir
 
 
-PRECISIONS = ("fp32", "fp16", "bf16")
-
-
 @dataclass
 class TextOptions(Options):
     batch_size: int = 16
     model: str = ""  # model folder or hub name; default per backend
     max_tokens: int = 0  # 0: the backend's own (512 for RoBERTa, 256 for MiniLM)
     dtype: str = "float16"  # features as stored
-    precision: str = "fp32"  # the model's compute: fp32, or fp16 / bf16 autocast (CUDA only)
+    precision: str = "fp32"  # fp32 for fidelity; fp16 / bf16 autocast (faster on GPUs, features differ)
 
 
 def clean(text: Any) -> str:
@@ -77,9 +75,6 @@ class TextExtractor(Extractor):
     options_class = TextOptions
 
     def __init__(self, backend: str, device: torch.device, options: TextOptions) -> None:
-        if options.precision not in PRECISIONS:
-            raise ValueError(f"text option precision={options.precision!r}: use one of {', '.join(PRECISIONS)} "
-                             "(fp32 unless you accept features that differ from the paper's)")
         super().__init__(backend, device, options)
         if backend == "fairseq":
             from extract.text_fairseq import FairseqRoberta
@@ -118,16 +113,7 @@ class TextExtractor(Extractor):
 
     def extra_attrs(self) -> dict[str, Any]:
         return {"pooling": "first_token" if self.backend != "minilm" else "mean",
-                "precision": self.compute_precision(),
                 **model_attrs(self.name, self.backend, self.config(), self.model_name)}
-
-    def compute_precision(self) -> str:
-        """What the model computes in: the option on CUDA, fp32 on the CPU."""
-        return self.options.precision if self.device.type == "cuda" else "fp32"
-
-    def autocast(self):
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.compute_precision())
-        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def prepare(self, item: Item) -> str:
         if not item.from_input:

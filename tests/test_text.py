@@ -104,7 +104,7 @@ def test_ocr_text_is_embedded_from_the_input_store(tmp_path, minilm):
 def test_roberta_runs_in_fp32_and_says_which_model_ran(roberta_dir):
     ex = TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), dtype="float32"))
     attrs = ex.extra_attrs()
-    assert attrs["precision"] == "fp32" and ex.options.precision == "fp32"
+    assert TextOptions().precision == "fp32" and ex.precision == "fp32"  # not `auto`: fp32 on GPUs too
     assert attrs["model"].startswith("transformers ") and str(roberta_dir) in attrs["model"]
     # a folder not named roberta-base is not known to be the paper's model: said so
     assert "instead of the paper's roberta-base" in attrs["substitute"]
@@ -126,3 +126,19 @@ def test_minilm_is_recorded_as_a_substitute(minilm):
     attrs = minilm.extra_attrs()
     assert "minilm" in attrs["substitute"] and "RoBERTa" in attrs["substitute"]
     assert "transformers" in attrs["model"]
+
+
+def test_precision_option_autocasts(roberta_dir):
+    """bf16 autocast (allowed for speed) moves the features a little; fp32 is the default."""
+    texts = ["Fear the night.", "A detective hunts a killer through the city at night."]
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        ex = TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), dtype="float32",
+                                                            precision=precision))
+        with torch.inference_mode(), ex.autocast():  # as the runner calls forward
+            runs[precision] = np.concatenate(features(ex, texts))
+    plain = np.concatenate(features(ex, texts))  # no autocast at all
+    fp32, bf16 = runs["fp32"], runs["bf16"]
+    np.testing.assert_allclose(fp32, plain, atol=1e-5)  # fp32 autocast is a no-op
+    cosine = (fp32 * bf16).sum(1) / (np.linalg.norm(fp32, axis=1) * np.linalg.norm(bf16, axis=1))
+    assert np.all(cosine > 0.98) and not np.allclose(fp32, bf16, atol=1e-4)
