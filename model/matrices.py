@@ -2,8 +2,9 @@
 
 For one test sample, a FIM has one row per feature combination (one run group with the chosen
 pool, at one seed) and one column per modality (the union over all combinations); a cell holds the
-importance of that modality for that sample in that run (the share of the D pooled dimensions
-the modality won, from `importance.h5`), grey where the modality is not part of the combination.
+importance of that modality for that sample in that run (from `importance.h5`: the share of the
+D pooled dimensions the modality won for max/min pooling, of the mass for the other pools and the
+concat baseline), grey where the modality is not part of the combination.
 Each row is labelled with the labels that run predicted for the sample (probability >= the run's
 threshold, 0.5 by default) and the title gives the sample id and its true labels.
 
@@ -17,7 +18,8 @@ the lowest id.
 
 Outputs in the output folder: `<id>.png` per sample, `samples.png` (the chosen samples side by
 side, like the paper's last figure row), `overview.png` (mean importance over all test samples
-and runs per combination x modality) and `matrices.csv` (every cell, long format).
+and runs per combination x modality) and `matrices.csv` (every cell, long format). This module
+computes what is drawn; model/plots.py draws it.
 """
 
 from __future__ import annotations
