@@ -26,7 +26,7 @@ from extract.base import BadInput
 from extract.images import load_rgb
 from extract.store import read_store
 from model.matrices import (Combination, choose_samples, load_combinations, modality_columns, safe_name,
-                            truth)
+                            truth, write_sample)
 
 TEMPLATES = Path(__file__).with_name("templates")
 TEXT_CHARS = 320  # characters of the text shown on a card
@@ -104,7 +104,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
                   out_dir: str | Path, samples: int = 4, errors: int = 4, seed: int | None = 0,
                   labels: dict[str, str] | None = None) -> Path:
     """Write `out_dir/index.html` and its images under `out_dir/img/`; returns the page's path."""
-    from model import matrices as plots  # TODO(move): drawing lives in model/plots.py
+    from model import plots
 
     labels = labels or {}
     combos = load_combinations(run_dirs, labels, "max", seed)
@@ -142,10 +142,10 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
         if poster is not None:
             drawn = [(layer.kind, layer.boxes.get(sid, np.zeros((0, 4))), layer.captions.get(sid, []))
                      for layer in layers]
-            draw_detections(poster, drawn, img_dir / f"{name}_poster.png")
+            plots.detections_png(poster, drawn, img_dir / f"{name}_poster.png")
             card["poster"] = f"img/{name}_poster.png"
             card["found"] = [f"{len(b)} {kind}" for kind, b, _ in drawn]
-        plots.write_sample(combos, columns, sid, img_dir / f"{name}_matrix.png", "max")
+        write_sample(combos, columns, sid, img_dir / f"{name}_matrix.png", "max", poster=poster)
         cards.append(card)
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -159,37 +159,3 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     tmp.replace(index)
     return index
 
-
-COLOURS = {"faces": (214, 39, 40), "objects": (31, 119, 180), "ocr": (44, 160, 44)}
-
-
-def _font(size: int):
-    """DejaVu Sans from matplotlib's own files (no system fonts needed)."""
-    import matplotlib
-    from PIL import ImageFont
-
-    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    return ImageFont.truetype(str(path), size)
-
-
-def draw_detections(image, layers, out: Path) -> Path:
-    """The poster with each layer's boxes (x1, y1, x2, y2 in the image's pixels) and captions."""
-    from PIL import ImageDraw
-
-    canvas = image.convert("RGB").copy()
-    draw = ImageDraw.Draw(canvas)
-    width = max(2, round(max(canvas.size) / 250))
-    font = _font(max(11, round(max(canvas.size) / 40)))
-    for kind, boxes, captions in layers:
-        colour = COLOURS.get(kind, (0, 0, 0))
-        for box, caption in zip(np.asarray(boxes).reshape(-1, 4), list(captions) + [""] * len(boxes)):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
-            if caption:
-                left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
-                y = max(0.0, y1 - (bottom - top) - 3)  # the caption sits on the box's top edge
-                draw.rectangle((x1, y, x1 + right - left + 4, y + bottom - top + 3), fill=colour)
-                draw.text((x1 + 2 - left, y + 1 - top), caption, fill=(255, 255, 255), font=font)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
-    return out

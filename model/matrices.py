@@ -292,12 +292,35 @@ def sample_panel(combos: Sequence[Combination], columns: Sequence[str], sample_i
 
 
 def write_sample(combos: Sequence[Combination], columns: Sequence[str], sample_id: str,
-                 out: Path, pool: str) -> Path:
-    """`out` PNG: the importance matrix of `sample_id`."""
+                 out: Path, pool: str, poster=None) -> Path:
+    """`out` PNG: the importance matrix of `sample_id`, its poster (PIL image) beside it if given."""
     from model import plots
 
     matrix, row_labels, colors, title = sample_panel(combos, columns, sample_id)
-    return plots.sample_png(matrix, columns, row_labels, colors, f"sample {title}", legend_text(combos, pool), out)
+    return plots.sample_png(matrix, columns, row_labels, colors, f"sample {title}", legend_text(combos, pool), out,
+                            poster)
+
+
+def load_posters(combos: Sequence[Combination], ids: Sequence[str]) -> dict[str, object]:
+    """id -> poster (PIL image) of `ids`, from the image column of the runs' manifest; samples
+    without a readable image (or runs whose manifest is gone) are left out."""
+    from data.manifest import read_manifest
+    from extract.base import BadInput
+    from extract.images import load_rgb
+
+    manifest = read_metrics(combos[0].runs[0]).get("manifest") if combos and combos[0].runs else None
+    if not manifest or not Path(manifest).exists():
+        return {}
+    images = read_manifest(manifest).set_index("id")["image"]
+    posters = {}
+    for sid in ids:
+        path = images.get(sid, "")
+        if path:
+            try:
+                posters[sid] = load_rgb(path)
+            except BadInput as err:
+                print(f"note: sample {sid}: {err}; matrix drawn without its poster", file=sys.stderr)
+    return posters
 
 
 def write_samples_row(combos: Sequence[Combination], columns: Sequence[str], ids: Sequence[str],
@@ -353,8 +376,10 @@ def write_matrices(run_dirs: Sequence[str | Path], out_dir: str | Path, samples:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs, records = [], []
+    posters = load_posters(combos, chosen)
     for sample_id in chosen:
-        pngs.append(write_sample(combos, columns, sample_id, out_dir / f"{safe_name(sample_id)}.png", pool))
+        pngs.append(write_sample(combos, columns, sample_id, out_dir / f"{safe_name(sample_id)}.png", pool,
+                                 posters.get(sample_id)))
         matrix = sample_matrix(combos, columns, sample_id)
         true = "|".join(truth(combos, sample_id))
         for r, combo in enumerate(combos):

@@ -85,11 +85,20 @@ def _footnote(fig, text: str) -> None:
 
 
 def sample_png(matrix: np.ndarray, columns: Sequence[str], row_labels: Sequence[str],
-               row_colors: Sequence[str], title: str, footnote: str, out: str | Path) -> Path:
-    """One sample's importance matrix (rows, M) in [0, 1] (paper Figs. 2-3)."""
+               row_colors: Sequence[str], title: str, footnote: str, out: str | Path,
+               poster=None) -> Path:
+    """One sample's importance matrix (rows, M) in [0, 1] (paper Figs. 2-3), with the sample's
+    poster (a PIL image) on its left when given, as in the paper's figures."""
     plt = _plt()
     width, height = matrix_size(*matrix.shape)
-    fig, ax = plt.subplots(figsize=(width + 1.2, height + 0.4), layout="constrained")
+    if poster is None:
+        fig, ax = plt.subplots(figsize=(width + 1.2, height + 0.4), layout="constrained")
+    else:
+        side = (height + 0.4) * poster.width / max(poster.height, 1)  # poster as tall as the figure
+        fig, (left, ax) = plt.subplots(1, 2, figsize=(width + 1.2 + side, height + 0.4), layout="constrained",
+                                       width_ratios=(side, width + 1.2))
+        left.imshow(np.asarray(poster.convert("RGB")))
+        left.axis("off")
     image = heatmap(ax, matrix, columns, row_labels, row_colors)
     ax.set_ylabel("combination: predicted labels", fontsize=9)
     ax.set_title(title, fontsize=11)
@@ -166,3 +175,43 @@ def robustness_png(delta: np.ndarray, columns: Sequence[str], row_labels: Sequen
     fig.colorbar(image, ax=ax, shrink=0.8, label=f"{metric} change vs intact")
     _footnote(fig, footnote)
     return _save(fig, out, 120)
+
+
+# ---------------------------------------------------------------------------------------------
+# posters with detections (the gallery)
+
+DETECTION_COLOURS = {"faces": (214, 39, 40), "objects": (31, 119, 180), "ocr": (44, 160, 44)}
+
+
+def _font(size: int):
+    """DejaVu Sans from matplotlib's own files (no system fonts needed)."""
+    import matplotlib
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+
+
+def detections_png(image, layers: Sequence[tuple[str, np.ndarray, Sequence[str]]], out: str | Path) -> Path:
+    """The poster (PIL image) with each layer's boxes drawn: `layers` holds (kind, boxes (n, 4)
+    x1, y1, x2, y2 in the image's pixels, n captions) per kind (faces, objects, ocr)."""
+    from PIL import ImageDraw
+
+    canvas = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 250))
+    font = _font(max(11, round(max(canvas.size) / 40)))
+    for kind, boxes, captions in layers:
+        colour = DETECTION_COLOURS.get(kind, (0, 0, 0))
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        for box, caption in zip(boxes, list(captions) + [""] * len(boxes)):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
+            if caption:
+                left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
+                y = max(0.0, y1 - (bottom - top) - 3)  # the caption sits on the box's top edge
+                draw.rectangle((x1, y, x1 + right - left + 4, y + bottom - top + 3), fill=colour)
+                draw.text((x1 + 2 - left, y + 1 - top), caption, fill=(255, 255, 255), font=font)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out)
+    return out

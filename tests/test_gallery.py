@@ -103,3 +103,17 @@ def test_confident_errors_ranked_by_margin() -> None:
     # x: wrong c at 0.9 (margin 0.4); y: wrong c at 0.6 (0.1); z: right; w: wrong c at 0.02 (0.48)
     assert confident_errors(combo, 5) == ["w", "x", "y"]
     assert confident_errors(combo, 1, exclude=["w"]) == ["x"]
+
+
+def test_matrix_png_puts_the_poster_beside_the_matrix(setup, tmp_path) -> None:
+    from model.matrices import load_combinations, modality_columns, write_sample
+
+    root, manifest, runs = setup
+    combos = load_combinations(runs)
+    columns = modality_columns(combos)
+    sid = combos[-1].ids[0]
+    plain = write_sample(combos, columns, sid, tmp_path / "plain.png", "max")
+    poster = Image.open(root / "poster.png")
+    beside = write_sample(combos, columns, sid, tmp_path / "beside.png", "max", poster=poster)
+    (w0, h0), (w1, h1) = Image.open(plain).size, Image.open(beside).size
+    assert h1 == h0 and w1 > w0 + 0.5 * h0  # a square poster as tall as the figure, on the left
