@@ -1,4 +1,7 @@
-"""`python -m extract.inspect STORE.h5 [ID]`: a store's summary, or one sample's rows."""
+"""`python -m extract.inspect STORE.h5 [ID]`: a store's summary, or one sample's rows.
+
+Neither loads the store's columns: a summary reads ids, offsets and attrs, a sample its own rows.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ import sys
 
 import numpy as np
 
-from extract.store import read_store
+from extract.store import column_info, read_attrs, read_sample, read_store
 
 
 def summary(path: str) -> str:
-    s = read_store(path)
+    s = read_store(path, columns=[])
     counts = s.counts
     lines = [f"{path}"]
     for key in ("format", "version", "extractor", "backend", "dim", "device", "created", "seconds_per_sample"):
@@ -29,10 +32,10 @@ def summary(path: str) -> str:
                      f"(empty: {int((counts == 0).sum())})")
         lines.append("  histogram          " + "  ".join(f"{k}{'+' if k == 10 else ''}:{v}"
                                                           for k, v in enumerate(hist) if v))
-    for name, col in s.rows.items():
-        lines.append(f"  row column         {name:<10} {col.dtype} {tuple(col.shape)}")
-    for name, col in s.samples.items():
-        lines.append(f"  sample column      {name:<10} {col.dtype} ({len(col)},)")
+    rows = json.loads(s.attrs.get("row_columns", "[]"))
+    for name, (dtype, shape) in column_info(path).items():
+        kind = "row column   " if name in rows else "sample column"
+        lines.append(f"  {kind}      {name:<10} {dtype} {shape}")
     lines.append(f"  failed             {len(s.failed)}")
     for sid, reason in list(s.failed.items())[:10]:
         lines.append(f"    {sid}: {reason}")
@@ -40,11 +43,11 @@ def summary(path: str) -> str:
 
 
 def one_sample(path: str, sample_id: str) -> str:
-    s = read_store(path)
-    values = s.sample(sample_id)
+    values = read_sample(path, sample_id)
+    rows = json.loads(read_attrs(path).get("row_columns", "[]"))
+    count = len(values[rows[0]]) if rows else 0
     np.set_printoptions(precision=4, suppress=True, threshold=40, edgeitems=4)
-    k = s.index(sample_id)
-    lines = [f"{path} sample {sample_id}: {int(s.counts[k])} rows"]
+    lines = [f"{path} sample {sample_id}: {count} rows"]
     for name, value in values.items():
         lines.append(f"  {name}: {value if not isinstance(value, np.ndarray) else repr(value)}")
     return "\n".join(lines)

@@ -478,3 +478,38 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str 
                 failed = _failed(h5)
                 writer.append([], np.zeros(0, np.int64), {}, {}, (list(failed), list(failed.values())))
         return writer.finish(attrs)
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """A store's attrs alone."""
+    with _open(path) as h5:
+        return _attrs(h5)
+
+
+def column_info(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Row and sample column name -> (dtype, shape), read without loading the data."""
+    with _open(path) as h5:
+        names = json.loads(h5.attrs.get("row_columns", "[]")) + json.loads(h5.attrs.get("sample_columns", "[]"))
+        return {n: ("str" if h5py.check_string_dtype(h5[n].dtype) else str(h5[n].dtype), tuple(h5[n].shape))
+                for n in names}
+
+
+def read_sample(path: str | Path, sample_id: str) -> dict[str, Any]:
+    """One sample's rows and sample values (and `failed` when it failed), reading only those."""
+    with _open(path) as h5:
+        ids = np.asarray(h5["ids"][()], dtype=bytes)
+        where = np.flatnonzero(ids == str(sample_id).encode("utf-8"))
+        if not len(where):
+            raise KeyError(f"sample {sample_id!r} is not in {path}")
+        k = int(where[0])
+        lo, hi = (int(v) for v in h5["offsets"][k:k + 2])
+        out: dict[str, Any] = {}
+        for name in json.loads(h5.attrs.get("row_columns", "[]")):
+            ds = h5[name]
+            out[name] = ds.asstr()[lo:hi] if h5py.check_string_dtype(ds.dtype) else ds[lo:hi]
+        for name in json.loads(h5.attrs.get("sample_columns", "[]")):
+            out[name] = h5[name].asstr()[k]
+        failed = _failed(h5)
+        if str(sample_id) in failed:
+            out["failed"] = failed[str(sample_id)]
+        return out

@@ -11,8 +11,8 @@ import pytest
 from extract.__main__ import main as extract_main
 from extract.inspect import main as inspect_main
 import extract.store as store_module
-from extract.store import (RaggedStore, StoreBuilder, StoreWriter, base_attrs, merge_stores, read_store,
-                           write_store)
+from extract.store import (RaggedStore, StoreBuilder, StoreWriter, base_attrs, merge_stores, read_sample,
+                           read_store, write_store)
 
 
 def build(ids, counts, dim=4, seed=0, fail=()):
@@ -262,3 +262,16 @@ def test_writer_leaves_nothing_on_error(tmp_path):
         with StoreWriter(tmp_path / "s.h5", spec) as w:
             w.add("a", {"features": np.ones((1, 2))})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_sample_reads_one_sample(tmp_path):
+    path = write_store(tmp_path / "s.h5", build(["a", "b", "c"], [2, 0, 3], fail={"b"}))
+    whole = read_store(path)
+    for sid in ("a", "b", "c"):
+        one, ref = read_sample(path, sid), whole.sample(sid)
+        assert set(one) == set(ref)
+        for name, value in ref.items():
+            assert np.array_equal(np.asarray(one[name]), np.asarray(value)), (sid, name)
+    assert read_sample(path, "b")["failed"].startswith("cannot read")
+    with pytest.raises(KeyError, match="not in"):
+        read_sample(path, "zzz")
