@@ -34,7 +34,7 @@ from extract.images import load_rgb
 from extract.registry import register
 from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
 from extract.substitutes import model_attrs
-from extract.weights import SENET50_256, WeightFile, load_state_dict
+from extract.weights import SENET50_256, WeightFile, load_state_dict, own_senet
 
 INCEPTION_WEIGHTS = WeightFile(
     "20180402-114759-vggface2.pt",
@@ -114,7 +114,7 @@ def _inception_tensor(img: Image.Image) -> torch.Tensor:
 
 def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
     to_tensor, recipe = senet_input(options.channel_order, options.resize)  # bad options: before any download
-    spec = WeightFile(options.weights, note=SENET50_256.note) if options.weights else SENET50_256
+    spec = own_senet(options.weights) if options.weights else SENET50_256
     state, info = load_state_dict(spec)
     net = SENet50Embedding(256)
     load_release_state(net, state)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from extract.weights import SENET50_256, WeightFile, obtainable, weights_dir
+from extract.weights import SENET50_256, WeightFile, obtainable, own_senet, weights_dir
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _faces_problem(options: Mapping[str, Any]) -> str:
         return missing
     spec = SENET50_256
     if options.get("weights") and options["weights"] != SENET50_256.file:
-        spec = WeightFile(str(options["weights"]), note=SENET50_256.note)
+        spec = own_senet(str(options["weights"]))
     return obtainable(spec)
 
 

