@@ -239,7 +239,9 @@ def load_run_data(manifest: str | Path, specs: Sequence[FeatureSpec], options: T
     select = DEFAULT_SELECT[task] if options.select_metric == "auto" else options.select_metric
     if select not in metric_names(task) and not (task == "binary" and select.startswith("accuracy_")):
         raise ValueError(f"select_metric={select}: use one of {', '.join(metric_names(task))}")
-    splits = select_splits(frame["split"], options.fold, source=str(manifest))
+    strata = frame["fine"] if "fine" in frame.columns else frame["labels"] if task == "binary" else None
+    splits = select_splits(frame["split"], options.fold, source=str(manifest),
+                           dev_fraction=options.dev_fraction, strata=strata, ids=frame["id"])
     for name in ("train", "test"):
         if len(splits[name]) == 0:
             raise ValueError(f"manifest {manifest} has no {name} samples for this split/fold")

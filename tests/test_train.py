@@ -63,11 +63,9 @@ def test_classes_and_targets() -> None:
 
 def test_integer_fold_split_selection() -> None:
     split = pd.Series(["0", "1", "2", "3", "4", "0", "4", ""])
-    chosen = select_splits(split, fold=4)
-    assert chosen["test"].tolist() == [4, 6] and chosen["dev"].tolist() == [0, 5]  # next fold wraps
-    assert chosen["train"].tolist() == [1, 2, 3]
-    chosen = select_splits(split, fold=1)
-    assert chosen["test"].tolist() == [1] and chosen["dev"].tolist() == [2]
+    chosen = select_splits(split, fold=4, dev_fraction=0)  # no dev set: train on every other fold
+    assert chosen["test"].tolist() == [4, 6] and chosen["train"].tolist() == [0, 1, 2, 3, 5]
+    assert chosen["dev"].tolist() == []
     with pytest.raises(ValueError, match="fold=K"):
         select_splits(split, fold=None)
     named = select_splits(pd.Series(["train", "dev", "test", "train"]), fold=None)
@@ -111,7 +109,11 @@ def test_concat_baseline_trains_with_absent_modalities(toy, tmp_path) -> None:
     manifest, specs = toy
     metrics = train(manifest, specs, "concat", 0, tmp_path / "concat", options=parse_options(FAST), log=None)
     assert metrics["f1_micro"] > 0.8 and metrics["method"] == "concat"
-    assert not (tmp_path / "concat" / "importance.h5").exists()
+    with h5py.File(tmp_path / "concat" / "importance.h5", "r") as h5:  # written for every pool
+        importance = h5["importance"][()]
+        assert h5.attrs["pool"] == "concat" and importance.shape == (metrics["n_test"], 3)
+    nonempty = importance.sum(1) > 0
+    assert nonempty.any() and np.allclose(importance[nonempty].sum(1), 1.0, atol=1e-5)
 
 
 def test_training_is_deterministic_on_cpu(toy, tmp_path) -> None:
@@ -126,10 +128,13 @@ def test_training_is_deterministic_on_cpu(toy, tmp_path) -> None:
 def test_binary_folds_with_fine_classes(tmp_path) -> None:
     manifest, stores = make_toy(tmp_path / "ads", n=150, classes=1, folds=5)
     specs = [FeatureSpec(name, path) for name, path in stores.items()]
-    options = parse_options(FAST + ["epochs=5", "fold=2"])
+    options = parse_options(FAST + ["epochs=5", "fold=2"])  # dev_fraction=0.1 of the 4 other folds
     metrics = train(manifest, specs, "sum", 1, tmp_path / "run", options=options, log=None)
     assert metrics["task"] == "binary" and metrics["select_metric"] == "accuracy"
-    assert (metrics["n_train"], metrics["n_dev"], metrics["n_test"]) == (90, 30, 30)
+    assert (metrics["n_train"], metrics["n_dev"], metrics["n_test"]) == (108, 12, 30)
+    last = train(manifest, specs, "sum", 1, tmp_path / "nodev", log=None,
+                 options=parse_options(FAST + ["epochs=3", "fold=2", "dev_fraction=0"]))
+    assert (last["n_train"], last["n_dev"], last["best_epoch"]) == (120, 0, 3)  # no dev: last epoch
     assert {"accuracy", "auc", "accuracy_upper", "accuracy_lower"} <= set(metrics)
     with pytest.raises(ValueError, match="fold=K"):
         train(manifest, specs, "sum", 1, tmp_path / "bad", options=parse_options(["epochs=1"]), log=None)
