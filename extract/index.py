@@ -24,6 +24,7 @@ import torch
 
 from extract.base import BadInput, Extractor, Item, Options, Output
 from extract.registry import register
+from extract.substitutes import model_attrs
 
 SEPARATORS = re.compile(r"[|,;\s]+")
 
@@ -88,7 +89,10 @@ class IndexExtractor(Extractor):
         return {"labels": ((), np.int64)}
 
     def extra_attrs(self) -> dict[str, Any]:
-        return {"vocab_size": self.dim, "column": self.options.column, "source": self.options.source}
+        model = ("none: crc32-hashed OCR tokens, one index per token" if self.options.source == "words"
+                 else f"none: the manifest's `{self.options.column}` indices")
+        return {"vocab_size": self.dim, "column": self.options.column, "source": self.options.source,
+                **model_attrs(self.name, self.backend, self.config(), model)}
 
     def prepare(self, item: Item) -> np.ndarray:
         if self.options.source == "words":
