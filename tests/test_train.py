@@ -259,3 +259,17 @@ def test_training_job_imports_neither_sklearn_nor_torch_compiler(toy, tmp_path) 
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "False", "False", "False"], (done.stdout, done.stderr[-2000:])
+
+
+def test_feature_device_auto_decides_from_free_device_memory(monkeypatch) -> None:
+    from model.train import DEVICE_MARGIN, features_on_host
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not features_on_host("auto", cpu, 10**15)  # on the CPU host == device
+    assert features_on_host("host", cpu, 1) and not features_on_host("device", cuda, 10**15)
+    free = 10 * 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 8 * free))
+    assert not features_on_host("auto", cuda, int(DEVICE_MARGIN * free) - 1)
+    assert features_on_host("auto", cuda, int(DEVICE_MARGIN * free) + 1)
+    with pytest.raises(ValueError, match="feature_device"):
+        features_on_host("gpu", cpu, 1)
