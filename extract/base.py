@@ -113,10 +113,9 @@ class Extractor:
             return "fp16" if self.device.type == "cuda" else "fp32"
         return self.options.precision
 
-    def autocast(self, precision: str | None = None):
-        """Autocast to `precision` (default: the extractor's); fp32 is a no-op context."""
-        precision = precision or self.precision
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    def autocast(self):
+        """Autocast to `self.precision`; fp32 is a no-op context."""
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def to_device(self, batch: torch.Tensor | list[torch.Tensor], channels_last: bool = False) -> torch.Tensor:

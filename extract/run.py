@@ -74,7 +74,8 @@ def _safe_prepare(extractor: Extractor, item: Item) -> tuple[Item, Any, str | No
 
 def _prepared(extractor: Extractor, items: Sequence[Item], chunk: int,
               workers: int) -> Iterator[list[tuple[Item, Any, str | None]]]:
-    """Decode the next chunk in threads while the caller runs the model on this one."""
+    """Decode the next chunk in threads while the caller runs the model on this one (on the CPU
+    too: measured as fast as decoding between batches, 128 demo posters with MobileNetV2)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
         pending = pool.map(lambda it: _safe_prepare(extractor, it), chunks[0]) if chunks else None
@@ -101,9 +102,14 @@ def precision_check(extractor: Extractor, batch: list[Any], precision: str | Non
     extractor's) against fp32: min and mean over rows, and the rows compared."""
     precision = precision or extractor.precision
     outs = {}
-    for p in ("fp32", precision):
-        with torch.inference_mode(), extractor.autocast(p):
-            outs[p] = _features(extractor.forward(batch))
+    saved = extractor.options.precision
+    try:  # through the option, so that extractors with their own autocast() follow it too
+        for p in ("fp32", precision):
+            extractor.options.precision = p
+            with torch.inference_mode(), extractor.autocast():
+                outs[p] = _features(extractor.forward(batch))
+    finally:
+        extractor.options.precision = saved
     ref, low = outs["fp32"], outs[precision]
     if ref is None or low is None or ref.shape != low.shape or not len(ref):
         return {"precision": precision, "rows": 0,
@@ -165,10 +171,10 @@ def extract(extractor: Extractor, items: Sequence[Item], out: str | Path, worker
         seconds = time.perf_counter() - started - check_seconds
         attrs = base_attrs(extractor.name, extractor.backend, extractor.dim, extractor.config(),
                            extractor.weights)
-        attrs.update(extractor.extra_attrs())
         attrs.update({"device": str(extractor.device), "precision": extractor.precision,
                       "batch_size": size, "workers": workers, "seconds": round(seconds, 3),
                       "seconds_per_sample": round(seconds / max(1, len(items)), 5)})
+        attrs.update(extractor.extra_attrs())  # an extractor knows best what it computed in
         if check:
             attrs["precision_check"] = json.dumps(check)
         log.info("%s: %d samples, %d rows, %d failed, %.1f s (batch %d, %d workers, %s%s)", extractor.name,
