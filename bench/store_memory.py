@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from extract.atomic import atomic_write  # noqa: E402
 from extract.store import RaggedStore, base_attrs, write_store  # noqa: E402
 
 IMPORTS = "import extract.__main__"  # what `python -m extract merge` imports before merging
@@ -116,8 +117,8 @@ def main() -> int:
         shutil.rmtree(folder, ignore_errors=True)
     text = json.dumps(result, indent=1)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        with atomic_write(args.out) as tmp:
+            tmp.write_text(text + "\n")
     print(text)
     return 0
 

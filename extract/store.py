@@ -434,9 +434,12 @@ def _check_shards(paths: Sequence[str | Path]) -> tuple[dict[str, Any], ColumnSp
             samples = json.loads(attrs.get("sample_columns", "[]"))
             this = {n: (h5[n].shape[1:], h5[n].dtype) for n in rows}
             if k == 0:
-                first_attrs, spec, sample_names = attrs, this, samples
-            elif set(this) != set(spec) or set(samples) != set(sample_names):
-                raise ValueError(f"shard {p} has other columns than {paths[0]}")
+                first_attrs, spec = attrs, this
+            elif set(this) != set(spec):
+                raise ValueError(f"shard {p} has other row columns than {paths[0]}: "
+                                 f"{sorted(this)} vs {sorted(spec)}; were they extracted with the same extractor?")
+            # a sample column no sample of a shard had (e.g. an empty shard) is '' there
+            sample_names += [n for n in samples if n not in sample_names]
             index_store = "vocab_size" in first_attrs  # its dim is the vocabulary seen by each shard
             for key in ("extractor", "backend") + (() if index_store else ("dim",)):
                 if attrs.get(key) != first_attrs.get(key):
@@ -473,7 +476,7 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str 
                 for a, b in _blocks(offsets, row_bytes):
                     lo, hi = int(offsets[a]), int(offsets[b])
                     rows = {n: h5[n][lo:hi] for n in spec}
-                    samples = {n: h5[n][a:b] for n in sample_names}
+                    samples = {n: h5[n][a:b] for n in sample_names if n in h5}
                     writer.append(h5["ids"][a:b], np.diff(offsets[a:b + 1]), rows, samples)
                 failed = _failed(h5)
                 writer.append([], np.zeros(0, np.int64), {}, {}, (list(failed), list(failed.values())))

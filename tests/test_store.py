@@ -275,3 +275,14 @@ def test_read_sample_reads_one_sample(tmp_path):
     assert read_sample(path, "b")["failed"].startswith("cannot read")
     with pytest.raises(KeyError, match="not in"):
         read_sample(path, "zzz")
+
+
+def test_empty_shard_merges(tmp_path):
+    """More shards than samples leaves a shard with no samples (and no sample columns)."""
+    spec = {"features": ((4,), np.float32), "boxes": ((4,), np.float32), "words": ((), object)}
+    empty = StoreWriter(tmp_path / "empty.h5", spec)
+    empty.finish(base_attrs("test", "none", 4, {}))
+    full = write_store(tmp_path / "full.h5", build(["1", "2"], [2, 1], fail={"2"}))
+    merged = read_store(merge_stores([tmp_path / "empty.h5", full, tmp_path / "empty.h5"], tmp_path / "m.h5"))
+    assert merged.ids == ["1", "2"] and merged.offsets.tolist() == [0, 2, 2]
+    assert merged.samples["text"].tolist() == ["w1_0 w1_1", ""] and merged.failed == {"2": "cannot read 2.jpeg"}
