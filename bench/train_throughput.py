@@ -15,6 +15,9 @@ same again for its weight gradient (inputs need no gradient); head layers cost f
 backward GEMMs; dev evaluation is forward only. The GEMM rate times `torch.mm` at exactly those
 shapes (rows of one batch) in the run's dtype. Peak RSS of training is the process's high-water
 mark after it was reset once the stores were written (Linux `clear_refs`).
+
+On a machine shared with other jobs use `--threads 1` (as the training rule runs): with more
+torch threads than free cores every parallel op waits for a descheduled thread.
 """
 
 from __future__ import annotations
