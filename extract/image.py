@@ -12,6 +12,7 @@ from extract.backbones import load_backbone
 from extract.base import Extractor, Item, Options, Output
 from extract.images import load_rgb
 from extract.registry import register
+from extract.substitutes import model_attrs
 
 
 @dataclass
@@ -38,6 +39,10 @@ class ImageExtractor(Extractor):
 
     def row_columns(self) -> dict[str, tuple[tuple[int, ...], Any]]:
         return {"features": ((self.dim,), np.dtype(self.options.dtype))}
+
+    def extra_attrs(self) -> dict[str, Any]:
+        model = f"{self.backend} ({self.net.weights[0]})"
+        return model_attrs(self.name, self.backend, self.config(), model)
 
     def prepare(self, item: Item) -> torch.Tensor | None:
         if not item.image:

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from data.manifest import read_manifest
+from extract.atomic import atomic_write
 from extract.base import BadInput
 from extract.images import load_rgb
 from extract.store import read_store
@@ -154,8 +155,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
         cards=cards, run=main.features, seed=main.seed, threshold=main.threshold,
         combinations=[c.features for c in combos], task=main.task)
     index = out_dir / "index.html"
-    tmp = index.with_name(f".{index.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(index)
+    with atomic_write(index) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return index
 

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from data.manifest import read_manifest
+from extract.atomic import atomic_write
 from model.data import FeatureSpec, load_features
 from model.trained import TrainedRun, check_stores, load_trained
 
@@ -68,11 +69,9 @@ def write_predictions(out: str | Path, run: TrainedRun, ids: Sequence[str], prob
                           "predicted": predicted_labels(probs, run.classes, run.options.threshold)})
     for k, name in enumerate(run.classes):
         frame[f"p_{name}"] = probs[:, k]
-    tmp = csv.with_name(f".{csv.name}.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6f")
-    tmp.replace(csv)
-    tmp = h5_path.with_name(f".{h5_path.name}.tmp")
-    with h5py.File(tmp, "w") as h5:
+    with atomic_write(csv) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_write(h5_path) as tmp, h5py.File(tmp, "w") as h5:
         h5.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=STR)
         h5.create_dataset("probabilities", data=probs.astype(np.float32))
         h5.create_dataset("classes", data=np.array(run.classes, dtype=object), dtype=STR)
@@ -85,7 +84,6 @@ def write_predictions(out: str | Path, run: TrainedRun, ids: Sequence[str], prob
         h5.attrs.update({"modalities": json.dumps(run.names), "pool": run.pool,
                          "threshold": run.options.threshold, "task": run.task,
                          "run": str(run.run_dir)})
-    tmp.replace(h5_path)
     return csv, h5_path
 
 

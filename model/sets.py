@@ -46,7 +46,9 @@ def set_pool(x: Tensor, segment: Tensor, num_sets: int, how: str) -> tuple[Tenso
     if how in ("sum", "mean"):
         pooled = x.new_zeros(num_sets, dim).index_add(0, segment, x)  # (S, D)
         if how == "mean":
-            counts = torch.bincount(segment, minlength=num_sets).clamp(min=1)  # (S,)
+            # index_add, not bincount: bincount sizes its output from the data (a device sync)
+            ones = torch.ones(num_rows, device=x.device)
+            counts = torch.zeros(num_sets, device=x.device).index_add(0, segment, ones).clamp(min=1)  # (S,)
             pooled = pooled / counts.unsqueeze(1).to(x.dtype)
         return pooled, None
     if how not in ("max", "min"):

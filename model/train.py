@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from extract.atomic import atomic_write
 from model import runfiles
 from model.baseline import ConcatModel
 from model.data import Batches, FeatureInfo, FeatureSpec, FeatureTable, load_features, table_bytes
@@ -361,9 +362,10 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
     else:
         (out / runfiles.IMPORTANCE).unlink(missing_ok=True)
     runfiles.write_history(out, fitted.history)
-    torch.save({"state_dict": fitted.state, "config": options.to_dict(), "pool": pool,
-                "features": [dataclasses.asdict(i) for i in infos], "classes": data.classes,
-                "task": data.task, "seed": seed, "stores": data.stores}, out / runfiles.MODEL)
+    with atomic_write(out / runfiles.MODEL) as tmp:
+        torch.save({"state_dict": fitted.state, "config": options.to_dict(), "pool": pool,
+                    "features": [dataclasses.asdict(i) for i in infos], "classes": data.classes,
+                    "task": data.task, "seed": seed, "stores": data.stores}, tmp)
     dev = next(model.parameters()).device
     metrics = dict(test.metrics)
     metrics.update({
