@@ -9,7 +9,7 @@ CORES ?= 2
 
 FAIRSEQ_VENV ?= .venv-fairseq
 
-.PHONY: demo test test-fairseq venv lint clean
+.PHONY: demo test test-fairseq venv lint clean bench bench-large bench-gpu
 
 venv: $(STAMP)
 
@@ -36,6 +36,26 @@ $(FAIRSEQ_VENV)/.installed: requirements-fairseq.txt
 
 test-fairseq: $(FAIRSEQ_VENV)/.installed
 	DMMS_REQUIRE_FAIRSEQ=1 $(FAIRSEQ_VENV)/bin/python -m pytest -q tests/test_fairseq.py
+
+# Benchmarks (BENCHMARKS.md lists every figure and its limit); JSON goes to bench/results/.
+# CPU, ~15 min on 2 cores: store merge memory, extraction pipeline vs bare forward, training
+# FLOP rate vs GEMM rate at MM-IMDb scale, the grid's CPU path.
+bench: $(STAMP)
+	$(PY) bench/store_memory.py --out bench/results/store_memory_400mb.json
+	$(PY) bench/extract_throughput.py --device cpu --quick --out bench/results/extract_throughput_cpu.json
+	$(PY) bench/train_throughput.py --samples 25959 --epochs 2 --pools max --threads 1 \
+		--out bench/results/train_cpu_26k.json
+	$(PY) bench/grid_throughput.py --device cpu --quick --out bench/results/grid_cpu_quick.json
+
+# 1M samples: a 4 GB store merged and loaded, and a host-resident training epoch (~8 GB disk, ~6 GB RAM).
+bench-large: $(STAMP)
+	$(PY) bench/store_memory.py --samples 1000000 --dim 2048 --shards 4 --out bench/results/store_memory_1m.json
+	$(PY) bench/train_throughput.py --samples 1000000 --feature-device host --width-divisor 8 --epochs 1 \
+		--pools max --threads 1 --out bench/results/train_cpu_1m_host.json
+
+# On a CUDA box: extraction, training and grid benchmarks in one run; JSON in bench-out/.
+bench-gpu: $(STAMP)
+	bash bench/gpu_check.sh
 
 lint: $(STAMP)
 	snakemake --lint
