@@ -1,4 +1,4 @@
-"""Writing and reading the manifest (DESIGN.md contract)."""
+"""Writing and reading the manifest (docs/DESIGN.md, "Manifest")."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"manifest {path} lacks columns {missing}; "
-                         "see DESIGN.md 'Manifest' for the columns it must have")
+                         "see docs/DESIGN.md, 'Manifest', for the columns it must have")
     if frame["id"].duplicated().any():
         dup = frame.loc[frame["id"].duplicated(), "id"].iloc[0]
         raise ValueError(f"manifest {path} lists id {dup!r} more than once; ids must be unique")

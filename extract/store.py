@@ -1,14 +1,14 @@
 """The ragged feature store: the only module that writes feature HDF5 files.
 
-Layout (CSR, see DESIGN.md "Feature store"):
+Layout (CSR, see docs/DESIGN.md "Feature store"):
     ids       (N,)    utf-8 strings, manifest order
     offsets   (N+1,)  int64, offsets[0] = 0, monotone; sample k owns rows offsets[k]:offsets[k+1]
-    rows/...  row-aligned columns, offsets[-1] rows each (features, boxes, scores, labels, words)
-    samples/... sample-aligned columns, N entries each (e.g. OCR `text`)
+    row columns      offsets[-1] rows each (features, boxes, scores, labels, words)
+    sample columns   N entries each (e.g. OCR `text`)
     failed_ids, failed_reasons   samples whose input could not be processed (zero rows)
     attrs     format, version, extractor, backend, weights, dim, created, config, ...
 
-Row and sample columns live at the file's top level, named as in DESIGN.md; the attrs
+Row and sample columns live at the file's top level, named as in docs/DESIGN.md; the attrs
 `row_columns` and `sample_columns` list which is which. Stores written before failures were
 recorded lack `failed_ids` / `failed_reasons`: read as no failures.
 

@@ -28,7 +28,7 @@ class TrainOptions:
     max_elements: int = 10  # rows kept per sample of a dense feature (0 = all)
     max_elements_by: dict[str, int] = field(default_factory=dict)  # `max_elements.NAME=N`
     encoders: dict[str, str] = field(default_factory=dict)  # `encoder.NAME=bag|cnn` (index features)
-    fold: int | None = None  # test fold for integer-fold manifests (dev = next fold)
+    fold: int | None = None  # test fold of integer-fold manifests (train = the other folds less a dev carve of dev_fraction)
     classes: str = ""  # `|`-joined class order; default by descending frequency then name
     threshold: float = 0.5
     task: str = "auto"  # auto | binary | multilabel

@@ -151,7 +151,7 @@ def _autocast(model: nn.Module, amp: bool) -> Callable[[], contextlib.AbstractCo
 @torch.no_grad()
 def predict(model: FusionModel, tables: Sequence[FeatureTable], positions: Tensor | np.ndarray, batch_size: int,
             autocast: Callable[[], contextlib.AbstractContextManager]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities (n, C) and importance (n, M) (None for concat) for samples `positions`.
+    """Probabilities (n, C) and importance (n, M) (None for a model that gives none) for `positions`.
 
     Results stay on the device until the end: one transfer (and one sync) per call."""
     model.eval()
@@ -280,7 +280,7 @@ class Evaluation:
 
     positions: np.ndarray  # (n,) manifest rows
     probs: np.ndarray  # (n, C)
-    importance: np.ndarray | None  # (n, M); None for concat
+    importance: np.ndarray | None  # (n, M); None when the model gives none
     metrics: dict[str, float]
 
 
