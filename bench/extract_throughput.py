@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from extract import registry  # noqa: E402
 from extract.__main__ import main as extract_main  # noqa: E402
-from extract.atomic import atomic_write  # noqa: E402
+from bench.record import write_result  # noqa: E402
 from extract.base import Extractor, Item, parse_options  # noqa: E402
 from extract.run import precision_check  # noqa: E402
 from extract.store import RaggedStore, base_attrs, read_store, write_store  # noqa: E402
@@ -290,11 +290,7 @@ def main() -> int:
             except Exception as err:  # report and go on to the next extractor
                 results["jobs"][name] = {"error": f"{type(err).__name__}: {err}"}
             print(name, json.dumps(results["jobs"][name]), flush=True)
-    text = json.dumps(results, indent=1)
-    if args.out:
-        with atomic_write(args.out) as tmp:
-            tmp.write_text(text + "\n")
-    print(text)
+    write_result(results, args.out)
     return 0
 
 

@@ -37,6 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.record import write_result  # noqa: E402
 from bench.train_throughput import FEATURES, make_data  # noqa: E402
 
 IMDB_SAMPLES = 25959
@@ -175,9 +176,7 @@ def main() -> int:
             results["grids"][grid] = {"stores": source, "cells": len(cells), "seeds": len(seeds),
                                       "options": options,
                                       **compare(grid, runs, args.gpus, args.share, work)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
+    write_result(results, out)
     failed = [run for g in results["grids"].values() for m in ("serial", "shared") for run in g[m]["failed"]]
     if failed:
         print(f"{len(failed)} run(s) failed: their log tails are in {out} (--work keeps whole logs)",

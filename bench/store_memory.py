@@ -12,7 +12,6 @@ compared with is 25% of the merged store's size. The files are deleted afterward
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import re
 import shutil
@@ -28,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from extract.atomic import atomic_write  # noqa: E402
+from bench.record import write_result  # noqa: E402
 from extract.store import RaggedStore, base_attrs, write_store  # noqa: E402
 
 IMPORTS = "import extract.__main__"  # what `python -m extract merge` imports before merging
@@ -115,11 +114,7 @@ def main() -> int:
         }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        with atomic_write(args.out) as tmp:
-            tmp.write_text(text + "\n")
-    print(text)
+    write_result(result, args.out)
     return 0
 
 

@@ -23,7 +23,6 @@ torch threads than free cores every parallel op waits for a descheduled thread.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys
@@ -38,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.record import write_result  # noqa: E402
 from extract.store import RaggedStore, base_attrs, read_store, write_store  # noqa: E402
 from model.data import FeatureSpec  # noqa: E402
 from model.options import parse_options  # noqa: E402
@@ -233,10 +233,7 @@ def main() -> int:
             print(pool, results[pool], flush=True)
         results["peak_rss_mb_training"] = round(peak_rss_mb(), 0) if rss_reset else None
         results["peak_rss_mb_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results))
+    write_result(results, args.out)
     return 0
 
 
