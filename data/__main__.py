@@ -3,7 +3,7 @@
 - `python -m data manifest [--format mmimdb] --root ROOT --out MANIFEST [--genres A,B] [--plot all]`
 - `python -m data manifest --format ads --annotations ADS.csv --out MANIFEST [--folds 5] [--seed 0]`
 - `python -m data manifest --format table --table T.csv --out MANIFEST [--split-ratios 0.6,0.1,0.3]
-  [--split-seed 0]` (T.csv|.tsv|.jsonl|.parquet; format: data/table.py)
+  [--split-seed 0] [--sep ';'] [--strict-images]` (T.csv|.tsv|.jsonl|.parquet; format: data/table.py)
 - `python -m data download [--url URL] --out ARCHIVE [--size BYTES] [--sha256 HEX] [--unpack DIR]`
 """
 
@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 
+from data.classes import describe, unscorable
 from data.manifest import write_manifest
 
 log = logging.getLogger("data")
@@ -40,6 +41,10 @@ def parser() -> argparse.ArgumentParser:
                    help="table without a split column: train,dev,test shares (default 0.6,0.1,0.3)")
     m.add_argument("--split-seed", type=int, default=0,
                    help="table without a split column: seed of the stratified split (default 0)")
+    m.add_argument("--sep", default="", help="table: CSV/TSV field separator (default: ',' for .csv, tab for .tsv)")
+    m.add_argument("--strict-images", action="store_true",
+                   help="table: any missing, empty, unreadable or truncated image stops with its line "
+                        "(default: the row is kept without its image features)")
     d = sub.add_parser("download", help="fetch a dataset archive (resumable) and optionally unpack it")
     d.add_argument("--url", default=MMIMDB_URL, help=f"http(s):// or file:// URL (default {MMIMDB_URL})")
     d.add_argument("--out", required=True, help="where the archive goes, e.g. resources/imdb/mmimdb.tar.gz")
@@ -65,7 +70,8 @@ def manifest(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
             ratios = parse_ratios(args.split_ratios)
         except ValueError as err:
             p.error(f"--split-ratios: {err}")
-        frame, counts = build_table(args.table, ratios, args.split_seed)
+        frame, counts = build_table(args.table, ratios, args.split_seed, sep=args.sep,
+                                    strict_images=args.strict_images)
     else:
         if not args.root:
             p.error("--format mmimdb needs --root ROOT")
@@ -74,6 +80,11 @@ def manifest(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         genres = [g.strip() for g in args.genres.split(",") if g.strip()]
         frame, counts = build_manifest(args.root, genres or None, plot=args.plot)
     write_manifest(frame, args.out)
+    found = unscorable(frame)
+    if found:
+        log.warning("%s: %d classes cannot be scored; each counts as F1 = 0 in macro averages (positives per "
+                    "split in brackets; give them more samples or drop them):\n  %s", args.out, len(found),
+                    describe(found))
     log.info("%s: %s", args.out, ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
 

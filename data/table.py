@@ -25,7 +25,9 @@ row with an absent image (empty `image`, as the other adapters do) and is listed
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 import logging
 from collections import Counter
 from pathlib import Path
@@ -47,8 +49,12 @@ class TableFormatError(ValueError):
     """The table does not follow the format in data/table.py's docstring."""
 
 
+SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+LOOK_ALIKES = (";", ",", "/", "\\", "¦", "｜", "\t")  # probably meant as the `|` between labels
+
+
 def _cell(value: object) -> str:
-    """A cell as text: None/NaN -> '', a JSON list -> `|`-joined, numbers without a trailing .0."""
+    """A cell as text: None/NaN -> '', a list -> `|`-joined, numbers without a trailing .0."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -58,34 +64,100 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _read_delimited(path: Path, delimiter: str) -> tuple[pd.DataFrame, list[str], dict[int, list[str]]]:
-    problems: dict[int, list[str]] = {}
+def _cell_problem(column: str, value: object) -> str | None:
+    """Why a parsed cell cannot be a manifest cell (a JSON object, a nested or misplaced list)."""
+    if isinstance(value, dict):
+        return f"column {column!r} holds a JSON object {json.dumps(value)[:60]}; write a string"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if column in ("id", "image", "split"):
+            return f"column {column!r} holds a list; write one value"
+        if any(isinstance(v, (dict, list, tuple, np.ndarray)) for v in value):
+            return f"column {column!r} holds a nested list or object; write a flat list of strings"
+    return None
+
+
+def _decode(path: Path) -> str:
+    """The file as text; a non-UTF-8 byte is an error naming its line, column and value."""
+    data = path.read_bytes()
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f, delimiter=delimiter)
-            header = [str(c).strip() for c in reader.fieldnames or []]
-            reader.fieldnames = header
-            rows, where = [], []
-            start = reader.line_num + 1  # a quoted field may span lines: report where a row starts
-            for record in reader:
-                if record.get(None):
-                    problems[len(rows)] = [f"{len(record.pop(None))} more fields than the header "
-                                           f"(quote fields that hold the delimiter {delimiter!r})"]
-                rows.append(record)
-                where.append(f"line {start}")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        byte = data[err.start:err.start + 1].hex()
+        raise TableFormatError(f"{path} line {line}, column {column}: byte 0x{byte} is not UTF-8 ({err.reason}); "
+                               "the file is in another encoding (Latin-1 or Windows-1252?): save it as "
+                               "UTF-8") from None
+
+
+def _looks_like_rows(field: str, delimiter: str, columns: int) -> bool:
+    """A multi-line field some of whose lines hold a whole row's worth of delimiters."""
+    lines = field.split("\n")
+    return columns > 2 and len(lines) > 1 and any(l.count(delimiter) >= columns - 1 for l in lines[1:])
+
+
+def _header_problem(path: Path, header: list[str], delimiter: str) -> str | None:
+    """A one-column header that holds another separator: say which, and how to read the file."""
+    if len(header) != 1:
+        return None
+    for name, c in (("semicolon", ";"), ("tab", "\t"), ("comma", ","), ("pipe", "|")):
+        if c != delimiter and c in header[0]:
+            fix = {"\t": "name the file .tsv", ",": "name the file .csv"}.get(c, f"set the dataset's "
+                                                                             f"`sep: {c!r}` (--sep {c!r})")
+            return (f"{path} line 1: the header {header[0]!r} is one column when split at {delimiter!r}, "
+                    f"but holds {name}s: the file looks {name}-separated; {fix}, or save it comma-separated")
+    return None
+
+
+def _read_delimited(path: Path, delimiter: str) -> tuple[pd.DataFrame, list[str], dict[int, list[str]]]:
+    """Strict CSV: a quote left open, or a row whose field count differs from the header's, is an
+    error naming the line where the row starts; a quoted field may hold newlines."""
+    text = _decode(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    problems: dict[int, list[str]] = {}
+    rows: list[list[str]] = []
+    where: list[str] = []
+    header: list[str] | None = None
+    start = 1
+    try:
+        for record in reader:
+            if not record:  # a blank line
                 start = reader.line_num + 1
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise TableFormatError(f"{path} is not a readable UTF-8 table ({err}); save it as UTF-8 "
-                               "with a header row") from err
-    return pd.DataFrame(rows, columns=header, dtype=object), where, problems
+                continue
+            if header is None:
+                header = [c.strip() for c in record]
+                if (problem := _header_problem(path, header, delimiter)) is not None:
+                    raise TableFormatError(problem)
+                start = reader.line_num + 1
+                continue
+            found = []
+            if len(record) != len(header):
+                found.append(f"{len(record)} fields, the header has {len(header)} (quote a field that holds "
+                             f"the separator {delimiter!r}; a stray double quote makes one field swallow the "
+                             "next lines)")
+            spans = reader.line_num - start
+            if spans and any(_looks_like_rows(f, delimiter, len(header)) for f in record):
+                found.append(f"a quoted field runs over {spans + 1} lines (to line {reader.line_num}) that look "
+                             "like rows of their own: a stray double quote? Double a quote inside a "
+                             'quoted field ("")')
+            if found:
+                problems[len(rows)] = found
+            rows.append(record + [""] * (len(header) - len(record)))
+            where.append(f"line {start}")
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise TableFormatError(f"{path} line {start}: {err} (the row starting there is not valid CSV up to "
+                               f"line {reader.line_num}); a field that starts with a double quote must end "
+                               'with one, and a quote inside it is written twice ("")') from None
+    if header is None:
+        raise TableFormatError(f"{path} is empty; write a header row (id,image,text,labels)")
+    frame = pd.DataFrame([r[:len(header)] for r in rows], columns=header, dtype=object)
+    return frame, where, problems
 
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[str], dict[int, list[str]]]:
     rows, where, bad = [], [], []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise TableFormatError(f"{path} is not UTF-8 ({err}); save it as UTF-8") from err
+    lines = _decode(path).splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -110,29 +182,47 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, list[str], dict[int, list[s
         import pyarrow  # noqa: F401
     except ImportError:
         raise TableFormatError(f"{path}: reading Parquet needs pyarrow, which is not installed; "
-                               "`pip install pyarrow` (requirements.txt) or save the table as CSV, "
+                               "`pip install -r requirements.txt` (it pins pyarrow) or save the table as CSV, "
                                "TSV or JSON Lines") from None
     frame = pd.read_parquet(path)
     return frame.astype(object), [f"row {k}" for k in range(1, len(frame) + 1)], {}
 
 
-def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str], dict[int, list[str]]]:
+def _labels_cell(value: object) -> tuple[object, str | None]:
+    """A labels cell as parsed, with a string that holds a JSON list (`["a", "b"]`) read as one."""
+    if not isinstance(value, str) or not value.strip().startswith("["):
+        return value, None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, list) or any(isinstance(v, (dict, list)) for v in parsed):
+        return value, (f"labels {value.strip()[:40]!r} starts with '[' but is not a JSON list of names; write "
+                       '["a", "b"] (double quotes) or a|b')
+    return parsed, None
+
+
+def read_table(path: str | Path, sep: str = "") -> tuple[pd.DataFrame, list[str], dict[int, list[str]]]:
     """The table's cells as strings, where each row is in the file ('line 3', 'row 2') and the
-    rows the reader already found bad (row position -> problems)."""
+    rows already found bad (row position -> problems). `sep`: the field separator of a CSV/TSV
+    table ("" = by suffix: `,` for .csv, tab for .tsv/.tab)."""
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise TableFormatError(f"{path}: unknown table type {path.suffix!r}; name the file "
                                f"{', '.join('*' + s for s in READERS)}")
     if not path.is_file():
-        raise FileNotFoundError(f"table {path} not found; point the dataset's `table:` (or --table) "
-                                "at the file")
+        raise TableFormatError(f"table {path} not found; point the dataset's `table:` (or --table) at the file")
+    if sep and kind not in ("csv", "tsv"):
+        raise TableFormatError(f"{path}: `sep` applies to CSV/TSV tables, not {path.suffix}; drop it")
+    if len(sep) > 1:
+        raise TableFormatError(f"sep {sep!r}: one character (e.g. ';'; a tab is \"\\t\" in YAML)")
     if kind == "jsonl":
         frame, where, problems = _read_jsonl(path)
     elif kind == "parquet":
         frame, where, problems = _read_parquet(path)
     else:
-        frame, where, problems = _read_delimited(path, "," if kind == "csv" else "\t")
+        frame, where, problems = _read_delimited(path, sep or SEPARATORS[path.suffix.lower()])
     frame.columns = [str(c).strip() for c in frame.columns]
     if "id" not in frame.columns or not {"image", "text"} & set(frame.columns):
         raise TableFormatError(f"{path} has the columns {list(frame.columns)}; a table needs `id` and "
@@ -143,6 +233,23 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str], dict[int, lis
     for column in ("image", "text", "labels"):
         if column not in frame.columns:
             frame[column] = ""
+    frame = frame.reset_index(drop=True)
+    labels = []
+    for k, value in enumerate(frame["labels"]):
+        parsed, problem = _labels_cell(value)
+        labels.append(parsed)
+        if problem:
+            problems.setdefault(k, []).append(problem)
+    frame["labels"] = pd.Series(labels, dtype=object)
+    for column in frame.columns:
+        cells = list(frame[column])
+        for k, value in enumerate(cells):
+            if (problem := _cell_problem(column, value)) is not None:
+                problems.setdefault(k, []).append(problem)
+                cells[k] = ""
+            elif column == "text" and isinstance(value, (list, tuple, np.ndarray)):
+                cells[k] = " ".join(_cell(v) for v in value)  # sentences as one text (MM-IMDb's plots)
+        frame[column] = pd.Series(cells, dtype=object)
     return frame.map(_cell), where, problems
 
 
@@ -164,16 +271,45 @@ def _split_problems(split: pd.Series) -> list[str | None]:
     return problems
 
 
-def _image_problem(path: Path) -> str | None:
-    """Why an existing image file cannot be read (None when its header reads)."""
+def _image_problem(path: Path, full: bool = False) -> str | None:
+    """Why an existing image file cannot be read (None when it reads): a folder, 0 bytes, a header
+    PIL cannot read, or with `full`, pixel data that does not decode (a truncated file)."""
     from PIL import Image, UnidentifiedImageError
 
+    if path.is_dir():
+        return f"image {path} is a folder, not an image file"
+    if path.stat().st_size == 0:
+        return f"image {path} is empty (0 bytes)"
     try:
         with Image.open(path) as image:
-            image.size  # noqa: B018 (reads the header)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+            image.load() if full else image.size  # noqa: B018 (reads the header)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         return f"image {path} is not a readable image ({type(err).__name__}: {err})"
     return None
+
+
+def label_warnings(labels: pd.Series, where: list[str]) -> list[str]:
+    """Class names that are probably typing slips: one holding a separator look-alike (`a;b`,
+    `a, b`: meant `a|b`?) and names that differ only in case, spaces, `-` or `_` (`Animal`, `animal`)."""
+    rows: dict[str, list[int]] = {}
+    for k, value in enumerate(labels):
+        for name in filter(None, value.split("|")):
+            rows.setdefault(name, []).append(k)
+    out = []
+    for name, found in rows.items():
+        seps = [c for c in LOOK_ALIKES if c in name]
+        if seps:
+            out.append(f"class {name!r} ({len(found)} rows, first {where[found[0]]}) holds {seps[0]!r}: "
+                       f"if it is two classes, join them with '|' ({'|'.join(p.strip() for p in name.split(seps[0]))})")
+    groups: dict[str, list[str]] = {}
+    for name in rows:
+        groups.setdefault(re.sub(r"[\s_-]+", "", name.casefold()), []).append(name)
+    for names in groups.values():
+        if len(names) > 1:
+            listed = ", ".join(f"{n!r} ({len(rows[n])} rows, first {where[rows[n][0]]})" for n in names)
+            out.append(f"classes {listed} differ only in case, spaces, '-' or '_': they are "
+                       "different classes; write one name if they are one")
+    return out
 
 
 def _labels(value: str) -> str:
@@ -209,10 +345,13 @@ def stratified_split(ids: pd.Series, labels: pd.Series, ratios=RATIOS, seed: int
     return np.array(NAMED_SPLITS, dtype=object)[part]
 
 
-def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0) -> tuple[pd.DataFrame, Counter]:
-    """Manifest rows of a table (in its row order) and counts of what was absent."""
+def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0, sep: str = "",
+                   strict_images: bool = False) -> tuple[pd.DataFrame, Counter]:
+    """Manifest rows of a table (in its row order) and counts of what was absent or unreadable.
+    `strict_images`: a missing, empty, unreadable or truncated image is a bad row (every image is
+    decoded in full); otherwise such rows are kept (see the module docstring)."""
     table = Path(table)
-    frame, where, problems = read_table(table)
+    frame, where, problems = read_table(table, sep)
     if frame.empty:
         raise TableFormatError(f"{table} holds no rows")
     ids = frame["id"].str.strip()
@@ -230,18 +369,25 @@ def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0) -> tuple[pd.
 
     image = frame["image"].str.strip()
     resolved = [Path(p) if Path(p).is_absolute() else table.parent / p for p in image]
-    missing = []
+    missing, unreadable = [], {}
     for k, (name, path) in enumerate(zip(image, resolved)):
         if not name:
             continue
         if not path.exists():
             missing.append(k)
-        elif (problem := _image_problem(path)) is not None:
+        elif (problem := _image_problem(path, full=strict_images)) is not None:
+            unreadable[k] = problem
+    if strict_images:
+        for k in missing:
+            problems.setdefault(k, []).append(f"image {resolved[k]} not found")
+        for k, problem in unreadable.items():
             problems.setdefault(k, []).append(problem)
     if problems:
         lines = [f"{where[k]}" + (f" (id {ids.iloc[k]})" if ids.iloc[k] else "") + ": " + "; ".join(p)
                  for k, p in sorted(problems.items())]
-        raise TableFormatError(f"{table}: {len(lines)} bad rows (format: data/table.py):\n  "
+        fix = ("; strict_images: true refuses any missing or unreadable image (set it false to keep "
+               "such rows without their image features)") if strict_images and (missing or unreadable) else ""
+        raise TableFormatError(f"{table}: {len(lines)} bad rows (format: data/table.py{fix}):\n  "
                                + "\n  ".join(lines))
 
     counts: Counter = Counter()
@@ -253,7 +399,15 @@ def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0) -> tuple[pd.
         log.warning("%s: %d image files named but not found, kept without an image (relative paths "
                     "are taken from %s):\n  %s", table, len(missing), table.parent.resolve(),
                     "\n  ".join(f"{where[k]} (id {ids.iloc[k]}): {resolved[k]}" for k in missing))
+    if unreadable:
+        counts["bad_image"] = len(unreadable)
+        log.warning("%s: %d image files cannot be read; each row is kept with its text, and extraction "
+                    "records a failure for its image features (strict_images: true stops instead):\n  %s",
+                    table, len(unreadable), "\n  ".join(f"{where[k]} (id {ids.iloc[k]}): {p}"
+                                                       for k, p in unreadable.items()))
     labels = frame["labels"].map(_labels)
+    for warning in label_warnings(labels, where):
+        log.warning("%s: %s", table, warning)
     out = pd.DataFrame({"id": ids, "split": "", "image": images, "text": frame["text"].str.split().str.join(" "),
                         "labels": labels})
     if has_split:

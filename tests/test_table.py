@@ -77,16 +77,20 @@ def test_every_bad_row_is_reported_at_once(tmp_path):
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(TableFormatError) as err:
-        build_manifest(path)
+        build_manifest(path, strict_images=True)
     text = str(err.value)
-    assert "6 bad rows" in text
+    assert "6 bad rows" in text and "strict_images: true refuses" in text
     assert "line 4 (id x000): id 'x000' repeats line 2" in text
     assert "line 5 (id x003): split 'valid' is neither train, dev, test nor a fold number" in text
     assert "line 7: id is empty" in text
     assert "line 8 (id x006): split '3' is a fold number, but other rows use train/dev/test" in text
     assert "line 9 (id x007): image" in text and "broken.png is not a readable image" in text
     assert "line 3 (id x001): image" in text
-    assert data_main(["manifest", "--format", "table", "--table", str(path), "--out", str(tmp_path / "m.csv")]) == 1
+    assert data_main(["manifest", "--format", "table", "--table", str(path), "--out", str(tmp_path / "m.csv"),
+                      "--strict-images"]) == 1
+    with pytest.raises(TableFormatError) as err:  # unreadable images kept by default: 4 bad rows left
+        build_manifest(path)
+    assert "4 bad rows" in str(err.value) and "broken.png" not in str(err.value)
 
 
 def test_given_split_and_folds_are_kept(tmp_path):
@@ -121,20 +125,21 @@ def test_table_needs_id_and_a_modality(tmp_path):
         build_manifest(tmp_path / "t.xlsx")
 
 
-def test_parquet(tmp_path):
-    """Parquet when pyarrow is installed; otherwise an error that says to install it."""
+def test_parquet(tmp_path, monkeypatch):
+    """Parquet reads with the pinned pyarrow (requirements.txt; the test fails without it), labels as
+    a list column; without pyarrow the error says how to install it."""
+    import pyarrow  # noqa: F401  (pinned in requirements.txt: no skip)
+
     frame = make_table(tmp_path, n=6)
+    frame["labels"] = [names.split("|") if names else [] for names in frame["labels"]]
     path = tmp_path / "t.parquet"
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        path.write_bytes(b"PAR1")
-        with pytest.raises(TableFormatError, match="needs pyarrow.*pip install pyarrow"):
-            build_manifest(path)
-        return
     frame.to_parquet(path)
     m, _ = build_manifest(path)
     assert m["id"].tolist() == frame["id"].tolist() and Path(m["image"].iloc[0]).is_file()
+    assert m["labels"].tolist() == ["|".join(names) for names in frame["labels"]]
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)
+    with pytest.raises(TableFormatError, match="needs pyarrow.*pip install -r requirements.txt"):
+        build_manifest(path)
 
 
 def test_split_is_seeded_and_order_free():
