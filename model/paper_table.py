@@ -38,7 +38,7 @@ import h5py
 
 from data.paper import load_table, split_features
 from model.metrics import binary_metrics
-from model.report import KEYS, read_runs, run_key, summarise
+from model.report import KEYS, class_note, read_runs, run_key, summarise
 from model.runfiles import read_metrics, read_predictions
 
 # paper column -> our metrics.json key (model/metrics.py; fine classes via `fine_key`)
@@ -243,7 +243,27 @@ def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, st
     table["substitutes"] = table["substitutes"].fillna("")
     table = table[order].copy()
     table.attrs["substitutes"] = _all_substitutes(ours)  # for the note under the markdown table
+    table.attrs["notes"] = reading_note(run_dirs, labels or {}) + class_note(run_dirs)
     return table
+
+
+def reading_note(run_dirs: Sequence[str | Path], labels: dict[str, str]) -> list[str]:
+    """Where our runs read the paper one way of several: IE(...) features with several indices per
+    sample are a mean bag of embeddings, not the [13] CNN (docs/PAPER.md, 'CNN-text(objs) and
+    reference [13]')."""
+    bags = set()
+    for run_dir in run_dirs:
+        metrics = read_metrics(run_dir)
+        encoders = (metrics.get("config") or {}).get("encoders") or {}
+        for name, kind in (metrics.get("feature_kinds") or {}).items():
+            if kind == "index" and encoders.get(name, "bag") == "bag":
+                bags.add(labels.get(name, name))
+    if not bags:
+        return []
+    return [f"Reading of the paper: {', '.join(sorted(bags))} encode a sample's several indices as ONE "
+            "element, the mean of their learned embeddings (bag of embeddings), not with the "
+            "architecture of the paper's [13]: Table 2 lists CNN-text(objs) beside IE(objs), so dmms "
+            "takes [13]'s CNN to be CNN-text(objs) only (docs/PAPER.md).", ""]
 
 
 def _all_substitutes(ours: pd.DataFrame) -> dict[str, list[str]]:
@@ -311,6 +331,8 @@ def to_markdown(table: pd.DataFrame, paper: str) -> str:
             text[0] = "**dmms**"
         lines.append("| " + " | ".join(text) + " |")
     lines += [""] + substitution_note(table.attrs.get("substitutes", {}))
+    notes = table.attrs.get("notes", [])
+    lines += [""] + notes if notes else []
     return "\n".join(lines) + "\n"
 
 

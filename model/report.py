@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from model.runfiles import read_importance, read_metrics
+from model.runfiles import PREDICTIONS, read_importance, read_metrics, read_predictions
 
 KEYS = ["Method", "Modalities", "Features", "Pool"]
 
@@ -108,16 +108,46 @@ def to_markdown(table: pd.DataFrame, metric_cols: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def class_note(run_dirs: Sequence[str | Path]) -> list[str]:
+    """Lines for under a table: the classes of multi-label runs that cannot be scored (no positive
+    among a run's test samples, from its predictions; seen once in its manifest), each an F1 of 0
+    in `f1_macro`. [] when every class can be scored."""
+    from data.classes import unscorable
+    from data.manifest import read_manifest
+
+    found: dict[str, set[str]] = {}
+    manifests: set[str] = set()
+    for run_dir in run_dirs:
+        metrics = read_metrics(run_dir)
+        if "f1_macro" not in metrics.get("metric_names", []) or not (Path(run_dir) / PREDICTIONS).exists():
+            continue  # a binary task, or a run folder made without predictions (tests)
+        _, _, targets, classes, _ = read_predictions(run_dir)
+        where = "the test split" if metrics.get("fold") is None else f"fold {metrics['fold']}"
+        for c in np.flatnonzero(targets.sum(0) == 0):
+            found.setdefault(classes[c], set()).add(f"no positive in {where}")
+        manifests.add(str(metrics.get("manifest", "")))
+    for path in sorted(m for m in manifests if m and Path(m).is_file()):
+        for name, _, why in unscorable(read_manifest(path)):
+            if why == "seen once":
+                found.setdefault(name, set()).add(why)
+    if not found:
+        return []
+    return ["Classes that cannot be scored (each counts as F1 = 0 in the macro averages; the manifest "
+            "log lists their samples per split):", ""] + [f"- {name}: {'; '.join(sorted(why))}"
+                                                        for name, why in sorted(found.items())]
+
+
 def write_table(run_dirs: Sequence[str | Path], out: str | Path,
                 labels: dict[str, str] | None = None) -> tuple[Path, Path]:
-    """TABLE.csv and TABLE.md next to it."""
+    """TABLE.csv and TABLE.md next to it (with `class_note` under the table)."""
     runs, metric_cols = read_runs(run_dirs, labels)
     table = summarise(runs, metric_cols)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.6f")
     md = out.with_suffix(".md")
-    md.write_text(to_markdown(table, metric_cols))
+    note = class_note(run_dirs)
+    md.write_text(to_markdown(table, metric_cols) + ("\n" + "\n".join(note) + "\n" if note else ""))
     return out, md
 
 

@@ -232,9 +232,17 @@ def test_ads_cnn_text_rows_match_the_papers(tmp_path) -> None:
         run = fake_run(tmp_path / name, combo["features"], "max", 0, {k: 0.6 for k in keys})
         metrics = json.loads((run / "metrics.json").read_text())
         metrics["config"] = {"encoders": combo.get("encoders", {})}
+        metrics["feature_kinds"] = {f: "index" if f in ("objects", "naturalness", "concreteness") else "dense"
+                                    for f in combo["features"]}
         write_metrics(run, metrics)
         runs.append(run)
     table = build_table(runs, "ads", labels)
+    note = to_markdown(table, "ads").split("Reading of the paper: ")[1].split("\n")[0]
+    assert note.startswith("IE(con), IE(nat), IE(objs) encode a sample's several indices as ONE element, "
+                           "the mean of their learned embeddings")  # the bag encoder, named in the note
+    assert "CNN-text(objs) beside IE(objs)" in note
+    cnn_only = [r for r, combo in zip(runs, ads["combinations"].values()) if combo.get("encoders")]
+    assert "Reading of the paper" not in to_markdown(build_table(cnn_only, "ads", labels), "ads")
     ours = table[table["source"] == "dmms"]
     matched = ours.dropna(subset=["paper_row"])
     cnn = matched[matched["Features"].str.contains("CNN-text(objs)", regex=False)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 
 from model.__main__ import main
 from model.report import importance_groups, read_runs, summarise
-from model.runfiles import write_importance, write_metrics
+from data.manifest import write_manifest
+from model.runfiles import write_importance, write_metrics, write_predictions
 
 MULTI = ["f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"]
 
@@ -57,6 +59,30 @@ def test_table_mean_std_over_seeds(runs, tmp_path) -> None:
     md = out.with_suffix(".md").read_text()
     assert "| Method | Modalities | Features | Pool | f1_micro |" in md
     assert "0.6200 ± 0.0283" in md
+
+
+def test_unscorable_classes_are_noted_under_the_table(tmp_path) -> None:
+    """A class without a test positive, and one seen once, counted as F1 = 0 silently before."""
+    manifest = tmp_path / "manifest.csv"
+    write_manifest(pd.DataFrame({"id": list("abcdef"), "split": ["train"] * 3 + ["test"] * 3, "image": "",
+                                 "text": "x", "labels": ["cat|owl", "dog|rare", "cat|owl", "cat", "dog", "dog"]}),
+                   manifest)
+    run_dirs = []
+    for seed in (0, 1):
+        run = fake_run(tmp_path, ["text"], "max", seed, 0.5)
+        metrics = json.loads((run / "metrics.json").read_text())
+        write_metrics(run, {**metrics, "manifest": str(manifest)})
+        targets = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]])  # cat, dog, owl, rare
+        write_predictions(run, list("def"), np.full((3, 4), 0.5, np.float32), targets, ["cat", "dog", "owl", "rare"],
+                          "multilabel")
+        run_dirs.append(run)
+    out = tmp_path / "t.csv"
+    assert main(["table", "--runs", *map(str, run_dirs), "--out", str(out)]) == 0
+    md = out.with_suffix(".md").read_text()
+    assert "Classes that cannot be scored (each counts as F1 = 0 in the macro averages" in md
+    assert "- owl: no positive in the test split\n" in md
+    assert "- rare: no positive in the test split; seen once\n" in md
+    assert "cat" not in md.split("cannot be scored")[1]
 
 
 def test_folds_are_averaged_per_seed(tmp_path) -> None:
