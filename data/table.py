@@ -1,13 +1,15 @@
 """Your own dataset (`format: table`): a table of images, texts and labels -> manifest rows.
 
-The file's extension picks the reader: `.csv`, `.tsv`/`.tab`, `.jsonl`/`.ndjson` (one JSON object
-per line) or `.parquet` (needs pyarrow). One row per sample:
+The file's extension picks the reader: `.csv`, `.tsv`/`.tab` (`sep` sets another separator),
+`.jsonl`/`.ndjson` (one JSON object per line) or `.parquet` (pyarrow). UTF-8. One row per sample:
 
     id       string, unique, non-empty
     image    path of the image, relative to the table's folder or absolute; may be empty
-    text     the sample's text; may be empty (whitespace is collapsed to single spaces)
-    labels   class names joined by `|` (`cat|outdoor`; a JSON list also works); empty = no label;
-             the column may be left out for an unlabeled table (one to predict on)
+    text     the sample's text; may be empty (whitespace is collapsed to single spaces; a JSON
+             list of strings is joined with spaces)
+    labels   class names joined by `|` (`cat|outdoor`), or a JSON list (`["cat", "outdoor"]`, also
+             as the text of a CSV/TSV cell); empty = no label; the column may be left out for an
+             unlabeled table (one to predict on)
     split    optional: `train` / `dev` / `test`, or integer fold numbers for cross-validation
 
 At least one of `image` and `text` must be a column; other columns are carried into the manifest
@@ -16,10 +18,17 @@ in `ratios` (train, dev, test), iteratively stratified on the labels (`data/stra
 rows sorted by id, so it does not depend on the row order; a table without any label gets no
 split (`split` empty; predicting needs none).
 
-Bad rows (empty or repeated id, a split value that is neither train/dev/test nor an integer, or a
-mix of the two, an image that exists but is not a readable image) are all reported at once, by
-line (row for Parquet), in a `TableFormatError`. An image file that is named but missing keeps the
-row with an absent image (empty `image`, as the other adapters do) and is listed in a warning.
+CSV/TSV are parsed strictly: a quote left open, a row with another number of fields than the
+header, or a quoted field running over lines that look like rows is an error naming the line
+where the row starts (a quoted field holding a newline is fine). Bad rows (those, an empty or
+repeated id, a split value that is neither train/dev/test nor an integer, or a mix of the two, a
+JSON object or nested list in a cell) are all reported at once, by line (row for Parquet), in a
+`TableFormatError`. A named image that is missing keeps the row with an absent image (empty
+`image`, as the other adapters do); one that exists but is unreadable (0 bytes, a folder, not an
+image) keeps its path, so extraction records the failure for that row's image features; both are
+listed in a warning. `strict_images=True` makes every such image, and a truncated one, a bad row.
+Class names that look like slips (a separator look-alike, names differing only in case or
+spaces) are warned about (`label_warnings`).
 """
 
 from __future__ import annotations

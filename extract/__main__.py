@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from extract import registry
 from extract.atomic import atomic_write
@@ -84,6 +85,7 @@ def run_extractor(name: str, argv: list[str]) -> int:
     from data.manifest import read_manifest
     from extract.base import parse_options
     from extract.run import extract, items_from, load_input, parse_shard, resolve_device, shard_slice
+    from extract.substitutes import upstream
 
     cls = registry.get(name)
     args = _extract_parser(name).parse_args(argv)
@@ -95,10 +97,12 @@ def run_extractor(name: str, argv: list[str]) -> int:
     manifest = read_manifest(args.manifest)
     if args.shard:
         manifest = manifest.iloc[shard_slice(len(manifest), *parse_shard(args.shard))]
-    items = items_from(manifest, load_input(args.input))
+    source = load_input(args.input)
+    items = items_from(manifest, source)
     extractor = cls(args.backend or cls.backends[0], resolve_device(args.device), options)
+    carried = upstream(str(source.attrs.get("substitute", "")), Path(args.input).stem) if source else ""
     extract(extractor, items, args.out, workers=args.workers, progress=not args.no_progress,
-            compression=args.compression)
+            compression=args.compression, upstream=carried)
     return 0
 
 

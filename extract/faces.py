@@ -12,6 +12,10 @@ senet50_256 follows VGGFace2's official PyTorch feature extractor: crop shorter 
 L2-normalised (`l2_normalize`). `channel_order=bgr` feeds BGR minus the mean in B, G, R order, for
 a Caffe conversion that kept BGR filters. The store attrs `preprocess` and `l2_normalized` record
 what the embedder was fed and whether the rows have unit norm.
+Each face is cropped to its box grown by `margin` x its size (half on each side): the box itself
+for senet50_256, as the paper says ("that part of the image from the face bounding box"; VGGFace2's
+own protocol grows MTCNN boxes by 0.3, which `margin: 0.3` gives and the store records as a
+substitute), 0.3 for the demo's `backbone` crops.
 MTCNN's weights ship inside the facenet-pytorch wheel; same-size images are detected together.
 """
 
@@ -33,7 +37,7 @@ from extract.crops import clip_boxes, crop
 from extract.images import load_rgb
 from extract.registry import register
 from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
-from extract.substitutes import model_attrs
+from extract.substitutes import FACE_MARGINS, model_attrs
 from extract.weights import SENET50_256, WeightFile, load_state_dict, own_senet
 
 INCEPTION_WEIGHTS = WeightFile(
@@ -49,6 +53,8 @@ class FaceOptions(Options):
     threshold: float = 0.9  # minimum MTCNN face probability
     max_faces: int = 10  # most probable faces kept per image
     margin: float = -1.0  # context around a face box, fraction of its size; < 0: the backend's own
+    # (extract.substitutes.FACE_MARGINS: 0 for senet50_256, the paper's box itself; 0.3 for backbone);
+    # any margin but 0 is recorded in the store's `substitute`
     backbone: str = "mobilenet_v2"  # image backbone of the `backbone` backend
     weights: str = ""  # weight file name for senet50_256 / inception (default: the release's)
     channel_order: str = "rgb"  # senet50_256 input: rgb (the PyTorch release) or bgr (a Caffe conversion)
@@ -123,7 +129,7 @@ def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
     name = f"{DETECTOR} + SE-ResNet-50-256D ({info[0]}"
     name += ", the VGGFace2 PyTorch release)" if release else f", sha256 {info[1][:12]}...)"
     note = "" if release else f"SE-ResNet-50-256D weights {info[0]} are not the VGGFace2 PyTorch release's (sha256)"
-    return Embedder(256, 0.3, to_tensor, model.eval().to(device), info, name, recipe,
+    return Embedder(256, FACE_MARGINS["senet50_256"], to_tensor, model.eval().to(device), info, name, recipe,
                     options.l2_normalize, note)
 
 
@@ -138,13 +144,13 @@ def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> 
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # the VGGFace2 classifier
         net.load_state_dict(state, strict=True)
         recipe = {"resize": [160, 160], "channel_order": "rgb", "scale": "(x - 127.5) / 128"}
-        return Embedder(512, 0.0, _inception_tensor, net.eval().to(device), info,
+        return Embedder(512, FACE_MARGINS[backend], _inception_tensor, net.eval().to(device), info,
                         f"{DETECTOR} + InceptionResnetV1 (VGGFace2, {info[0]})", recipe, True)
     bb = load_backbone(options.backbone, device)
     p = bb.preprocess
     recipe = {"resize": [p.crop, p.crop], "channel_order": "rgb", "scale": "0..1",
               "mean": list(p.mean), "std": list(p.std)}
-    return Embedder(bb.dim, 0.3, lambda img: bb.preprocess(img, full=True), bb.model, bb.weights,
+    return Embedder(bb.dim, FACE_MARGINS["backbone"], lambda img: bb.preprocess(img, full=True), bb.model, bb.weights,
                     f"{DETECTOR} + {options.backbone} on face crops ({bb.weights[0]})", recipe)
 
 

@@ -135,11 +135,12 @@ def _forward(extractor: Extractor, batch: list[Any]) -> list[Output | str]:
 
 
 def extract(extractor: Extractor, items: Sequence[Item], out: str | Path, workers: int = 0,
-            progress: bool = True, compression: str | None = None) -> Path:
+            progress: bool = True, compression: str | None = None, upstream: str = "") -> Path:
     """Run `extractor` over `items` into the store `out`, appending each batch's samples as they
     finish (memory: a few batches, whatever the number of items). `workers` decoding threads
     (0: `default_workers`). Under fp16/bf16 the first batch also runs in fp32 and the cosine
-    similarity of its features is recorded in the attrs (`precision_check`)."""
+    similarity of its features is recorded in the attrs (`precision_check`). `upstream`: what the
+    input store differs from the paper in (`extract.substitutes.upstream`), added to `substitute`."""
     size = extractor.batch_size
     workers = workers or default_workers(extractor.device)
     check: dict[str, Any] = {}
@@ -175,6 +176,8 @@ def extract(extractor: Extractor, items: Sequence[Item], out: str | Path, worker
                       "batch_size": size, "workers": workers, "seconds": round(seconds, 3),
                       "seconds_per_sample": round(seconds / max(1, len(items)), 5)})
         attrs.update(extractor.extra_attrs())  # an extractor knows best what it computed in
+        if upstream:
+            attrs["substitute"] = "; ".join(p for p in (attrs.get("substitute", ""), upstream) if p)
         if check:
             attrs["precision_check"] = json.dumps(check)
         log.info("%s: %d samples, %d rows, %d failed, %.1f s (batch %d, %d workers, %s%s)", extractor.name,

@@ -4,8 +4,12 @@
 configured feature (None when it runs the paper's model); every extractor writes it to its store
 as the attr `substitute` ("" when none) beside `model`, the exact model that ran.
 `strict_problems(features)` lists, for a dataset's `features` config section, every feature that
-would not run the paper's model here (a stand-in backend, a missing library or weight file), each
-with how to fix it: rules/common.smk refuses a `paper_strict: true` dataset with any.
+would not run the paper's model here (a stand-in backend, a missing library or weight file, a local
+weight file that is not the release's), each with how to fix it: rules/common.smk refuses a
+`paper_strict: true` dataset with any. One paper model cannot be run by anyone: the OCR model of
+the paper's reference [3], which the text does not name (docs/PAPER.md, "OCR and reference [3]").
+Its stand-in, EasyOCR, is therefore always recorded as a substitute, and strict mode accepts it
+(it checks that EasyOCR is installed) since no configuration could do better.
 
 Importable without torch (Snakemake calls it at parse time): libraries are looked up with
 `importlib.util.find_spec`, weight files with `extract.weights.obtainable`.
@@ -14,17 +18,18 @@ Importable without torch (Snakemake calls it at parse time): libraries are looke
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from extract.weights import SENET50_256, WeightFile, obtainable, own_senet, weights_dir
+from extract.weights import SENET50_256, WeightFile, candidates, obtainable, offline, own_senet, sha256, weights_dir
 
 
 @dataclass(frozen=True)
 class PaperModel:
     model: str  # what the paper ran (its Sec. 4.2 wording)
-    backends: tuple[str, ...]  # this project's backends that run it
+    backends: tuple[str, ...]  # this project's backends that run it; () when none can
     default: str  # the extractor's default backend (its class's `backends[0]`)
 
 
@@ -39,7 +44,7 @@ PAPER: dict[str, PaperModel] = {
     "objects": PaperModel("detectron2 model zoo Faster R-CNN R50-FPN 1x on COCO, score threshold 0.65",
                           ("detectron2",), "auto"),
     "boxes": PaperModel(f"{WSL} on the detected object boxes", ("backbone",), "backbone"),
-    "ocr": PaperModel("EasyOCR", ("easyocr-en",), "easyocr-en"),
+    "ocr": PaperModel("OCR model from its reference [3], unnamed in its text", (), "easyocr-en"),
     "index": PaperModel("no model (index embeddings of class indices)", ("metadata",), "metadata"),
 }
 PAPER_BACKBONE = "resnext101_32x16d_wsl"  # boxes: the WSL model on box crops
@@ -55,12 +60,15 @@ EASYOCR_FILES = ("craft_mlt_25k.pth", "english_g2.pth")  # detector, recogniser 
 PAPER_TEXT_MODELS = {"roberta-base": "roberta-base", "fairseq": "roberta.base"}  # default `model` option
 PAPER_SCORE_THRESHOLD = 0.65
 PAPER_MAX_TOKENS = 512
+PAPER_FACE_MARGIN = 0.0  # "that part of the image from the face bounding box": the box itself
+FACE_MARGINS = {"senet50_256": 0.0, "inception_resnet_v1_vggface2": 0.0, "backbone": 0.3}  # margin -1
 
 STAND_INS = {  # backend -> what it is, for the one-line description
     "mobilenet_v2": "MobileNetV2 (ImageNet)",
     "minilm": "all-MiniLM-L6-v2 (mean-pooled, L2-normalised, 384-d)",
     "inception_resnet_v1_vggface2": "facenet-pytorch InceptionResnetV1 (VGGFace2, 512-d)",
     "torchvision": "torchvision's Faster R-CNN R50-FPN (COCO, its own weights)",
+    "easyocr-en": "EasyOCR 1.7 by Jaided AI, CRAFT detector + english_g2 recogniser, as a stand-in",
 }
 
 DETECTRON2_HINT = (
@@ -86,6 +94,13 @@ def resolved_backend(extractor: str, backend: str) -> str:
 
 def _instead(what: str, paper: str) -> str:
     return f"{what} instead of the paper's {paper}"
+
+
+def face_margin(backend: str, options: Mapping[str, Any]) -> float:
+    """The context a face crop gets around its box (fraction of the box size): the `margin`
+    option, or the backend's own for a negative one (`FACE_MARGINS`)."""
+    margin = float(options.get("margin", -1.0))
+    return margin if margin >= 0 else FACE_MARGINS.get(backend, 0.0)
 
 
 def substitution(extractor: str, backend: str = "", options: Mapping[str, Any] | None = None) -> str | None:
@@ -117,7 +132,15 @@ def substitution(extractor: str, backend: str = "", options: Mapping[str, Any] |
         diffs.append(f"at most {options['max_tokens']} tokens (paper: {PAPER_MAX_TOKENS})")
     if extractor == "objects" and float(options.get("score_threshold", PAPER_SCORE_THRESHOLD)) != PAPER_SCORE_THRESHOLD:
         diffs.append(f"score threshold {options['score_threshold']} (paper: {PAPER_SCORE_THRESHOLD})")
+    if extractor == "faces" and (margin := face_margin(backend, options)) != PAPER_FACE_MARGIN:
+        diffs.append(f"face crops grown by {margin:g} x the box size (paper: the face bounding box itself)")
     return "; ".join(diffs) or None
+
+
+def upstream(substitute: str, input_name: str) -> str:
+    """The part of a store's `substitute` that comes from the store it reads (`--input`): the
+    text or index features of OCR output carry the OCR stand-in; "" when the input has none."""
+    return f"its input {input_name}: {substitute}" if substitute else ""
 
 
 def model_attrs(extractor: str, backend: str, options: Mapping[str, Any], model: str,
@@ -157,7 +180,36 @@ def _text_problem(backend: str, options: Mapping[str, Any]) -> str:
                     "download https://dl.fbaipublicfiles.com/fairseq/models/roberta.base.tar.gz and unpack "
                     f"it to {weights_dir() / 'roberta.base'}")
         return ""
-    return _missing_module("transformers", "transformers is not importable: pip install -r requirements.txt")
+    missing = _missing_module("transformers", "transformers is not importable: pip install -r requirements.txt")
+    return missing or _roberta_problem(str(options.get("model") or PAPER_TEXT_MODELS[backend]))
+
+
+def _hf_offline() -> bool:
+    return offline() or any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _hf_folders(name: str) -> list[Path]:
+    """Where transformers' `name` may be: the path itself, DMMS_WEIGHTS/NAME (extract.text's
+    `hub_model_dir`), and the snapshots of the Hugging Face cache."""
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")), "hub")
+    cache = Path(hub).expanduser() / f"models--{name.replace('/', '--')}" / "snapshots"
+    return [Path(name), weights_dir() / name] + (sorted(cache.iterdir()) if cache.is_dir() else [])
+
+
+def _roberta_problem(name: str) -> str:
+    """Why transformers' RoBERTa `name` would not load here: no folder with config.json and weights
+    when downloads are off (DMMS_OFFLINE, HF_HUB_OFFLINE)."""
+    weights = ("model.safetensors", "pytorch_model.bin")
+    for folder in _hf_folders(name):
+        if (folder / "config.json").is_file() and any((folder / w).is_file() for w in weights):
+            return ""
+    if not _hf_offline():
+        return ""  # transformers downloads it on first use
+    return (f"RoBERTa {name} weights not found (downloads are off: DMMS_OFFLINE or HF_HUB_OFFLINE is set): "
+            f"no config.json with {' or '.join(weights)} in {name}, {weights_dir() / name} or the Hugging "
+            f"Face cache. To fix: save `transformers.AutoModel.from_pretrained('{name}')` and its tokenizer "
+            f"with save_pretrained({str(weights_dir() / name)!r}) where a network is, and copy the folder here")
 
 
 def _faces_problem(options: Mapping[str, Any]) -> str:
@@ -165,10 +217,15 @@ def _faces_problem(options: Mapping[str, Any]) -> str:
                               "pip install --no-deps -r requirements-nodeps.txt")
     if missing:
         return missing
-    spec = SENET50_256
     if options.get("weights") and options["weights"] != SENET50_256.file:
-        spec = own_senet(str(options["weights"]))
-    return obtainable(spec)
+        return obtainable(own_senet(str(options["weights"])))
+    found = next((p for p in candidates(SENET50_256) if p.is_file()), None)
+    if found is not None and (digest := sha256(found)) != SENET50_256.sha256:
+        return (f"{found} has sha256 {digest[:16]}..., not the VGGFace2 PyTorch release's "
+                f"{SENET50_256.sha256[:16]}...: replace it with senet50_256.pth from {SENET50_256.url}, "
+                "or name your own file with the faces option `weights:` (then recorded as a substitute, "
+                "which paper_strict refuses)")
+    return obtainable(SENET50_256)
 
 
 def install_problem(extractor: str, backend: str, options: Mapping[str, Any]) -> str:
@@ -199,6 +256,8 @@ def strict_problems(features: Mapping[str, Mapping[str, Any]]) -> list[str]:
                             f"(not the paper's detectron2 R50-FPN 1x); {DETECTRON2_HINT}")
             continue
         differs = substitution(extractor, requested, options)
+        if not PAPER[extractor].backends and differs == substitution(extractor, requested):
+            differs = None  # the stand-in for a model nobody can run (OCR [3]) with no other change: accepted
         if differs:
             problems.append(f"{name}: {differs}. To fix: set the paper's backend "
                             f"({' or '.join(PAPER[extractor].backends)}) and options in config/config.yaml")

@@ -214,7 +214,13 @@ def test_senet_release_weights_through_the_cli_store(tmp_path, offline):
         mp.setattr("extract.faces.SENET50_256", weights.SENET50_256)
         assert main(["faces", "--manifest", manifest, "--out", str(out), "--backend", "senet50_256",
                      "--no-progress", "--set", "dtype=float32"]) == 0
+        grown = tmp_path / "faces_margin.h5"  # VGGFace2's own 0.3 margin: recorded as a difference
+        assert main(["faces", "--manifest", manifest, "--out", str(grown), "--backend", "senet50_256",
+                     "--no-progress", "--set", "dtype=float32", "--set", "margin=0.3"]) == 0
+    assert read_store(grown).attrs["margin"] == 0.3
+    assert read_store(grown).attrs["substitute"] == "face crops grown by 0.3 x the box size (paper: the face bounding box itself)"
     store = read_store(out)
+    assert store.attrs["margin"] == 0.0  # the paper's "part of the image from the face bounding box"
     assert store.attrs["dim"] == 256 and store.attrs["substitute"] == ""
     assert store.attrs["model"].endswith("(senet50_256.pth, the VGGFace2 PyTorch release)")
     assert dict(zip(store.ids, store.counts.tolist()))["astronaut"] == 1

@@ -44,6 +44,10 @@ def test_end_to_end_stores(pipeline):
     assert not (workdir / "results/demo/features/shards").exists() or not any(
         (workdir / "results/demo/features/shards").rglob("*.h5"))  # temp shards removed
     assert (workdir / "logs/demo/extract/image/merge.log").exists()
+    for feature in ("image", "text", "faces", "ocr", "ocr_text"):  # none runs the paper's model
+        assert read_store(workdir / f"results/demo/features/{feature}.h5").attrs["substitute"], feature
+    ocr_text = read_store(workdir / "results/demo/features/ocr_text.h5").attrs["substitute"]
+    assert "minilm" in ocr_text and "its input ocr: ocr backend easyocr-en (EasyOCR" in ocr_text
 
 
 def test_end_to_end_table_and_figures(pipeline):
