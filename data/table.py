@@ -77,6 +77,8 @@ def _cell_problem(column: str, value: object) -> str | None:
     """Why a parsed cell cannot be a manifest cell (a JSON object, a nested or misplaced list)."""
     if isinstance(value, dict):
         return f"column {column!r} holds a JSON object {json.dumps(value)[:60]}; write a string"
+    if isinstance(value, (bool, np.bool_)) and column in ("id", "image", "text", "labels", "split"):
+        return f"column {column!r} holds the JSON boolean {json.dumps(bool(value))}; write a string"
     if isinstance(value, (list, tuple, np.ndarray)):
         if column in ("id", "image", "split"):
             return f"column {column!r} holds a list; write one value"
@@ -88,6 +90,10 @@ def _cell_problem(column: str, value: object) -> str | None:
 def _decode(path: Path) -> str:
     """The file as text; a non-UTF-8 byte is an error naming its line, column and value."""
     data = path.read_bytes()
+    if (nul := data.find(b"\0")) >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise TableFormatError(f"{path} line {line}: a NUL byte; the file is binary or "
+                               "UTF-16, not a UTF-8 text table: save it as UTF-8")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -122,6 +128,7 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[pd.DataFrame, list[str]
     """Strict CSV: a quote left open, or a row whose field count differs from the header's, is an
     error naming the line where the row starts; a quoted field may hold newlines."""
     text = _decode(path)
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # any long text; open quotes: strict
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     problems: dict[int, list[str]] = {}
     rows: list[list[str]] = []
@@ -135,6 +142,10 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[pd.DataFrame, list[str]
                 continue
             if header is None:
                 header = [c.strip() for c in record]
+                repeated = sorted({c for c in header if header.count(c) > 1})
+                if repeated:
+                    raise TableFormatError(f"{path} line 1: the header names {repeated} more than once; "
+                                           "give every column its own name")
                 if (problem := _header_problem(path, header, delimiter)) is not None:
                     raise TableFormatError(problem)
                 start = reader.line_num + 1
@@ -234,8 +245,10 @@ def read_table(path: str | Path, sep: str = "") -> tuple[pd.DataFrame, list[str]
         frame, where, problems = _read_delimited(path, sep or SEPARATORS[path.suffix.lower()])
     frame.columns = [str(c).strip() for c in frame.columns]
     if "id" not in frame.columns or not {"image", "text"} & set(frame.columns):
+        cased = [c for c in frame.columns if c.lower() in ("id", "image", "text", "labels", "split") and c != c.lower()]
         raise TableFormatError(f"{path} has the columns {list(frame.columns)}; a table needs `id` and "
-                               "at least one of `image` and `text` (and `labels`, optionally `split`)")
+                               "at least one of `image` and `text` (and `labels`, optionally `split`)"
+                               + (f"; names are lower-case: rename {cased}" if cased else ""))
     if "labels" not in frame.columns:
         log.warning("%s has no `labels` column: every sample is unlabeled (fine for predicting; "
                     "to train, add `labels` with class names joined by '|')", path)
@@ -382,7 +395,10 @@ def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0, sep: str = "
     for k, (name, path) in enumerate(zip(image, resolved)):
         if not name:
             continue
-        if not path.exists():
+        if "://" in name:
+            problems.setdefault(k, []).append(f"image {name!r} is a URL; download the images and name "
+                                              "their files (relative to the table's folder)")
+        elif not path.exists():
             missing.append(k)
         elif (problem := _image_problem(path, full=strict_images)) is not None:
             unreadable[k] = problem

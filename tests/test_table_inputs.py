@@ -207,3 +207,29 @@ def test_unscorable_classes_are_warned_when_the_manifest_is_written(tmp_path, ca
     assert "'owl': no positive in the test split (train 1, dev 1, test 0)" in caplog.text
     found = unscorable(read_manifest(out).assign(split=list("00011011")))
     assert [(name, why) for name, _, why in found] == [("owl", "no positive in fold 1"), ("rare", "seen once")]
+
+
+# --- more bad inputs, beyond the list ---------------------------------------------
+@pytest.mark.parametrize("name,content,message", [
+    ("dup.csv", "id,text,text,labels\na,x,y,cat\n", r"line 1: the header names \['text'\] more than once"),
+    ("nul.csv", "id,text,labels\na,x\x00y,cat\n", r"line 2: a NUL byte; the file is binary or UTF-16"),
+    ("cased.csv", "ID,Text,Labels\na,x,cat\n", r"names are lower-case: rename \['ID', 'Text', 'Labels'\]"),
+    ("url.csv", "id,image,text\na,https://example.com/a.jpg,x\n", r"line 2 \(id a\): image 'https://example.com/a.jpg' is a URL"),
+    ("bool.jsonl", '{"id": "a", "text": true}\n', r"line 1 \(id a\): column 'text' holds the JSON boolean true"),
+    ("ids.jsonl", '{"id": 1, "text": "x"}\n{"id": 1.0, "text": "y"}\n', r"line 2 \(id 1\): id '1' repeats line 1"),
+    ("commas.tsv", "id,text,labels\na,x,cat\n", r"holds commas: the file looks comma-separated; name the file .csv"),
+    ("empty.csv", "", r"empty.csv is empty; write a header row"),
+    ("sep.jsonl", '{"id": "a", "text": "x"}\n', r"`sep` applies to CSV/TSV tables"),
+])
+def test_more_bad_inputs_are_refused_with_the_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(TableFormatError, match=message):
+        build_manifest(path, sep=";" if name == "sep.jsonl" else "")
+
+
+def test_a_long_quoted_text_is_not_a_csv_error(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text('id,text,labels\na,"' + "word " * 60_000 + '",cat\n')  # past csv's 131,072 default
+    m, _ = build_manifest(path)
+    assert len(m["text"].iloc[0]) == len("word " * 60_000) - 1
