@@ -73,7 +73,8 @@ def manifest_args(wildcards, input):
         split = ds["split"]
         ratios = ",".join(str(r) for r in split.get("ratios", [0.6, 0.1, 0.3]))
         args = ["--format", "table", "--table", input.source, "--split-ratios", ratios]
-        args += ["--sep", ds["sep"]] * bool(ds["sep"]) + ["--strict-images"] * ds["strict_images"]
+        args += ["--sep", ds["sep"]] if ds["sep"] else []
+        args += ["--strict-images"] if ds["strict_images"] else []
         return quoted(args + ["--split-seed", split.get("seed", 0)])
     args = ["--format", "mmimdb", "--root", ds["root"], "--plot", ds["plot"]]
     if ds["genres"]:
