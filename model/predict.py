@@ -23,7 +23,7 @@ import torch
 from data.manifest import read_manifest
 from extract.atomic import atomic_write
 from model.data import FeatureSpec, load_features
-from model.trained import TrainedRun, check_stores, load_trained
+from model.trained import TrainedRun, check_ids, check_stores, load_trained
 
 STR = h5py.string_dtype("utf-8")
 
@@ -31,8 +31,9 @@ STR = h5py.string_dtype("utf-8")
 def load_for_run(run: TrainedRun, specs: Sequence[FeatureSpec], ids: Sequence[str],
                  device: torch.device | str = "cpu"):
     """The run's feature tables for `ids`, in the run's modality order, checked against its
-    training stores and its features' kinds and input dims."""
+    training stores and its features' kinds and input dims; every id must be in every store."""
     check_stores(run, specs)
+    check_ids(specs, ids)
     by_name = {s.name: s for s in specs}
     ordered = [by_name[n] for n in run.names]
     options = run.options

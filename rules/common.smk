@@ -200,7 +200,8 @@ def model_args(wildcards):
 
 
 def extract_args(wildcards, input):
-    args = model_args(wildcards)
+    """Model arguments, the input store, and the feature name (recorded in the store's attrs)."""
+    args = model_args(wildcards) + f" --feature {shlex.quote(wildcards.feature)}"
     if "store" in input.keys():
         args += f" --input {shlex.quote(input.store)}"
     return args
