@@ -101,14 +101,18 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
                       _training_stores(run_dir, checkpoint))
 
 
-def check_ids(specs: Sequence[FeatureSpec], ids: Sequence[str]) -> None:
+def check_ids(specs: Sequence[FeatureSpec], ids: Sequence[str]) -> dict[str, dict[str, str]]:
     """Refuse stores that do not hold every id of `ids`. A store lists each sample of the manifest
     it was extracted from (zero rows when the modality is absent), so an id it lacks means the
-    store was extracted from another manifest: its samples would be scored with empty sets."""
+    store was extracted from another manifest: its samples would be scored with empty sets.
+    Returns, per feature, the samples of `ids` whose extraction failed (id -> reason)."""
     wanted = pd.Index(list(ids))
     problems = []
+    failed: dict[str, dict[str, str]] = {}
     for spec in specs:
-        absent = wanted[~wanted.isin(read_store(spec.path, columns=[]).ids)]
+        store = read_store(spec.path, columns=[])
+        failed[spec.name] = {sid: reason for sid, reason in store.failed.items() if sid in wanted}
+        absent = wanted[~wanted.isin(store.ids)]
         if len(absent):
             shown = ", ".join(repr(a) for a in absent[:3]) + (", ..." if len(absent) > 3 else "")
             problems.append(f"{spec.name}: {len(absent)} of the manifest's {len(wanted)} ids are not in "
@@ -116,6 +120,7 @@ def check_ids(specs: Sequence[FeatureSpec], ids: Sequence[str]) -> None:
     if problems:
         raise ValueError("the stores do not hold the manifest's samples; extract each feature from this "
                          "manifest (python -m extract EXTRACTOR --manifest M ...):\n  " + "\n  ".join(problems))
+    return failed
 
 
 def check_stores(run: TrainedRun, specs: Sequence[FeatureSpec]) -> None:

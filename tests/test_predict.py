@@ -168,3 +168,26 @@ def test_predict_refuses_a_store_of_another_feature(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert f"tags: feature 'ocr_words' in {words}, but the run was trained on feature 'tags'" in err
     assert "tags: input 'ocr'" in err and not out.with_suffix(".csv").exists()
+
+
+def test_predict_marks_samples_whose_extraction_failed(trained, tmp_path, capsys) -> None:
+    """A sample whose image could not be read is scored without it, as a missing modality, and
+    the predictions say so (it used to be indistinguishable from any other row)."""
+    from extract.store import StoreBuilder
+
+    run, manifest, stores, _ = trained
+    store = read_store(stores["signal"])
+    builder = StoreBuilder()
+    for k, sid in enumerate(store.ids):
+        if k in (3, 7):
+            builder.fail(sid, f"image file {sid}.jpg cannot be decoded")
+        else:
+            builder.add(sid, {"features": store.rows["features"][store.offsets[k]:store.offsets[k + 1]]})
+    broken = write_store(tmp_path / "signal.h5", builder.build(store.attrs, {"features": ((8,), np.float16)}))
+    out = tmp_path / "p"
+    assert main(_predict_args(run, manifest, out, {**stores, "signal": broken})) == 0
+    err = capsys.readouterr().err
+    assert "feature signal: extraction failed for 2 of 90 samples" in err and "cannot be decoded" in err
+    frame = pd.read_csv(out.with_suffix(".csv"), dtype=str, keep_default_na=False)
+    assert frame.loc[frame["failed"] != "", "id"].tolist() == [store.ids[3], store.ids[7]]
+    assert set(frame["failed"]) == {"", "signal"}
