@@ -1,6 +1,8 @@
-"""Every `snakemake` command written in the project's Markdown runs as written.
+"""Every `snakemake` command written in the project's Markdown (and in the comments of the
+Snakefile and the profiles) runs as written.
 
-The commands are read from the files themselves (fenced code lines and inline code spans), so
+The commands are read from the files themselves (fenced code lines, inline code spans, comment
+lines that start with one), so
 the docs cannot drift from the workflow: each one is run in a temporary copy of the project with
 `-n` added at the end. Data that cannot exist here stands in as fixtures in the real layouts: a
 tiny MM-IMDb tree for `imdb`, the README's own-data table built by the README's own Python
@@ -38,7 +40,10 @@ from tests.test_workflows import fake_mmimdb
 # Fragments that name an option in prose rather than a command to run.
 NOT_RUN = {
     "snakemake --report": "names the option in docs/DESIGN.md; README's full --report command is run",
+    "snakemake -s PATH/Snakefile --directory WORKDIR": "placeholders (Snakefile comment); every workflow "
+    "test runs this form (tests/snakemake_run.py)",
 }
+COMMENTED = ("Snakefile", "profiles/default/config.yaml", "profiles/slurm/config.yaml")
 PROJECT = ("Snakefile", "rules", "config", "profiles", "report", "envs")
 INLINE = re.compile(r"`(snakemake [^`]*)`")
 
@@ -65,7 +70,20 @@ def doc_commands() -> list[tuple[str, str]]:
                     found.append((where, re.split(r"\s+#\s", text)[0].strip()))
                 continue
             found += [(where, command.strip()) for command in INLINE.findall(line)]
+    for name in COMMENTED:
+        for number, line in enumerate((ROOT / name).read_text(encoding="utf-8").splitlines(), 1):
+            comment = line.partition("#")[2].strip() if line.lstrip().startswith("#") else ""
+            commands = INLINE.findall(comment) or ([comment] if comment.startswith("snakemake ") else [])
+            found += [(f"{name}:{number}", re.split(r"\s{2,}", c)[0].strip()) for c in commands]
     return found
+
+
+def distinct_commands() -> list[tuple[str, str]]:
+    """(every place it is written, command), each command once."""
+    places: dict[str, list[str]] = {}
+    for where, command in doc_commands():
+        places.setdefault(command, []).append(where)
+    return [(", ".join(where), command) for command, where in places.items()]
 
 
 def readme_block(language: str, after: str) -> str:
@@ -124,7 +142,7 @@ def test_the_markdown_has_the_commands_this_test_expects() -> None:
     assert "snakemake --unlock" in commands and any(c.startswith("snakemake --report ") for c in commands)
 
 
-@pytest.mark.parametrize("where, command", doc_commands(), ids=lambda v: v)
+@pytest.mark.parametrize("where, command", distinct_commands(), ids=lambda v: v)
 def test_documented_command_runs_as_written(project, where, command) -> None:
     if command in NOT_RUN:
         assert NOT_RUN[command]
