@@ -197,3 +197,26 @@ def test_unlock_after_kill_9_as_the_readme_says(project) -> None:
     assert run(project, shlex.split(unlock)[1:]).returncode == 0
     again = run(project, ["--cores", "1", *target, "-n"])
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+
+
+SLURM_TOOLS = {"sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", "scancel", "scontrol", "sdiag",
+               "sinfo", "sprio", "squeue", "sreport", "srun", "sshare", "sstat", "strigger"}
+
+
+def test_slurm_profile_dry_run_needs_no_slurm(project, tmp_path) -> None:
+    """The documented SLURM command plans on a machine without Slurm's tools (a laptop): PATH
+    is rebuilt from links to every program on it except Slurm's client commands."""
+    hidden = tmp_path / "bin"
+    hidden.mkdir()
+    for folder in [BIN, *os.environ["PATH"].split(os.pathsep)]:
+        if Path(folder).is_dir():
+            for program in Path(folder).iterdir():
+                if program.name not in SLURM_TOOLS and not (hidden / program.name).exists():
+                    (hidden / program.name).symlink_to(program)
+    assert shutil.which("sinfo", path=str(hidden)) is None and shutil.which("sbatch", path=str(hidden)) is None
+    command = next(c for _, c in doc_commands() if "--profile profiles/slurm" in c)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=str(hidden))
+    done = subprocess.run([sys.executable, "-m", "snakemake", *shlex.split(command)[1:], "-n"], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "Job stats" in done.stdout and "gpu=1" in done.stdout
