@@ -24,6 +24,8 @@ def _extract_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--shard", help="K/N: process the K-th of N contiguous parts (1-based)")
     p.add_argument("--input", help="another store whose samples this extractor reads (ocr for ocr_text, objects for boxes)")
+    p.add_argument("--feature", help="the feature this store is (recorded in its `feature` attr; the pipeline "
+                   "passes the config's feature name)")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="extractor option (repeatable)")
     p.add_argument("--compression", choices=["gzip", "lzf"], help="compress columns (default: none, fastest to load)")
@@ -102,8 +104,19 @@ def run_extractor(name: str, argv: list[str]) -> int:
     extractor = cls(args.backend or cls.backends[0], resolve_device(args.device), options)
     carried = upstream(str(source.attrs.get("substitute", "")), Path(args.input).stem) if source else ""
     extract(extractor, items, args.out, workers=args.workers, progress=not args.no_progress,
-            compression=args.compression, upstream=carried)
+            compression=args.compression, upstream=carried, attrs=source_attrs(args.feature, source))
     return 0
+
+
+def source_attrs(feature: str | None, input_store) -> dict[str, str]:
+    """What a store was built from: `input` is the input store's feature (or extractor) or
+    `manifest`, and `feature` the feature name when given. A run refuses a store whose `feature`
+    or `input` differs from its training store's (an `ocr_text` store given as `text`)."""
+    if input_store is None:
+        source = "manifest"
+    else:
+        source = str(input_store.attrs.get("feature") or input_store.attrs.get("extractor") or "store")
+    return {"input": source, **({"feature": feature} if feature else {})}
 
 
 if __name__ == "__main__":

@@ -135,12 +135,14 @@ def _forward(extractor: Extractor, batch: list[Any]) -> list[Output | str]:
 
 
 def extract(extractor: Extractor, items: Sequence[Item], out: str | Path, workers: int = 0,
-            progress: bool = True, compression: str | None = None, upstream: str = "") -> Path:
+            progress: bool = True, compression: str | None = None, upstream: str = "",
+            attrs: dict[str, Any] | None = None) -> Path:
     """Run `extractor` over `items` into the store `out`, appending each batch's samples as they
     finish (memory: a few batches, whatever the number of items). `workers` decoding threads
     (0: `default_workers`). Under fp16/bf16 the first batch also runs in fp32 and the cosine
     similarity of its features is recorded in the attrs (`precision_check`). `upstream`: what the
-    input store differs from the paper in (`extract.substitutes.upstream`), added to `substitute`."""
+    input store differs from the paper in (`extract.substitutes.upstream`), added to `substitute`.
+    `attrs` are added to the store's (what it was built from: `feature`, `input`)."""
     size = extractor.batch_size
     workers = workers or default_workers(extractor.device)
     check: dict[str, Any] = {}
@@ -170,8 +172,10 @@ def extract(extractor: Extractor, items: Sequence[Item], out: str | Path, worker
             bar.update(len(chunk))
         bar.close()
         seconds = time.perf_counter() - started - check_seconds
+        extra = attrs or {}
         attrs = base_attrs(extractor.name, extractor.backend, extractor.dim, extractor.config(),
                            extractor.weights)
+        attrs.update(extra)
         attrs.update({"device": str(extractor.device), "precision": extractor.precision,
                       "batch_size": size, "workers": workers, "seconds": round(seconds, 3),
                       "seconds_per_sample": round(seconds / max(1, len(items)), 5)})

@@ -13,14 +13,17 @@ Row and sample columns live at the file's top level, named as in docs/DESIGN.md;
 recorded lack `failed_ids` / `failed_reasons`: read as no failures.
 
 Writing streams: `StoreWriter` appends samples to resizable, chunked datasets of a temporary file
-(renamed when complete, `extract.atomic`), so an extraction shard holds a few batches in memory
+(renamed when complete, `extract.atomic`; temporaries of writers that died, e.g. by `kill -9`, are
+deleted when the same path is written again), so an extraction shard holds a few batches in memory
 whatever its size, and `merge_stores` copies shards block by block. Contiguous datasets of older
 stores read the same way.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -173,6 +176,30 @@ def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
     ds[n:] = values
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete `.NAME.PID.tmp` files left beside `path` by writers that died (`kill -9`, a node
+    lost): the ones whose process no longer exists. Called when a store (or shard) is written
+    again, so a rerun shard does not leave its predecessor's partial file behind."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:-len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 class StoreWriter:
     """Writes one store by appending samples as they come; memory holds only the samples buffered
     since the last flush (at most ~`FLUSH_BYTES` of rows or `FLUSH_SAMPLES` samples).
@@ -194,6 +221,7 @@ class StoreWriter:
         self.failures = 0
         self.finished = False
         self._stack = ExitStack()
+        remove_stale_temporaries(self.path)
         tmp = self._stack.enter_context(atomic_write(self.path))
         # a chunk cache of a few chunks per column, so appends never re-read a chunk from disk
         self.h5 = h5py.File(tmp, "w", rdcc_nbytes=4 * CHUNK_BYTES * max(1, len(self.columns)))
@@ -441,7 +469,7 @@ def _check_shards(paths: Sequence[str | Path]) -> tuple[dict[str, Any], ColumnSp
             # a sample column no sample of a shard had (e.g. an empty shard) is '' there
             sample_names += [n for n in samples if n not in sample_names]
             index_store = "vocab_size" in first_attrs  # its dim is the vocabulary seen by each shard
-            for key in ("extractor", "backend") + (() if index_store else ("dim",)):
+            for key in ("extractor", "backend", "feature", "input") + (() if index_store else ("dim",)):
                 if attrs.get(key) != first_attrs.get(key):
                     raise ValueError(f"shard {p} differs from {paths[0]} in {key}")
             for name, (shape, dtype) in this.items():

@@ -8,8 +8,12 @@ and the sample's feature importance matrix (the paper's Figures 2/3) with the po
 Selection: the samples the importance matrices choose (`--samples`, config `importance_samples`;
 model/matrices.py) plus the `--errors` most confident errors of that run: test samples whose
 predicted label set differs from the true one, ranked by the largest |p - threshold| among their
-wrong decisions. Pages link images relatively (`img/...`), so index.html opens from disk; the page
-is rendered from model/templates/gallery.html.j2 with Jinja2 (autoescaped).
+wrong decisions. Pages link images relatively (`img/...`), so index.html opens from disk; each
+image links to itself at full size, and the matrix rows are named in the page as well as in the
+figure. OCR rows scoring below `--ocr-min-score` (default 0.3, or the extractor's own
+`min_confidence` if higher) are counted on the card but not drawn. File names come from
+`model.matrices.safe_name` (unique per id). The page is rendered from
+model/templates/gallery.html.j2 with Jinja2 (autoescaped).
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from model.matrices import (Combination, choose_samples, load_combinations, moda
 
 TEMPLATES = Path(__file__).with_name("templates")
 TEXT_CHARS = 320  # characters of the text shown on a card
+# OCR rows scoring below this are not drawn: EasyOCR (min_confidence 0 keeps every hit) returns
+# punctuation at scores like 0.17 with a box over the whole poster, which hides what it did read.
+OCR_MIN_SCORE = 0.3
 
 
 @dataclass
@@ -40,32 +47,52 @@ class Layer:
     kind: str  # faces | objects | ocr
     boxes: dict[str, np.ndarray] = field(default_factory=dict)  # id -> (n, 4)
     captions: dict[str, list[str]] = field(default_factory=dict)  # id -> n captions
+    hidden: dict[str, int] = field(default_factory=dict)  # id -> OCR rows below the score not drawn
+    min_score: float = 0.0  # OCR: rows scoring below this are not drawn
 
 
-def read_layer(path: str | Path, ids: Sequence[str]) -> Layer:
-    """The boxes (and object class names or OCR words) of `ids` in one faces/objects/ocr store."""
+def read_layer(path: str | Path, ids: Sequence[str], ocr_min_score: float = OCR_MIN_SCORE) -> Layer:
+    """The boxes (and object class names or OCR words) of `ids` in one faces/objects/ocr store.
+    OCR rows scoring below `ocr_min_score` (or the extractor's own `min_confidence`, if higher)
+    are left out and counted in `hidden`."""
     probe = read_store(path, columns=[])
     kind = str(probe.attrs.get("extractor", ""))
     if kind not in ("faces", "objects", "ocr"):
         raise ValueError(f"--store {path}: a {kind or 'unknown'} store; give faces, objects or ocr stores")
     caption_column = {"objects": "labels", "ocr": "words"}.get(kind)
-    store = read_store(path, columns=["boxes"] + ([caption_column] if caption_column else []))
+    scored = kind == "ocr" and "scores" in json.loads(probe.attrs.get("row_columns", "[]"))
+    store = read_store(path, columns=["boxes"] + ([caption_column] if caption_column else [])
+                       + (["scores"] if scored else []))
     names = json.loads(store.attrs["class_names"]) if kind == "objects" else None
     layer = Layer(kind)
+    if kind == "ocr":
+        kept = float(json.loads(store.attrs.get("config", "{}")).get("min_confidence", 0.0) or 0.0)
+        layer.min_score = max(ocr_min_score, kept)
     for sid in ids:
         try:
             k = store.index(sid)
         except KeyError:
             continue
-        rows = slice(int(store.offsets[k]), int(store.offsets[k + 1]))
+        rows = np.arange(int(store.offsets[k]), int(store.offsets[k + 1]))
+        if scored:
+            shown = store.rows["scores"][rows] >= layer.min_score
+            layer.hidden[sid] = int((~shown).sum())
+            rows = rows[shown]
         layer.boxes[sid] = np.asarray(store.rows["boxes"][rows], dtype=np.float32).reshape(-1, 4)
         if kind == "objects":
             layer.captions[sid] = [names[int(i)] for i in store.rows["labels"][rows]]
         elif kind == "ocr":
             layer.captions[sid] = [str(w) for w in store.rows["words"][rows]]
         else:
-            layer.captions[sid] = [""] * (rows.stop - rows.start)
+            layer.captions[sid] = [""] * len(rows)
     return layer
+
+
+def found_text(layer: Layer, sample_id: str) -> str:
+    """`3 faces`, or `2 ocr (1 below score 0.3 not drawn)`."""
+    text = f"{len(layer.boxes.get(sample_id, ()))} {layer.kind}"
+    hidden = layer.hidden.get(sample_id, 0)
+    return text + (f" ({hidden} below score {layer.min_score:g} not drawn)" if hidden else "")
 
 
 def confident_errors(combo: Combination, count: int, exclude: Sequence[str] = ()) -> list[str]:
@@ -103,7 +130,7 @@ def first_lines(text: str, limit: int = TEXT_CHARS) -> str:
 
 def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: Sequence[str | Path],
                   out_dir: str | Path, samples: int = 4, errors: int = 4, seed: int | None = 0,
-                  labels: dict[str, str] | None = None) -> Path:
+                  labels: dict[str, str] | None = None, ocr_min_score: float = OCR_MIN_SCORE) -> Path:
     """Write `out_dir/index.html` and its images under `out_dir/img/`; returns the page's path."""
     from model import plots
 
@@ -118,7 +145,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     picked += [(sid, "confident error") for sid in confident_errors(main, errors, chosen)]
     frame = read_manifest(manifest).set_index("id")
     ids = [sid for sid, _ in picked]
-    layers = [read_layer(path, ids) for path in stores]
+    layers = [read_layer(path, ids, ocr_min_score) for path in stores]
     out_dir = Path(out_dir)
     img_dir = out_dir / "img"
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +172,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
                      for layer in layers]
             plots.detections_png(poster, drawn, img_dir / f"{name}_poster.png")
             card["poster"] = f"img/{name}_poster.png"
-            card["found"] = [f"{len(b)} {kind}" for kind, b, _ in drawn]
+            card["found"] = [found_text(layer, sid) for layer in layers]
         write_sample(combos, columns, sid, img_dir / f"{name}_matrix.png", "max", poster=poster)
         cards.append(card)
     from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -153,7 +180,8 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     page = env.get_template("gallery.html.j2").render(
         cards=cards, run=main.features, seed=main.seed, threshold=main.threshold,
-        combinations=[c.features for c in combos], task=main.task)
+        combinations=[c.features for c in combos], task=main.task,
+        ocr_min_score=max([layer.min_score for layer in layers if layer.kind == "ocr"], default=None))
     index = out_dir / "index.html"
     with atomic_write(index) as tmp:
         tmp.write_text(page, encoding="utf-8")

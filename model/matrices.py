@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import sys
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +280,14 @@ def legend_text(combos: Sequence[Combination], pool: str) -> str:
 
 
 def safe_name(sample_id: str) -> str:
-    return re.sub(r"[^\w.-]", "_", str(sample_id)) or "sample"
+    """A file name for `sample_id`: the id itself when it is safe, else its safe characters plus
+    a hash of the id, so ids differing only in unsafe characters (`a/1`, `a 1`, `a_1`) never
+    share a file."""
+    text = str(sample_id)
+    name = re.sub(r"[^\w.-]", "_", text)
+    if name == text and text not in ("", ".", ".."):
+        return name
+    return f"{name.strip('.') or 'sample'}-{zlib.crc32(text.encode('utf-8')):08x}"
 
 
 def sample_panel(combos: Sequence[Combination], columns: Sequence[str], sample_id: str,

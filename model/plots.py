@@ -76,11 +76,14 @@ def matrix_size(rows: int, cols: int) -> tuple[float, float]:
     return 3.2 + 0.85 * cols, 1.9 + 0.48 * rows
 
 
+FOOTNOTE_PT = 9  # the matrices' row legend: 15 px at 120 dpi (7 pt was ~5 px once the gallery scaled it)
+
+
 def _footnote(fig, text: str) -> None:
-    """Small wrapped text under the axes; the constrained layout keeps the axes above it."""
-    text = textwrap.fill(text, int(fig.get_figwidth() * 17))
-    fig.text(0.01, 0.005, text, fontsize=7, va="bottom", ha="left", color="#444444")
-    bottom = (0.13 * (text.count("\n") + 1) + 0.08) / fig.get_figheight()
+    """Wrapped text under the axes; the constrained layout keeps the axes above it."""
+    text = textwrap.fill(text, int(fig.get_figwidth() * 17 * 7 / FOOTNOTE_PT))
+    fig.text(0.01, 0.005, text, fontsize=FOOTNOTE_PT, va="bottom", ha="left", color="#444444")
+    bottom = (0.13 * FOOTNOTE_PT / 7 * (text.count("\n") + 1) + 0.08) / fig.get_figheight()
     fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))  # (left, bottom, width, height)
 
 

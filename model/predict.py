@@ -1,17 +1,19 @@
 """Apply a trained run to new samples: `python -m model predict --run RUN_DIR --manifest M
 --feature NAME=STORE.h5 ... --out PRED` writes PRED.csv and PRED.h5.
 
-PRED.csv: `id`, `predicted` (`|`-joined classes at the run's threshold), one `p_<class>` column
-per class. PRED.h5: ids, probabilities (N, C), classes, importance (N, M) per modality (the
-run's pool's importance: share of dimensions won for max/min, of mass for sum/mean/attention/
-concat), `winners` (N, M) the number of the D dimensions each modality wins (max/min pools only),
-elements (N, M) set elements per modality, and the run's features and pool as attrs.
+PRED.csv: `id`, `predicted` (`|`-joined classes at the run's threshold), `failed` (`|`-joined
+features whose extraction failed for the sample: it was scored without them, as any sample missing
+a modality; each such feature is also reported on stderr), one `p_<class>` column per class.
+PRED.h5: ids, probabilities (N, C), classes, importance (N, M) per modality (the run's pool's
+importance: share of dimensions won for max/min, of mass for sum/mean/attention/concat),
+`winners` (N, M) the number of the D dimensions each modality wins (max/min pools only), elements (N, M) set elements per modality, and the run's features and pool as attrs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -23,16 +25,20 @@ import torch
 from data.manifest import read_manifest
 from extract.atomic import atomic_write
 from model.data import FeatureSpec, load_features
-from model.trained import TrainedRun, check_stores, load_trained
+from model.trained import TrainedRun, check_ids, check_stores, load_trained
 
 STR = h5py.string_dtype("utf-8")
 
 
 def load_for_run(run: TrainedRun, specs: Sequence[FeatureSpec], ids: Sequence[str],
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", failed: dict | None = None):
     """The run's feature tables for `ids`, in the run's modality order, checked against its
-    training stores and its features' kinds and input dims."""
+    training stores and its features' kinds and input dims; every id must be in every store.
+    `failed`, when given, receives per feature the samples whose extraction failed (id -> reason)."""
     check_stores(run, specs)
+    found = check_ids(specs, ids)
+    if failed is not None:
+        failed.update(found)
     by_name = {s.name: s for s in specs}
     ordered = [by_name[n] for n in run.names]
     options = run.options
@@ -60,13 +66,20 @@ def predicted_labels(probs: np.ndarray, classes: Sequence[str], threshold: float
     return ["|".join(names[row]) for row in flags]
 
 
+def failed_column(ids: Sequence[str], failed: dict[str, dict[str, str]], names: Sequence[str]) -> list[str]:
+    """Per id, the `|`-joined features (in `names` order) whose extraction failed for it."""
+    return ["|".join(n for n in names if sid in failed.get(n, {})) for sid in ids]
+
+
 def write_predictions(out: str | Path, run: TrainedRun, ids: Sequence[str], probs: np.ndarray,
-                      importance: np.ndarray | None, elements: np.ndarray) -> tuple[Path, Path]:
+                      importance: np.ndarray | None, elements: np.ndarray,
+                      failed: dict[str, dict[str, str]] | None = None) -> tuple[Path, Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     csv, h5_path = out.with_suffix(".csv"), out.with_suffix(".h5")
     frame = pd.DataFrame({"id": list(ids),
-                          "predicted": predicted_labels(probs, run.classes, run.options.threshold)})
+                          "predicted": predicted_labels(probs, run.classes, run.options.threshold),
+                          "failed": failed_column(ids, failed or {}, run.names)})
     for k, name in enumerate(run.classes):
         frame[f"p_{name}"] = probs[:, k]
     with atomic_write(csv) as tmp:
@@ -96,7 +109,13 @@ def predict_new(run_dir: str | Path, manifest: str | Path, specs: Sequence[Featu
     ids = read_manifest(manifest)["id"].tolist()
     if not ids:
         raise ValueError(f"manifest {manifest} has no samples")
-    tables = load_for_run(run, specs, ids, device)
+    failed: dict[str, dict[str, str]] = {}
+    tables = load_for_run(run, specs, ids, device, failed)
+    for name, bad in failed.items():
+        if bad:
+            first = next(iter(bad.items()))
+            print(f"note: feature {name}: extraction failed for {len(bad)} of {len(ids)} samples, scored "
+                  f"without it (column `failed`), e.g. {first[0]!r}: {first[1]}", file=sys.stderr)
     probs, importance = run_model(run, tables, batch_size)
     elements = np.stack([t.counts.cpu().numpy() for t in tables], axis=1)  # (N, M)
-    return write_predictions(out, run, ids, probs, importance, elements)
+    return write_predictions(out, run, ids, probs, importance, elements, failed)

@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import h5py
+import pandas as pd
 import torch
 
+from extract.store import read_store
 from model import runfiles
 from model.data import FeatureInfo, FeatureSpec
 from model.options import TrainOptions
 from model.sets import FusionModel
 
-# Store attrs that must agree between the training store and a store a run is applied to.
-CHECKED_ATTRS = ("extractor", "backend", "dim")
+# Store attrs that must agree between the training store and a store a run is applied to:
+# what made it, and what it was built from (`feature`, `input`: stores written since they are
+# recorded; a key missing on either side is not compared).
+CHECKED_ATTRS = ("extractor", "backend", "dim", "feature", "input")
 
 
 @dataclass
@@ -97,9 +101,31 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
                       _training_stores(run_dir, checkpoint))
 
 
+def check_ids(specs: Sequence[FeatureSpec], ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Refuse stores that do not hold every id of `ids`. A store lists each sample of the manifest
+    it was extracted from (zero rows when the modality is absent), so an id it lacks means the
+    store was extracted from another manifest: its samples would be scored with empty sets.
+    Returns, per feature, the samples of `ids` whose extraction failed (id -> reason)."""
+    wanted = pd.Index(list(ids))
+    problems = []
+    failed: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        store = read_store(spec.path, columns=[])
+        failed[spec.name] = {sid: reason for sid, reason in store.failed.items() if sid in wanted}
+        absent = wanted[~wanted.isin(store.ids)]
+        if len(absent):
+            shown = ", ".join(repr(a) for a in absent[:3]) + (", ..." if len(absent) > 3 else "")
+            problems.append(f"{spec.name}: {len(absent)} of the manifest's {len(wanted)} ids are not in "
+                            f"{spec.path} ({shown})")
+    if problems:
+        raise ValueError("the stores do not hold the manifest's samples; extract each feature from this "
+                         "manifest (python -m extract EXTRACTOR --manifest M ...):\n  " + "\n  ".join(problems))
+    return failed
+
+
 def check_stores(run: TrainedRun, specs: Sequence[FeatureSpec]) -> None:
     """Refuse stores that do not match the run's features: a missing or extra feature, or a store
-    whose extractor, backend or dim differs from the training store's."""
+    whose extractor, backend, dim, feature or input differs from the training store's."""
     given = [s.name for s in specs]
     missing = [n for n in run.names if n not in given]
     extra = [n for n in given if n not in run.names]

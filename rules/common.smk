@@ -102,20 +102,53 @@ def download_args(wildcards):
 
 
 def predict_model(dataset):
-    """(model dataset, combination, pool, run) of a `predict:` dataset, else None."""
+    """(model dataset, combination, pool, run) of a `predict:` dataset, else None. The run must
+    be a cell of the model dataset's grid (one the workflow trains), so a typo is refused while
+    the DAG is built instead of training a run nobody configured."""
     spec = DATASETS[dataset].get("predict")
     if not spec:
         return None
-    model_ds, combination, pool, run = spec["model"].split("/")
-    if (
-        model_ds not in DATASETS
-        or combination not in experiments(model_ds)["combinations"]
-    ):
+    model_ds, combination, pool, run = spec["model"].split("/")  # the schema checks the form
+    if model_ds not in DATASETS or DATASETS[model_ds].get("predict"):
+        trained = [d for d in DATASETS if not DATASETS[d].get("predict")]
         raise ValueError(
-            f"dataset {dataset!r}: predict.model {spec['model']!r} names no configured "
-            "DATASET/COMBINATION (of config/config.yaml)"
+            f"dataset {dataset!r}: predict.model {spec['model']!r} names no trained dataset "
+            f"{model_ds!r} in {config_sources()}; configured: {', '.join(trained) or 'none'}"
+        )
+    runs = configured_runs(model_ds)
+    if spec["model"] not in runs:
+        raise ValueError(
+            f"dataset {dataset!r}: predict.model {spec['model']!r} is not a run of the grid of "
+            f"{model_ds!r} in {config_sources()}; configured runs: {', '.join(runs) or 'none'}"
         )
     return model_ds, combination, pool, run
+
+
+def configured_runs(dataset):
+    """DATASET/COMBINATION/POOL/RUN of every cell of a dataset's training grid."""
+    return [
+        f"{dataset}/{name}/{pool}/{run}"
+        for name in experiments(dataset)["combinations"]
+        for pool in combination_pools(dataset, name)
+        for run in run_names(dataset)
+    ]
+
+
+def config_sources():
+    """The config files this run loaded (the workflow's own first, then --configfile ones) and
+    --config when given: what an error about a dataset's settings points the user at."""
+    given = [str(p) for p in workflow.config_settings.configfiles]
+    loaded = [str(p) for p in workflow.configfiles if str(p) not in given] + given
+    files = []
+    for path in loaded:
+        shown = (
+            path if os.path.relpath(path).startswith("..") else os.path.relpath(path)
+        )
+        if shown not in files:
+            files.append(shown)
+    if workflow.config_settings.config:
+        files.append("--config")
+    return ", ".join(files) or "no config file"
 
 
 def dataset_features(dataset):
@@ -157,7 +190,7 @@ def feature_config(wildcards):
     features = dataset_features(wildcards.dataset)
     if wildcards.feature not in features:
         raise ValueError(
-            f"dataset {wildcards.dataset!r} has no feature {wildcards.feature!r} in config/config.yaml; "
+            f"dataset {wildcards.dataset!r} has no feature {wildcards.feature!r} in {config_sources()}; "
             f"configured: {', '.join(features) or 'none'}"
         )
     check_paper_strict(wildcards.dataset)
@@ -202,7 +235,8 @@ def model_args(wildcards):
 
 
 def extract_args(wildcards, input):
-    args = model_args(wildcards)
+    """Model arguments, the input store, and the feature name (recorded in the store's attrs)."""
+    args = model_args(wildcards) + f" --feature {shlex.quote(wildcards.feature)}"
     if "store" in input.keys():
         args += f" --input {shlex.quote(input.store)}"
     return args
@@ -286,7 +320,7 @@ def combination_features(wildcards):
     combos = experiments(wildcards.dataset)["combinations"]
     if wildcards.combination not in combos:
         raise ValueError(
-            f"dataset {wildcards.dataset!r} has no combination {wildcards.combination!r} in config/config.yaml"
+            f"dataset {wildcards.dataset!r} has no combination {wildcards.combination!r} in {config_sources()}"
         )
     return combos[wildcards.combination]["features"]
 
@@ -451,4 +485,10 @@ def dataset_outputs(dataset):
 
 
 def default_targets(wildcards):
+    unknown = [name for name in config["targets"] if name not in DATASETS]
+    if unknown:
+        raise ValueError(
+            f"targets {unknown} name no dataset in {config_sources()}; "
+            f"configured: {', '.join(DATASETS) or 'none'}"
+        )
     return [path for name in config["targets"] for path in dataset_outputs(name)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -28,13 +29,31 @@ class Links(HTMLParser):
         super().__init__()
         self.images: list[str] = []
         self.cards: list[str] = []
+        self.linked: list[str] = []  # images inside a link to themselves
+        self.rows: list[str] = []  # the matrix row names listed on the page
+        self._href: str | None = None
+        self._row = False
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        if tag == "a":
+            self._href = attrs.get("href")
         if tag == "img":
             self.images.append(attrs["src"])
+            if self._href == attrs["src"]:
+                self.linked.append(attrs["src"])
         if tag == "div" and attrs.get("class") == "card":
             self.cards.append(attrs["id"])
+        self._row = tag == "li"
+
+    def handle_endtag(self, tag):
+        if tag == "a":
+            self._href = None
+
+    def handle_data(self, data):
+        if self._row and data.strip():
+            self.rows.append(data.strip())
+            self._row = False
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +80,10 @@ def setup(tmp_path_factory):
     for sid in frame["id"]:
         faces.add(sid, {"features": np.zeros((1, 4), np.float16),
                         "boxes": np.array([[60, 20, 140, 120]], np.float32), "scores": np.ones(1, np.float32)})
-        ocr.add(sid, {"words": np.array(["SPACE", "<script>"], dtype=object),
-                      "boxes": np.array([[10, 200, 80, 230], [90, 200, 200, 230]], np.float32),
-                      "scores": np.ones(2, np.float32)}, {"text": "SPACE <script>"})
+        # a low-score punctuation hit over the whole poster, as EasyOCR returns them
+        ocr.add(sid, {"words": np.array(["SPACE", "<script>", ","], dtype=object),
+                      "boxes": np.array([[10, 200, 80, 230], [90, 200, 200, 230], [0, 0, 255, 255]], np.float32),
+                      "scores": np.array([0.9, 0.8, 0.17], np.float32)}, {"text": "SPACE <script> ,"})
     box = {"boxes": ((4,), np.float32), "scores": ((), np.float32)}
     write_store(root / "faces.h5", faces.build(base_attrs("faces", "backbone", 4, {}),
                                                {"features": ((4,), np.float16), **box}))
@@ -117,3 +137,43 @@ def test_matrix_png_puts_the_poster_beside_the_matrix(setup, tmp_path) -> None:
     beside = write_sample(combos, columns, sid, tmp_path / "beside.png", "max", poster=poster)
     (w0, h0), (w1, h1) = Image.open(plain).size, Image.open(beside).size
     assert h1 == h0 and w1 > w0 + 0.5 * h0  # a square poster as tall as the figure, on the left
+
+
+def test_gallery_links_full_size_images_names_rows_and_skips_low_score_ocr(setup, capsys) -> None:
+    import re
+
+    from model import plots
+
+    root, manifest, runs = setup
+    out = root / "site2"
+    args = ["gallery", "--manifest", str(manifest), "--runs", *map(str, runs), "--store", str(root / "ocr.h5"),
+            "--out-dir", str(out), "--samples", "2", "--errors", "2"]
+    assert main(args) == 0, capsys.readouterr().err
+    html = (out / "index.html").read_text()
+    parser = Links()
+    parser.feed(html)
+    assert sorted(parser.linked) == sorted(parser.images)  # every image opens at full size
+    assert len(parser.rows) == 2 * len(parser.cards) and parser.rows[:2] == ["signal", "signal, noise, tags"]
+    # the low-score ',' is counted, not drawn: the poster's border keeps the photo's pixels
+    assert html.count("2 ocr (1 below score 0.3 not drawn)") == len([s for s in parser.images if "poster" in s])
+    original = np.asarray(Image.open(root / "poster.png").convert("RGB"), dtype=np.int16)
+    for src in (s for s in parser.images if s.endswith("_poster.png")):
+        drawn = np.asarray(Image.open(out / src).convert("RGB"), dtype=np.int16)
+        assert np.abs(drawn[:, 0] - original[:, 0]).max() < 8 and np.abs(drawn[0] - original[0]).max() < 8
+        assert (drawn[200:231, 10] == plots.DETECTION_COLOURS["ocr"]).all(1).any()  # SPACE is drawn
+    # the matrix's row legend as the page shows it: at least 12 px high
+    cap = re.search(r"\.matrix img \{ max-width: (\d+)px", html)
+    for src in (s for s in parser.images if s.endswith("_matrix.png")):
+        width = Image.open(out / src).size[0]
+        scale = min(1.0, int(cap.group(1)) / width) if cap else 1.0
+        assert plots.FOOTNOTE_PT * 120 / 72 * scale >= 12, (src, width, scale)
+
+
+def test_file_names_are_unique_per_id() -> None:
+    from model.matrices import safe_name
+
+    ids = ["a/1", "a_1", "a 1", "a:1", "..", "", "00012", "film.1"]
+    names = [safe_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert all(re.fullmatch(r"[\w.-]+", n) and n not in (".", "..") for n in names)
+    assert safe_name("00012") == "00012" and safe_name("a_1") == "a_1"  # safe ids keep their name

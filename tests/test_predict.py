@@ -108,3 +108,86 @@ def test_predict_refuses_missing_feature_and_wrong_dim(trained, tmp_path, capsys
     assert main(base + ["--feature", f"signal={stores['noise']}", "--feature", f"noise={stores['noise']}",
                         "--feature", f"tags={stores['tags']}"]) == 2
     assert "dim" in capsys.readouterr().err
+
+
+def _predict_args(run, manifest, out, stores) -> list[str]:
+    args = ["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(out)]
+    return args + [a for name, path in stores.items() for a in ("--feature", f"{name}={path}")]
+
+
+def test_predict_refuses_stores_that_lack_the_manifests_ids(trained, tmp_path, capsys) -> None:
+    """Stores extracted from another manifest used to give every sample the same probabilities."""
+    run, manifest, stores, _ = trained
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    renamed = frame.assign(id="new-" + frame["id"])
+    other = tmp_path / "other.csv"
+    renamed.to_csv(other, index=False)
+    out = tmp_path / "p"
+    assert main(_predict_args(run, other, out, stores)) == 2
+    err = capsys.readouterr().err
+    assert f"signal: 90 of the manifest's 90 ids are not in {stores['signal']}" in err
+    assert "'new-00000', 'new-00001', 'new-00002', ..." in err and "tags: 90 of" in err
+    assert not out.with_suffix(".csv").exists()
+    # two new rows beside the known ones: still refused, and only those two are named
+    pd.concat([frame, renamed.head(2)]).to_csv(other, index=False)
+    assert main(_predict_args(run, other, out, stores)) == 2
+    assert "signal: 2 of the manifest's 92 ids are not in" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_store_of_another_feature(tmp_path, capsys) -> None:
+    """An index store of hashed OCR words given as an index feature read from a manifest column:
+    same extractor, backend and dim, but another feature and input (recorded by the CLI)."""
+    from extract.__main__ import main as extract_main
+    from extract.store import StoreBuilder, base_attrs
+
+    manifest, toy = make_toy(tmp_path / "toy", n=120, seed=3)
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(0)
+    frame["tagcol"] = ["|".join(map(str, rng.integers(0, 8, size=2))) for _ in range(len(frame))]
+    frame.to_csv(manifest, index=False)
+    tags = tmp_path / "tags.h5"
+    assert extract_main(["index", "--manifest", str(manifest), "--out", str(tags), "--feature", "tags",
+                         "--set", "column=tagcol", "--set", "vocab_size=8", "--no-progress"]) == 0
+    ocr = StoreBuilder()
+    for sid in frame["id"]:
+        ocr.add(sid, {"words": np.array(["NIGHT", "fear"], dtype=object)}, {"text": "NIGHT fear"})
+    ocr_path = write_store(tmp_path / "ocr.h5", ocr.build(base_attrs("ocr", "easyocr-en", 0, {}),
+                                                          {"words": ((), object)}))
+    words = tmp_path / "ocr_words.h5"
+    assert extract_main(["index", "--manifest", str(manifest), "--out", str(words), "--feature", "ocr_words",
+                         "--input", str(ocr_path), "--set", "source=words", "--set", "vocab_size=8",
+                         "--no-progress"]) == 0
+    assert (read_store(tags, columns=[]).attrs["input"], read_store(words, columns=[]).attrs["input"]) == \
+        ("manifest", "ocr")
+    run = tmp_path / "run"
+    train(manifest, [FeatureSpec("signal", toy["signal"]), FeatureSpec("tags", tags)], "max", 0, run,
+          options=parse_options(FAST), log=None)
+    assert main(_predict_args(run, manifest, tmp_path / "ok", {"signal": toy["signal"], "tags": tags})) == 0
+    out = tmp_path / "p"
+    assert main(_predict_args(run, manifest, out, {"signal": toy["signal"], "tags": words})) == 2
+    err = capsys.readouterr().err
+    assert f"tags: feature 'ocr_words' in {words}, but the run was trained on feature 'tags'" in err
+    assert "tags: input 'ocr'" in err and not out.with_suffix(".csv").exists()
+
+
+def test_predict_marks_samples_whose_extraction_failed(trained, tmp_path, capsys) -> None:
+    """A sample whose image could not be read is scored without it, as a missing modality, and
+    the predictions say so (it used to be indistinguishable from any other row)."""
+    from extract.store import StoreBuilder
+
+    run, manifest, stores, _ = trained
+    store = read_store(stores["signal"])
+    builder = StoreBuilder()
+    for k, sid in enumerate(store.ids):
+        if k in (3, 7):
+            builder.fail(sid, f"image file {sid}.jpg cannot be decoded")
+        else:
+            builder.add(sid, {"features": store.rows["features"][store.offsets[k]:store.offsets[k + 1]]})
+    broken = write_store(tmp_path / "signal.h5", builder.build(store.attrs, {"features": ((8,), np.float16)}))
+    out = tmp_path / "p"
+    assert main(_predict_args(run, manifest, out, {**stores, "signal": broken})) == 0
+    err = capsys.readouterr().err
+    assert "feature signal: extraction failed for 2 of 90 samples" in err and "cannot be decoded" in err
+    frame = pd.read_csv(out.with_suffix(".csv"), dtype=str, keep_default_na=False)
+    assert frame.loc[frame["failed"] != "", "id"].tolist() == [store.ids[3], store.ids[7]]
+    assert set(frame["failed"]) == {"", "signal"}

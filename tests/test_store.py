@@ -286,3 +286,44 @@ def test_empty_shard_merges(tmp_path):
     merged = read_store(merge_stores([tmp_path / "empty.h5", full, tmp_path / "empty.h5"], tmp_path / "m.h5"))
     assert merged.ids == ["1", "2"] and merged.offsets.tolist() == [0, 2, 2]
     assert merged.samples["text"].tolist() == ["w1_0 w1_1", ""] and merged.failed == {"2": "cannot read 2.jpeg"}
+
+
+def test_merge_rejects_shards_of_another_feature_or_input(tmp_path):
+    first, second = build(["1"], [1]), build(["2"], [1])
+    first.attrs.update(feature="text", input="manifest")
+    second.attrs.update(feature="ocr_text", input="ocr")
+    a, b = write_store(tmp_path / "a.h5", first), write_store(tmp_path / "b.h5", second)
+    with pytest.raises(ValueError, match="differs from .* in feature"):
+        merge_stores([a, b], tmp_path / "m.h5")
+
+
+def test_rewriting_a_store_removes_the_temporary_of_a_killed_writer(tmp_path):
+    """`kill -9` during extraction leaves `.NAME.h5.PID.tmp`; the shard's rerun deletes it, and
+    keeps the temporary of a writer that is still running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "1-of-2.h5"
+    code = ("import sys, time, numpy as np\n"
+            "from extract.store import StoreWriter\n"
+            f"w = StoreWriter({str(path)!r}, {{'features': ((2,), np.float32)}})\n"
+            "w.add('a', {'features': np.ones((3, 2), np.float32)}); w.flush()\n"
+            "print('ready', flush=True); time.sleep(60)\n")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    stale = tmp_path / f".{path.name}.{writer.pid}.tmp"
+    assert stale.exists() and not path.exists()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = tmp_path / f".{path.name}.{alive.pid}.tmp"
+        running.write_bytes(b"partial")
+        write_store(path, build(["1", "2"], [1, 2]))
+        assert not stale.exists() and running.exists()
+        assert read_store(path).ids == ["1", "2"]
+    finally:
+        alive.kill()
+        alive.wait()
