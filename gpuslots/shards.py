@@ -32,3 +32,18 @@ def shard_counts(extractors: dict[str, str], gpus: int, waves: int = WAVES) -> d
     costs = {name: cost_ms(kind) for name, kind in extractors.items()}
     target = sum(costs.values()) / (gpus * waves)  # the most one shard may cost
     return {name: max(1, math.ceil(cost / target - 1e-9)) for name, cost in costs.items()}
+
+
+def chain_costs(features: dict[str, tuple[str, str | None]]) -> dict[str, float]:
+    """{feature: ms per item of it and of the longest chain of features that read it} for
+    {feature: (extractor, the feature it reads or None)}: objects -> boxes is the longest
+    path of MM-IMDb's extraction, so objects goes first (the rules' priority)."""
+    readers: dict[str, list[str]] = {}
+    for name, (_, source) in features.items():
+        if source:
+            readers.setdefault(source, []).append(name)
+
+    def chain(name: str) -> float:
+        return cost_ms(features[name][0]) + max((chain(r) for r in readers.get(name, [])), default=0.0)
+
+    return {name: chain(name) for name in features}

@@ -243,7 +243,7 @@ def shard_spec(wildcards):
 # its command runs under `python -m gpuslots run`, which binds it to one device.
 # `gpus: 0` (the SLURM profile) turns slots off: the scheduler assigns devices from `gpu=1`.
 # Extraction rules run before training (priority): the slowest stores are on the critical path.
-from gpuslots.shards import shard_counts
+from gpuslots.shards import chain_costs, shard_counts
 
 SLOTS = gpuslots.plan(config["device"], config.get("gpus"), config["gpu_share"])
 if SLOTS is not None and "gpu_slots" not in workflow.global_resources:
@@ -254,6 +254,14 @@ logger.info(
     + ("" if config["device"] == "cpu" or SLOTS else ", devices assigned by the scheduler (gpus: 0)")
 )
 EXTRACT_PRIORITY = 10
+
+
+def extract_priority(wildcards):
+    """Extraction jobs before training (10 and up), and stores on the longest chain of per-item
+    cost first (objects, which boxes reads: gpuslots/shards.py `chain_costs`)."""
+    features = dataset_features(wildcards.dataset)
+    chains = chain_costs({n: (f["extractor"], f["input"]) for n, f in features.items()})
+    return EXTRACT_PRIORITY + round(chains[wildcards.feature])
 
 
 def gpus(wildcards):

@@ -31,7 +31,7 @@ rule extract_shard:
     # One thread per shard: per-image work (decoding, MTCNN stages, EasyOCR's recogniser loop)
     # scales better across parallel shards; raise it with --set-threads extract_shard=N.
     threads: 1
-    priority: EXTRACT_PRIORITY
+    priority: extract_priority
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("extract_shard"),
@@ -54,7 +54,7 @@ rule merge_shards:
         "results/{dataset}/features/{feature}.h5",
     log:
         "logs/{dataset}/extract/{feature}/merge.log",
-    priority: EXTRACT_PRIORITY
+    priority: extract_priority
     conda:
         "../envs/extract.yaml"
     shell:
