@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -47,7 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.record import write_result  # noqa: E402
+from bench.record import command, machine, write_result  # noqa: E402
 from gpuslots.shards import cost_ms  # noqa: E402
 
 SAMPLES = 25959
@@ -235,9 +234,8 @@ def main() -> None:
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     write_result({
         "benchmark": "gpu_box_sim", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "machine": {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "no GPU: fake devices via CUDA_VISIBLE_DEVICES, sleep jobs; shared 2-core box"},
+        "command": command(),
+        "machine": machine(note="no GPU: fake devices (CUDA_VISIBLE_DEVICES), sleep jobs; a small shared host"),
         "assumptions": {"samples": SAMPLES, "extract_ms_per_item": {k: cost_ms(k) for k in
                         ("image", "text", "faces", "objects", "boxes", "ocr", "index")},
                         "extract_start_s": EXTRACT_START_S, "train_epoch_s": TRAIN_EPOCH_S,
