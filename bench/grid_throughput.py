@@ -37,7 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.record import write_result  # noqa: E402
+from bench.record import command, machine, write_result  # noqa: E402
 from bench.train_throughput import FEATURES, make_data  # noqa: E402
 
 IMDB_SAMPLES = 25959
@@ -88,9 +88,12 @@ def commands(cells, seeds, manifest: Path, stores: dict[str, Path], options: dic
     return runs
 
 
-def run_grid(runs, gpus: int, share: int, lock_dir: Path) -> dict:
-    """Every run under the slot wrapper, gpus x share at a time; wall time and failures."""
+def run_grid(runs, gpus: int, share: int, lock_dir: Path, device: str) -> dict:
+    """Every run under the slot wrapper, gpus x share at a time; wall time and failures. On the
+    CPU the wrapper hands out `gpus` fake device ids (the runs use --device cpu)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(k) for k in range(gpus))
 
     def one(run):
         run_dir, argv = run
@@ -118,11 +121,11 @@ def f1(run_dir: str) -> float | None:
     return json.loads(path.read_text())["f1_micro"] if path.exists() else None
 
 
-def compare(name: str, runs_by_mode: dict, gpus: int, share: int, work: Path) -> dict:
+def compare(name: str, runs_by_mode: dict, gpus: int, share: int, work: Path, device: str) -> dict:
     """Run one grid serially and shared; timings, speed-up and the F1 agreement between modes."""
     result = {}
     for mode, (g, s) in {"serial": (1, 1), "shared": (gpus, share)}.items():
-        result[mode] = run_grid(runs_by_mode[mode], g, s, work / f"locks_{name}_{mode}")
+        result[mode] = run_grid(runs_by_mode[mode], g, s, work / f"locks_{name}_{mode}", device)
         print(name, mode, result[mode], flush=True)
     pairs = [(f1(a), f1(b)) for (a, _), (b, _) in zip(runs_by_mode["serial"], runs_by_mode["shared"])]
     diffs = [abs(a - b) for a, b in pairs if a is not None and b is not None]
@@ -147,7 +150,8 @@ def main() -> int:
     args = p.parse_args()
     out = args.out or ROOT / "bench/results" / f"grid_{args.device}{'_quick' if args.quick else ''}.json"
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]
-    results = {"device": args.device, "gpus": args.gpus, "share": args.share, "quick": args.quick,
+    results = {"command": command(), "machine": machine(), "device": args.device, "gpus": args.gpus,
+               "share": args.share, "quick": args.quick,
                "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grids": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -175,7 +179,7 @@ def main() -> int:
                     for mode in ("serial", "shared")}
             results["grids"][grid] = {"stores": source, "cells": len(cells), "seeds": len(seeds),
                                       "options": options,
-                                      **compare(grid, runs, args.gpus, args.share, work)}
+                                      **compare(grid, runs, args.gpus, args.share, work, args.device)}
     write_result(results, out)
     failed = [run for g in results["grids"].values() for m in ("serial", "shared") for run in g[m]["failed"]]
     if failed:

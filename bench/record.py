@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,3 +21,15 @@ def write_result(result: dict[str, Any], out: str | Path | None) -> None:
         with atomic_write(out) as tmp:
             tmp.write_text(text + "\n")
     print(text, flush=True)
+
+
+def command() -> str:
+    """The command line that ran this benchmark, as one would retype it."""
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """Host, CPU count and load, platform and Python of this run (plus `extra`)."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"host": platform.node(), "cpus": os.cpu_count(), "load_1min": round(load[0], 2) if load else None,
+            "platform": platform.platform(), "python": platform.python_version(), **extra}

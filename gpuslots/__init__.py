@@ -1,15 +1,16 @@
 """GPU device slots for local Snakemake runs: which device a job runs on, handed out with file locks.
 
-A machine offers `gpus` devices; each is cut into `units` slots. A job of a kind that may share a
-device `share` ways holds units // share slots of one device for its whole life, runs with
+A machine offers `gpus` devices; each is cut into `units` units. A job of a kind that may share a
+device `share` ways holds units // share units of one device for its whole life, runs with
 CUDA_VISIBLE_DEVICES set to that device, and frees them when it ends (a killed job too: the kernel
-drops the locks of a dead process). `python -m gpuslots run ... -- COMMAND` is the wrapper the
+drops the locks of a dead process). The lock folder is the machine's (/tmp/gpuslots or
+$GPUSLOTS_DIR), so every run on the machine sees every other. `python -m gpuslots run ... -- COMMAND` is the wrapper the
 rules use; `plan()` is what rules/common.smk asks for the resource sizes and the wrapper prefix.
 
 Importing this package needs the standard library only (no torch): the Snakefile imports it.
 """
 
-from gpuslots.plan import Plan, plan
-from gpuslots.slots import Holding, acquire, visible_gpus
+from gpuslots.plan import Plan, plan, resolve_device
+from gpuslots.slots import Holding, acquire, lock_dir, visible_gpus
 
-__all__ = ["Holding", "Plan", "acquire", "plan", "visible_gpus"]
+__all__ = ["Holding", "Plan", "acquire", "lock_dir", "plan", "resolve_device", "visible_gpus"]

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from gpuslots.run import run
-from gpuslots.slots import LOCK_DIR, visible_gpus
+from gpuslots.slots import visible_gpus
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--share", type=int, default=1, help="jobs of this kind per device (default 1)")
     r.add_argument("--units", type=int, default=None,
                    help="slots per device, a multiple of every share in use (default: --share)")
-    r.add_argument("--dir", type=Path, default=LOCK_DIR, help=f"lock folder (default {LOCK_DIR})")
+    r.add_argument("--dir", type=Path, default=None,
+                   help="lock folder shared by every run on the machine (default $GPUSLOTS_DIR, else "
+                        "/tmp/gpuslots; inside a SLURM allocation a subfolder per allocation)")
+    r.add_argument("--timeout", type=float, default=None,
+                   help="give up (exit status 75) after waiting this many seconds for a device")
     r.add_argument("--no-retry-alone", dest="retry_alone", action="store_false",
                    help="after an out-of-memory failure while sharing, fail instead of rerunning once alone")
     r.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
@@ -49,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _parser().error(f"--gpus must be a count or auto, not {args.gpus!r}")
     try:
-        return run(command, args.kind, gpus, args.share, args.units, args.dir, args.retry_alone)
+        return run(command, args.kind, gpus, args.share, args.units, args.dir, args.retry_alone, args.timeout)
     except ValueError as err:
         _parser().error(str(err))
+    except TimeoutError as err:
+        print(f"gpuslots: {args.kind}: {err}", file=sys.stderr)
+        return 75
 
 
 if __name__ == "__main__":

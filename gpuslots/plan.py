@@ -4,7 +4,13 @@ Snakemake limits concurrent jobs by summing a resource over running jobs. Every 
 into `units` = lcm(gpu_share values) slots; a rule whose jobs may share a device `share` ways asks
 for units // share of the resource `gpu_slots`, whose global limit is gpus x units. With
 gpu_share {extract_shard: 1, train: 8}: units 8; an extraction shard asks for 8 (a whole device),
-a training run for 1, and 2 GPUs allow 16 units: 2 shards, or 16 runs, or 1 shard and 8 runs.
+a training run for 1, and 2 GPUs hold 16 units: 2 shards, or 16 runs, or 1 shard and 8 runs.
+
+Snakemake's limit is one device's units above that (`limit`): when sharing jobs fill every device
+and a whole-device job becomes ready, Snakemake refills each freed unit with another sharing job,
+so the whole-device job would wait for every ready sharing job. With the spare units (and its
+rule's higher priority) it is started at once, reserves a device in gpuslots and takes it when
+that device drains; the sharing jobs started meanwhile wait for room in gpuslots.
 """
 
 from __future__ import annotations
@@ -35,8 +41,13 @@ class Plan:
 
     @property
     def total(self) -> int:
-        """The global limit of the `gpu_slots` resource."""
+        """Units of all devices together."""
         return self.gpus * self.units
+
+    @property
+    def limit(self) -> int:
+        """The global limit of the `gpu_slots` resource: the devices plus one waiting device."""
+        return self.total + self.units
 
     def share(self, kind: str) -> int:
         if kind not in self.shares:
@@ -55,14 +66,27 @@ class Plan:
         return " ".join(shlex.quote(str(a)) for a in args) + " "
 
 
+def resolve_device(device: str, environ=None) -> str:
+    """`auto`: cuda when a GPU is visible (counted without torch), else cpu; cpu|cuda as given."""
+    if device == "auto":
+        return "cuda" if visible_gpus(environ) else "cpu"
+    return device
+
+
 def plan(device: str, gpus: int | None, shares: dict[str, int], environ=None) -> Plan | None:
     """The slot plan of a run, or None when slots are off: device cpu, `gpus: 0` (the SLURM
-    profile: the scheduler assigns devices) or no GPU visible and `gpus` not set."""
+    profile: the scheduler assigns devices) or no GPU visible and `gpus` not set. More `gpus`
+    than are visible is an error (CUDA_VISIBLE_DEVICES would hand out devices that are not there)."""
     if device != "cuda":
         return None
+    visible = visible_gpus(environ)
     if gpus is None:
-        gpus = len(visible_gpus(environ))
+        gpus = len(visible)
     if gpus == 0:
         return None
+    if gpus > len(visible):
+        raise ValueError(f"gpus: {gpus}, but {len(visible)} GPU(s) are visible "
+                         f"({','.join(visible) or 'none'}, from CUDA_VISIBLE_DEVICES or the driver): "
+                         f"set --config gpus={len(visible)} or fewer, or leave gpus unset")
     # `--config gpu_share={train: 4}` passes nested values as strings; the schema allows digits.
     return Plan(gpus, {kind: int(share) for kind, share in shares.items()})

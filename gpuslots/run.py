@@ -1,7 +1,7 @@
 """Run one command bound to a device slot; catch a GPU out-of-memory caused by sharing.
 
 The child gets CUDA_VISIBLE_DEVICES (its one device), DMMS_GPU_SHARE (how many jobs may share the
-device with it, itself included) and DMMS_GPU_SLOT (`ID:S[,S...]`). Its stdout and stderr pass
+device with it, itself included) and DMMS_GPU_SLOT (`ID:NEED/UNITS`, its part of the device). Its stdout and stderr pass
 through unchanged (into the rule's log) and are scanned for torch's out-of-memory messages. On
 such a failure while sharing, the wrapper says to lower the share and, unless told not to, runs
 the command once more holding the whole device.
@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from gpuslots.slots import LOCK_DIR, Holding, acquire, device_ids
+from gpuslots.slots import Holding, acquire, device_ids, lock_dir
 
 # What torch prints when the caching allocator or a CUDA call cannot get device memory.
 OOM_MARKERS = (b"CUDA out of memory", b"OutOfMemoryError", b"CUDA error: out of memory",
@@ -79,40 +79,45 @@ def run_child(command: list[str], env: dict[str, str]) -> tuple[int, bool]:
 
 
 def _env(holding: Holding) -> dict[str, str]:
-    slots = ",".join(str(s) for s in holding.slots)
     return dict(os.environ, CUDA_VISIBLE_DEVICES=holding.gpu, DMMS_GPU_SHARE=str(holding.share),
-                DMMS_GPU_SLOT=f"{holding.gpu}:{slots}")
+                DMMS_GPU_SLOT=f"{holding.gpu}:{holding.need}/{holding.units}")
 
 
-def _bind(gpus: list[str], units: int, need: int, kind: str, lock_dir: Path) -> Holding:
+def default_dir() -> Path:
+    """The machine's lock folder; inside a SLURM allocation a subfolder per allocation, whose
+    devices are numbered from 0 again (two allocations on one node must not block each other)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return lock_dir() / f"slurm-{job}" if job else lock_dir()
+
+
+def _bind(gpus: list[str], units: int, need: int, kind: str, folder: Path, timeout: float | None) -> Holding:
     started = time.monotonic()
-    holding = acquire(gpus, units, need, lock_dir)
+    holding = acquire(gpus, units, need, folder, kind=kind, timeout=timeout, say=say)
     waited = time.monotonic() - started
-    say(f"{kind} on GPU {holding.gpu} (CUDA_VISIBLE_DEVICES={holding.gpu}), slot(s) "
-        f"{','.join(map(str, holding.slots))} of {units}, shared by up to {holding.share} job(s); "
-        f"waited {waited:.1f} s")
+    say(f"{kind} on GPU {holding.gpu} (CUDA_VISIBLE_DEVICES={holding.gpu}), {need}/{units} of it, "
+        f"shared by up to {holding.share} job(s); waited {waited:.1f} s")
     return holding
 
 
 def run(command: list[str], kind: str, gpus: int, share: int, units: int | None = None,
-        lock_dir: Path = LOCK_DIR, retry_alone: bool = True) -> int:
-    """Run `command` on `share`-way shared slots of one of `gpus` devices; its exit status.
+        folder: Path | None = None, retry_alone: bool = True, timeout: float | None = None) -> int:
+    """Run `command` on a 1/`share` part of one of `gpus` devices; its exit status.
 
-    No binding at all (the command just runs) with gpus 0 or inside a SLURM job, whose scheduler
-    has already set CUDA_VISIBLE_DEVICES.
+    The devices are the first `gpus` visible ones (CUDA_VISIBLE_DEVICES; inside a SLURM
+    allocation, the allocation's own). No binding at all with gpus 0 (the command just runs).
     """
     if not command:
         raise ValueError("no command to run: put it after `--`")
-    if gpus == 0 or "SLURM_JOB_ID" in os.environ:
-        why = "gpus 0" if gpus == 0 else f"SLURM job {os.environ['SLURM_JOB_ID']}: the scheduler assigned the devices"
-        say(f"{kind}: no slot binding ({why})")
+    if gpus == 0:
+        say(f"{kind}: no device binding (gpus 0)")
         code, _ = run_child(command, dict(os.environ))
         return code
     units = units or share
     if share < 1 or units % share:
         raise ValueError(f"--units ({units}) must be a multiple of --share ({share})")
     ids = device_ids(gpus)
-    holding = _bind(ids, units, units // share, kind, lock_dir)
+    folder = default_dir() if folder is None else folder
+    holding = _bind(ids, units, units // share, kind, folder, timeout)
     try:
         code, oom = run_child(command, _env(holding))
     finally:
@@ -131,7 +136,7 @@ def run(command: list[str], kind: str, gpus: int, share: int, units: int | None 
         return code
     say(f"{kind} ran out of GPU memory on GPU {holding.gpu}, which up to {holding.share} jobs "
         f"share; running it once more alone on a whole device. To avoid this: {advice}")
-    holding = _bind(ids, units, units, kind, lock_dir)
+    holding = _bind(ids, units, units, kind, folder, timeout)
     try:
         code, oom = run_child(command, _env(holding))
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -106,20 +107,30 @@ class AdamW:
                             weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
 
 
-DEVICE_MARGIN = 0.6  # share of free device memory the feature tables may take (rest: model, batches)
+DEVICE_MARGIN = 0.6  # share of this job's device memory the feature tables may take (rest: model, batches)
 
 
-def features_on_host(choice: str, dev: torch.device, nbytes: int) -> bool:
+def device_budget(free: int, total: int, share: int) -> float:
+    """Bytes of device memory the feature tables of one job may take: DEVICE_MARGIN of its part
+    of the device (total / share: DMMS_GPU_SHARE jobs may share it, gpuslots/), and never more
+    than DEVICE_MARGIN of what is free now."""
+    return DEVICE_MARGIN * min(free, total / max(1, share))
+
+
+def features_on_host(choice: str, dev: torch.device, nbytes: int, share: int | None = None) -> bool:
     """Whether the feature tables (`nbytes` in all) stay in host memory: `host`; `auto` when they
-    would take more than DEVICE_MARGIN of the device's free memory. On the CPU host == device."""
+    would exceed this job's budget (`device_budget`; `share` defaults to $DMMS_GPU_SHARE, 1 when
+    unset). On the CPU host == device."""
     if choice not in FEATURE_DEVICES:
         raise ValueError(f"feature_device={choice!r}: use one of {', '.join(FEATURE_DEVICES)}")
     if choice == "host":
         return True
     if choice == "device" or dev.type != "cuda":
         return False
-    free, _ = torch.cuda.mem_get_info(dev)
-    return nbytes > DEVICE_MARGIN * free
+    if share is None:
+        share = int(os.environ.get("DMMS_GPU_SHARE") or 1)
+    free, total = torch.cuda.mem_get_info(dev)
+    return nbytes > device_budget(free, total, share)
 
 
 @contextlib.contextmanager

@@ -4,9 +4,16 @@ import os
 import shlex
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 validate(config, "../config/schema.yaml")
+
+import gpuslots
+
+# `device: auto`: cuda when a GPU is visible (counted without torch, as gpuslots does), else cpu.
+# Resolved once here; rules read config["device"] as cpu or cuda.
+config["device"] = gpuslots.resolve_device(config["device"])
 
 DATASETS = config["datasets"]
 # One run folder pattern: rule train's outputs are its files; run_file() formats it.
@@ -24,10 +31,7 @@ wildcard_constraints:
     combination=r"[A-Za-z0-9_]+",
     pool="max|min|sum|mean|attention|concat",
     run=r"seed\d+(-fold\d+)?",
-
-
-scattergather:
-    extract=config["shards"],
+    shard=r"\d+-of-\d+",
 
 
 def quoted(args):
@@ -242,21 +246,58 @@ def extract_args(wildcards, input):
     return args
 
 
+_SHARDS = {}
+
+
+def shard_count(dataset, feature):
+    """Shards of one store: `shards: N`, or `auto` (gpuslots/shards.py): in proportion to the
+    extractor's per-item cost and the GPUs of this machine (2 each without local GPUs)."""
+    if config["shards"] != "auto":
+        return int(config["shards"])
+    if dataset not in _SHARDS:
+        extractors = {n: f["extractor"] for n, f in dataset_features(dataset).items()}
+        _SHARDS[dataset] = shard_counts(extractors, 0 if SLOTS is None else SLOTS.gpus)
+    return _SHARDS[dataset][feature]
+
+
+def shard_files(wildcards):
+    """Every shard of one store, `K-of-N` (the `shard` wildcard)."""
+    n = shard_count(wildcards.dataset, wildcards.feature)
+    folder = f"results/{wildcards.dataset}/features/shards/{wildcards.feature}"
+    return [f"{folder}/{k}-of-{n}.h5" for k in range(1, n + 1)]
+
+
 def shard_spec(wildcards):
-    return wildcards.scatteritem.replace("-of-", "/")
+    return wildcards.shard.replace("-of-", "/")
 
 
 # --- GPU slots -----------------------------------------------------------------------------
-# With device: cuda on one machine, `gpus` devices (default: those visible) are each shared by
+# With device cuda on one machine, `gpus` devices (default: those visible) are each shared by
 # up to gpu_share[RULE] jobs of a rule. A job asks for SLOTS.need(RULE) of the resource
-# `gpu_slots`, whose global limit (gpus x SLOTS.units) is set here, so `--cores N` alone fills
-# the box; its command runs under `python -m gpuslots run`, which binds it to one device.
+# `gpu_slots`, whose global limit (SLOTS.limit: the devices' units plus one device's worth for a
+# waiting whole-device job, gpuslots/plan.py) is set here, so `--cores N` alone fills the box;
+# its command runs under `python -m gpuslots run`, which binds it to one device.
 # `gpus: 0` (the SLURM profile) turns slots off: the scheduler assigns devices from `gpu=1`.
-import gpuslots
+# Extraction rules run before training (priority): the slowest stores are on the critical path.
+from gpuslots.shards import chain_costs, shard_counts
 
 SLOTS = gpuslots.plan(config["device"], config.get("gpus"), config["gpu_share"])
 if SLOTS is not None and "gpu_slots" not in workflow.global_resources:
-    workflow.register_resource("gpu_slots", SLOTS.total)
+    workflow.register_resource("gpu_slots", SLOTS.limit)
+logger.info(
+    f"dmms: device {config['device']}"
+    + (f", {SLOTS.gpus} GPU(s) shared through gpuslots ({gpuslots.lock_dir()})" if SLOTS else "")
+    + ("" if config["device"] == "cpu" or SLOTS else ", devices assigned by the scheduler (gpus: 0)")
+)
+EXTRACT_PRIORITY = 10
+
+
+def extract_priority(wildcards):
+    """Extraction jobs before training (10 and up), and stores on the longest chain of per-item
+    cost first (objects, which boxes reads: gpuslots/shards.py `chain_costs`)."""
+    features = dataset_features(wildcards.dataset)
+    chains = chain_costs({n: (f["extractor"], f["input"]) for n, f in features.items()})
+    return EXTRACT_PRIORITY + round(chains[wildcards.feature])
 
 
 def gpus(wildcards):

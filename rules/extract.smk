@@ -1,4 +1,4 @@
-# Feature extraction: each feature's store is extracted in shards (scatter) and merged (gather).
+# Feature extraction: each feature's store is extracted in shards (`shards:`) and merged.
 
 
 rule fetch_weights:
@@ -23,14 +23,15 @@ rule extract_shard:
     input:
         unpack(extract_inputs),
     output:
-        temp("results/{dataset}/features/shards/{feature}/{scatteritem}.h5"),
+        temp("results/{dataset}/features/shards/{feature}/{shard}.h5"),
     log:
-        "logs/{dataset}/extract/{feature}/{scatteritem}.log",
+        "logs/{dataset}/extract/{feature}/{shard}.log",
     conda:
         "../envs/extract.yaml"
     # One thread per shard: per-image work (decoding, MTCNN stages, EasyOCR's recogniser loop)
     # scales better across parallel shards; raise it with --set-threads extract_shard=N.
     threads: 1
+    priority: extract_priority
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("extract_shard"),
@@ -48,13 +49,12 @@ rule extract_shard:
 rule merge_shards:
     """Concatenate a feature's shards in manifest order into its store."""
     input:
-        gather.extract(
-            "results/{{dataset}}/features/shards/{{feature}}/{scatteritem}.h5"
-        ),
+        shard_files,
     output:
         "results/{dataset}/features/{feature}.h5",
     log:
         "logs/{dataset}/extract/{feature}/merge.log",
+    priority: extract_priority
     conda:
         "../envs/extract.yaml"
     shell:

@@ -13,16 +13,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpuslots import Plan, acquire, plan, visible_gpus
-from tests.snakemake_run import ROOT, snakemake
+from gpuslots import Plan, acquire, lock_dir, plan, resolve_device, visible_gpus
+from gpuslots.shards import COST_MS, chain_costs, shard_counts
+from gpuslots.slots import device_ids
+from tests.snakemake_run import ROOT, job_counts, snakemake
 
 OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 139.8 GiB total)"
 
 
 def wrapper(lock_dir: Path, *args: str, script: str, env: dict | None = None, **popen) -> subprocess.Popen:
-    """`python -m gpuslots run ARGS -- sh -c SCRIPT`, as a rule's shell command runs it."""
+    """`python -m gpuslots run ARGS -- sh -c SCRIPT`, as a rule's shell command runs it (one fake GPU
+    visible unless `env` says otherwise)."""
     cmd = [sys.executable, "-m", "gpuslots", "run", "--dir", str(lock_dir), *args, "--", "sh", "-c", script]
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "0", **(env or {})}
     return subprocess.Popen(cmd, env=full_env, text=True, **popen)
 
 
@@ -45,7 +48,7 @@ def gone(pid: int) -> bool:
 
 def test_plan_sizes():
     p = Plan(2, {"extract_shard": 1, "train": 8})
-    assert (p.units, p.total, p.need("extract_shard"), p.need("train")) == (8, 16, 8, 1)
+    assert (p.units, p.total, p.limit, p.need("extract_shard"), p.need("train")) == (8, 16, 24, 8, 1)
     assert Plan(1, {"extract_shard": 3, "train": 8}).units == 24  # every share divides the units
     assert "--gpus 2 --share 8 --units 8 --" in p.prefix("train")
     with pytest.raises(KeyError, match="gpu_share: {predict: N}"):
@@ -53,10 +56,20 @@ def test_plan_sizes():
     with pytest.raises(ValueError, match=">= 1"):
         Plan(1, {"train": 0})
     shares = {"extract_shard": 1, "train": "4"}  # --config passes nested values as strings
-    assert plan("cuda", 2, shares).need("extract_shard") == 4
-    assert plan("cpu", 2, shares) is None and plan("cuda", 0, shares) is None
+    two = {"CUDA_VISIBLE_DEVICES": "0,1"}
+    assert plan("cuda", 2, shares, environ=two).need("extract_shard") == 4
+    assert plan("cpu", 2, shares, environ=two) is None and plan("cuda", 0, shares, environ=two) is None
     assert plan("cuda", None, shares, environ={"CUDA_VISIBLE_DEVICES": ""}) is None
     assert plan("cuda", None, shares, environ={"CUDA_VISIBLE_DEVICES": "2,3"}).total == 8
+    with pytest.raises(ValueError, match=r"gpus: 3, but 2 GPU\(s\) are visible \(2,3"):
+        plan("cuda", 3, shares, environ={"CUDA_VISIBLE_DEVICES": "2,3"})
+
+
+def test_device_auto_follows_the_visible_gpus():
+    assert resolve_device("auto", {"CUDA_VISIBLE_DEVICES": "0,1"}) == "cuda"
+    assert resolve_device("auto", {"CUDA_VISIBLE_DEVICES": ""}) == "cpu"
+    assert resolve_device("cpu", {"CUDA_VISIBLE_DEVICES": "0"}) == "cpu"
+    assert resolve_device("cuda", {"CUDA_VISIBLE_DEVICES": ""}) == "cuda"
 
 
 def test_visible_gpus_follows_cuda_visible_devices():
@@ -65,25 +78,40 @@ def test_visible_gpus_follows_cuda_visible_devices():
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
 
 
-def test_eight_jobs_eight_slots_ninth_waits_killed_slot_reclaimed(tmp_path):
-    """2 devices x 4 slots: 8 concurrent jobs get 8 distinct (device, slot) pairs, a 9th waits,
-    and when one holder is SIGKILLed its command stops and the 9th gets the freed slot."""
+def test_gpus_never_exceed_the_visible_devices():
+    assert device_ids(2, {"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]
+    assert device_ids(1, {"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2"]
+    with pytest.raises(ValueError, match=r"gpus is 3 but only 2 GPU\(s\) are visible \(2,3"):
+        device_ids(3, {"CUDA_VISIBLE_DEVICES": "2,3"})
+
+
+def test_lock_folder_is_the_machines():
+    assert lock_dir({}) == Path("/tmp/gpuslots")  # not under the working directory
+    assert lock_dir({"GPUSLOTS_DIR": "/x/y"}) == Path("/x/y")
+
+
+def test_eight_jobs_two_gpus_spread_ninth_waits_killed_holder_reclaimed(tmp_path):
+    """2 devices shared 4 ways: 8 concurrent jobs go 4 and 4, a 9th waits, and when one holder
+    is SIGKILLed its command stops and the 9th takes its place."""
     locks, out = tmp_path / "locks", tmp_path / "out"
     out.mkdir()
     script = 'echo "$CUDA_VISIBLE_DEVICES $DMMS_GPU_SLOT $DMMS_GPU_SHARE $$" > "$OUT/$JOB"; exec sleep 60'
     procs = []
+    two = {"CUDA_VISIBLE_DEVICES": "0,1"}
     try:
         for job in range(8):
-            procs.append(wrapper(locks, "--kind", "train", "--gpus", "2", "--share", "4", script=script,
-                                 env={"OUT": str(out), "JOB": str(job)}, stderr=subprocess.PIPE))
+            procs.append(wrapper(locks, "--kind", "train", "--gpus", "2", "--share", "4", "--units", "8",
+                                 script=script, env={"OUT": str(out), "JOB": str(job), **two},
+                                 stderr=subprocess.PIPE))
         wait_for(lambda: len(list(out.iterdir())) == 8, 30, "8 jobs to start")
         seen = {job: (out / str(job)).read_text().split() for job in range(8)}
-        pairs = {(gpu, slot) for gpu, slot, _, _ in seen.values()}
-        assert pairs == {(g, f"{g}:{s}") for g in "01" for s in "0123"}
+        gpus = [gpu for gpu, _, _, _ in seen.values()]
+        assert sorted(gpus) == ["0"] * 4 + ["1"] * 4
+        assert {slot for _, slot, _, _ in seen.values()} == {"0:2/8", "1:2/8"}  # 2 of --units 8
         assert {share for _, _, share, _ in seen.values()} == {"4"}
 
-        procs.append(wrapper(locks, "--kind", "train", "--gpus", "2", "--share", "4", script=script,
-                             env={"OUT": str(out), "JOB": "8"}, stderr=subprocess.PIPE))
+        procs.append(wrapper(locks, "--kind", "train", "--gpus", "2", "--share", "4", "--units", "8",
+                             script=script, env={"OUT": str(out), "JOB": "8", **two}, stderr=subprocess.PIPE))
         time.sleep(1.5)
         assert not (out / "8").exists() and procs[8].poll() is None  # waiting, not failed
 
@@ -91,37 +119,146 @@ def test_eight_jobs_eight_slots_ninth_waits_killed_slot_reclaimed(tmp_path):
         procs[victim].send_signal(signal.SIGKILL)  # the wrapper only: no cleanup code runs
         wait_for(lambda: gone(int(seen[victim][3])), 10, "the killed job's command to stop")
         wait_for(lambda: (out / "8").exists() and (out / "8").read_text().strip(), 10, "the 9th job")
-        assert (out / "8").read_text().split()[:2] == seen[victim][:2]
+        assert (out / "8").read_text().split()[0] == seen[victim][0]
     finally:
         for p in procs:
             p.kill()
             p.wait()
     stderr = procs[0].stderr.read()
-    gpu, slot = seen[0][0], seen[0][1].split(":")[1]  # the 8 jobs race for slots: job 0's own pair
-    assert f"train on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu}), slot(s) {slot} of 4" in stderr
+    gpu = seen[0][0]
+    assert f"train on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu}), 2/8 of it, shared by up to 4 job(s)" in stderr
 
 
-def test_best_fit_and_whole_device_waiter_is_not_starved(tmp_path):
-    gpus = ["0", "1"]
-    a = acquire(gpus, 4, 1, tmp_path)
-    b = acquire(gpus, 4, 1, tmp_path)
-    assert (a.gpu, b.gpu) == ("0", "0")  # packed onto one device...
-    whole = acquire(gpus, 4, 4, tmp_path, timeout=1)
-    assert whole.gpu == "1" and whole.slots == [0, 1, 2, 3]  # ...so another stays whole
+def test_eight_sharing_jobs_on_eight_gpus_land_on_eight_gpus(tmp_path):
+    """Through the CLI, as the rules run it: never packed onto one device."""
+    out = tmp_path / "out"
+    out.mkdir()
+    eight = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, range(8)))}
+    procs = [wrapper(tmp_path / "locks", "--kind", "train", "--share", "8", "--units", "8", "--timeout", "20",
+                     script='echo "$CUDA_VISIBLE_DEVICES" > "$OUT/$JOB"; exec sleep 30',
+                     env={"OUT": str(out), "JOB": str(job), **eight}, stderr=subprocess.DEVNULL)
+             for job in range(8)]
+    try:
+        wait_for(lambda: sum(1 for f in out.iterdir() if f.read_text().strip()) == 8, 30, "8 jobs to start")
+        assert sorted(f.read_text().strip() for f in out.iterdir()) == [str(k) for k in range(8)]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_sharing_jobs_go_to_the_least_loaded_gpu(tmp_path):
+    gpus = ["0", "1", "2"]
+    held = [acquire(gpus, 8, 1, tmp_path, timeout=2) for _ in range(6)]
+    assert [h.gpu for h in held] == ["0", "1", "2", "0", "1", "2"]
+    held[1].release()
+    held[4].release()  # GPU 1 is now the emptiest
+    assert acquire(gpus, 8, 1, tmp_path, timeout=2).gpu == "1"
+
+
+def test_exclusive_job_never_overlaps_another_on_its_gpu(tmp_path):
+    """A whole-device job (share 1 of units 8) and sharing jobs on one GPU: never together."""
+    one = {"CUDA_VISIBLE_DEVICES": "0"}
+    args = ("--gpus", "1", "--units", "8")
+    whole = wrapper(tmp_path, "--kind", "extract_shard", "--share", "1", *args, script="echo started; exec sleep 30",
+                    env=one, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert whole.stdout.readline().strip() == "started"
+        sharer = wrapper(tmp_path, "--kind", "train", "--share", "8", *args, "--timeout", "1.5",
+                         script="echo ran", env=one, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout, stderr = sharer.communicate(timeout=30)
+        assert sharer.returncode == 75 and stdout == "", stderr  # it gave up; it never ran
+        assert "train: no 1/8 of a GPU free within 1.5 s" in stderr
+        assert f"pid {whole.pid} (extract_shard, 1 of it)" in stderr  # who holds the device
+    finally:
+        whole.kill()
+        whole.wait()
+    # and the other way round: a running sharer keeps the whole-device job out
+    sharer = acquire(["0"], 8, 1, tmp_path, timeout=2)
+    with pytest.raises(TimeoutError, match="no 1 of a GPU free"):
+        acquire(["0"], 8, 8, tmp_path, poll=0.05, timeout=0.5)
+    sharer.release()
+
+
+def test_whole_device_waiter_is_not_starved(tmp_path):
+    """A waiting whole-device job reserves the device: sharing jobs arriving later do not start
+    on it, and it gets the device when the sharers there finish."""
+    gpus = ["0"]
+    a = acquire(gpus, 4, 1, tmp_path, timeout=2)
     got = []
-    waiter = threading.Thread(target=lambda: got.append(acquire(gpus, 4, 4, tmp_path, poll=0.05)))
+    waiter = threading.Thread(target=lambda: got.append(acquire(gpus, 4, 4, tmp_path, poll=0.05, timeout=10)))
     waiter.start()
-    time.sleep(0.3)
-    # the waiter has reserved device 0 (2 of 4 free): a single-slot job may not take it meanwhile
-    with pytest.raises(TimeoutError, match="no 1 free slot"):
+    time.sleep(0.5)
+    with pytest.raises(TimeoutError, match="no 1/4 of a GPU free"):
         acquire(gpus, 4, 1, tmp_path, poll=0.05, timeout=0.5)
     a.release()
-    b.release()
-    waiter.join(10)
+    waiter.join(15)
     assert got and got[0].gpu == "0" and got[0].share == 1
-    for h in (got[0], whole):
-        h.release()
-    assert acquire(gpus, 4, 1, tmp_path, timeout=1).gpu == "0"
+    got[0].release()
+
+
+def test_reservation_moves_to_the_gpu_that_drains_first(tmp_path):
+    """Both devices busy; the waiter reserves one, and takes the other as soon as it is free."""
+    gpus = ["0", "1"]
+    a = acquire(gpus, 4, 1, tmp_path, timeout=2)
+    b = acquire(gpus, 4, 1, tmp_path, timeout=2)
+    assert {a.gpu, b.gpu} == {"0", "1"}
+    got = []
+    started = time.monotonic()
+    waiter = threading.Thread(target=lambda: got.append(acquire(gpus, 4, 4, tmp_path, poll=0.05, timeout=10)))
+    waiter.start()
+    time.sleep(0.5)
+    reserved = next(h for h in (a, b) if (tmp_path / f"gpu{h.gpu}.reserve").exists())
+    other = b if reserved is a else a
+    other.release()  # the device it did not reserve drains first
+    waiter.join(15)
+    assert got and got[0].gpu == other.gpu and time.monotonic() - started < 3
+    reserved.release()
+    got[0].release()
+
+
+def test_runs_with_another_share_see_each_other(tmp_path):
+    """Holders are parts of a device, whatever units their run cut it into."""
+    half = acquire(["0"], 2, 1, tmp_path, kind="train", timeout=2)  # a run with gpu_share 2
+    with pytest.raises(TimeoutError):
+        acquire(["0"], 8, 5, tmp_path, poll=0.05, timeout=0.3)  # 5/8 > the 1/2 left
+    quarter = acquire(["0"], 8, 2, tmp_path, timeout=2)
+    quarter.release()
+    half.release()
+    acquire(["0"], 24, 24, tmp_path, timeout=2).release()
+
+
+def test_a_waiter_says_who_holds_the_gpu(tmp_path):
+    held = acquire(["0"], 8, 8, tmp_path, kind="extract_shard", timeout=2)
+    said = []
+    with pytest.raises(TimeoutError):
+        acquire(["0"], 8, 1, tmp_path, kind="train", poll=0.05, timeout=0.8, report_every=0.3, say=said.append)
+    held.release()
+    assert 2 <= len(said) <= 3  # once per report_every, not at every poll
+    assert said[0].startswith("train has waited 0 s for 1/8 of a GPU: GPU 0: ")
+    assert f"pid {os.getpid()} (extract_shard, 1 of it) since " in said[0]
+
+
+def test_inside_a_slurm_allocation_jobs_bind_to_its_devices(tmp_path):
+    """Snakemake run locally inside an allocation with devices 5 and 7: two whole-device jobs get
+    one each (not both all of them), under a lock folder of the allocation's own."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {"SLURM_JOB_ID": "123", "CUDA_VISIBLE_DEVICES": "5,7", "GPUSLOTS_DIR": str(tmp_path / "locks"),
+           "OUT": str(out)}
+    procs = [subprocess.Popen([sys.executable, "-m", "gpuslots", "run", "--kind", "extract_shard", "--share", "1",
+                               "--timeout", "20", "--", "sh", "-c", 'echo "$CUDA_VISIBLE_DEVICES" > "$OUT/$JOB"; sleep 3'],
+                              env=dict(os.environ, PYTHONPATH=str(ROOT), JOB=str(k), **env), stderr=subprocess.PIPE,
+                              text=True)
+             for k in range(2)]
+    try:
+        wait_for(lambda: sum(1 for f in out.iterdir() if f.read_text().strip()) == 2, 20, "2 jobs to start")
+        assert sorted(f.read_text().strip() for f in out.iterdir()) == ["5", "7"]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert (tmp_path / "locks/slurm-123").is_dir()
 
 
 def test_out_of_memory_while_sharing_says_lower_the_share(tmp_path):
@@ -141,7 +278,7 @@ def test_out_of_memory_retried_once_alone(tmp_path):
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = run.communicate(timeout=30)
     assert run.returncode == 0, stderr
-    assert stdout.strip() == "alone on 0:0,1,2,3,4,5,6,7"
+    assert stdout.strip() == "alone on 0:8/8"
     assert "running it once more alone" in stderr and "lower gpu_share.train" in stderr
 
 
@@ -151,15 +288,6 @@ def test_other_failures_pass_through_unchanged(tmp_path):
     _, stderr = run.communicate(timeout=30)
     assert run.returncode == 3 and "ValueError: bad store" in stderr
     assert "out of GPU memory" not in stderr and "once more" not in stderr
-
-
-def test_inside_slurm_job_the_wrapper_stays_out_of_the_way(tmp_path):
-    run = wrapper(tmp_path, "--kind", "train", "--gpus", "2", "--share", "8", script='echo "$CUDA_VISIBLE_DEVICES"',
-                  env={"SLURM_JOB_ID": "123", "CUDA_VISIBLE_DEVICES": "5"}, stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE)
-    stdout, stderr = run.communicate(timeout=30)
-    assert run.returncode == 0 and stdout.strip() == "5"
-    assert "no slot binding (SLURM job 123" in stderr and not (tmp_path / "alloc.lock").exists()
 
 
 def resources(output: str) -> dict[str, set[str]]:
@@ -173,34 +301,56 @@ def resources(output: str) -> dict[str, set[str]]:
     return found
 
 
-def test_dry_run_with_two_gpus_requests_slots(tmp_path):
-    plan_run = snakemake(tmp_path / "work", "-n", "--config", "device=cuda", "gpus=2",
-                         "--", "results/demo_table.csv", timeout=300)
+def gpu_shells(output: str) -> list[str]:
+    """The shell commands of GPU jobs (extraction shards and training) in a printed plan."""
+    shells = [line.removeprefix("Shell command: ") for line in output.splitlines() if line.startswith("Shell command: ")]
+    return [s for s in shells if ("python -m extract" in s and " --shard " in s) or "python -m model train" in s]
+
+
+def test_dry_run_with_two_gpus_visible_plans_cuda_under_gpuslots(tmp_path, monkeypatch):
+    """No --config device: two visible GPUs make it cuda, every GPU job bound by gpuslots."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    plan_run = snakemake(tmp_path / "work", "-n", "results/demo_table.csv", timeout=300)
     assert plan_run.returncode == 0, plan_run.stdout[-3000:] + plan_run.stderr[-3000:]
+    assert "dmms: device cuda, 2 GPU(s) shared through gpuslots" in plan_run.stdout + plan_run.stderr
     res = resources(plan_run.stdout)
     assert all(r.endswith("gpu=1, gpu_slots=8") for r in res["extract_shard"])  # a whole device
     assert all(r.endswith("gpu=1, gpu_slots=1") for r in res["train"])  # 8 per device
     assert not any("gpu_slots" in r for r in res["merge_shards"] | res["manifest"])
-    shells = [line.removeprefix("Shell command: ") for line in plan_run.stdout.splitlines()
-              if "python -m model train" in line]
-    assert shells and all(s.startswith("python -m gpuslots run --kind train --gpus 2 --share 8 --units 8 -- "
-                                       "python -m model train") for s in shells)
+    shells = gpu_shells(plan_run.stdout)
+    counts = job_counts(plan_run.stdout)
+    assert len(shells) == counts["extract_shard"] + counts["train"]  # every GPU job
+    assert all(s.startswith("python -m gpuslots run --kind ") and "--gpus 2 " in s and "--device cuda" in s
+               for s in shells)
+    assert any(s.startswith("python -m gpuslots run --kind train --gpus 2 --share 8 --units 8 -- "
+                            "python -m model train") for s in shells)
 
 
-def test_cpu_plan_is_unchanged(tmp_path):
+def test_dry_run_without_gpus_plans_cpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     plan_run = snakemake(tmp_path / "work", "-n", "--", "results/demo_table.csv", timeout=300)
     assert plan_run.returncode == 0, plan_run.stdout[-3000:] + plan_run.stderr[-3000:]
+    assert "dmms: device cpu" in plan_run.stdout + plan_run.stderr
     assert "gpuslots" not in plan_run.stdout and "python -m model train" in plan_run.stdout
+    assert gpu_shells(plan_run.stdout) and all("--device cpu" in s for s in gpu_shells(plan_run.stdout))
     assert all(r.endswith("gpu=0, gpu_slots=0") for r in resources(plan_run.stdout)["train"])
 
 
-def test_run_sets_the_global_slot_limit(tmp_path):
-    """A real (touch) run: the workflow itself provides gpu_slots = gpus x units, no --resources."""
-    run = snakemake(tmp_path / "work", "--touch", "--cores", "1", "--config", "device=cuda", "gpus=2",
+def test_more_gpus_than_visible_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    plan_run = snakemake(tmp_path / "work", "-n", "results/demo_table.csv", "--config", "gpus=3", timeout=300)
+    assert plan_run.returncode != 0
+    assert "gpus: 3, but 2 GPU(s) are visible (2,3" in plan_run.stdout + plan_run.stderr
+
+
+def test_run_sets_the_global_slot_limit(tmp_path, monkeypatch):
+    """A real (touch) run: the workflow itself provides gpu_slots = (gpus + 1) x units, no --resources."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    run = snakemake(tmp_path / "work", "--touch", "--cores", "1", "--config", "gpus=2",
                     "gpu_share={train: 4}", "--", "results/demo_table.csv", timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout + run.stderr
-    assert 'gpu_slots=Resource("gpu_slots", 8)' in out  # 2 GPUs x lcm(1, 4) units
+    assert 'gpu_slots=Resource("gpu_slots", 12)' in out  # (2 GPUs + 1 waiting) x lcm(1, 4) units
     res = resources(out)
     assert all(r.endswith("gpu_slots=4") for r in res["extract_shard"])
     assert all(r.endswith("gpu_slots=1") for r in res["train"])
@@ -215,3 +365,22 @@ def test_slurm_profile_requests_gpus_not_slots(tmp_path):
     res = resources(plan_run.stdout)
     assert res["train"] and all("gpu=1" in r and "gpu_slots=0" in r for r in res["train"])
     assert "gpuslots" not in plan_run.stdout
+
+
+def test_shards_auto_follow_per_item_cost_and_gpu_count():
+    imdb = {"image": "image", "text": "text", "faces": "faces", "objects": "objects", "boxes": "boxes",
+            "ocr": "ocr", "ocr_words": "index", "ocr_text": "text"}
+    one, eight = shard_counts(imdb, 1), shard_counts(imdb, 8)
+    assert shard_counts(imdb, 0) == {name: 2 for name in imdb}  # no local GPU: as before
+    assert eight["objects"] > eight["boxes"] > eight["image"] and eight["objects"] >= 13 * eight["image"]
+    assert all(eight[n] >= one[n] for n in imdb) and sum(eight.values()) > 2 * sum(one.values())
+    total = sum(COST_MS[k] for k in imdb.values())
+    for gpus, counts in ((1, one), (8, eight)):  # no shard costs over a quarter of a GPU's share
+        assert all(COST_MS[imdb[n]] / counts[n] <= total / gpus / 4 + 1e-9 for n in imdb)
+
+
+def test_longest_chain_of_stores_goes_first():
+    chains = chain_costs({"objects": ("objects", None), "boxes": ("boxes", "objects"), "image": ("image", None),
+                          "ocr": ("ocr", None), "ocr_text": ("text", "ocr")})
+    assert chains["objects"] == COST_MS["objects"] + COST_MS["boxes"]
+    assert sorted(chains, key=chains.get, reverse=True) == ["objects", "ocr", "boxes", "ocr_text", "image"]

@@ -273,3 +273,19 @@ def test_feature_device_auto_decides_from_free_device_memory(monkeypatch) -> Non
     assert features_on_host("auto", cuda, int(DEVICE_MARGIN * free) + 1)
     with pytest.raises(ValueError, match="feature_device"):
         features_on_host("gpu", cpu, 1)
+
+
+def test_feature_device_auto_budgets_by_the_jobs_share(monkeypatch) -> None:
+    """8 jobs sharing a device may each take DEVICE_MARGIN of 1/8 of it, not of what is free."""
+    from model.train import DEVICE_MARGIN, features_on_host
+
+    cuda, total = torch.device("cuda"), 80 * 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (total, total))
+    fits_alone = int(DEVICE_MARGIN * total / 4)  # a quarter of the device
+    assert not features_on_host("auto", cuda, fits_alone, share=1)
+    assert features_on_host("auto", cuda, fits_alone, share=8)
+    assert not features_on_host("auto", cuda, int(DEVICE_MARGIN * total / 8) - 1, share=8)
+    monkeypatch.setenv("DMMS_GPU_SHARE", "8")  # what gpuslots hands the job
+    assert features_on_host("auto", cuda, fits_alone)
+    monkeypatch.delenv("DMMS_GPU_SHARE")
+    assert not features_on_host("auto", cuda, fits_alone)
