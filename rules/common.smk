@@ -1,5 +1,6 @@
 # Shared helpers: config validation, wildcard constraints, named input/param functions.
 import json
+import math
 import os
 import shlex
 from pathlib import Path
@@ -316,6 +317,59 @@ def gpu_run(rule):
 
 
 # --- end of GPU slots ----------------------------------------------------------------------
+
+
+# --- cluster resources ---------------------------------------------------------------------
+# Memory (mem_mb) and runtime (minutes) of the jobs that need more than Snakemake's default
+# (mem_mb = max(2 x input size, 1000)); the SLURM executor submits them as --mem and -t, and
+# `--resources mem_mb=N` caps a local run with them. CPUs: the plugin asks for the rule's
+# threads. A retry (profiles/slurm `retries`) gets attempt x both, so a job killed for memory or
+# time comes back bigger. Where each number comes from: docs/DESIGN.md, "Cluster resources".
+
+# Peak MB of one extraction shard with the paper's backends (the demo's are smaller).
+EXTRACT_MB = {"image": 4000, "text": 3000, "faces": 4000, "objects": 4500, "boxes": 4500,
+              "ocr": 3000, "index": 1000}
+# Seconds per sample of one shard, (GPU, CPU one thread), with the paper's backends.
+EXTRACT_SECONDS = {"image": (0.005, 2.0), "text": (0.012, 0.5), "faces": (0.02, 1.0),
+                   "objects": (0.072, 6.0), "boxes": (0.025, 15.0), "ocr": (0.3, 1.0),
+                   "index": (0.001, 0.001)}
+MMIMDB_SAMPLES = 25959  # planned runtimes before the manifest exists assume MM-IMDb's size
+
+
+def manifest_rows(path):
+    """Rows of a manifest, or MMIMDB_SAMPLES while it does not exist yet (dry runs)."""
+    if not os.path.exists(path):
+        return MMIMDB_SAMPLES
+    with open(path, "rb") as fh:
+        return max(sum(1 for _ in fh) - 1, 0)
+
+
+def extract_mem_mb(wildcards, input, attempt):
+    """The extractor's peak plus the store it reads (ocr for ocr_text, objects for boxes)."""
+    store_mb = os.path.getsize(input.store) / 2**20 if "store" in input.keys() and os.path.exists(input.store) else 0
+    return attempt * int(EXTRACT_MB[extractor_name(wildcards)] + store_mb)
+
+
+def extract_runtime(wildcards, input, attempt):
+    """Loading (10 min) plus the shard's samples at the extractor's rate, doubled for slack."""
+    gpu_s, cpu_s = EXTRACT_SECONDS[extractor_name(wildcards)]
+    per_sample = gpu_s if config["device"] == "cuda" else cpu_s
+    samples = manifest_rows(input.manifest) / config["shards"]
+    return attempt * (10 + math.ceil(2 * per_sample * samples / 60))
+
+
+def train_mem_mb(wildcards, input, attempt):
+    """Torch and the model (1500 MB) plus the stores it loads, read into memory twice over
+    (the store, then the batched float32 tensors)."""
+    return attempt * int(1500 + 2 * input.size_mb)
+
+
+def train_runtime(wildcards, input, attempt):
+    """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU."""
+    return attempt * (30 if config["device"] == "cuda" else 120)
+
+
+# --- end of cluster resources --------------------------------------------------------------
 
 
 # --- training grid -------------------------------------------------------------------------

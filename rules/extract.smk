@@ -35,6 +35,8 @@ rule extract_shard:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("extract_shard"),
+        mem_mb=extract_mem_mb,
+        runtime=extract_runtime,
     params:
         extractor=extractor_name,
         args=extract_args,

@@ -15,6 +15,8 @@ rule predict:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("predict"),
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
     params:
         args=predict_args,
         device=lookup(dpath="device", within=config),

@@ -19,6 +19,8 @@ rule train:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("train"),
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
     params:
         features=feature_args,
         options=train_args,

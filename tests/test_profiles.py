@@ -1,0 +1,69 @@
+"""The two profiles together: profiles/default is loaded as the workflow profile under
+`--profile profiles/slurm` too, so it must not override the SLURM profile's keys, and the
+SLURM plan must carry the profile's partition, account and runtimes as shipped."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.snakemake_run import ROOT, snakemake
+
+SLURM = ROOT / "profiles/slurm/config.yaml"
+
+
+def plan_resources(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, {resource: value}) of every job of a printed plan."""
+    jobs, rule = [], None
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule:
+            items = re.findall(r"(\w+)=([^,]*)", line.split("resources:")[1])
+            jobs.append((rule, {k: v.strip() for k, v in items}))
+            rule = None
+    return jobs
+
+
+def test_default_profile_does_not_override_the_slurm_profile():
+    default = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
+    slurm = yaml.safe_load(SLURM.read_text())
+    # A workflow profile's resources replace the user profile's whole mapping: none here.
+    assert not {"default-resources", "set-resources", "resources", "config"} & default.keys()
+    clashes = {k: (v, slurm[k]) for k, v in default.items() if k in slurm and slurm[k] != v}
+    assert not clashes
+
+
+def plan(tmp_path, profile):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"datasets": {"demo": {"compose": {"n": 12, "seed": 3}}}}))
+    run = snakemake(tmp_path / "work", "-n", "-F", "--profile", str(profile), "results/demo_table.csv",
+                    configfile=config, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return plan_resources(run.stdout)
+
+
+def test_slurm_plan_as_shipped_has_partition_account_runtime_and_gpus_for_gpu_rules(tmp_path):
+    jobs = plan(tmp_path, ROOT / "profiles/slurm")
+    assert len(jobs) > 50
+    for rule, res in jobs:
+        assert res.get("slurm_partition") == "gpu" and res.get("slurm_account") == "my_account", (rule, res)
+        assert res.get("runtime", "").isdigit(), (rule, res)
+        assert (res.get("gpu") == "1") == (rule in ("extract_shard", "train", "predict")), (rule, res)
+    runtimes = {rule: int(res["runtime"]) for rule, res in jobs}
+    assert runtimes["table"] == 60 and runtimes["train"] == 30  # profile default; train on a GPU
+
+
+def test_cpu_switch_requests_no_gpu(tmp_path):
+    """`device: cpu`, the profile's one switch for clusters without GPUs: no job asks for one."""
+    profile = tmp_path / "slurm"
+    profile.mkdir()
+    text = SLURM.read_text()
+    assert text.count("\n  device: cuda\n") == 1
+    (profile / "config.yaml").write_text(text.replace("\n  device: cuda\n", "\n  device: cpu\n"))
+    jobs = plan(tmp_path, profile)
+    assert jobs and all(res.get("gpu", "0") == "0" for _, res in jobs)
+    assert all(res.get("slurm_partition") == "gpu" for _, res in jobs)
+    runtimes = {rule: int(res["runtime"]) for rule, res in jobs}
+    assert runtimes["train"] == 120  # CPU training runtime
