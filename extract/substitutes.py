@@ -61,6 +61,9 @@ STAND_INS = {  # backend -> what it is, for the one-line description
     "minilm": "all-MiniLM-L6-v2 (mean-pooled, L2-normalised, 384-d)",
     "inception_resnet_v1_vggface2": "facenet-pytorch InceptionResnetV1 (VGGFace2, 512-d)",
     "torchvision": "torchvision's Faster R-CNN R50-FPN (COCO, its own weights)",
+    "timm": "a timm model named by option model; the store's model attr names it",
+    "open_clip": "an open_clip model named by options model and pretrained; the store's model attr names it",
+    "hf": "a transformers encoder named by option model; the store's model attr names it",
 }
 
 DETECTRON2_HINT = (
