@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
-from extract.weights import MissingWeights, WeightFile, offline, resolve, weights_dir
+from extract.weights import MissingWeights, WeightFile, fetch_url, offline, resolve, weights_dir
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "none")
@@ -76,8 +77,8 @@ def _places(spec: NamedWeights) -> str:
     return " or ".join(places)
 
 
-def named_weights(spec: NamedWeights) -> Path:
-    """A local copy of the named model's weights, downloading it when allowed."""
+def named_weights(spec: NamedWeights, fetch: Callable[..., None] = fetch_url) -> Path:
+    """A local copy of the named model's weights, downloading it (with `fetch`) when allowed."""
     found = local_file(spec)
     if found is not None:
         return found
@@ -88,7 +89,7 @@ def named_weights(spec: NamedWeights) -> Path:
         file = WeightFile(PurePosixPath(spec.url).name, url=spec.url)
     source = f"https://huggingface.co/{spec.repo}" if spec.repo else spec.url
     try:
-        return resolve(file)  # also looks in resources/weights/<file> and torch hub's checkpoints
+        return resolve(file, fetch)  # also looks in resources/weights/<file> and torch hub's checkpoints
     except MissingWeights as err:
         reason = "DMMS_OFFLINE is set" if offline() else str(err)
     raise MissingWeights(

@@ -140,6 +140,29 @@ def test_offline_without_weights_says_what_to_put_where(tmp_path, monkeypatch):
     assert "https://huggingface.co/timm/resnet18.a1_in1k" in text and "pretrained: false" in text
 
 
+def test_online_the_file_is_downloaded_from_the_hub_into_resources_weights(tmp_path, monkeypatch):
+    from timm.models import get_pretrained_cfg
+
+    from extract.hub import named_weights
+    from extract.named_backbones import timm_spec
+
+    monkeypatch.setenv("DMMS_OFFLINE", "0")
+    monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path / "weights"))
+    release = tmp_path / "release.safetensors"
+    save_timm_resnet18(release)
+    asked = []
+
+    def fetch(url, dest, hash_prefix=None):  # stands in for the network: serves the release
+        asked.append(url)
+        shutil.copyfile(release, dest)
+
+    path = named_weights(timm_spec("resnet18", get_pretrained_cfg("resnet18")), fetch)
+    assert asked == ["https://huggingface.co/timm/resnet18.a1_in1k/resolve/main/model.safetensors"]
+    assert path == tmp_path / "weights" / "timm" / "resnet18.a1_in1k" / "model.safetensors"
+    assert sha256(path) == sha256(release)
+    assert named_weights(timm_spec("resnet18", get_pretrained_cfg("resnet18")), fetch) == path and len(asked) == 1
+
+
 @pytest.mark.parametrize("name, options, message", [
     ("timm", {"model": "no_such_net"}, "timm.list_models()"),
     ("timm", {"model": "resnet18", "pretrained": "laion"}, "use true or false"),
