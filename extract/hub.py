@@ -70,7 +70,7 @@ def local_file(spec: NamedWeights) -> Path | None:
 def _places(spec: NamedWeights) -> str:
     if spec.repo:
         places = [f"{weights_dir() / spec.repo / spec.files[0]}",
-                  f"the Hugging Face cache (huggingface-cli download {spec.repo} {spec.files[0]})"]
+                  f"the Hugging Face cache (hf download {spec.repo} {spec.files[0]})"]
     else:
         places = [f"{weights_dir() / PurePosixPath(spec.url).name}"]
     places += [str(p) for p in spec.extra]
@@ -78,21 +78,26 @@ def _places(spec: NamedWeights) -> str:
 
 
 def named_weights(spec: NamedWeights, fetch: Callable[..., None] = fetch_url) -> Path:
-    """A local copy of the named model's weights, downloading it (with `fetch`) when allowed."""
+    """A local copy of the named model's weights, downloading it (with `fetch`) when allowed: the
+    repository's candidate files in order (a repository may hold only the second)."""
     found = local_file(spec)
     if found is not None:
         return found
     if spec.repo:
-        file = WeightFile(f"{spec.repo}/{spec.files[0]}",
-                          url=f"https://huggingface.co/{spec.repo}/resolve/main/{spec.files[0]}")
+        tries = [WeightFile(f"{spec.repo}/{f}", url=f"https://huggingface.co/{spec.repo}/resolve/main/{f}")
+                 for f in spec.files]
     else:
-        file = WeightFile(PurePosixPath(spec.url).name, url=spec.url)
+        tries = [WeightFile(PurePosixPath(spec.url).name, url=spec.url)]
+    reasons = []
+    for file in tries:
+        try:
+            return resolve(file, fetch)  # also looks in resources/weights/<file> and torch hub's checkpoints
+        except MissingWeights as err:
+            reasons.append(str(err))
+    reason = "DMMS_OFFLINE is set" if offline() else "; ".join(reasons)
     source = f"https://huggingface.co/{spec.repo}" if spec.repo else spec.url
-    try:
-        return resolve(file, fetch)  # also looks in resources/weights/<file> and torch hub's checkpoints
-    except MissingWeights as err:
-        reason = "DMMS_OFFLINE is set" if offline() else str(err)
+    name = spec.files[0] if spec.files else PurePosixPath(spec.url).name
     raise MissingWeights(
-        f"weights of {spec.model} not found ({reason}). To fix: download {spec.files[0] if spec.files else ''} "
-        f"from {source} and put it at {_places(spec)}; or set pretrained: false for random weights "
-        "(features without meaning: tests, dry runs).")
+        f"weights of {spec.model} not found ({reason}). To fix: download {name} from {source} and put it "
+        f"at {_places(spec)}; or set pretrained: false for random weights (features without meaning: "
+        "tests, dry runs).")

@@ -163,6 +163,26 @@ def test_online_the_file_is_downloaded_from_the_hub_into_resources_weights(tmp_p
     assert named_weights(timm_spec("resnet18", get_pretrained_cfg("resnet18")), fetch) == path and len(asked) == 1
 
 
+def test_a_repository_without_the_first_file_serves_the_second(tmp_path, monkeypatch):
+    from extract.hub import NamedWeights, named_weights
+
+    monkeypatch.setenv("DMMS_OFFLINE", "0")
+    monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path / "weights"))
+    asked = []
+
+    def fetch(url, dest, hash_prefix=None):  # the Hub answers 404 for the safetensors file
+        asked.append(url.rsplit("/", 1)[1])
+        if url.endswith(".safetensors"):
+            raise OSError("HTTP Error 404: Not Found")
+        (tmp_path / "x").write_bytes(b"weights")
+        shutil.copyfile(tmp_path / "x", dest)
+
+    spec = NamedWeights("open_clip X y", repo="org/clip", files=("open_clip_model.safetensors", "open_clip_pytorch_model.bin"))
+    path = named_weights(spec, fetch)
+    assert asked == ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    assert path == tmp_path / "weights" / "org" / "clip" / "open_clip_pytorch_model.bin"
+
+
 @pytest.mark.parametrize("name, options, message", [
     ("timm", {"model": "no_such_net"}, "timm.list_models()"),
     ("timm", {"model": "resnet18", "pretrained": "laion"}, "use true or false"),
