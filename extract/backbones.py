@@ -2,8 +2,8 @@
 
 Each backbone brings its own preprocessing (resize, crop, normalisation) and its weight file,
 found through `extract.weights`. Backbones `timm` and `open_clip` take a model by name (options
-`model`, `pretrained`; `extract.named_backbones`). On CUDA the network runs in channels_last memory format (faster
-convolutions with tensor cores); on the CPU it stays as torchvision builds it.
+`model`, `pretrained`; `extract.named_backbones`). On CUDA the network runs in channels_last
+memory format (faster convolutions with tensor cores); on the CPU it stays as torchvision builds it.
 """
 
 from __future__ import annotations
@@ -149,7 +149,8 @@ def load_backbone(name: str, device: torch.device, weights: WeightFile | None = 
         from extract.named_backbones import load_named
         got = load_named(name, model, pretrained)
         net = pooled = got.model
-        head, dim, preprocess, info, label, note = got.classifier, got.dim, got.preprocess, got.weights, got.label, got.note
+        head, dim, preprocess, info = got.classifier, got.dim, got.preprocess, got.weights
+        label, note = got.label, got.note
     elif name not in BUILDERS:
         raise ValueError(f"unknown image backbone {name!r}; choose one of {', '.join([*BUILDERS, *NAMED])}")
     elif model or parse_pretrained(pretrained) is not True:

@@ -65,7 +65,8 @@ class BoxExtractor(Extractor):
 
     def extra_attrs(self) -> dict[str, Any]:
         model = f"{self.net.label} on object box crops ({self.net.weights_name})"
-        return {"backbone": self.options.backbone, "preprocess": json.dumps(self.net.preprocess.recipe(self.options.full)),
+        recipe = json.dumps(self.net.preprocess.recipe(self.options.full))
+        return {"backbone": self.options.backbone, "preprocess": recipe,
                 **model_attrs(self.name, self.backend, self.config(), model, self.net.note)}
 
     def prepare(self, item: Item) -> Crops:

@@ -31,6 +31,7 @@ from torch import nn
 from extract.backbones import load_backbone
 from extract.base import Extractor, Item, Options, Output
 from extract.crops import clip_boxes, crop
+from extract.hub import parse_pretrained
 from extract.images import load_rgb
 from extract.registry import register
 from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
@@ -131,6 +132,9 @@ def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
 
 
 def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> Embedder:
+    if backend != "backbone" and (options.model or parse_pretrained(options.pretrained) is not True):
+        raise ValueError(f"faces options model / pretrained name the image backbone of backend backbone, not "
+                         f"{backend}; drop them or set backend backbone with backbone timm or open_clip")
     if backend == "senet50_256":
         return build_senet(options, device)
     if backend == "inception_resnet_v1_vggface2":

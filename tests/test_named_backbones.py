@@ -98,7 +98,8 @@ def test_timm_preprocessing_comes_from_the_models_pretrained_config():
     assert torch.allclose(x, torch.full_like(x, (128 / 255 - 0.5) / 0.5), atol=1e-3)
     assert bb.preprocess.recipe()["mean"] == [0.5, 0.5, 0.5]
     # full: the whole (wide) image squashed, not centre-cropped
-    wide = Image.fromarray(np.concatenate([np.zeros((100, 200, 3), np.uint8), np.full((100, 200, 3), 255, np.uint8)], 1))
+    halves = [np.zeros((100, 200, 3), np.uint8), np.full((100, 200, 3), 255, np.uint8)]
+    wide = Image.fromarray(np.concatenate(halves, 1))
     squashed, cropped = bb.preprocess(wide, full=True), bb.preprocess(wide)
     assert squashed.shape == cropped.shape == (3, 224, 224)
     assert squashed[:, :, :50].max() < -0.9 and squashed[:, :, -50:].min() > 0.9  # black left, white right
@@ -177,7 +178,8 @@ def test_a_repository_without_the_first_file_serves_the_second(tmp_path, monkeyp
         (tmp_path / "x").write_bytes(b"weights")
         shutil.copyfile(tmp_path / "x", dest)
 
-    spec = NamedWeights("open_clip X y", repo="org/clip", files=("open_clip_model.safetensors", "open_clip_pytorch_model.bin"))
+    files = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+    spec = NamedWeights("open_clip X y", repo="org/clip", files=files)
     path = named_weights(spec, fetch)
     assert asked == ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
     assert path == tmp_path / "weights" / "org" / "clip" / "open_clip_pytorch_model.bin"
@@ -293,6 +295,8 @@ def test_box_and_face_crops_take_the_same_named_backbones(tmp_path):
     assert emb.dim == 512 and emb.preprocess["crop_mode"] == "squash" and "random weights" in emb.weights_note
     assert "timm resnet18 on face crops" in emb.model_name
     assert emb.model(emb.to_tensor(img.crop((150, 40, 300, 200)))[None]).shape == (1, 512)
+    with pytest.raises(ValueError, match="name the image backbone of backend backbone"):
+        build_embedder("senet50_256", FaceOptions(model="resnet18"), CPU)
 
 
 def test_strict_mode_lists_named_backbones_as_not_the_papers():
