@@ -13,7 +13,9 @@ alternated `--repeats` times and the best rate of each is kept. The fp32-vs-auto
 cosine similarity of one real batch's features is measured through the runner's
 `precision_check` (bf16 on the CPU, fp16 and bf16 on CUDA).
 
-Weights: MobileNetV2 and MTCNN are the real ones (installed packages). The paper's models whose
+Weights: MobileNetV2 and MTCNN are the real ones (installed packages). timm's resnet18 (a
+backbone by name, `backend: timm`) loads random weights saved where resources/weights holds
+timm/resnet18.a1_in1k/model.safetensors, through the pretrained path. The paper's models whose
 weights cannot be had offline (ResNeXt-101 32x16d WSL, SE-ResNet-50-256D, Faster R-CNN R50-FPN,
 roberta-base) get their real architectures and random weights saved under $DMMS_WEIGHTS: their
 timings are real, their features meaningless. roberta-base uses a small BPE, so the plot's token
@@ -60,6 +62,8 @@ def job_table(tmp: Path) -> dict[str, dict[str, Any]]:
     return {
         "image_mobilenet_v2": {"cli": ["image", "--backend", "mobilenet_v2"], "unit": "images", "quick": True},
         "image_resnext101_wsl": {"cli": ["image", "--backend", "resnext101_32x16d_wsl"], "unit": "images"},
+        "image_timm_resnet18": {"cli": ["image", "--backend", "timm", "--set", "model=resnet18"],
+                                "unit": "images", "quick": True},
         "boxes_mobilenet_v2": {"cli": ["boxes", "--input", str(tmp / "objects.h5"), "--set", "backbone=mobilenet_v2"],
                                "unit": "box crops", "quick": True, "quick_count": 16},
         "boxes_resnext101_wsl": {"cli": ["boxes", "--input", str(tmp / "objects.h5")], "unit": "box crops"},
@@ -80,6 +84,12 @@ def random_weights(folder: Path, jobs: set[str]) -> None:
     if {"image_resnext101_wsl", "boxes_resnext101_wsl"} & jobs:
         from extract.backbones import resnext101_32x16d
         torch.save(resnext101_32x16d().state_dict(), folder / "ig_resnext101_32x16-c6f796b0.pth")
+    if "image_timm_resnet18" in jobs:  # where resources/weights holds timm's resnet18.a1_in1k
+        import timm
+        from safetensors.torch import save_file
+        path = folder / "timm" / "resnet18.a1_in1k" / "model.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(timm.create_model("resnet18", pretrained=False).state_dict(), str(path))
     if "faces_senet50_256" in jobs:
         from extract.senet import SENet50Embedding
         torch.save(SENet50Embedding().state_dict(), folder / "senet50_256.pth")
@@ -134,12 +144,11 @@ def rate(fn: Callable[[], Any], items: int, device: torch.device, min_seconds: f
 
 def bare(name: str, ext: Extractor, device: torch.device, min_seconds: float) -> dict[str, Any]:
     """The extractor's network alone on random input at the batch the pipeline uses."""
-    if name.startswith("image"):
-        batch, net = ext.batch_size, ext.net.model
-        x = ext.to_device(torch.randn(batch, 3, 224, 224), channels_last=ext.net.channels_last)
-    elif name.startswith("boxes"):
-        batch, net = ext.options.crop_batch, ext.net.model
-        x = ext.to_device(torch.randn(batch, 3, 224, 224), channels_last=ext.net.channels_last)
+    if name.startswith(("image", "boxes")):
+        from PIL import Image
+        batch = ext.batch_size if name.startswith("image") else ext.options.crop_batch
+        net, side = ext.net.model, ext.net.preprocess(Image.new("RGB", (300, 300))).shape[-1]
+        x = ext.to_device(torch.randn(batch, 3, side, side), channels_last=ext.net.channels_last)
     elif name.startswith("faces"):
         from PIL import Image
         batch, net = ext.options.crop_batch, ext.embedder.model
@@ -213,12 +222,13 @@ def run_job(name: str, job: dict[str, Any], manifest: Path, items: list[Item], t
 
 
 def environment(device: torch.device) -> dict[str, Any]:
+    import timm
     import torchvision
     import transformers
     env = {"host": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform(),
            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
            "torch": torch.__version__, "torchvision": torchvision.__version__,
-           "transformers": transformers.__version__}
+           "transformers": transformers.__version__, "timm": timm.__version__}
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(0)
     return env
@@ -230,7 +240,8 @@ def main() -> int:
     p.add_argument("--count", type=int, default=128,
                    help="posters used (--quick: 16 for box crops, 32 for faces, 8 texts)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--quick", action="store_true", help="the small models only (MobileNetV2 jobs, roberta-base)")
+    p.add_argument("--quick", action="store_true",
+                   help="the small models only (MobileNetV2 jobs, timm resnet18, roberta-base)")
     p.add_argument("--only", default="", help="comma-separated job names to run")
     p.add_argument("--boxes", type=int, default=10, help="synthetic boxes per poster for the box-crop jobs")
     p.add_argument("--min-seconds", type=float, default=0.0,

@@ -1,14 +1,15 @@
 """Image backbones: one pooled embedding per image (whole image, face crop or box crop).
 
 Each backbone brings its own preprocessing (resize, crop, normalisation) and its weight file,
-found through `extract.weights`. On CUDA the network runs in channels_last memory format (faster
-convolutions with tensor cores); on the CPU it stays as torchvision builds it.
+found through `extract.weights`. Backbones `timm` and `open_clip` take a model by name (options
+`model`, `pretrained`; `extract.named_backbones`). On CUDA the network runs in channels_last
+memory format (faster convolutions with tensor cores); on the CPU it stays as torchvision builds it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -18,6 +19,7 @@ from torchvision.models import mobilenet_v2
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from extract.base import to_device
+from extract.hub import parse_pretrained
 from extract.weights import WeightFile, load_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,6 +54,11 @@ class Preprocess:
         x = TF.to_dtype(x, torch.float32, scale=True)
         return TF.normalize(x, list(self.mean), list(self.std))
 
+    def recipe(self, full: bool = False) -> dict[str, Any]:
+        """What `__call__` does, for the store's `preprocess` attr."""
+        size = {"resize": [self.crop, self.crop]} if full else {"resize_shorter": self.resize, "center_crop": self.crop}
+        return {**size, "channel_order": "rgb", "scale": "0..1", "mean": list(self.mean), "std": list(self.std)}
+
 
 def resnext101_32x16d() -> ResNet:
     """The WSL architecture: torchvision ResNet, Bottleneck [3, 4, 23, 3], 32 groups of width 16."""
@@ -84,11 +91,22 @@ class _PooledMobileNet(nn.Module):
 class Backbone:
     name: str
     dim: int
-    preprocess: Preprocess
+    preprocess: Preprocess  # or a named backbone's `LibraryPreprocess` (same calls)
     model: nn.Module  # pooled features
     classifier: nn.Module  # ImageNet logits from pooled features (for sanity checks)
-    weights: tuple[str, str]  # (file, sha256)
+    weights: tuple[str, str]  # (file, sha256); ("", "") for random weights
     device: torch.device
+    label: str = ""  # the model (timm resnet18), for the store's `model` attr
+    note: str = ""  # a run-time difference from the paper (random weights), for `substitute`
+
+    @property
+    def weights_name(self) -> str:
+        return self.weights[0] or "random weights"
+
+    @property
+    def files(self) -> list[tuple[str, str]]:
+        """The weight files used, for the store's `weights` attr ([] for random weights)."""
+        return [self.weights] if self.weights[1] else []
 
     @property
     def channels_last(self) -> bool:
@@ -120,15 +138,33 @@ BUILDERS: dict[str, tuple[Callable[[], tuple[nn.Module, nn.Module, nn.Module]], 
 }
 
 
-def load_backbone(name: str, device: torch.device, weights: WeightFile | None = None) -> Backbone:
-    """Build `name`, load its weight file (strictly: every tensor must match) and move it to `device`."""
-    if name not in BUILDERS:
-        raise ValueError(f"unknown image backbone {name!r}; choose one of {', '.join(BUILDERS)}")
-    build, dim, preprocess = BUILDERS[name]
-    net, pooled, head = build()
-    state, info = load_state_dict(weights or WEIGHTS[name])
-    net.load_state_dict(state, strict=True)
+NAMED = ("timm", "open_clip")  # backbones that take options `model` and `pretrained`
+
+
+def load_backbone(name: str, device: torch.device, weights: WeightFile | None = None, model: str = "",
+                  pretrained: str | bool = True) -> Backbone:
+    """Build `name`, load its weight file (strictly: every tensor must match) and move it to `device`.
+    `model` and `pretrained` name the model of backbones timm and open_clip."""
+    if name in NAMED:
+        from extract.named_backbones import load_named
+        got = load_named(name, model, pretrained)
+        net = pooled = got.model
+        head, dim, preprocess, info = got.classifier, got.dim, got.preprocess, got.weights
+        label, note = got.label, got.note
+    elif name not in BUILDERS:
+        raise ValueError(f"unknown image backbone {name!r}; choose one of {', '.join([*BUILDERS, *NAMED])}")
+    elif model or parse_pretrained(pretrained) is not True:
+        raise ValueError(f"options model={model!r} / pretrained={pretrained!r} are for backbones "
+                         f"{' and '.join(NAMED)}, not {name} (always its release's weights); drop them or "
+                         "set the backbone to one of those")
+    else:
+        build, dim, preprocess = BUILDERS[name]
+        net, pooled, head = build()
+        state, info = load_state_dict(weights or WEIGHTS[name])
+        net.load_state_dict(state, strict=True)
+        label, note = name, ""
     net.eval().to(device)
+    head.to(device)
     if device.type == "cuda":
         net.to(memory_format=torch.channels_last)
-    return Backbone(name, dim, preprocess, pooled.eval(), head.eval(), info, device)
+    return Backbone(name, dim, preprocess, pooled.eval(), head.eval(), info, device, label, note)

@@ -3,11 +3,13 @@
 Reads the objects store (`--input`). Rows are aligned one-to-one with that store's detections,
 in the same order: `features` (n, dim) plus copies of `boxes`, `labels` and `scores`.
 A sample that failed in the objects store fails here too, with the same reason.
-Crops of all samples of a batch go through the backbone together.
+Crops of all samples of a batch go through the backbone together. Option `backbone` takes the
+image extractor's backends (timm and open_clip with options `model` and `pretrained`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ class BoxOptions(Options):
     margin: float = 0.0  # context around a box, fraction of its size
     crop_batch: int = 64  # crops per backbone call
     dtype: str = "float16"
+    model: str = ""  # backbone timm / open_clip: the model's name
+    pretrained: str = "true"  # backbone timm / open_clip: true, false (random weights) or an open_clip tag
 
 
 @dataclass
@@ -49,8 +53,8 @@ class BoxExtractor(Extractor):
 
     def __init__(self, backend: str, device: torch.device, options: BoxOptions) -> None:
         super().__init__(backend, device, options)
-        self.net = load_backbone(options.backbone, device)
-        self.weights = [self.net.weights]
+        self.net = load_backbone(options.backbone, device, model=options.model, pretrained=options.pretrained)
+        self.weights = self.net.files
 
     @property
     def dim(self) -> int:
@@ -60,8 +64,10 @@ class BoxExtractor(Extractor):
         return {"features": ((self.dim,), np.dtype(self.options.dtype)), **COPIED}
 
     def extra_attrs(self) -> dict[str, Any]:
-        model = f"{self.options.backbone} on object box crops ({self.net.weights[0]})"
-        return {"backbone": self.options.backbone, **model_attrs(self.name, self.backend, self.config(), model)}
+        model = f"{self.net.label} on object box crops ({self.net.weights_name})"
+        recipe = json.dumps(self.net.preprocess.recipe(self.options.full))
+        return {"backbone": self.options.backbone, "preprocess": recipe,
+                **model_attrs(self.name, self.backend, self.config(), model, self.net.note)}
 
     def prepare(self, item: Item) -> Crops:
         if not item.extra:

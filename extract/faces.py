@@ -6,7 +6,8 @@ as loaded (`extract.images.load_rgb`), `scores` (n,) float32 detection probabili
 Backends (the face embedder):
   senet50_256                  SE-ResNet-50-256D trained on VGGFace2 (the paper's), 256-d
   inception_resnet_v1_vggface2 facenet-pytorch's InceptionResnetV1 trained on VGGFace2, 512-d
-  backbone                     the image backbone of option `backbone` on face crops (offline demo)
+  backbone                     the image backbone of option `backbone` on face crops (offline demo;
+                               timm / open_clip with options `model` and `pretrained`)
 senet50_256 follows VGGFace2's official PyTorch feature extractor: crop shorter side `resize`
 (224), centre 224 x 224, RGB 0..255 minus the mean (131.0912, 103.8827, 91.4953), embedding
 L2-normalised (`l2_normalize`). `channel_order=bgr` feeds BGR minus the mean in B, G, R order, for
@@ -34,6 +35,7 @@ from torch import nn
 from extract.backbones import load_backbone
 from extract.base import Extractor, Item, Options, Output
 from extract.crops import clip_boxes, crop
+from extract.hub import parse_pretrained
 from extract.images import load_rgb
 from extract.registry import register
 from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
@@ -56,6 +58,8 @@ class FaceOptions(Options):
     # (extract.substitutes.FACE_MARGINS: 0 for senet50_256, the paper's box itself; 0.3 for backbone);
     # any margin but 0 is recorded in the store's `substitute`
     backbone: str = "mobilenet_v2"  # image backbone of the `backbone` backend
+    model: str = ""  # backbone timm / open_clip: the model's name
+    pretrained: str = "true"  # backbone timm / open_clip: true, false (random weights) or an open_clip tag
     weights: str = ""  # weight file name for senet50_256 / inception (default: the release's)
     channel_order: str = "rgb"  # senet50_256 input: rgb (the PyTorch release) or bgr (a Caffe conversion)
     resize: int = 224  # senet50_256: crop's shorter side before the centre 224 (224: VGGFace2's extractor)
@@ -134,6 +138,9 @@ def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
 
 
 def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> Embedder:
+    if backend != "backbone" and (options.model or parse_pretrained(options.pretrained) is not True):
+        raise ValueError(f"faces options model / pretrained name the image backbone of backend backbone, not "
+                         f"{backend}; drop them or set backend backbone with backbone timm or open_clip")
     if backend == "senet50_256":
         return build_senet(options, device)
     if backend == "inception_resnet_v1_vggface2":
@@ -146,12 +153,10 @@ def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> 
         recipe = {"resize": [160, 160], "channel_order": "rgb", "scale": "(x - 127.5) / 128"}
         return Embedder(512, FACE_MARGINS[backend], _inception_tensor, net.eval().to(device), info,
                         f"{DETECTOR} + InceptionResnetV1 (VGGFace2, {info[0]})", recipe, True)
-    bb = load_backbone(options.backbone, device)
-    p = bb.preprocess
-    recipe = {"resize": [p.crop, p.crop], "channel_order": "rgb", "scale": "0..1",
-              "mean": list(p.mean), "std": list(p.std)}
+    bb = load_backbone(options.backbone, device, model=options.model, pretrained=options.pretrained)
     return Embedder(bb.dim, FACE_MARGINS["backbone"], lambda img: bb.preprocess(img, full=True), bb.model, bb.weights,
-                    f"{DETECTOR} + {options.backbone} on face crops ({bb.weights[0]})", recipe)
+                    f"{DETECTOR} + {bb.label} on face crops ({bb.weights_name})", bb.preprocess.recipe(full=True),
+                    weights_note=bb.note)
 
 
 @dataclass
@@ -175,7 +180,7 @@ class FaceExtractor(Extractor):
                            select_largest=False, post_process=False, device=device).eval()
         self.embedder = build_embedder(backend, options, device)
         self.margin = options.margin if options.margin >= 0 else self.embedder.margin
-        self.weights = [self.embedder.weights]
+        self.weights = [self.embedder.weights] if self.embedder.weights[1] else []  # [] for random weights
 
     @property
     def dim(self) -> int:

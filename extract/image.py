@@ -1,7 +1,14 @@
-"""`image`: one pooled backbone embedding of the whole image per sample (WSL(i) in the paper)."""
+"""`image`: one pooled backbone embedding of the whole image per sample (WSL(i) in the paper).
+
+Backends: the paper's resnext101_32x16d_wsl, mobilenet_v2, and any model by name: `timm` (option
+`model`, e.g. resnet18; `pretrained` true/false) or `open_clip` (`model` ViT-B-32, `pretrained` a
+tag such as laion2b_s34b_b79k; `extract.named_backbones`). attrs: `model`, `substitute`, and
+`preprocess` (what the backbone was fed, JSON).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,18 +27,20 @@ class ImageOptions(Options):
     batch_size: int = 32
     full: bool = False  # squash the whole image to a square instead of centre-cropping
     dtype: str = "float16"  # features as stored
+    model: str = ""  # backends timm / open_clip: the model's name (resnet18, ViT-B-32)
+    pretrained: str = "true"  # timm / open_clip: true, false (random weights) or an open_clip tag
 
 
 @register
 class ImageExtractor(Extractor):
     name = "image"
-    backends = ("resnext101_32x16d_wsl", "mobilenet_v2")
+    backends = ("resnext101_32x16d_wsl", "mobilenet_v2", "timm", "open_clip")
     options_class = ImageOptions
 
     def __init__(self, backend: str, device: torch.device, options: ImageOptions) -> None:
         super().__init__(backend, device, options)
-        self.net = load_backbone(backend, device)
-        self.weights = [self.net.weights]
+        self.net = load_backbone(backend, device, model=options.model, pretrained=options.pretrained)
+        self.weights = self.net.files
 
     @property
     def dim(self) -> int:
@@ -41,8 +50,9 @@ class ImageExtractor(Extractor):
         return {"features": ((self.dim,), np.dtype(self.options.dtype))}
 
     def extra_attrs(self) -> dict[str, Any]:
-        model = f"{self.backend} ({self.net.weights[0]})"
-        return model_attrs(self.name, self.backend, self.config(), model)
+        return {"preprocess": json.dumps(self.net.preprocess.recipe(self.options.full)),
+                **model_attrs(self.name, self.backend, self.config(),
+                                 f"{self.net.label} ({self.net.weights_name})", self.net.note)}
 
     def prepare(self, item: Item) -> torch.Tensor | None:
         if not item.image:

@@ -69,6 +69,9 @@ STAND_INS = {  # backend -> what it is, for the one-line description
     "inception_resnet_v1_vggface2": "facenet-pytorch InceptionResnetV1 (VGGFace2, 512-d)",
     "torchvision": "torchvision's Faster R-CNN R50-FPN (COCO, its own weights)",
     "easyocr-en": "EasyOCR 1.7 by Jaided AI, CRAFT detector + english_g2 recogniser, as a stand-in",
+    "timm": "a timm model named by option model; the store's model attr names it",
+    "open_clip": "an open_clip model named by options model and pretrained; the store's model attr names it",
+    "hf": "a transformers encoder named by option model; the store's model attr names it",
 }
 
 DETECTRON2_HINT = (

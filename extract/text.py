@@ -6,6 +6,8 @@ Backends:
   roberta-base  transformers RoBERTa, first token (<s>) of the last layer, 768-d, <= 512 tokens
   minilm        all-MiniLM-L6-v2 (offline package), attention-masked mean, L2-normalised, 384-d
   fairseq       fairseq's RoBERTa hub interface (optional; see extract/text_fairseq.py)
+  hf            any transformers encoder by name or folder (options model, pool, pretrained)
+  open_clip     an open_clip model's text tower (options model, pretrained; extract/hf_text.py)
 The model runs in float32 by default (`precision=fp32`, unlike the other extractors' `auto`), for
 fidelity to the paper's features; `precision=fp16` or `bf16` autocasts (`extract.base`). attrs:
 `precision` (the runner's), `model` (the exact model and toolkit that ran) and `substitute` (what
@@ -22,9 +24,13 @@ import numpy as np
 import torch
 
 from extract.base import BadInput, Extractor, Item, Options, Output
+from extract.hub import parse_pretrained
 from extract.registry import register
 from extract.substitutes import model_attrs
 from extract.weights import MissingWeights, offline, sha256, weights_dir
+
+
+NAMED = ("hf", "open_clip")  # backends that take any model by name (extract/hf_text.py)
 
 
 @dataclass
@@ -34,6 +40,8 @@ class TextOptions(Options):
     max_tokens: int = 0  # 0: the backend's own (512 for RoBERTa, 256 for MiniLM)
     dtype: str = "float16"  # features as stored
     precision: str = "fp32"  # fp32 for fidelity; fp16 / bf16 autocast (faster on GPUs, features differ)
+    pool: str = ""  # backend hf: cls or mean; "": the folder's sentence-transformers pooling, else cls
+    pretrained: str = "true"  # backends hf / open_clip: true, false (random weights), an open_clip tag
 
 
 def clean(text: Any) -> str:
@@ -71,17 +79,25 @@ def weight_info(folder: str) -> list[tuple[str, str]]:
 @register
 class TextExtractor(Extractor):
     name = "text"
-    backends = ("roberta-base", "minilm", "fairseq")
+    backends = ("roberta-base", "minilm", "fairseq", "hf", "open_clip")
     options_class = TextOptions
 
     def __init__(self, backend: str, device: torch.device, options: TextOptions) -> None:
         super().__init__(backend, device, options)
+        self.note = ""  # a run-time difference from the paper (random weights)
+        if backend in NAMED:
+            self._named(backend, device, options)
+            return
+        if options.pool or parse_pretrained(options.pretrained) is not True:
+            raise ValueError(f"text options pool / pretrained are for backends {' and '.join(NAMED)}, not "
+                             f"{backend}; drop them or set backend hf")
         if backend == "fairseq":
             from extract.text_fairseq import FairseqRoberta
             self.encoder = FairseqRoberta(options.model or "roberta.base", device, options.max_tokens or 512)
             self.weights = self.encoder.weights
             self._dim = self.encoder.dim
             self.model_name = f"fairseq RoBERTa {self.encoder.folder.name} ({self.encoder.folder})"
+            self.max_tokens = self.encoder.max_tokens
             return
         from transformers import AutoModel, AutoTokenizer
 
@@ -104,6 +120,19 @@ class TextExtractor(Extractor):
         self._dim = int(self.model.config.hidden_size)
         self.weights = weight_info(folder) if Path(folder).is_dir() else [(folder, "hub")]
 
+    def _named(self, backend: str, device: torch.device, options: TextOptions) -> None:
+        from extract.hf_text import ClipTextEncoder, HFEncoder
+
+        if backend == "hf":
+            self.encoder = HFEncoder(options.model, options.pool, options.max_tokens, options.pretrained, device)
+        else:
+            if options.pool:
+                raise ValueError("text option pool is for backend hf; open_clip pools its own way (end of text)")
+            self.encoder = ClipTextEncoder(options.model, options.pretrained, options.max_tokens, device)
+        self.weights, self._dim = self.encoder.weights, self.encoder.dim
+        self.model_name, self.note = self.encoder.model_name, self.encoder.note
+        self.max_tokens = self.encoder.max_tokens
+
     @property
     def dim(self) -> int:
         return self._dim
@@ -112,8 +141,10 @@ class TextExtractor(Extractor):
         return {"features": ((self.dim,), np.dtype(self.options.dtype))}
 
     def extra_attrs(self) -> dict[str, Any]:
-        return {"pooling": "first_token" if self.backend != "minilm" else "mean",
-                **model_attrs(self.name, self.backend, self.config(), self.model_name)}
+        pooling = getattr(self.encoder, "pooling", "") if self.backend in NAMED else ""
+        return {"pooling": pooling or ("first_token" if self.backend != "minilm" else "mean"),
+                "max_tokens": int(self.max_tokens),
+                **model_attrs(self.name, self.backend, self.config(), self.model_name, self.note)}
 
     def prepare(self, item: Item) -> str:
         if not item.from_input:
@@ -141,7 +172,7 @@ class TextExtractor(Extractor):
 
     @torch.inference_mode()
     def _encode(self, texts: list[str]) -> np.ndarray:
-        if self.backend == "fairseq":
+        if self.backend == "fairseq" or self.backend in NAMED:
             return self.encoder.encode(texts)
         tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
                              return_tensors="pt").to(self.device)
