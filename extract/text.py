@@ -1,7 +1,9 @@
 """`text`: one sentence embedding per sample (RoBERTa(t) / RoBERTa(ocr) in the paper).
 
 The text is the manifest's `text` column, or the `text` sample column of the `--input` store
-(OCR text). Empty text gives zero rows: the modality is absent for that sample.
+(OCR text). Empty text gives zero rows: the modality is absent for that sample. With
+`per_word: true` each whitespace-separated word is embedded on its own, one row per word (a set,
+as IE(ocr) is in the paper), instead of one row for the whole text.
 Backends:
   roberta-base  transformers RoBERTa, first token (<s>) of the last layer, 768-d, <= 512 tokens
   minilm        all-MiniLM-L6-v2 (offline package), attention-masked mean, L2-normalised, 384-d
@@ -34,6 +36,7 @@ class TextOptions(Options):
     max_tokens: int = 0  # 0: the backend's own (512 for RoBERTa, 256 for MiniLM)
     dtype: str = "float16"  # features as stored
     precision: str = "fp32"  # fp32 for fidelity; fp16 / bf16 autocast (faster on GPUs, features differ)
+    per_word: bool = False  # one row per word (e.g. each OCR word) instead of one per text
 
 
 def clean(text: Any) -> str:
@@ -112,10 +115,14 @@ class TextExtractor(Extractor):
         return {"features": ((self.dim,), np.dtype(self.options.dtype))}
 
     def extra_attrs(self) -> dict[str, Any]:
-        return {"pooling": "first_token" if self.backend != "minilm" else "mean",
+        return {"pooling": "first_token" if self.backend != "minilm" else "mean", "per_word": self.options.per_word,
                 **model_attrs(self.name, self.backend, self.config(), self.model_name)}
 
-    def prepare(self, item: Item) -> str:
+    def prepare(self, item: Item) -> str | tuple[str, ...]:
+        text = self._text(item)
+        return tuple(text.split()) if self.options.per_word else text
+
+    def _text(self, item: Item) -> str:
         if not item.from_input:
             return clean(item.text)
         if not item.extra:
@@ -126,18 +133,12 @@ class TextExtractor(Extractor):
             raise ValueError("the input store has no `text` sample column (give --input an ocr store)")
         return clean(item.extra["text"])
 
-    def forward(self, batch: list[str]) -> list[Output]:
-        present = [t for t in batch if t]
-        feats = self._encode(present) if present else None  # (B', dim)
-        empty = np.zeros((0, self.dim), self.options.dtype)
-        outs, j = [], 0
-        for text in batch:
-            if not text:
-                outs.append(Output({"features": empty}))
-            else:
-                outs.append(Output({"features": feats[j:j + 1].astype(self.options.dtype)}))
-                j += 1
-        return outs
+    def forward(self, batch: list[str | tuple[str, ...]]) -> list[Output]:
+        texts = [list(t) if isinstance(t, tuple) else [t] if t else [] for t in batch]  # rows per sample
+        flat = [t for rows in texts for t in rows]
+        feats = (self._encode(flat) if flat else np.zeros((0, self.dim))).astype(self.options.dtype)
+        ends = np.cumsum([len(rows) for rows in texts])
+        return [Output({"features": feats[end - len(rows):end]}) for rows, end in zip(texts, ends)]
 
     @torch.inference_mode()
     def _encode(self, texts: list[str]) -> np.ndarray:

@@ -22,9 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    defaults = ", ".join(f"{k}={v}" for k, v in TrainOptions().to_dict().items() if k != "max_elements_by")
+    defaults = ", ".join(f"{k}={v}" for k, v in TrainOptions().to_dict().items() if k not in ("max_elements_by", "encoders", "collapse"))
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help=f"training option; defaults: {defaults}; max_elements.NAME=N per feature")
+                       help=f"training option; defaults: {defaults}; per feature: max_elements.NAME=N, encoder.NAME=bag|cnn, collapse.NAME=mean (the set's mean row)")
 
     for name, text in (("table", "mean/std table over seeds (TABLE.csv + TABLE.md)"),
                        ("figure", "bar chart of mean modality importance (PNG)")):

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from model.options import COLLAPSE
 from model.runfiles import read_importance, read_metrics
 
 KEYS = ["Method", "Modalities", "Features", "Pool"]
@@ -31,15 +32,26 @@ def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def feature_keys(metrics: dict) -> list[str]:
-    """Each feature of a run as NAME, or NAME:ENCODER when it ran a non-default encoder (so that
-    `objects:cnn` (CNN-text(objs)) and `objects` (IE(objs)) are different rows and labels)."""
-    encoders = (metrics.get("config") or {}).get("encoders") or {}
-    return [f"{n}:{encoders[n]}" if encoders.get(n, "bag") != "bag" else n for n in metrics["features"]]
+    """Each feature of a run as NAME, NAME:ENCODER when it ran a non-default encoder (so that
+    `objects:cnn` (CNN-text(objs)) and `objects` (IE(objs)) are different rows and labels), or
+    NAME:mean when its sets were collapsed to their mean row (`collapse.NAME=mean`)."""
+    config = metrics.get("config") or {}
+    encoders, collapse = config.get("encoders") or {}, config.get("collapse") or {}
+    return [f"{n}:{collapse[n]}" if collapse.get(n) else
+            f"{n}:{encoders[n]}" if encoders.get(n, "bag") != "bag" else n for n in metrics["features"]]
 
 
 def feature_labels(metrics: dict, labels: dict[str, str]) -> list[str]:
-    """Each feature's label in run order: the label of NAME:ENCODER, else of NAME, else the key."""
-    return [labels.get(k, labels.get(k.split(":")[0], k)) for k in feature_keys(metrics)]
+    """Each feature's label in run order: the label of NAME:ENCODER, else of NAME, else the key;
+    a collapsed feature without its own label reads `LABEL mean`."""
+    out = []
+    for key in feature_keys(metrics):
+        name, _, suffix = key.partition(":")
+        if suffix in COLLAPSE:
+            out.append(labels.get(key, f"{labels.get(name, name)} mean"))
+        else:
+            out.append(labels.get(key, labels.get(name, key)))
+    return out
 
 
 def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:

@@ -307,7 +307,7 @@ def run_seed(wildcards):
 
 def train_args(wildcards):
     """`--set KEY=VALUE` of the dataset's train options, the run's fold and the combination's
-    encoders."""
+    encoders and collapsed features."""
     options = dict(experiments(wildcards.dataset)["train"])
     fold = parse_run(wildcards.run)[1]
     if fold is not None:
@@ -315,6 +315,8 @@ def train_args(wildcards):
     combo = experiments(wildcards.dataset)["combinations"][wildcards.combination]
     for name, kind in combo.get("encoders", {}).items():
         options[f"encoder.{name}"] = kind
+    for name, how in combo.get("collapse", {}).items():
+        options[f"collapse.{name}"] = how
     return quoted(a for k, v in sorted(options.items()) for a in ("--set", f"{k}={v}"))
 
 
