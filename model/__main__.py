@@ -1,4 +1,4 @@
-"""Command line: `python -m model train|predict|table|figure|paper-table|matrices|gallery ...` (see --help of each)."""
+"""Command line: `python -m model train|predict|table|figure|paper-table|matrices|gallery|robustness|comparisons ...` (see --help of each)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     fim.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
     fim.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
                      help="human label of a feature, e.g. image=WSL(i)")
+    cmp_ = sub.add_parser("comparisons", help="differences between table rows with bootstrap CIs and "
+                          "permutation p-values (TABLE.csv + TABLE.md)")
+    cmp_.add_argument("--runs", nargs="+", required=True, help="run folders of one dataset")
+    cmp_.add_argument("--out", required=True, help="TABLE.csv (TABLE.md is written next to it)")
+    cmp_.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
+                      help="human label of a feature, e.g. image=WSL(i)")
+    cmp_.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples and permutations (1000)")
     rob = sub.add_parser("robustness", help="test scores with each modality removed / kept alone (CSV + MD + PNG)")
     rob.add_argument("--runs", nargs="+", required=True, help="run folders (single-feature runs are skipped)")
     rob.add_argument("--out", required=True, help="TABLE.csv (TABLE.md and TABLE.png are written next to it)")
@@ -93,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
 
             csv, md, png = write_robustness(args.runs, args.out, parse_labels(args.label), args.device)
             print(f"wrote {csv}, {md} and {png}", file=sys.stderr)
+        elif args.command == "comparisons":
+            from model.comparisons import write_comparisons
+            from model.report import parse_labels
+
+            csv, md = write_comparisons(args.runs, args.out, parse_labels(args.label), args.resamples)
+            print(f"wrote {csv} and {md}", file=sys.stderr)
         elif args.command == "train":
             from model.data import FeatureSpec
             from model.options import parse_options
