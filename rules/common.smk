@@ -385,6 +385,11 @@ def multi_feature_combinations(dataset):
     ]
 
 
+def collapsed_combinations(dataset):
+    """Combinations trained on collapsed sets (`collapse:`): the comparisons table pairs them."""
+    return [name for name, combo in experiments(dataset)["combinations"].items() if combo.get("collapse")]
+
+
 def robustness_runs(wildcards):
     """metrics.json of every run of every multi-feature combination, each of its pools."""
     ds = wildcards.dataset
@@ -444,6 +449,8 @@ def dataset_outputs(dataset):
         outputs += [f"results/{dataset}_table.csv", f"results/{dataset}_table.md"]
         outputs += importance_figures(dataset)
         outputs.append(f"results/{dataset}/figures/matrices/overview.png")
+    if multi_feature_combinations(dataset) or collapsed_combinations(dataset):
+        outputs += [f"results/{dataset}_comparisons.csv", f"results/{dataset}_comparisons.md"]
     if multi_feature_combinations(dataset):
         outputs.append(f"results/{dataset}_robustness.csv")
         outputs.append(f"results/{dataset}/gallery/index.html")

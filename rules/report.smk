@@ -138,3 +138,28 @@ rule gallery:
     shell:
         "python -m model gallery --manifest {input.manifest} --runs {params.runs} {params.stores} "
         "--samples {params.samples} --out-dir {params.out} {params.labels} > {log} 2>&1"
+
+
+rule comparisons:
+    """Every multi-feature row against its best single-feature row and against concat, and set
+    rows against their collapsed twins: deltas with paired bootstrap CIs and permutation p-values."""
+    input:
+        runs=run_metrics,
+    output:
+        csv=report(
+            "results/{dataset}_comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="Tables",
+            labels={"dataset": "{dataset}", "format": "comparisons"},
+        ),
+        md="results/{dataset}_comparisons.md",
+    log:
+        "logs/{dataset}/comparisons.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        runs=table_runs,
+        labels=label_args,
+    shell:
+        "python -m model comparisons --runs {params.runs} --out {output.csv} {params.labels} "
+        "> {log} 2>&1"
