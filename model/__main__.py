@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="human label of a feature, e.g. image=WSL(i)")
         if name == "figure":
             cmd.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
+            cmd.add_argument("--removal", default=None, help="the robustness output's OUT_removal.h5: the "
+                             "removal-effect share drawn beside the importance")
 
     paper = sub.add_parser("paper-table", help="our rows beside the paper's Table 2 or 3 (TABLE.csv + TABLE.md)")
     paper.add_argument("--runs", nargs="+", required=True, help="run folders")
@@ -64,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     gal.add_argument("--seed", type=int, default=0, help="seed of the runs shown (default 0)")
     gal.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
                      help="human label of a feature, e.g. image=WSL(i)")
+    gal.add_argument("--removal", default=None,
+                     help="the robustness output's OUT_removal.h5: removal effects beside the importance")
 
     fim = sub.add_parser("matrices", help="feature importance matrices per test sample (paper Fig. 2/3)")
     fim.add_argument("--runs", nargs="+", required=True, help="run folders")
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             from model.report import parse_labels
 
             page = write_gallery(args.manifest, args.runs, args.store, args.out_dir, args.samples,
-                                 args.errors, args.seed, parse_labels(args.label))
+                                 args.errors, args.seed, parse_labels(args.label), args.removal)
             print(f"wrote {page}", file=sys.stderr)
         elif args.command == "table":
             from model.report import parse_labels, write_table
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from model.report import parse_labels, write_figure
 
-            print(f"wrote {write_figure(args.runs, args.out, parse_labels(args.label), args.pool)}",
+            print(f"wrote {write_figure(args.runs, args.out, parse_labels(args.label), args.pool, args.removal)}",
                   file=sys.stderr)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -154,6 +154,7 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
         group = groups.setdefault(key, {"key": dict(zip(KEYS, key)), "modalities": modalities,
                                         "labels": [labels.get(m, m) for m in modalities], "runs": []})
         group["runs"].append(per_run)
+        group.setdefault("dirs", []).append(run_dir)
     for group in groups.values():
         stack = np.stack(group["runs"])  # (runs, M)
         group["mean"] = stack.mean(0)
@@ -161,9 +162,26 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
     return list(groups.values())
 
 
+def removal_shares(group: dict, removal: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean (M,) and std over runs of the group's mean removal-effect share, or None when a run
+    is missing from `removal` (run folder -> model.robustness.Removal)."""
+    import os
+
+    per_run = []
+    for run_dir in group["dirs"]:
+        item = removal.get(os.path.normpath(str(run_dir)))
+        if item is None:
+            return None
+        per_run.append(item.mean_share())
+    stack = np.stack(per_run)
+    return stack.mean(0), stack.std(0, ddof=1) if len(stack) > 1 else np.zeros(stack.shape[1])
+
+
 def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
-                 labels: dict[str, str] | None = None, pool: str = "max") -> Path:
-    """PNG: one bar panel per run group, mean importance per modality with std over runs."""
+                 labels: dict[str, str] | None = None, pool: str = "max",
+                 removal: str | Path | None = None) -> Path:
+    """PNG: one bar panel per run group, mean importance per modality with std over runs; with
+    `removal` (the robustness output's OUT_removal.h5) the removal-effect share beside it."""
     from model import plots
 
     groups = importance_groups(run_dirs, labels, pool)
@@ -172,4 +190,10 @@ def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
                          "pass runs trained with that pool or choose --pool")
     panels = [(g["labels"], g["mean"], g["std"], f"{g['key']['Features']} ({g['key']['Pool']}, {len(g['runs'])} runs)")
               for g in groups]
-    return plots.importance_bars(panels, out)
+    second = None
+    if removal:
+        from model.robustness import read_removal
+
+        effects = read_removal(removal)
+        second = [removal_shares(g, effects) for g in groups]
+    return plots.importance_bars(panels, out, second)

@@ -106,6 +106,12 @@ class Removal:
         total = self.prob.sum(1, keepdims=True)
         return np.divide(self.prob, total, out=np.zeros_like(self.prob), where=total > 0)
 
+    def mean_share(self) -> np.ndarray:
+        """(M,) mean `share` over the samples whose probabilities change at all (as the
+        importance is averaged over samples with a non-empty set)."""
+        moved = self.prob.sum(1) > 0
+        return self.share[moved].mean(0) if moved.any() else np.zeros(self.prob.shape[1], np.float32)
+
 
 def sample_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """(N,) binary cross-entropy of `probs` (N, C) against 0/1 `targets`, averaged over classes."""
@@ -305,7 +311,7 @@ def views(removal: Sequence[Removal], labels: dict[str, str] | None = None) -> p
         for m, label in enumerate(names):
             rows.append({"combination": key["Features"], "modalities": key["Modalities"], "pool": key["Pool"],
                          "modality": label, "importance": mean_importance[m], "removal_prob": item.prob[:, m].mean(),
-                         "removal_share": item.share[:, m].mean(), "removal_loss": item.loss[:, m].mean()})
+                         "removal_share": item.mean_share()[m], "removal_loss": item.loss[:, m].mean()})
     frame = pd.DataFrame(rows)
     grouped = frame.groupby(["combination", "modalities", "pool", "modality"], sort=False)
     table = grouped[["importance", "removal_share", "removal_prob", "removal_loss"]].mean()

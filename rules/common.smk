@@ -402,11 +402,13 @@ def robustness_runs(wildcards):
 
 
 def gallery_inputs(wildcards):
-    """The manifest, the drawn stores (faces, objects, ocr) and every max-pool run."""
+    """The manifest, the drawn stores (faces, objects, ocr), every max-pool run and the
+    robustness job's removal effects."""
     ds = wildcards.dataset
     inputs = {
         "manifest": f"results/{ds}/manifest.csv",
         "runs": max_pool_runs(wildcards),
+        "removal": f"results/{ds}_robustness_removal.h5",
     }
     features = dataset_features(ds)
     inputs["stores"] = [

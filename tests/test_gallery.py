@@ -117,3 +117,21 @@ def test_matrix_png_puts_the_poster_beside_the_matrix(setup, tmp_path) -> None:
     beside = write_sample(combos, columns, sid, tmp_path / "beside.png", "max", poster=poster)
     (w0, h0), (w1, h1) = Image.open(plain).size, Image.open(beside).size
     assert h1 == h0 and w1 > w0 + 0.5 * h0  # a square poster as tall as the figure, on the left
+
+
+def test_gallery_shows_both_views_of_importance(setup, tmp_path) -> None:
+    from model.robustness import read_removal, removal_path, write_robustness
+
+    root, manifest, runs = setup
+    write_robustness([runs[1]], tmp_path / "rob.csv")  # the multi-feature run
+    out = tmp_path / "site"
+    assert main(["gallery", "--manifest", str(manifest), "--runs", *map(str, runs), "--out-dir", str(out),
+                 "--samples", "2", "--errors", "1", "--removal", str(removal_path(tmp_path / "rob.csv"))]) == 0
+    html = (out / "index.html").read_text()
+    assert html.count("Two views of importance") == 3  # every card
+    item = next(iter(read_removal(removal_path(tmp_path / "rob.csv")).values()))
+    sid = Links()
+    sid.feed(html)
+    j = item.ids.index(sid.cards[0])
+    card = html.split(f'id="{sid.cards[0]}"')[1].split('class="card"')[0]
+    assert f"{item.prob[j, 0]:.3f}" in card and f"{item.loss[j, 0]:+.3f}" in card
