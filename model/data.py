@@ -143,7 +143,7 @@ def collapse_rows(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, 
     sums = np.add.reduceat(values.astype(np.float32), offsets[:-1][present], axis=0)  # (N', M)
     new = np.zeros_like(offsets)
     np.cumsum(present, out=new[1:])
-    return sums / counts[present].reshape(-1, *([1] * (values.ndim - 1))), new
+    return sums / counts[present].astype(np.float32).reshape(-1, *([1] * (values.ndim - 1))), new
 
 
 def _column(store: RaggedStore, spec: FeatureSpec) -> tuple[str, str]:
