@@ -387,7 +387,11 @@ def multi_feature_combinations(dataset):
 
 def collapsed_combinations(dataset):
     """Combinations trained on collapsed sets (`collapse:`): the comparisons table pairs them."""
-    return [name for name, combo in experiments(dataset)["combinations"].items() if combo.get("collapse")]
+    return [
+        name
+        for name, combo in experiments(dataset)["combinations"].items()
+        if combo.get("collapse")
+    ]
 
 
 def robustness_runs(wildcards):
@@ -452,7 +456,10 @@ def dataset_outputs(dataset):
         outputs += importance_figures(dataset)
         outputs.append(f"results/{dataset}/figures/matrices/overview.png")
     if multi_feature_combinations(dataset) or collapsed_combinations(dataset):
-        outputs += [f"results/{dataset}_comparisons.csv", f"results/{dataset}_comparisons.md"]
+        outputs += [
+            f"results/{dataset}_comparisons.csv",
+            f"results/{dataset}_comparisons.md",
+        ]
     if multi_feature_combinations(dataset):
         outputs.append(f"results/{dataset}_robustness.csv")
         outputs.append(f"results/{dataset}/gallery/index.html")

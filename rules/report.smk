@@ -149,7 +149,8 @@ rule gallery:
 
 rule comparisons:
     """Every multi-feature row against its best single-feature row and against concat, and set
-    rows against their collapsed twins: deltas with paired bootstrap CIs and permutation p-values."""
+    rows against their collapsed twins: deltas with paired bootstrap CIs and permutation p-values.
+    """
     input:
         runs=run_metrics,
     output:
