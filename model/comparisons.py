@@ -38,6 +38,7 @@ MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
 COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "seeds", "samples"]
 RESAMPLES = 1000
 LEVEL = 0.95
+CHUNK_ELEMENTS = 2**23  # resamples x samples drawn at once (bounds memory for large test sets)
 
 
 @dataclass
@@ -96,7 +97,7 @@ def paired_seeds(a: Side, b: Side, row: str, baseline: str) -> list[int]:
 # vectorised statistics
 
 
-def resample_indices(n: int, resamples: int, seed: int = 0) -> np.ndarray:
+def resample_indices(n: int, resamples: int, seed: int | Sequence[int] = 0) -> np.ndarray:
     """(R, N) bootstrap draws of sample positions (common to every comparison of a size)."""
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
@@ -108,7 +109,7 @@ def bootstrap_weights(index: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=r * n).reshape(r, n).astype(np.float32)
 
 
-def flips(n: int, resamples: int, seed: int = 1) -> np.ndarray:
+def flips(n: int, resamples: int, seed: int | Sequence[int] = 1) -> np.ndarray:
     """(R, N) float32 0/1: which samples swap sides in each permutation."""
     return (np.random.default_rng(seed).random((resamples, n)) < 0.5).astype(np.float32)
 
@@ -181,6 +182,24 @@ def binary_stats(a: list[np.ndarray], b: list[np.ndarray], targets: np.ndarray, 
     return out
 
 
+def resample_chunks(n: int, resamples: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`(index (r, N), weights (r, N), swap (r, N))` per chunk of at most CHUNK_ELEMENTS draws,
+    `resamples` in all; chunk k is seeded by (seed, k), so every comparison sees the same ones."""
+    size = max(1, CHUNK_ELEMENTS // max(n, 1))
+    chunks = []
+    for k, start in enumerate(range(0, resamples, size)):
+        r = min(size, resamples - start)
+        index = resample_indices(n, r, [seed, 0, k])
+        chunks.append((index, bootstrap_weights(index, n), flips(n, r, [seed, 1, k])))
+    return chunks
+
+
+def joined(parts: list[dict[str, tuple[float, np.ndarray, np.ndarray]]]) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
+    """The stats of several resample chunks as one: the delta, all bootstrap and permutation deltas."""
+    return {m: (parts[0][m][0], np.concatenate([p[m][1] for p in parts]), np.concatenate([p[m][2] for p in parts]))
+            for m in parts[0]}
+
+
 def summarise_stats(delta: float, boot: np.ndarray, perm: np.ndarray) -> dict[str, float]:
     """delta, percentile CI at LEVEL and the permutation p-value."""
     tail = 100 * (1 - LEVEL) / 2
@@ -241,8 +260,8 @@ def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None
     table = groups[list(metrics)].mean().reset_index()
     plans = plan_comparisons(table, metrics)
     n = len(next(iter(sides.values())).ids)
-    index = resample_indices(n, resamples, seed)
-    weights, swap = bootstrap_weights(index, n), flips(n, resamples, seed + 1)
+    small = n * resamples <= 4 * CHUNK_ELEMENTS  # keep the draws for every pair, else redraw them
+    kept = resample_chunks(n, resamples, seed) if small else None
     cache: dict[tuple[int, int], dict] = {}
     rows = []
     for i, j, kind, metric in plans:
@@ -253,14 +272,16 @@ def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None
             seeds = paired_seeds(a, b, name_a, name_b)
             if len(a.ids) != n:
                 raise ValueError(f"{name_a} tests {len(a.ids)} samples, other rows {n}; pass the runs of one dataset")
+            chunks = kept if kept is not None else resample_chunks(n, resamples, seed)
             if task == "multilabel":
-                cache[(i, j)] = (seeds, multilabel_stats(
-                    [label_counts(a.probs[s], a.targets, a.threshold) for s in seeds],
-                    [label_counts(b.probs[s], b.targets, b.threshold) for s in seeds], weights, swap))
+                counts_a = [label_counts(a.probs[s], a.targets, a.threshold) for s in seeds]
+                counts_b = [label_counts(b.probs[s], b.targets, b.threshold) for s in seeds]
+                parts = [multilabel_stats(counts_a, counts_b, w, f) for _, w, f in chunks]
             else:
-                cache[(i, j)] = (seeds, binary_stats([a.probs[s].reshape(-1) for s in seeds],
-                                                     [b.probs[s].reshape(-1) for s in seeds],
-                                                     a.targets, a.threshold, index, swap))
+                probs_a = [a.probs[s].reshape(-1) for s in seeds]
+                probs_b = [b.probs[s].reshape(-1) for s in seeds]
+                parts = [binary_stats(probs_a, probs_b, a.targets, a.threshold, x, f) for x, _, f in chunks]
+            cache[(i, j)] = (seeds, joined(parts))
         seeds, stats = cache[(i, j)]
         rows.append({"row": name_a, "baseline": name_b, "metric": metric,
                      **summarise_stats(*stats[metric]), "seeds": len(seeds), "samples": len(a.ids)})

@@ -162,3 +162,15 @@ def test_cli_writes_csv_and_markdown(grid, tmp_path):
     frame = pd.read_csv(out)
     assert list(frame.columns) == C.COLUMNS and len(frame) == 10
     assert "CI excludes 0" in out.with_suffix(".md").read_text()
+
+
+def test_resamples_in_chunks_give_the_same_table(grid, monkeypatch):
+    whole = C.compare(grid, resamples=400)
+    monkeypatch.setattr(C, "CHUNK_ELEMENTS", 400 * 30)  # 30 resamples of 400 samples per chunk, redrawn per pair
+    chunked = C.compare(grid, resamples=400)
+    pd.testing.assert_frame_equal(whole.drop(columns=["ci_low", "ci_high", "p_value"]),
+                                  chunked.drop(columns=["ci_low", "ci_high", "p_value"]))
+    assert np.allclose(whole[["ci_low", "ci_high"]], chunked[["ci_low", "ci_high"]], atol=0.015)  # other draws
+    assert (chunked[chunked["baseline"].str.startswith("concat")]["p_value"] < 0.01).all()
+    chunks = C.resample_chunks(400, 200)
+    assert [len(x) for x, _, _ in chunks] == [30] * 6 + [20]
