@@ -3,7 +3,8 @@
     python bench/importance_vs_cues.py results/demo/runs/all/max resources/composed/demo/cues.csv
 
 Mean importance of a modality on test samples where its cue was planted vs. where it was not
-(OCR text: a tagline on the poster; faces: at least one face; text: an informative plot).
+(OCR text: a tagline on the poster; OCR words: a cue word in the tagline; faces: at least one
+face; text: an informative plot).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from model.runfiles import read_importance  # noqa: E402
 
 CUES = {  # modality: (cue column, test that the cue is present)
     "ocr_text": ("tagline", lambda c: c != ""),
+    "ocr_words": ("tagline_cue", lambda c: c != ""),  # a cue word among the tagline's words
     "faces": ("n_faces", lambda c: c.astype(int) > 0),
     "text": ("plot_informative", lambda c: c == "1"),
 }

@@ -9,7 +9,7 @@ Layout written under ``ROOT``::
 
 Every modality carries partial, noisy genre signal (tables in ``data.demo_assets``): the poster's
 colour palette, a pasted real photograph (object), 0-4 pasted real faces, an optional tagline
-(OCR), and the plot text. Each reveals some genres reliably and others weakly, sometimes shows a
+(OCR: one genre cue word among neutral distractor words), and the plot text. Each reveals some genres reliably and others weakly, sometimes shows a
 decoy of another genre, and is sometimes absent.
 
     python -m data.demo --out ROOT [--n 480] [--seed 0]
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from data import demo_assets as A
 MMIMDB_SPLIT = (15552, 2608, 7799)
 CUE_COLUMNS = (
     "id", "split", "genres", "palette_genre", "photo", "photo_genre", "photo_box", "n_faces",
-    "face_sources", "face_boxes", "tagline", "tagline_genre", "tagline_box", "title_on_poster",
+    "face_sources", "face_boxes", "tagline", "tagline_genre", "tagline_cue", "tagline_box", "title_on_poster",
     "plot_informative", "plot_genres", "plot_entries", "image_missing",
 )
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), pixels
@@ -123,17 +124,20 @@ def _overlaps(box: Box, taken: list[Box], gap: int = 4) -> bool:
 
 
 def _fit_text(draw: ImageDraw.ImageDraw, text: str, max_w: int) -> tuple[int, list[str]]:
-    """Largest font size (cap height >= 22 px) and 1-2 lines (most balanced split) that fit ``max_w``."""
+    """Largest font size (cap height >= 22 px) and fewest lines (1-3, most balanced split) that
+    fit ``max_w``."""
     sizes = (38, 35, 32)
     width = lambda lines, size: max(draw.textlength(s, font=A.font(size)) for s in lines)  # noqa: E731
     words = text.split()
-    splits = sorted(([" ".join(words[:i]), " ".join(words[i:])] for i in range(1, len(words))),
-                    key=lambda lines: width(lines, sizes[-1]))
-    for lines in [[text]] + splits:
-        for size in sizes:
-            if width(lines, size) <= max_w:
-                return size, lines
-    raise ValueError(f"tagline {text!r} does not fit {max_w} px in two lines; shorten it in data/demo_assets.py")
+    cuts = lambda k: itertools.combinations(range(1, len(words)), k - 1)  # noqa: E731
+    for k in (1, 2, 3):
+        splits = sorted(([" ".join(words[a:b]) for a, b in zip((0, *cut), (*cut, len(words)))] for cut in cuts(k)),
+                        key=lambda lines: width(lines, sizes[-1]))
+        for lines in splits:
+            for size in sizes:
+                if width(lines, size) <= max_w:
+                    return size, lines
+    raise ValueError(f"tagline {text!r} does not fit {max_w} px in three lines; shorten it in data/demo_assets.py")
 
 
 def _render(rng: np.random.Generator, opt: DemoOptions, m: Movie) -> None:
@@ -161,9 +165,9 @@ def _render(rng: np.random.Generator, opt: DemoOptions, m: Movie) -> None:
         taken.append((0, H - 36, W, H))
     if c["photo"]:  # large, so an ImageNet CNN can recognise it
         src = A.photo(str(c["photo"]))
-        s = min((W - 24) / src.width, 200 / src.height) * rng.uniform(0.85, 1.0)
-        pw, ph = int(src.width * s), int(src.height * s)
         top = (taken[0][3] if c["tagline"] else 20) + 6
+        s = min((W - 24) / src.width, min(200, H - 80 - top) / src.height) * rng.uniform(0.85, 1.0)
+        pw, ph = int(src.width * s), int(src.height * s)
         x0, y0 = int(rng.integers(6, W - pw - 5)), int(rng.integers(top, top + 40))
         img.paste(src.resize((pw, ph), Image.LANCZOS), (x0, y0))
         c["photo_box"] = (x0, y0, x0 + pw, y0 + ph)
@@ -188,6 +192,19 @@ def _render(rng: np.random.Generator, opt: DemoOptions, m: Movie) -> None:
     m.poster = img
 
 
+def _tagline(rng: np.random.Generator, genre: str) -> tuple[str, str]:
+    """(tagline, its cue word): `genre`'s cue word at a random place among distractor words;
+    without a genre, distractors only (with P_PLAIN_TAGLINE) or no tagline."""
+    if not genre and rng.random() >= A.P_PLAIN_TAGLINE:
+        return "", ""
+    count = int(rng.integers(A.TAGLINE_DISTRACTORS[0], A.TAGLINE_DISTRACTORS[1] + 1))
+    words = [str(w) for w in rng.choice(A.DISTRACTOR_WORDS, size=count, replace=False)]
+    cue = str(rng.choice(A.CUE_WORDS[genre])) if genre else ""
+    if cue:
+        words.insert(int(rng.integers(count + 1)), cue)
+    return " ".join(words), cue
+
+
 def _movie(rng: np.random.Generator, opt: DemoOptions, movie_id: str) -> Movie:
     genres = _draw_genres(rng)
     title = f"{rng.choice(A.TITLE_WORDS[0])} {rng.choice(A.TITLE_WORDS[1])}"
@@ -198,6 +215,7 @@ def _movie(rng: np.random.Generator, opt: DemoOptions, movie_id: str) -> Movie:
     photo_genre = _reveal(rng, "photo", genres)
     photos = [p for p, g in A.PHOTOS.items() if g == photo_genre]
     tagline_genre = _reveal(rng, "tagline", genres)
+    tagline, cue = _tagline(rng, tagline_genre)
     rate = float(np.mean([A.FACE_RATE[A.GENRES.index(g)] for g in genres]))
     p_astro = A.ASTRONAUT_P[int("Sci-Fi" in genres)]
     faces = ["astronaut" if rng.random() < p_astro else f"lfw:{int(rng.integers(100))}"
@@ -206,15 +224,14 @@ def _movie(rng: np.random.Generator, opt: DemoOptions, movie_id: str) -> Movie:
         "palette_genre": _reveal(rng, "palette", genres),
         "photo": str(rng.choice(photos)) if photos else "", "photo_genre": photo_genre,
         "face_sources": faces,
-        "tagline": str(rng.choice(A.TAGLINES[tagline_genre])) if tagline_genre else "",
-        "tagline_genre": tagline_genre,
+        "tagline": tagline, "tagline_genre": tagline_genre, "tagline_cue": cue,
         "title_on_poster": int(rng.random() < A.P_TITLE_ON_POSTER),
         "plot_informative": int(bool(plot_genres)), "plot_genres": plot_genres,
         "plot_entries": len(plot), "image_missing": int(missing),
     }
     if missing:  # nothing observable on a poster that does not exist
         m.cues.update(palette_genre="", photo="", photo_genre="", face_sources=[], face_boxes=[],
-                      n_faces=0, tagline="", tagline_genre="", title_on_poster=0)
+                      n_faces=0, tagline="", tagline_genre="", tagline_cue="", title_on_poster=0)
     else:
         _render(rng, opt, m)
     return m

@@ -82,16 +82,28 @@ PHOTOS: dict[str, str] = {
     "retina": "Horror", "clock": "Thriller", "coins": "Drama",
 }
 
-TAGLINES: dict[str, tuple[str, ...]] = {
-    "Drama": ("ONE LIFE CHANGED", "EVERY FAMILY HAS SECRETS", "THE PRICE OF PRIDE"),
-    "Comedy": ("LAUGH OUT LOUD", "SERIOUSLY FUNNY", "WHAT COULD GO WRONG"),
-    "Romance": ("LOVE WILL FIND A WAY", "A LOVE STORY", "TWO HEARTS ONE KISS"),
-    "Thriller": ("TRUST NO ONE", "TIME IS RUNNING OUT", "EVERYONE IS A SUSPECT"),
-    "Action": ("NO MERCY", "FIGHT BACK", "ONE MAN ARMY"),
-    "Horror": ("FEAR THE NIGHT", "THE DEAD WALK", "DO NOT SCREAM"),
-    "Sci-Fi": ("BEYOND THE STARS", "THE FUTURE IS NOW", "ALIENS ARE HERE"),
-    "Documentary": ("A TRUE STORY", "THE REAL FACTS", "BASED ON REAL EVENTS"),
+# Taglines are sets of words: one cue word of the genre hidden among 2-3 neutral distractor
+# words, in random order ("RIVER GHOST BLUE"), so that one OCR word among several carries the
+# genre (the per-word OCR feature: set pooling can pick the word, a mean dilutes it). Posters
+# without a tagline cue get, with P_PLAIN_TAGLINE, distractor words only: a band of text alone
+# says nothing. Words have at most 5 letters so that 2 lines of 2 words fit in large type.
+CUE_WORDS: dict[str, tuple[str, ...]] = {
+    "Drama": ("TEARS", "GRIEF", "LOSS"),
+    "Comedy": ("LAUGH", "FUNNY", "JOKES"),
+    "Romance": ("LOVE", "KISS", "HEART"),
+    "Thriller": ("SPIES", "CRIME", "KNIFE"),
+    "Action": ("FIGHT", "BLAST", "GUNS"),
+    "Horror": ("GHOST", "BLOOD", "DEMON"),
+    "Sci-Fi": ("ALIEN", "ROBOT", "ORBIT"),
+    "Documentary": ("FACTS", "TRUE", "REAL"),
 }
+DISTRACTOR_WORDS: tuple[str, ...] = (
+    "BLUE", "CITY", "ROAD", "HOME", "WEST", "NORTH", "RIVER", "STONE", "GLASS", "PAPER", "TRAIN",
+    "OCEAN", "MAPLE", "TOWER", "CLOUD", "GREEN", "SOUTH", "EAST", "WATER", "LIGHT", "HOUSE", "OPEN",
+    "FIELD", "CHAIR", "PIANO", "BREAD",
+)
+TAGLINE_DISTRACTORS = (2, 3)  # distractor words per tagline (uniform)
+P_PLAIN_TAGLINE = 0.25
 
 # Plot sentences: "<Name> <clause>." with genre clauses, and neutral filler.
 PLOT_CLAUSES: dict[str, tuple[str, ...]] = {

@@ -1,7 +1,9 @@
 """`text`: one sentence embedding per sample (RoBERTa(t) / RoBERTa(ocr) in the paper).
 
 The text is the manifest's `text` column, or the `text` sample column of the `--input` store
-(OCR text). Empty text gives zero rows: the modality is absent for that sample.
+(OCR text). Empty text gives zero rows: the modality is absent for that sample. With
+`per_word: true` each whitespace-separated word is embedded on its own, one row per word (a set,
+as IE(ocr) is in the paper), instead of one row for the whole text.
 Backends:
   roberta-base  transformers RoBERTa, first token (<s>) of the last layer, 768-d, <= 512 tokens
   minilm        all-MiniLM-L6-v2 (offline package), attention-masked mean, L2-normalised, 384-d
@@ -42,6 +44,7 @@ class TextOptions(Options):
     precision: str = "fp32"  # fp32 for fidelity; fp16 / bf16 autocast (faster on GPUs, features differ)
     pool: str = ""  # backend hf: cls or mean; "": the folder's sentence-transformers pooling, else cls
     pretrained: str = "true"  # backends hf / open_clip: true, false (random weights), an open_clip tag
+    per_word: bool = False  # one row per word (e.g. each OCR word) instead of one per text
 
 
 def clean(text: Any) -> str:
@@ -143,10 +146,14 @@ class TextExtractor(Extractor):
     def extra_attrs(self) -> dict[str, Any]:
         pooling = getattr(self.encoder, "pooling", "") if self.backend in NAMED else ""
         return {"pooling": pooling or ("first_token" if self.backend != "minilm" else "mean"),
-                "max_tokens": int(self.max_tokens),
+                "max_tokens": int(self.max_tokens), "per_word": self.options.per_word,
                 **model_attrs(self.name, self.backend, self.config(), self.model_name, self.note)}
 
-    def prepare(self, item: Item) -> str:
+    def prepare(self, item: Item) -> str | tuple[str, ...]:
+        text = self._text(item)
+        return tuple(text.split()) if self.options.per_word else text
+
+    def _text(self, item: Item) -> str:
         if not item.from_input:
             return clean(item.text)
         if not item.extra:
@@ -157,18 +164,12 @@ class TextExtractor(Extractor):
             raise ValueError("the input store has no `text` sample column (give --input an ocr store)")
         return clean(item.extra["text"])
 
-    def forward(self, batch: list[str]) -> list[Output]:
-        present = [t for t in batch if t]
-        feats = self._encode(present) if present else None  # (B', dim)
-        empty = np.zeros((0, self.dim), self.options.dtype)
-        outs, j = [], 0
-        for text in batch:
-            if not text:
-                outs.append(Output({"features": empty}))
-            else:
-                outs.append(Output({"features": feats[j:j + 1].astype(self.options.dtype)}))
-                j += 1
-        return outs
+    def forward(self, batch: list[str | tuple[str, ...]]) -> list[Output]:
+        texts = [list(t) if isinstance(t, tuple) else [t] if t else [] for t in batch]  # rows per sample
+        flat = [t for rows in texts for t in rows]
+        feats = (self._encode(flat) if flat else np.zeros((0, self.dim))).astype(self.options.dtype)
+        ends = np.cumsum([len(rows) for rows in texts])
+        return [Output({"features": feats[end - len(rows):end]}) for rows, end in zip(texts, ends)]
 
     @torch.inference_mode()
     def _encode(self, texts: list[str]) -> np.ndarray:

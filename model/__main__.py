@@ -1,4 +1,4 @@
-"""Command line: `python -m model train|predict|table|figure|paper-table|matrices|gallery ...` (see --help of each)."""
+"""Command line: `python -m model train|predict|table|figure|paper-table|matrices|gallery|robustness|comparisons ...` (see --help of each)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    defaults = ", ".join(f"{k}={v}" for k, v in TrainOptions().to_dict().items() if k != "max_elements_by")
+    defaults = ", ".join(f"{k}={v}" for k, v in TrainOptions().to_dict().items() if k not in ("max_elements_by", "encoders", "collapse"))
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help=f"training option; defaults: {defaults}; max_elements.NAME=N per feature")
+                       help=f"training option; defaults: {defaults}; per feature: max_elements.NAME=N, encoder.NAME=bag|cnn, collapse.NAME=mean (the set's mean row)")
 
     for name, text in (("table", "mean/std table over seeds (TABLE.csv + TABLE.md)"),
                        ("figure", "bar chart of mean modality importance (PNG)")):
@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="human label of a feature, e.g. image=WSL(i)")
         if name == "figure":
             cmd.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
+            cmd.add_argument("--removal", default=None, help="the robustness output's OUT_removal.h5: the "
+                             "removal-effect share drawn beside the importance")
 
     paper = sub.add_parser("paper-table", help="our rows beside the paper's Table 2 or 3 (TABLE.csv + TABLE.md)")
     paper.add_argument("--runs", nargs="+", required=True, help="run folders")
@@ -66,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="OCR rows scoring below this are counted but not drawn (default 0.3)")
     gal.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
                      help="human label of a feature, e.g. image=WSL(i)")
+    gal.add_argument("--removal", default=None,
+                     help="the robustness output's OUT_removal.h5: removal effects beside the importance")
 
     fim = sub.add_parser("matrices", help="feature importance matrices per test sample (paper Fig. 2/3)")
     fim.add_argument("--runs", nargs="+", required=True, help="run folders")
@@ -77,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     fim.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
     fim.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
                      help="human label of a feature, e.g. image=WSL(i)")
+    cmp_ = sub.add_parser("comparisons", help="differences between table rows with bootstrap CIs and "
+                          "permutation p-values (TABLE.csv + TABLE.md)")
+    cmp_.add_argument("--runs", nargs="+", required=True, help="run folders of one dataset")
+    cmp_.add_argument("--out", required=True, help="TABLE.csv (TABLE.md is written next to it)")
+    cmp_.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
+                      help="human label of a feature, e.g. image=WSL(i)")
+    cmp_.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples and permutations (1000)")
     rob = sub.add_parser("robustness", help="test scores with each modality removed / kept alone (CSV + MD + PNG)")
     rob.add_argument("--runs", nargs="+", required=True, help="run folders (single-feature runs are skipped)")
     rob.add_argument("--out", required=True, help="TABLE.csv (TABLE.md and TABLE.png are written next to it)")
@@ -95,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
 
             csv, md, png = write_robustness(args.runs, args.out, parse_labels(args.label), args.device)
             print(f"wrote {csv}, {md} and {png}", file=sys.stderr)
+        elif args.command == "comparisons":
+            from model.comparisons import write_comparisons
+            from model.report import parse_labels
+
+            csv, md = write_comparisons(args.runs, args.out, parse_labels(args.label), args.resamples)
+            print(f"wrote {csv} and {md}", file=sys.stderr)
         elif args.command == "train":
             from model.data import FeatureSpec
             from model.options import parse_options
@@ -119,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             from model.report import parse_labels
 
             page = write_gallery(args.manifest, args.runs, args.store, args.out_dir, args.samples,
-                                 args.errors, args.seed, parse_labels(args.label), args.ocr_min_score)
+                                 args.errors, args.seed, parse_labels(args.label), args.ocr_min_score,
+                                 args.removal)
             print(f"wrote {page}", file=sys.stderr)
         elif args.command == "table":
             from model.report import parse_labels, write_table
@@ -143,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from model.report import parse_labels, write_figure
 
-            print(f"wrote {write_figure(args.runs, args.out, parse_labels(args.label), args.pool)}",
+            print(f"wrote {write_figure(args.runs, args.out, parse_labels(args.label), args.pool, args.removal)}",
                   file=sys.stderr)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

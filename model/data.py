@@ -133,6 +133,19 @@ def cap_rows(offsets: np.ndarray, limit: int, rng: np.random.Generator) -> tuple
     return keep.astype(np.int64), new
 
 
+def collapse_rows(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's rows replaced by their mean: `(means (N', M) float32, offsets (N+1,))`, one
+    row per sample that has rows (N' of them), none for an empty one (still absent)."""
+    counts = np.diff(offsets)  # (N,)
+    present = counts > 0
+    if not present.any():
+        return np.zeros((0, *values.shape[1:]), np.float32), np.zeros_like(offsets)
+    sums = np.add.reduceat(values.astype(np.float32), offsets[:-1][present], axis=0)  # (N', M)
+    new = np.zeros_like(offsets)
+    np.cumsum(present, out=new[1:])
+    return sums / counts[present].astype(np.float32).reshape(-1, *([1] * (values.ndim - 1))), new
+
+
 def _column(store: RaggedStore, spec: FeatureSpec) -> tuple[str, str]:
     """(column name, kind) of the feature in its store (read with only the wanted columns)."""
     if spec.column is not None:
@@ -154,16 +167,24 @@ def _column(store: RaggedStore, spec: FeatureSpec) -> tuple[str, str]:
 
 
 def load_feature(spec: FeatureSpec, ids: Sequence[str], max_elements: int, seed: int,
-                 cap_index: bool = False) -> FeatureTable:
+                 cap_index: bool = False, collapse: str = "") -> FeatureTable:
     """Read one store and align it to `ids`, keeping at most `max_elements` rows per sample
     (0 = all), sub-sampled deterministically from `seed` and the feature name. Index features
-    are capped only when `cap_index`."""
+    are capped only when `cap_index`. `collapse="mean"`: each sample's set (all its rows, no cap)
+    becomes its mean row, the "no set" ablation (dense features only)."""
     store = read_store(spec.path, columns=[spec.column] if spec.column else ["features", "labels"])
     column, kind = _column(store, spec)
     data = store.rows[column]
     if kind == "index" and not cap_index:
         max_elements = 0
     rows, offsets = align_rows(store.ids, store.offsets, ids)
+    if collapse and kind == "index":
+        raise ValueError(f"collapse.{spec.name}={collapse}: {spec.path} is an index feature (one element "
+                         "per sample already); collapse applies to dense features")
+    if collapse:
+        values, offsets = collapse_rows(np.asarray(data)[rows], offsets)
+        info = FeatureInfo(spec.name, "dense", int(data.shape[1]) if data.ndim == 2 else 1)
+        return FeatureTable(info, torch.from_numpy(offsets), torch.from_numpy(values.reshape(len(values), -1)))
     if max_elements > 0:
         rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
         keep, offsets = cap_rows(offsets, max_elements, rng)
@@ -195,22 +216,26 @@ def load_feature(spec: FeatureSpec, ids: Sequence[str], max_elements: int, seed:
 
 def load_features(specs: Sequence[FeatureSpec], ids: Sequence[str], max_elements: int,
                   seed: int, per_feature: dict[str, int] | None = None,
-                  device: torch.device | str = "cpu", pin: bool = False) -> list[FeatureTable]:
+                  device: torch.device | str = "cpu", pin: bool = False,
+                  collapse: dict[str, str] | None = None) -> list[FeatureTable]:
     """Every feature of a run, loaded once (only the column it uses) and moved to `device`, or
     kept in pinned host memory when `pin` (give device="cpu" then). Index features are one
     element per sample whatever their length, so `max_elements` limits them only when
-    `per_feature` names them."""
+    `per_feature` names them. `collapse` {name: "mean"}: those features as one mean row each."""
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"feature names must be unique, got {names}")
     per_feature = per_feature or {}
-    unknown = sorted(set(per_feature) - set(names))
-    if unknown:
-        raise ValueError(f"max_elements.{unknown[0]} names no feature of this run ({names})")
+    collapse = collapse or {}
+    for key, given in (("max_elements", per_feature), ("collapse", collapse)):
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(f"{key}.{unknown[0]} names no feature of this run ({names})")
     tables = []
     for spec in specs:
         limit = per_feature.get(spec.name, max_elements)
-        table = load_feature(spec, ids, limit, seed, cap_index=spec.name in per_feature)
+        table = load_feature(spec, ids, limit, seed, cap_index=spec.name in per_feature,
+                             collapse=collapse.get(spec.name, ""))
         tables.append(table.pinned() if pin else table.to(device))
     return tables
 

@@ -3,7 +3,9 @@
 One card per selected test sample: the poster with what the extractors found drawn on it (face
 boxes, object boxes with class names, OCR words), the first lines of the text, the true labels
 against the predicted ones with their probabilities (the max-pool run with the most modalities),
-and the sample's feature importance matrix (the paper's Figures 2/3) with the poster beside it.
+and the sample's feature importance matrix (the paper's Figures 2/3) with the poster beside it;
+with `--removal` (the robustness output), the two views of importance side by side: per modality
+the importance share and the removal effect (model/robustness.py).
 
 Selection: the samples the importance matrices choose (`--samples`, config `importance_samples`;
 model/matrices.py) plus the `--errors` most confident errors of that run: test samples whose
@@ -123,6 +125,25 @@ def label_rows(combo: Combination, sample_id: str) -> list[dict]:
     return rows
 
 
+def removal_rows(combo: Combination, sample_id: str, removal: dict) -> list[dict]:
+    """Per modality of `combo` (the gallery's main run) for one sample: its importance share
+    beside the removal effect (probability change, its share, loss change); [] when the
+    robustness output (`removal`: run folder -> model.robustness.Removal) lacks the run."""
+    import os
+
+    k = combo.row(sample_id)
+    for run in combo.runs:
+        item = removal.get(os.path.normpath(str(run)))
+        if k is None or item is None or sample_id not in item.ids:
+            continue
+        j = item.ids.index(sample_id)
+        share = item.share[j]
+        return [{"modality": label, "importance": float(combo.importance[k, m]), "share": float(share[m]),
+                 "prob": float(item.prob[j, m]), "loss": float(item.loss[j, m])}
+                for m, label in enumerate(combo.labels)]
+    return []
+
+
 def first_lines(text: str, limit: int = TEXT_CHARS) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
@@ -130,9 +151,12 @@ def first_lines(text: str, limit: int = TEXT_CHARS) -> str:
 
 def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: Sequence[str | Path],
                   out_dir: str | Path, samples: int = 4, errors: int = 4, seed: int | None = 0,
-                  labels: dict[str, str] | None = None, ocr_min_score: float = OCR_MIN_SCORE) -> Path:
-    """Write `out_dir/index.html` and its images under `out_dir/img/`; returns the page's path."""
+                  labels: dict[str, str] | None = None, ocr_min_score: float = OCR_MIN_SCORE,
+                  removal: str | Path | None = None) -> Path:
+    """Write `out_dir/index.html` and its images under `out_dir/img/`; returns the page's path.
+    `removal`: the robustness output's OUT_removal.h5, shown beside each card's importance."""
     from model import plots
+    from model.robustness import read_removal
 
     labels = labels or {}
     combos = load_combinations(run_dirs, labels, "max", seed)
@@ -143,6 +167,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     chosen = choose_samples(combos, columns, samples)
     picked = [(sid, "chosen") for sid in chosen]
     picked += [(sid, "confident error") for sid in confident_errors(main, errors, chosen)]
+    effects = read_removal(removal) if removal else {}
     frame = read_manifest(manifest).set_index("id")
     ids = [sid for sid, _ in picked]
     layers = [read_layer(path, ids, ocr_min_score) for path in stores]
@@ -166,7 +191,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
                 "text": first_lines(row["text"]) if row is not None else "",
                 "title": str(row["title"]) if row is not None and "title" in row.index else "",
                 "truth": truth(combos, sid), "labels": label_rows(main, sid) if main.row(sid) is not None else [],
-                "found": []}
+                "found": [], "removal": removal_rows(main, sid, effects)}
         if poster is not None:
             drawn = [(layer.kind, layer.boxes.get(sid, np.zeros((0, 4))), layer.captions.get(sid, []))
                      for layer in layers]

@@ -10,6 +10,7 @@ CLASS_WEIGHTS = ("none", "inv_sqrt")
 TASKS = ("auto", "binary", "multilabel")
 FEATURE_DEVICES = ("auto", "device", "host")
 ENCODERS = ("bag", "cnn")  # index-feature encoders: bag of embeddings, CNN-text (model/sets.py)
+COLLAPSE = ("mean",)  # `collapse.NAME=mean`: a dense feature's set replaced by its mean row (model/data.py)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class TrainOptions:
     max_elements: int = 10  # rows kept per sample of a dense feature (0 = all)
     max_elements_by: dict[str, int] = field(default_factory=dict)  # `max_elements.NAME=N`
     encoders: dict[str, str] = field(default_factory=dict)  # `encoder.NAME=bag|cnn` (index features)
+    collapse: dict[str, str] = field(default_factory=dict)  # `collapse.NAME=mean`: each sample's mean row instead of its set
     fold: int | None = None  # test fold of integer-fold manifests (train = the other folds less a dev carve of dev_fraction)
     classes: str = ""  # `|`-joined class order; default by descending frequency then name
     threshold: float = 0.5
@@ -59,6 +61,9 @@ class TrainOptions:
         for name, kind in self.encoders.items():
             if kind not in ENCODERS:
                 raise ValueError(f"encoder.{name}={kind}: use one of {', '.join(ENCODERS)}")
+        for name, how in self.collapse.items():
+            if how not in COLLAPSE:
+                raise ValueError(f"collapse.{name}={how}: use one of {', '.join(COLLAPSE)}")
         if any(h < 1 for h in self.hidden_sizes()):
             raise ValueError(f"hidden={self.hidden!r}: sizes must be positive")
         return self
@@ -68,6 +73,7 @@ class TrainOptions:
 
 
 _KEYS = {f.name: f for f in dataclasses.fields(TrainOptions)}
+_DICTS = ("max_elements_by", "encoders", "collapse")  # set per feature as KEY.NAME=VALUE
 
 
 def _coerce(key: str, text: str, kind: str) -> Any:
@@ -95,6 +101,7 @@ def parse_options(pairs: Sequence[str], base: TrainOptions | None = None) -> Tra
     options = dataclasses.replace(base or TrainOptions())
     options.max_elements_by = dict(options.max_elements_by)
     options.encoders = dict(options.encoders)
+    options.collapse = dict(options.collapse)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
@@ -106,9 +113,12 @@ def parse_options(pairs: Sequence[str], base: TrainOptions | None = None) -> Tra
         if key.startswith("encoder."):
             options.encoders[key.split(".", 1)[1]] = value.strip()
             continue
-        if key not in _KEYS or key in ("max_elements_by", "encoders"):
-            known = sorted(k for k in _KEYS if k not in ("max_elements_by", "encoders"))
-            known += ["max_elements.NAME", "encoder.NAME"]
+        if key.startswith("collapse."):
+            options.collapse[key.split(".", 1)[1]] = value.strip()
+            continue
+        if key not in _KEYS or key in _DICTS:
+            known = sorted(k for k in _KEYS if k not in _DICTS)
+            known += ["max_elements.NAME", "encoder.NAME", "collapse.NAME"]
             raise ValueError(f"--set {key}: unknown option; known options: {', '.join(known)}")
         setattr(options, key, _coerce(key, value, str(_KEYS[key].type)))
     return options.validate()

@@ -144,15 +144,24 @@ def overview_png(matrix: np.ndarray, columns: Sequence[str], row_labels: Sequenc
 
 
 def importance_bars(panels: Sequence[tuple[Sequence[str], np.ndarray, np.ndarray, str]],
-                    out: str | Path) -> Path:
-    """One bar panel per run group: `(modality labels, mean (M,), std (M,), title)`."""
+                    out: str | Path, removal: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None) -> Path:
+    """One bar panel per run group: `(modality labels, mean (M,), std (M,), title)`; with
+    `removal` (per panel `(mean (M,), std (M,))` of the removal-effect share, or None), its bars
+    beside the importance bars."""
     plt = _plt()
     cols = min(len(panels), 3)
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    for ax, (labels, mean, std, title) in zip(axes.flat, panels):
+    for k, (ax, (labels, mean, std, title)) in enumerate(zip(axes.flat, panels)):
         x = np.arange(len(labels))
-        ax.bar(x, mean, yerr=std, capsize=3, color="tab:blue")
+        second = removal[k] if removal else None
+        width = 0.4 if second is not None else 0.8
+        ax.bar(x - (width / 2 if second is not None else 0), mean, width, yerr=std, capsize=3, color="tab:blue",
+               label="importance share")
+        if second is not None:
+            ax.bar(x + width / 2, second[0], width, yerr=second[1], capsize=3, color="tab:orange",
+                   label="removal share (|Δp|)")
+            ax.legend(fontsize=7)
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel("importance (share)")

@@ -42,7 +42,8 @@ def load_for_run(run: TrainedRun, specs: Sequence[FeatureSpec], ids: Sequence[st
     by_name = {s.name: s for s in specs}
     ordered = [by_name[n] for n in run.names]
     options = run.options
-    tables = load_features(ordered, ids, options.max_elements, run.seed, options.max_elements_by, device)
+    tables = load_features(ordered, ids, options.max_elements, run.seed, options.max_elements_by, device,
+                          collapse=options.collapse)
     for table, info in zip(tables, run.features):
         if (table.info.kind, table.info.input_dim) != (info.kind, info.input_dim):
             raise ValueError(f"feature {info.name}: the store gives a {table.info.kind} feature of dim "

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from model.options import COLLAPSE
 from model.runfiles import PREDICTIONS, read_importance, read_metrics, read_predictions
 
 KEYS = ["Method", "Modalities", "Features", "Pool"]
@@ -31,15 +32,26 @@ def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def feature_keys(metrics: dict) -> list[str]:
-    """Each feature of a run as NAME, or NAME:ENCODER when it ran a non-default encoder (so that
-    `objects:cnn` (CNN-text(objs)) and `objects` (IE(objs)) are different rows and labels)."""
-    encoders = (metrics.get("config") or {}).get("encoders") or {}
-    return [f"{n}:{encoders[n]}" if encoders.get(n, "bag") != "bag" else n for n in metrics["features"]]
+    """Each feature of a run as NAME, NAME:ENCODER when it ran a non-default encoder (so that
+    `objects:cnn` (CNN-text(objs)) and `objects` (IE(objs)) are different rows and labels), or
+    NAME:mean when its sets were collapsed to their mean row (`collapse.NAME=mean`)."""
+    config = metrics.get("config") or {}
+    encoders, collapse = config.get("encoders") or {}, config.get("collapse") or {}
+    return [f"{n}:{collapse[n]}" if collapse.get(n) else
+            f"{n}:{encoders[n]}" if encoders.get(n, "bag") != "bag" else n for n in metrics["features"]]
 
 
 def feature_labels(metrics: dict, labels: dict[str, str]) -> list[str]:
-    """Each feature's label in run order: the label of NAME:ENCODER, else of NAME, else the key."""
-    return [labels.get(k, labels.get(k.split(":")[0], k)) for k in feature_keys(metrics)]
+    """Each feature's label in run order: the label of NAME:ENCODER, else of NAME, else the key;
+    a collapsed feature without its own label reads `LABEL mean`."""
+    out = []
+    for key in feature_keys(metrics):
+        name, _, suffix = key.partition(":")
+        if suffix in COLLAPSE:
+            out.append(labels.get(key, f"{labels.get(name, name)} mean"))
+        else:
+            out.append(labels.get(key, labels.get(name, key)))
+    return out
 
 
 def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
@@ -172,6 +184,7 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
         group = groups.setdefault(key, {"key": dict(zip(KEYS, key)), "modalities": modalities,
                                         "labels": [labels.get(m, m) for m in modalities], "runs": []})
         group["runs"].append(per_run)
+        group.setdefault("dirs", []).append(run_dir)
     for group in groups.values():
         stack = np.stack(group["runs"])  # (runs, M)
         group["mean"] = stack.mean(0)
@@ -179,9 +192,26 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
     return list(groups.values())
 
 
+def removal_shares(group: dict, removal: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean (M,) and std over runs of the group's mean removal-effect share, or None when a run
+    is missing from `removal` (run folder -> model.robustness.Removal)."""
+    import os
+
+    per_run = []
+    for run_dir in group["dirs"]:
+        item = removal.get(os.path.normpath(str(run_dir)))
+        if item is None:
+            return None
+        per_run.append(item.mean_share())
+    stack = np.stack(per_run)
+    return stack.mean(0), stack.std(0, ddof=1) if len(stack) > 1 else np.zeros(stack.shape[1])
+
+
 def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
-                 labels: dict[str, str] | None = None, pool: str = "max") -> Path:
-    """PNG: one bar panel per run group, mean importance per modality with std over runs."""
+                 labels: dict[str, str] | None = None, pool: str = "max",
+                 removal: str | Path | None = None) -> Path:
+    """PNG: one bar panel per run group, mean importance per modality with std over runs; with
+    `removal` (the robustness output's OUT_removal.h5) the removal-effect share beside it."""
     from model import plots
 
     groups = importance_groups(run_dirs, labels, pool)
@@ -190,4 +220,10 @@ def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
                          "pass runs trained with that pool or choose --pool")
     panels = [(g["labels"], g["mean"], g["std"], f"{g['key']['Features']} ({g['key']['Pool']}, {len(g['runs'])} runs)")
               for g in groups]
-    return plots.importance_bars(panels, out)
+    second = None
+    if removal:
+        from model.robustness import read_removal
+
+        effects = read_removal(removal)
+        second = [removal_shares(g, effects) for g in groups]
+    return plots.importance_bars(panels, out, second)

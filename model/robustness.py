@@ -14,12 +14,31 @@ two main metrics (F1 micro / macro, or accuracy / AUC) as mean and std over seed
 averaged per seed first), `intact`: the main metric without removal, and `delta` / `delta_std`:
 the main metric's change vs intact, per seed, then mean and std over seeds. Written as CSV, a
 markdown table next to it, and a heat map PNG (rows: combination / pool, columns: conditions).
+
+Two views of importance (`removal_effects`, written by `write_robustness` beside the table):
+- the run's own importance (importance.h5; for max pooling the paper's argmax share: the share of
+  the pooled dimensions each modality's element won), and
+- the removal effect: per test sample and modality, the mean absolute change of the predicted
+  class probabilities when that modality is removed (`prob`, also as a share of the sample's
+  total over modalities, `share`), and the change of the sample's loss (binary cross-entropy
+  averaged over classes; positive: removal hurts).
+They measure different things and can disagree: the argmax share counts where the pooled values
+come from, not whether the head relies on those dimensions or whether another modality's element
+would have won them nearly as well; the removal effect measures the model's output with the
+modality gone, which also counts redundancy (little change when another modality carries the same
+signal) and a set the model never saw in training. Files: OUT_removal.h5 (per run: `ids`,
+`modalities`, `prob` (N, M), `loss` (N, M); attr `run`) and OUT_views.csv (per combination, pool
+and modality: mean importance, mean removal `prob`, `share` and `loss` over test samples, then
+over runs), also a table in OUT.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -31,7 +50,7 @@ from model.data import FeatureSpec, FeatureTable
 from model.manifest import read_manifest
 from model.metrics import evaluate
 from model.report import feature_labels, run_key
-from model.runfiles import read_metrics, read_predictions
+from model.runfiles import read_importance, read_metrics, read_predictions
 
 INTACT = "intact"
 METRICS = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}  # first = main
@@ -71,9 +90,49 @@ def _test_rows(run_dir: Path, metrics: dict, test_ids: list[str]) -> tuple[list[
     return ids, np.array([where[sid] for sid in test_ids], dtype=np.int64)
 
 
+@dataclass
+class Removal:
+    """Per test sample (N) and modality (M) of one run: what removing the modality changes."""
+
+    run: str
+    ids: list[str]
+    modalities: list[str]  # feature names, run order
+    prob: np.ndarray  # (N, M) mean |p(without m) - p(intact)| over classes
+    loss: np.ndarray  # (N, M) loss(without m) - loss(intact), BCE averaged over classes
+
+    @property
+    def share(self) -> np.ndarray:
+        """(N, M) `prob` as a share of the sample's total over modalities (0 where all are 0)."""
+        total = self.prob.sum(1, keepdims=True)
+        return np.divide(self.prob, total, out=np.zeros_like(self.prob), where=total > 0)
+
+    def mean_share(self) -> np.ndarray:
+        """(M,) mean `share` over the samples whose probabilities change at all (as the
+        importance is averaged over samples with a non-empty set)."""
+        moved = self.prob.sum(1) > 0
+        return self.share[moved].mean(0) if moved.any() else np.zeros(self.prob.shape[1], np.float32)
+
+
+def sample_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(N,) binary cross-entropy of `probs` (N, C) against 0/1 `targets`, averaged over classes."""
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    return -(targets * np.log(p) + (1 - targets) * np.log1p(-p)).mean(1)
+
+
+def removal_effects(intact: np.ndarray, without: Sequence[np.ndarray], targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(prob (N, M), loss (N, M))` from the intact probabilities (N, C) and those with each
+    modality removed (M of (N, C))."""
+    stack = np.stack(without, 1)  # (N, M, C)
+    prob = np.abs(stack - intact[:, None, :]).mean(2)
+    base = sample_loss(intact, targets)  # (N,)
+    loss = np.stack([sample_loss(w, targets) for w in without], 1) - base[:, None]
+    return prob.astype(np.float32), loss.astype(np.float32)
+
+
 def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
-              device: str | torch.device = "cpu") -> list[dict]:
-    """One row per condition for one run: KEYS, condition, seed, fold and the main metrics."""
+              device: str | torch.device = "cpu", removal: list[Removal] | None = None) -> list[dict]:
+    """One row per condition for one run: KEYS, condition, seed, fold and the main metrics.
+    With `removal`, the run's per-sample removal effects are appended to it."""
     from model.predict import load_for_run
     from model.train import predict
     from model.trained import load_trained
@@ -95,25 +154,31 @@ def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
     key = run_key(metrics, labels or {})
     base = {"combination": key["Features"], "modalities": key["Modalities"], "pool": key["Pool"],
             "seed": metrics.get("seed"), "fold": metrics.get("fold"), "run": str(run_dir)}
-    rows = []
+    rows, outputs = [], {}
     for name, kept in conditions(feature_labels(metrics, labels or {})):
         inputs = [t if keep else emptied(t) for t, keep in zip(tables, kept)]
         probs, _ = predict(run.model, inputs, positions, run.options.eval_batch_size, autocast)
+        outputs[name] = probs
         scores = evaluate(task, targets.astype(np.float32), probs, run.options.threshold)
         rows.append({**base, "condition": name, "task": task, **{m: scores[m] for m in METRICS[task]}})
+    if removal is not None:
+        without = [probs for name, probs in outputs.items() if name.startswith("without ")]
+        prob, loss = removal_effects(outputs[INTACT], without, targets.astype(np.float64))
+        removal.append(Removal(str(run_dir), list(test_ids), list(run.names), prob, loss))
     return rows
 
 
 def score_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
-               device: str | torch.device = "cpu") -> pd.DataFrame:
-    """Rows of `score_run` for every run with more than one feature (others are skipped)."""
+               device: str | torch.device = "cpu", removal: list[Removal] | None = None) -> pd.DataFrame:
+    """Rows of `score_run` for every run with more than one feature (others are skipped); their
+    removal effects appended to `removal` when given."""
     rows = []
     for run_dir in run_dirs:
         features = read_metrics(run_dir)["features"]
         if len(features) < 2:
             print(f"note: {run_dir} has one feature ({features[0]}); nothing to remove", file=sys.stderr)
             continue
-        rows += score_run(run_dir, labels, device)
+        rows += score_run(run_dir, labels, device, removal)
     if not rows:
         raise ValueError("none of the runs has more than one feature; pass runs of multi-feature combinations")
     frame = pd.DataFrame(rows)
@@ -189,19 +254,103 @@ def delta_matrix(table: pd.DataFrame, main: str) -> tuple[np.ndarray, list[str],
     return matrix, row_labels, columns
 
 
+def removal_path(out: str | Path) -> Path:
+    """OUT_removal.h5 beside the robustness table OUT.csv."""
+    out = Path(out)
+    return out.with_name(out.stem + "_removal.h5")
+
+
+def write_removal(path: Path, removal: Sequence[Removal]) -> Path:
+    """One group per run (`runs/K`): ids, modalities, prob (N, M), loss (N, M); attr `run`."""
+    import h5py
+
+    from extract.atomic import atomic_write
+
+    strings = h5py.string_dtype("utf-8")
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as h5:
+        for k, item in enumerate(removal):
+            group = h5.create_group(f"runs/{k}")
+            group.attrs["run"] = os.path.normpath(item.run)
+            group.attrs["modalities"] = json.dumps(item.modalities)
+            group.create_dataset("ids", data=np.array(item.ids, dtype=object), dtype=strings)
+            group.create_dataset("prob", data=item.prob)
+            group.create_dataset("loss", data=item.loss)
+    return path
+
+
+def read_removal(path: str | Path) -> dict[str, Removal]:
+    """Run folder (normalised path) -> its Removal, from OUT_removal.h5."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as h5:
+        for group in h5.get("runs", {}).values():
+            run = str(group.attrs["run"])
+            ids = list(group["ids"].asstr()[()]) if len(group["ids"]) else []
+            out[run] = Removal(run, ids, json.loads(group.attrs["modalities"]), group["prob"][()], group["loss"][()])
+    return out
+
+
+def views(removal: Sequence[Removal], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per (combination, pool, modality): mean importance (the run's importance.h5, over test
+    samples with a non-empty set) beside the mean removal effect (`prob`, `share`, `loss`, over
+    test samples), each then averaged over runs; `runs` counted."""
+    rows = []
+    for item in removal:
+        metrics = read_metrics(item.run)
+        key = run_key(metrics, labels or {})
+        names = feature_labels(metrics, labels or {})
+        try:
+            ids, importance, _ = read_importance(item.run)
+            position = pd.Index(ids).get_indexer(item.ids)
+            importance = importance[position]  # (N, M) in removal's sample order
+            nonempty = importance.sum(1) > 0
+            mean_importance = importance[nonempty].mean(0) if nonempty.any() else np.full(len(names), np.nan)
+        except FileNotFoundError:
+            mean_importance = np.full(len(names), np.nan)
+        for m, label in enumerate(names):
+            rows.append({"combination": key["Features"], "modalities": key["Modalities"], "pool": key["Pool"],
+                         "modality": label, "importance": mean_importance[m], "removal_prob": item.prob[:, m].mean(),
+                         "removal_share": item.mean_share()[m], "removal_loss": item.loss[:, m].mean()})
+    frame = pd.DataFrame(rows)
+    grouped = frame.groupby(["combination", "modalities", "pool", "modality"], sort=False)
+    table = grouped[["importance", "removal_share", "removal_prob", "removal_loss"]].mean()
+    table["runs"] = grouped.size()
+    return table.reset_index()
+
+
+def views_markdown(table: pd.DataFrame) -> str:
+    lines = ["| Features | Pool | Modality | importance (mean share) | removal share | removal Δp | removal Δloss | runs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        importance = "" if pd.isna(r["importance"]) else f"{r['importance']:.3f}"
+        lines.append(f"| {r['combination']} | {r['pool']} | {r['modality']} | {importance} | "
+                     f"{r['removal_share']:.3f} | {r['removal_prob']:.4f} | {r['removal_loss']:+.4f} | {int(r['runs'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_robustness(run_dirs: Sequence[str | Path], out: str | Path, labels: dict[str, str] | None = None,
                      device: str = "cpu") -> tuple[Path, Path, Path]:
-    """OUT.csv, OUT.md and OUT.png (heat map of the main metric's change)."""
+    """OUT.csv, OUT.md and OUT.png (heat map of the main metric's change); also OUT_removal.h5
+    (per-sample removal effects) and OUT_views.csv (importance vs removal effect per modality)."""
     from model import plots
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("--device cuda, but torch sees no GPU; use --device cpu")
-    table, metric_cols = summarise(score_runs(run_dirs, labels, device))
+    removal: list[Removal] = []
+    table, metric_cols = summarise(score_runs(run_dirs, labels, device, removal))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.6f")
+    write_removal(removal_path(out), removal)
+    both = views(removal, labels)
+    both.to_csv(out.with_name(out.stem + "_views.csv"), index=False, float_format="%.6f")
     md = out.with_suffix(".md")
-    md.write_text(to_markdown(table, metric_cols))
+    md.write_text(to_markdown(table, metric_cols) + "\n## Two views of importance\n\n"
+                  "Mean importance share (the run's own: for max pooling the paper's argmax share) beside "
+                  "the removal effect: mean absolute change of the predicted probabilities when the "
+                  "modality is removed (Δp, and as a share of the sample's total over modalities), and "
+                  "the mean change of the sample's loss (positive: removal hurts).\n\n" + views_markdown(both))
     main = metric_cols[0]
     matrix, row_labels, columns = delta_matrix(table, main)
     png = plots.robustness_png(

@@ -438,7 +438,7 @@ def run_seed(wildcards):
 
 def train_args(wildcards):
     """`--set KEY=VALUE` of the dataset's train options, the run's fold and the combination's
-    encoders."""
+    encoders and collapsed features."""
     options = dict(experiments(wildcards.dataset)["train"])
     fold = parse_run(wildcards.run)[1]
     if fold is not None:
@@ -446,6 +446,8 @@ def train_args(wildcards):
     combo = experiments(wildcards.dataset)["combinations"][wildcards.combination]
     for name, kind in combo.get("encoders", {}).items():
         options[f"encoder.{name}"] = kind
+    for name, how in combo.get("collapse", {}).items():
+        options[f"collapse.{name}"] = how
     return quoted(a for k, v in sorted(options.items()) for a in ("--set", f"{k}={v}"))
 
 
@@ -514,6 +516,15 @@ def multi_feature_combinations(dataset):
     ]
 
 
+def collapsed_combinations(dataset):
+    """Combinations trained on collapsed sets (`collapse:`): the comparisons table pairs them."""
+    return [
+        name
+        for name, combo in experiments(dataset)["combinations"].items()
+        if combo.get("collapse")
+    ]
+
+
 def robustness_runs(wildcards):
     """metrics.json of every run of every multi-feature combination, each of its pools."""
     ds = wildcards.dataset
@@ -526,11 +537,13 @@ def robustness_runs(wildcards):
 
 
 def gallery_inputs(wildcards):
-    """The manifest, the drawn stores (faces, objects, ocr) and every max-pool run."""
+    """The manifest, the drawn stores (faces, objects, ocr), every max-pool run and the
+    robustness job's removal effects."""
     ds = wildcards.dataset
     inputs = {
         "manifest": f"results/{ds}/manifest.csv",
         "runs": max_pool_runs(wildcards),
+        "removal": f"results/{ds}_robustness_removal.h5",
     }
     features = dataset_features(ds)
     inputs["stores"] = [
@@ -573,6 +586,11 @@ def dataset_outputs(dataset):
         outputs += [f"results/{dataset}_table.csv", f"results/{dataset}_table.md"]
         outputs += importance_figures(dataset)
         outputs.append(f"results/{dataset}/figures/matrices/overview.png")
+    if multi_feature_combinations(dataset) or collapsed_combinations(dataset):
+        outputs += [
+            f"results/{dataset}_comparisons.csv",
+            f"results/{dataset}_comparisons.md",
+        ]
     if multi_feature_combinations(dataset):
         outputs.append(f"results/{dataset}_robustness.csv")
         outputs.append(f"results/{dataset}/gallery/index.html")

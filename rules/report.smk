@@ -27,9 +27,11 @@ rule table:
 
 
 rule importance_figure:
-    """Mean feature importance per modality (max pooling) of one combination."""
+    """Mean feature importance per modality (max pooling) of one combination, beside the mean
+    removal effect (from the robustness job)."""
     input:
-        importance_runs,
+        runs=importance_runs,
+        removal="results/{dataset}_robustness_removal.h5",
     output:
         report(
             "results/{dataset}/figures/importance_{combination}.png",
@@ -42,10 +44,11 @@ rule importance_figure:
     conda:
         "../envs/train.yaml"
     params:
-        runs=figure_runs,
+        runs=lambda wildcards, input: run_dir_of(input.runs),
         labels=label_args,
     shell:
-        "python -m model figure --runs {params.runs} --out {output} {params.labels} > {log} 2>&1"
+        "python -m model figure --runs {params.runs} --out {output} --removal {input.removal} "
+        "{params.labels} > {log} 2>&1"
 
 
 rule importance_matrices:
@@ -86,7 +89,8 @@ rule importance_matrices:
 
 rule robustness:
     """Missing-modality robustness: every multi-feature run scored on its test split with each
-    modality removed in turn and with one modality kept, beside the intact score."""
+    modality removed in turn and with one modality kept, beside the intact score; and the
+    removal effect per test sample and modality (the second view of importance)."""
     input:
         robustness_runs,
     output:
@@ -97,6 +101,8 @@ rule robustness:
             labels={"dataset": "{dataset}", "format": "csv"},
         ),
         md="results/{dataset}_robustness.md",
+        removal="results/{dataset}_robustness_removal.h5",
+        views="results/{dataset}_robustness_views.csv",
         png=report(
             "results/{dataset}_robustness.png",
             caption="../report/robustness.rst",
@@ -137,4 +143,31 @@ rule gallery:
         out="results/{dataset}/gallery",
     shell:
         "python -m model gallery --manifest {input.manifest} --runs {params.runs} {params.stores} "
-        "--samples {params.samples} --out-dir {params.out} {params.labels} > {log} 2>&1"
+        "--removal {input.removal} --samples {params.samples} --out-dir {params.out} {params.labels} "
+        "> {log} 2>&1"
+
+
+rule comparisons:
+    """Every multi-feature row against its best single-feature row and against concat, and set
+    rows against their collapsed twins: deltas with paired bootstrap CIs and permutation p-values.
+    """
+    input:
+        runs=run_metrics,
+    output:
+        csv=report(
+            "results/{dataset}_comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="Tables",
+            labels={"dataset": "{dataset}", "format": "comparisons"},
+        ),
+        md="results/{dataset}_comparisons.md",
+    log:
+        "logs/{dataset}/comparisons.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        runs=table_runs,
+        labels=label_args,
+    shell:
+        "python -m model comparisons --runs {params.runs} --out {output.csv} {params.labels} "
+        "> {log} 2>&1"

@@ -108,7 +108,10 @@ def test_cues_match_the_files(root: Path) -> None:
         assert all(0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H for x0, y0, x1, y1 in boxes)
         assert all(x1 - x0 >= 60 for x0, _, x1, _ in boxes[:n_faces])  # large enough for MTCNN
         assert c["photo"] == "" or demo_assets.PHOTOS[c["photo"]] == c["photo_genre"]
-        assert c["tagline"] == "" or c["tagline"] in demo_assets.TAGLINES[c["tagline_genre"]]
+        words = c["tagline"].split()
+        assert c["tagline_cue"] == "" or c["tagline_cue"] in demo_assets.CUE_WORDS[c["tagline_genre"]]
+        assert [w for w in words if w not in demo_assets.DISTRACTOR_WORDS] == ([c["tagline_cue"]] if c["tagline_cue"] else [])
+        assert c["tagline"] == "" or 2 <= len(words) - bool(c["tagline_cue"]) <= 3  # one cue among distractors
     rows = list(cues.values())
     # every cue kind occurs, and cues are partial: each is missing on some movies
     for col in ("photo", "tagline", "palette_genre", "plot_genres"):
@@ -135,10 +138,13 @@ def test_every_tagline_fits_in_large_type() -> None:
     from PIL import ImageDraw
 
     draw = ImageDraw.Draw(Image.new("RGB", (8, 8)))
-    for taglines in demo_assets.TAGLINES.values():
-        for text in taglines:
+    widest = sorted(demo_assets.DISTRACTOR_WORDS, key=lambda w: -draw.textlength(w, font=demo_assets.font(32)))[:3]
+    cues = [w for words in demo_assets.CUE_WORDS.values() for w in words]
+    for cue in cues:  # the widest taglines: each cue word beside the three widest distractors
+        for place in range(4):
+            text = " ".join(widest[:place] + [cue] + widest[place:])
             size, lines = demo._fit_text(draw, text, demo.DemoOptions.width - 20)
-            assert size >= 32 and 1 <= len(lines) <= 2, text  # DejaVu Bold cap height ~0.73 em >= 22 px
+            assert size >= 32 and 1 <= len(lines) <= 3, text  # DejaVu Bold cap height ~0.73 em >= 22 px
 
 
 def test_posters_without_tagline_have_no_band(root: Path) -> None:

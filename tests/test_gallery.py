@@ -177,3 +177,21 @@ def test_file_names_are_unique_per_id() -> None:
     assert len(set(names)) == len(ids)
     assert all(re.fullmatch(r"[\w.-]+", n) and n not in (".", "..") for n in names)
     assert safe_name("00012") == "00012" and safe_name("a_1") == "a_1"  # safe ids keep their name
+
+
+def test_gallery_shows_both_views_of_importance(setup, tmp_path) -> None:
+    from model.robustness import read_removal, removal_path, write_robustness
+
+    root, manifest, runs = setup
+    write_robustness([runs[1]], tmp_path / "rob.csv")  # the multi-feature run
+    out = tmp_path / "site"
+    assert main(["gallery", "--manifest", str(manifest), "--runs", *map(str, runs), "--out-dir", str(out),
+                 "--samples", "2", "--errors", "1", "--removal", str(removal_path(tmp_path / "rob.csv"))]) == 0
+    html = (out / "index.html").read_text()
+    assert html.count("Two views of importance") == 3  # every card
+    item = next(iter(read_removal(removal_path(tmp_path / "rob.csv")).values()))
+    sid = Links()
+    sid.feed(html)
+    j = item.ids.index(sid.cards[0])
+    card = html.split(f'id="{sid.cards[0]}"')[1].split('class="card"')[0]
+    assert f"{item.prob[j, 0]:.3f}" in card and f"{item.loss[j, 0]:+.3f}" in card

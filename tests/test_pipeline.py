@@ -58,7 +58,8 @@ def test_end_to_end_table_and_figures(pipeline):
     cells = set(zip(table["Method"], table["Modalities"], table["Pool"]))
     assert cells == {("set", "image", "max"), ("set", "image+text+faces+ocr_text", "max"),
                      ("set", "image+text+faces+ocr_text", "attention"),
-                     ("concat", "image+text+faces+ocr_text", "concat")}
+                     ("concat", "image+text+faces+ocr_text", "concat"),
+                     ("set", "image+text+faces:mean+ocr_text", "max")}
     assert (table["seeds"] == 2).all() and table["f1_micro"].between(0, 1).all()
     assert "±" in (workdir / "results/demo_table.md").read_text()
     assert (workdir / "results/demo/figures/importance_all.png").stat().st_size > 1000
@@ -69,6 +70,25 @@ def test_end_to_end_table_and_figures(pipeline):
     run = workdir / "results/demo/runs/all/max/seed0"
     for name in ("metrics.json", "history.csv", "predictions.h5", "importance.h5", "model.pt"):
         assert (run / name).exists(), name
+
+
+def test_end_to_end_comparisons_and_two_views(pipeline):
+    import pandas as pd
+
+    workdir, _ = pipeline
+    frame = pd.read_csv(workdir / "results/demo_comparisons.csv")
+    assert list(frame.columns) == ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value",
+                                   "seeds", "samples"]
+    assert ((frame["ci_low"] <= frame["delta"]) & (frame["delta"] <= frame["ci_high"])).all()
+    assert set(frame["metric"]) == {"f1_micro", "f1_macro"} and (frame["seeds"] == 2).all()
+    kinds = frame["baseline"].str.split(":").str[0]
+    assert {"best single", "concat", "collapsed"} <= set(kinds)
+    collapsed = frame[kinds == "collapsed"]
+    assert set(collapsed["row"]) == {"MobileNetV2(i), MiniLM(t), Face(i), MiniLM(ocr) (max)"}
+    assert "CI excludes 0" in (workdir / "results/demo_comparisons.md").read_text()
+    views = pd.read_csv(workdir / "results/demo_robustness_views.csv")
+    assert {"importance", "removal_share", "removal_prob", "removal_loss"} <= set(views.columns)
+    assert "removal share" in (workdir / "results/demo/gallery/index.html").read_text()
 
 
 def test_training_option_change_reruns_training_only(pipeline, tmp_path):
@@ -85,7 +105,7 @@ def test_training_option_change_reruns_training_only(pipeline, tmp_path):
     plan = run_snakemake(workdir, "-n", "--cores", "2", configfile=changed, replace=True)
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = job_counts(plan.stdout)
-    assert counts.get("train") == 8 and "table" in counts
+    assert counts.get("train") == 10 and "table" in counts
     assert not {"extract_shard", "merge_shards", "manifest", "compose_demo"} & set(counts)
 
 

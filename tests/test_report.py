@@ -104,3 +104,20 @@ def test_importance_figure(runs, tmp_path) -> None:
     assert main(["figure", "--runs", *map(str, runs), "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["figure", "--runs", str(runs[2]), "--out", str(tmp_path / "none.png")]) == 2
+
+
+def test_importance_figure_with_removal_effects_beside(runs, tmp_path) -> None:
+    from model.report import removal_shares
+    from model.robustness import Removal, write_removal
+
+    pair = next(g for g in importance_groups(runs) if g["modalities"] == ["image", "text"])
+    effects = [Removal(str(run), ["a", "b"], ["image", "text"], np.array([[0.3, 0.1], [0.0, 0.0]], np.float32),
+                       np.zeros((2, 2), np.float32)) for run in pair["dirs"]]
+    path = write_removal(tmp_path / "r_removal.h5", effects)
+    mean, std = removal_shares(pair, {e.run: e for e in effects})
+    assert mean == pytest.approx([0.75, 0.25]) and std == pytest.approx([0, 0])  # over samples that change
+    out = tmp_path / "fig.png"
+    assert main(["figure", "--runs", *map(str, runs), "--out", str(out), "--removal", str(path)]) == 0
+    plain = tmp_path / "plain.png"
+    assert main(["figure", "--runs", *map(str, runs), "--out", str(plain)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.read_bytes() != plain.read_bytes()

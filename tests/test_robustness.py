@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from model.__main__ import main
-from model.robustness import conditions, emptied, score_runs, summarise, write_robustness
-from model.runfiles import read_metrics
+from model.robustness import (conditions, emptied, read_removal, removal_effects, removal_path, score_runs,
+                              summarise, write_robustness)
+from model.runfiles import read_importance, read_metrics
 from model.synthetic import make_toy
 
 torch.set_num_threads(1)
@@ -125,3 +127,31 @@ def test_binary_folds_are_averaged_per_seed(tmp_path) -> None:
     per_seed = frame[frame["condition"] == "intact"].groupby("seed")["accuracy"].mean()
     assert intact["accuracy"] == pytest.approx(per_seed.mean())
     assert intact["accuracy_std"] == pytest.approx(per_seed.std(ddof=1))
+
+
+def test_removal_effect_per_sample_and_modality() -> None:
+    intact = np.array([[0.9, 0.2], [0.5, 0.5]])
+    without = [np.array([[0.1, 0.2], [0.5, 0.5]]), np.array([[0.9, 0.4], [0.5, 0.5]])]
+    targets = np.array([[1.0, 0.0], [0.0, 1.0]])
+    prob, loss = removal_effects(intact, without, targets)
+    np.testing.assert_allclose(prob, [[0.4, 0.1], [0.0, 0.0]], atol=1e-6)
+    bce = lambda p, t: -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))  # noqa: E731
+    want = bce(np.array([0.1, 0.2]), targets[0]) - bce(intact[0], targets[0])
+    assert loss[0, 0] == pytest.approx(want, rel=1e-5) and loss[0, 0] > 0 and loss[1, 0] == 0
+
+
+def test_two_views_of_importance_are_written(runs, tmp_path) -> None:
+    out = tmp_path / "views" / "r.csv"
+    write_robustness([runs["max0"], runs["max1"], runs["concat0"]], out, LABELS)
+    removal = read_removal(removal_path(out))
+    item = removal[str(runs["max0"])]
+    ids = read_importance(runs["max0"])[0]
+    assert item.ids == ids and item.modalities == ["signal", "noise"] and item.prob.shape == (len(ids), 2)
+    # the labels live in `signal`: removing it moves the probabilities more and raises the loss
+    assert item.prob[:, 0].mean() > 2 * item.prob[:, 1].mean() and item.loss[:, 0].mean() > 0.05
+    np.testing.assert_allclose(item.share.sum(1)[item.prob.sum(1) > 0], 1, atol=1e-5)
+    table = pd.read_csv(out.with_name("r_views.csv")).set_index(["pool", "modality"])
+    assert table.loc[("max", "WSL(i)"), "runs"] == 2
+    assert table.loc[("max", "WSL(i)"), "removal_share"] > table.loc[("max", "RoBERTa(t)"), "removal_share"]
+    assert 0 < table.loc[("max", "WSL(i)"), "importance"] <= 1  # the argmax share beside it
+    assert "Two views of importance" in out.with_suffix(".md").read_text()

@@ -101,6 +101,30 @@ def test_ocr_text_is_embedded_from_the_input_store(tmp_path, minilm):
     assert not np.allclose(store.sample("1")["features"], plot, atol=1e-2)  # not the manifest text
 
 
+def test_per_word_embeds_each_ocr_word_as_one_row(tmp_path, minilm):
+    ids = ["1", "2", "3"]
+    pd.DataFrame({"id": ids, "split": ["train"] * 3, "image": [""] * 3, "text": ["plot"] * 3,
+                  "labels": ["a"] * 3}).to_csv(tmp_path / "m.csv", index=False)
+    builder = StoreBuilder()  # EasyOCR boxes may hold several words: each word is a row
+    for sample_id, words in zip(ids, [["SILENT RIVER", "GHOST"], [], ["BLUE"]]):
+        rows = {"words": np.array(words, dtype=object), "boxes": np.zeros((len(words), 4), np.float32),
+                "scores": np.ones(len(words), np.float32)}
+        builder.add(sample_id, rows, {"text": " ".join(words)})
+    columns = {"words": ((), object), "boxes": ((4,), np.float32), "scores": ((), np.float32)}
+    write_store(tmp_path / "ocr.h5", builder.build(base_attrs("ocr", "easyocr-en", 0, {}), columns))
+
+    out = tmp_path / "ocr_words.h5"
+    assert main(["text", "--manifest", str(tmp_path / "m.csv"), "--out", str(out), "--backend", "minilm",
+                 "--input", str(tmp_path / "ocr.h5"), "--set", "dtype=float32", "--set", "per_word=true",
+                 "--no-progress"]) == 0
+    store = read_store(out)
+    assert store.counts.tolist() == [3, 0, 1] and store.attrs["per_word"]
+    want = np.concatenate(features(minilm, ["SILENT", "RIVER", "GHOST", "BLUE"]))
+    np.testing.assert_allclose(store.rows["features"], want, atol=1e-5)  # word by word, in order
+    whole = features(minilm, ["SILENT RIVER GHOST"])[0]
+    assert not np.allclose(store.sample("1")["features"].mean(0), whole[0], atol=1e-2)
+
+
 def test_roberta_runs_in_fp32_and_says_which_model_ran(roberta_dir):
     ex = TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), dtype="float32"))
     attrs = ex.extra_attrs()

@@ -289,3 +289,46 @@ def test_feature_device_auto_budgets_by_the_jobs_share(monkeypatch) -> None:
     assert features_on_host("auto", cuda, fits_alone)
     monkeypatch.delenv("DMMS_GPU_SHARE")
     assert not features_on_host("auto", cuda, fits_alone)
+
+
+def test_collapse_mean_feeds_each_samples_mean_row(toy, tmp_path) -> None:
+    from model.data import collapse_rows
+    from model.predict import load_for_run
+    from model.trained import load_trained
+
+    values = np.arange(12, dtype=np.float16).reshape(6, 2)
+    means, offsets = collapse_rows(values, np.array([0, 2, 2, 6]))
+    assert offsets.tolist() == [0, 1, 1, 2] and means.dtype == np.float32  # an empty set stays empty
+    np.testing.assert_allclose(means, [[1, 2], [7, 8]])
+
+    manifest, specs = toy
+    ids = pd.read_csv(manifest, dtype=str)["id"].tolist()
+    options = parse_options(["collapse.noise=mean", "max_elements=2"])
+    plain, collapsed = (load_features(specs[:2], ids, 2, 0, collapse=c) for c in ({}, options.collapse))
+    full = load_features(specs[1:2], ids, 0, 0)[0]  # every noise row, uncapped
+    assert collapsed[0].values.shape == plain[0].values.shape  # signal untouched
+    counts = full.counts.numpy()
+    assert collapsed[1].counts.tolist() == (counts > 0).astype(int).tolist()
+    k = int(np.flatnonzero(counts > 2)[0])  # more rows than max_elements: all of them are averaged
+    start, stop = int(full.offsets[k]), int(full.offsets[k + 1])
+    row = int(collapsed[1].offsets[k])
+    np.testing.assert_allclose(collapsed[1].values[row].numpy(), full.values[start:stop].float().mean(0).numpy(),
+                               rtol=1e-3)
+
+    run = tmp_path / "run"
+    assert main(["train", "--manifest", str(manifest), *[f"--feature={s.name}={s.path}" for s in specs[:2]],
+                 "--pool", "max", "--seed", "0", "--out", str(run), *[a for o in FAST for a in ("--set", o)],
+                 "--set", "collapse.noise=mean"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["config"]["collapse"] == {"noise": "mean"}
+    elements = h5py.File(run / "importance.h5")["elements"][()]
+    assert elements.max() <= 2  # signal (0-1 row) + the one mean row of noise
+    trained = load_trained(run)
+    tables = load_for_run(trained, specs[:2], ids)  # predict and robustness rebuild it collapsed too
+    assert tables[1].counts.max() == 1
+    with pytest.raises(ValueError, match="index feature"):
+        load_features(specs[2:], ids, 0, 0, collapse={"tags": "mean"})
+    with pytest.raises(ValueError, match="collapse.nope"):
+        load_features(specs[:1], ids, 0, 0, collapse={"nope": "mean"})
+    with pytest.raises(ValueError, match="collapse.noise=max"):
+        parse_options(["collapse.noise=max"])

@@ -1,0 +1,323 @@
+"""Differences between rows of a dataset's table, with confidence intervals and p-values.
+
+A row is a table row (`model.report.KEYS`: method, modalities, pool) with its runs. Compared:
+every multi-feature row against its best single-feature row (per metric, the single-feature row
+of one of its features with the highest mean) and a set row against the `concat` row on the same
+features; and "set vs collapsed": a row whose features were trained as sets against the same row
+trained with `collapse.NAME=mean` (its modalities read `NAME:mean`).
+
+Statistics, per comparison and main metric (F1 micro / macro, or accuracy / AUC):
+- `delta`: the row's metric minus the baseline's, on all test samples, each averaged over the
+  seeds both have (seed s of the row paired with seed s of the baseline). Cross-validated runs
+  are pooled per seed first: the out-of-fold predictions of all folds form one test set.
+- `ci_low`, `ci_high`: 95% paired percentile bootstrap: R resamples of the test samples (the
+  same resample for both sides and every seed), the seed-averaged delta on each.
+- `p_value`: two-sided paired permutation test (approximate randomisation): in each of R
+  permutations every sample's predictions are swapped between the two sides with probability
+  1/2 (the same swap for every seed); p = (1 + #|delta_perm| >= |delta|) / (1 + R).
+Multi-label counts are resampled as matrix products: per sample and class the run's true
+positives, false positives and false negatives (N, 3C); a resample's totals are its bootstrap
+weights (R, N) times them, a permutation's are the row's totals plus flips (R, N) times the
+difference of the two sides. No Python loop over resamples or samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from model.options import COLLAPSE
+from model.report import KEYS, read_runs
+from model.runfiles import read_metrics, read_predictions
+
+MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
+COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "seeds", "samples"]
+RESAMPLES = 1000
+LEVEL = 0.95
+CHUNK_ELEMENTS = 2**23  # resamples x samples drawn at once (bounds memory for large test sets)
+
+
+@dataclass
+class Side:
+    """One table row's test predictions, pooled per seed, samples in `ids` order."""
+
+    ids: np.ndarray  # (N,) str, sorted
+    probs: dict[int, np.ndarray]  # seed -> (N, C) float32
+    targets: np.ndarray  # (N, C) uint8
+    task: str
+    threshold: float
+
+
+def load_side(run_dirs: Sequence[str | Path]) -> Side:
+    """The runs of one row: per seed, the test predictions of all its runs (folds) pooled."""
+    by_seed: dict[int, list[tuple[list[str], np.ndarray, np.ndarray]]] = {}
+    task, threshold = "", 0.5
+    for run_dir in run_dirs:
+        metrics = read_metrics(run_dir)
+        ids, probs, targets, _, run_task = read_predictions(run_dir)
+        task = run_task or metrics.get("task", "")
+        threshold = float((metrics.get("config") or {}).get("threshold", 0.5))
+        by_seed.setdefault(int(metrics.get("seed") or 0), []).append((ids, probs, targets))
+    probs_by_seed, reference = {}, None
+    for seed, parts in sorted(by_seed.items()):
+        ids = np.concatenate([np.asarray(p[0], dtype=str) for p in parts])
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError(f"seed {seed} of {run_dirs[0]}'s row tests some sample twice; "
+                             "pass each run (fold) once")
+        probs = np.concatenate([p[1] for p in parts])[order].astype(np.float32)
+        targets = np.concatenate([p[2] for p in parts])[order].astype(np.uint8)
+        if reference is None:
+            reference = (ids, targets)
+        elif not np.array_equal(reference[0], ids):
+            raise ValueError(f"the seeds of {run_dirs[0]}'s row test different samples; retrain them on "
+                             "one manifest")
+        probs_by_seed[seed] = probs
+    return Side(reference[0], probs_by_seed, reference[1], task, threshold)
+
+
+def paired_seeds(a: Side, b: Side, row: str, baseline: str) -> list[int]:
+    """Seeds both sides have; both must test the same samples."""
+    if len(a.ids) != len(b.ids) or not np.array_equal(a.ids, b.ids):
+        only = sorted(set(a.ids) ^ set(b.ids))
+        raise ValueError(f"{row} and {baseline} test different samples ({len(only)} differ, e.g. "
+                         f"{only[0] if only else '?'}); train both on the same manifest and split")
+    seeds = sorted(set(a.probs) & set(b.probs))
+    if not seeds:
+        raise ValueError(f"{row} and {baseline} share no seed; train them with the same seeds")
+    return seeds
+
+
+# ---------------------------------------------------------------------------------------------
+# vectorised statistics
+
+
+def resample_indices(n: int, resamples: int, seed: int | Sequence[int] = 0) -> np.ndarray:
+    """(R, N) bootstrap draws of sample positions (common to every comparison of a size)."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def bootstrap_weights(index: np.ndarray, n: int) -> np.ndarray:
+    """(R, N) float32 times each sample is drawn in each resample of `index` (R, N)."""
+    r = len(index)
+    flat = (index + np.arange(r)[:, None] * n).ravel()
+    return np.bincount(flat, minlength=r * n).reshape(r, n).astype(np.float32)
+
+
+def flips(n: int, resamples: int, seed: int | Sequence[int] = 1) -> np.ndarray:
+    """(R, N) float32 0/1: which samples swap sides in each permutation."""
+    return (np.random.default_rng(seed).random((resamples, n)) < 0.5).astype(np.float32)
+
+
+def label_counts(probs: np.ndarray, targets: np.ndarray, threshold: float) -> np.ndarray:
+    """(N, 3C) float32 per sample and class: true positives, false positives, false negatives."""
+    p, t = probs >= threshold, targets.astype(bool)
+    return np.concatenate([p & t, p & ~t, ~p & t], axis=1).astype(np.float32)
+
+
+def f1_from_totals(totals: np.ndarray) -> dict[str, np.ndarray]:
+    """F1 micro and macro from totals (..., 3C) of (tp, fp, fn) per class (scikit-learn's,
+    zero_division=0)."""
+    tp, fp, fn = np.split(totals.astype(np.float64), 3, axis=-1)
+    den = 2 * tp + fp + fn
+    per_class = np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
+    micro_den = den.sum(-1)
+    micro = np.divide(2 * tp.sum(-1), micro_den, out=np.zeros_like(micro_den), where=micro_den > 0)
+    return {"f1_micro": micro, "f1_macro": per_class.mean(-1)}
+
+
+def auc_rows(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of `scores` (R, N) against `targets` (R, N) or (N,) 0/1 (average ranks
+    for ties); NaN for a row with one class."""
+    from scipy.stats import rankdata
+
+    y = np.broadcast_to(targets.astype(bool), scores.shape)
+    ranks = rankdata(scores, axis=1)
+    pos = y.sum(1).astype(np.float64)
+    neg = y.shape[1] - pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((pos > 0) & (neg > 0),
+                        ((ranks * y).sum(1) - pos * (pos + 1) / 2) / (pos * neg), np.nan)
+
+
+def multilabel_stats(a: list[np.ndarray], b: list[np.ndarray], weights: np.ndarray,
+                     swap: np.ndarray) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
+    """Per metric: (delta, bootstrap deltas (R,), permutation deltas (R,)) of seed-paired count
+    matrices `a`, `b` (S lists of (N, 3C)), bootstrap `weights` (R, N), `swap` flips (R, N)."""
+    A, B = np.stack(a, 1), np.stack(b, 1)  # (N, S, 3C)
+    n, s, k = A.shape
+    tot_a, tot_b = A.sum(0), B.sum(0)  # (S, 3C)
+    boot_a = (weights @ A.reshape(n, s * k)).reshape(-1, s, k)  # (R, S, 3C)
+    boot_b = (weights @ B.reshape(n, s * k)).reshape(-1, s, k)
+    moved = (swap @ (B - A).reshape(n, s * k)).reshape(-1, s, k)  # (R, S, 3C) what swapping moves
+    point = {m: f1_from_totals(tot_a)[m].mean() - f1_from_totals(tot_b)[m].mean() for m in MAIN["multilabel"]}
+    fa, fb = f1_from_totals(boot_a), f1_from_totals(boot_b)
+    pa, pb = f1_from_totals(tot_a + moved), f1_from_totals(tot_b - moved)
+    return {m: (float(point[m]), (fa[m] - fb[m]).mean(1), (pa[m] - pb[m]).mean(1)) for m in MAIN["multilabel"]}
+
+
+def binary_stats(a: list[np.ndarray], b: list[np.ndarray], targets: np.ndarray, threshold: float,
+                 index: np.ndarray, swap: np.ndarray) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
+    """As `multilabel_stats` for a binary task: `a`, `b` S lists of probabilities (N,), bootstrap
+    draws `index` (R, N)."""
+    y = targets.reshape(-1).astype(bool)
+    P, Q = np.stack(a), np.stack(b)  # (S, N)
+    flip = swap.astype(bool)
+    out = {}
+    correct = lambda p: ((p >= threshold) == y).astype(np.float32)  # noqa: E731
+    ca, cb = correct(P), correct(Q)  # (S, N)
+    weights = bootstrap_weights(index, len(y)) / len(y)
+    out["accuracy"] = (float(ca.mean() - cb.mean()), (weights @ (ca - cb).T).mean(1),
+                       (((ca - cb) * (1 - 2 * swap[:, None, :])).mean(2)).mean(1))
+    point = np.mean([auc_rows(P[i][None], y)[0] - auc_rows(Q[i][None], y)[0] for i in range(len(P))])
+    boot = np.mean([auc_rows(P[i][index], y[index]) - auc_rows(Q[i][index], y[index]) for i in range(len(P))], 0)
+    perm = np.mean([auc_rows(np.where(flip, Q[i], P[i]), y) - auc_rows(np.where(flip, P[i], Q[i]), y)
+                    for i in range(len(P))], 0)
+    out["auc"] = (float(point), boot, perm)
+    return out
+
+
+def resample_chunks(n: int, resamples: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`(index (r, N), weights (r, N), swap (r, N))` per chunk of at most CHUNK_ELEMENTS draws,
+    `resamples` in all; chunk k is seeded by (seed, k), so every comparison sees the same ones."""
+    size = max(1, CHUNK_ELEMENTS // max(n, 1))
+    chunks = []
+    for k, start in enumerate(range(0, resamples, size)):
+        r = min(size, resamples - start)
+        index = resample_indices(n, r, [seed, 0, k])
+        chunks.append((index, bootstrap_weights(index, n), flips(n, r, [seed, 1, k])))
+    return chunks
+
+
+def joined(parts: list[dict[str, tuple[float, np.ndarray, np.ndarray]]]) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
+    """The stats of several resample chunks as one: the delta, all bootstrap and permutation deltas."""
+    return {m: (parts[0][m][0], np.concatenate([p[m][1] for p in parts]), np.concatenate([p[m][2] for p in parts]))
+            for m in parts[0]}
+
+
+def summarise_stats(delta: float, boot: np.ndarray, perm: np.ndarray) -> dict[str, float]:
+    """delta, percentile CI at LEVEL and the permutation p-value."""
+    tail = 100 * (1 - LEVEL) / 2
+    low, high = (np.nanpercentile(boot, [tail, 100 - tail]) if np.isfinite(boot).any() else (np.nan, np.nan))
+    valid = perm[np.isfinite(perm)]
+    p = (1 + np.sum(np.abs(valid) >= abs(delta) - 1e-12)) / (1 + len(valid)) if len(valid) else np.nan
+    return {"delta": delta, "ci_low": float(low), "ci_high": float(high), "p_value": float(p)}
+
+
+# ---------------------------------------------------------------------------------------------
+# which rows are compared
+
+
+def row_label(key: dict) -> str:
+    return f"{key['Features']} ({key['Pool']})"
+
+
+def collapsed_base(modalities: str) -> str | None:
+    """The modalities of the uncollapsed row (`a+b:mean` -> `a+b`), None when nothing is collapsed."""
+    keys = modalities.split("+")
+    plain = [k.split(":")[0] if k.partition(":")[2] in COLLAPSE else k for k in keys]
+    return "+".join(plain) if plain != keys else None
+
+
+def plan_comparisons(table: pd.DataFrame, metrics: Sequence[str]) -> list[tuple[int, int, str, str]]:
+    """(row index, baseline index, baseline kind, metric) of every comparison over the rows of
+    `table` (one per KEYS group, with the mean of each metric)."""
+    plans = []
+    single = table[~table["Modalities"].str.contains(r"\+")]
+    for i, row in table.iterrows():
+        keys = row["Modalities"].split("+")
+        if len(keys) > 1:
+            candidates = single[single["Modalities"].isin(keys)]
+            for metric in metrics:
+                if len(candidates) and candidates[metric].notna().any():
+                    plans.append((i, int(candidates[metric].idxmax()), "best single", metric))
+            if row["Method"] != "concat":
+                concat = table[(table["Method"] == "concat") & (table["Modalities"] == row["Modalities"])]
+                plans += [(i, int(concat.index[0]), "concat", m) for m in metrics if len(concat)]
+        base = collapsed_base(row["Modalities"])
+        if base is not None:
+            sets = table[(table["Modalities"] == base) & (table["Pool"] == row["Pool"])]
+            plans += [(int(sets.index[0]), i, "collapsed", m) for m in metrics if len(sets)]
+    return plans
+
+
+def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
+            resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """The comparisons table (COLUMNS) of the runs of one dataset."""
+    runs, _ = read_runs(run_dirs, labels)
+    groups = runs.groupby(KEYS, sort=False)
+    sides = {key: load_side(list(frame["run"])) for key, frame in groups}
+    tasks = {s.task for s in sides.values()}
+    if len(tasks) != 1:
+        raise ValueError(f"the runs mix tasks ({', '.join(sorted(tasks))}); pass the runs of one dataset")
+    task = tasks.pop()
+    metrics = MAIN[task]
+    table = groups[list(metrics)].mean().reset_index()
+    plans = plan_comparisons(table, metrics)
+    n = len(next(iter(sides.values())).ids)
+    small = n * resamples <= 4 * CHUNK_ELEMENTS  # keep the draws for every pair, else redraw them
+    kept = resample_chunks(n, resamples, seed) if small else None
+    cache: dict[tuple[int, int], dict] = {}
+    rows = []
+    for i, j, kind, metric in plans:
+        key_a, key_b = (tuple(table.loc[k, KEYS]) for k in (i, j))
+        a, b = sides[key_a], sides[key_b]
+        name_a, name_b = row_label(table.loc[i]), f"{kind}: {row_label(table.loc[j])}"
+        if (i, j) not in cache:
+            seeds = paired_seeds(a, b, name_a, name_b)
+            if len(a.ids) != n:
+                raise ValueError(f"{name_a} tests {len(a.ids)} samples, other rows {n}; pass the runs of one dataset")
+            chunks = kept if kept is not None else resample_chunks(n, resamples, seed)
+            if task == "multilabel":
+                counts_a = [label_counts(a.probs[s], a.targets, a.threshold) for s in seeds]
+                counts_b = [label_counts(b.probs[s], b.targets, b.threshold) for s in seeds]
+                parts = [multilabel_stats(counts_a, counts_b, w, f) for _, w, f in chunks]
+            else:
+                probs_a = [a.probs[s].reshape(-1) for s in seeds]
+                probs_b = [b.probs[s].reshape(-1) for s in seeds]
+                parts = [binary_stats(probs_a, probs_b, a.targets, a.threshold, x, f) for x, _, f in chunks]
+            cache[(i, j)] = (seeds, joined(parts))
+        seeds, stats = cache[(i, j)]
+        rows.append({"row": name_a, "baseline": name_b, "metric": metric,
+                     **summarise_stats(*stats[metric]), "seeds": len(seeds), "samples": len(a.ids)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def excludes_zero(frame: pd.DataFrame) -> pd.Series:
+    return (frame["ci_low"] > 0) | (frame["ci_high"] < 0)
+
+
+def to_markdown(frame: pd.DataFrame, resamples: int = RESAMPLES) -> str:
+    header = ["Row", "Baseline", "Metric", "Δ", f"{LEVEL:.0%} CI", "p", "CI excludes 0", "seeds", "samples"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (_, r), mark in zip(frame.iterrows(), excludes_zero(frame)):
+        lines.append("| " + " | ".join([
+            r["row"], r["baseline"], r["metric"], f"{r['delta']:+.4f}",
+            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"{r['p_value']:.3f}", "**yes**" if mark else "no",
+            str(int(r["seeds"])), str(int(r["samples"]))]) + " |")
+    lines.append("")
+    lines.append(f"Δ = row − baseline, test metric averaged over the paired seeds; CI: paired bootstrap over "
+                 f"test samples ({resamples} resamples, percentile); p: paired permutation test "
+                 "(two-sided). **yes**: the interval excludes zero.")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparisons(run_dirs: Sequence[str | Path], out: str | Path, labels: dict[str, str] | None = None,
+                      resamples: int = RESAMPLES) -> tuple[Path, Path]:
+    """OUT.csv and OUT.md next to it."""
+    from extract.atomic import atomic_write
+
+    frame = compare(run_dirs, labels, resamples)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
+    md = out.with_suffix(".md")
+    with atomic_write(md) as tmp:
+        tmp.write_text(to_markdown(frame, resamples))
+    return out, md
