@@ -6,7 +6,8 @@ features whose extraction failed for the sample: it was scored without them, as 
 a modality; each such feature is also reported on stderr), one `p_<class>` column per class.
 PRED.h5: ids, probabilities (N, C), classes, importance (N, M) per modality (the run's pool's
 importance: share of dimensions won for max/min, of mass for sum/mean/attention/concat),
-`winners` (N, M) the number of the D dimensions each modality wins (max/min pools only), elements (N, M) set elements per modality, and the run's features and pool as attrs.
+`winners` (N, M) the number of the D dimensions each modality wins (max/min pools only),
+elements (N, M) set elements per modality, and the run's features and pool as attrs.
 """
 
 from __future__ import annotations
