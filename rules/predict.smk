@@ -15,6 +15,7 @@ rule predict:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("predict"),
+        gpu_shared=gpu_shared("predict"),
     params:
         args=predict_args,
         device=lookup(dpath="device", within=config),

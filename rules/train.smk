@@ -19,6 +19,7 @@ rule train:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("train"),
+        gpu_shared=gpu_shared("train"),
     params:
         features=feature_args,
         options=train_args,
