@@ -10,7 +10,8 @@ For each GPU count G:
   2. run: every planned job becomes a rule of a generated Snakefile with the same inputs,
      outputs, priority, threads and gpu_slots, whose command is the job's own gpuslots prefix
      (`python -m gpuslots run --kind ... --`) around a sleep of the job's simulated duration;
-     the real Snakemake scheduler runs it (`--cores (G + 1) x 8 + 2`, the plan's gpu_slots limit),
+     the real Snakemake scheduler runs it (`--cores (G + 1) x 8 + 2`, the plan's gpu_slots and
+     gpu_shared limits),
      with the lock folder in a temp dir (GPUSLOTS_DIR);
   3. measure, from each sleep's own start and end stamps and its part of its GPU
      (DMMS_GPU_SLOT): busy_fraction = sum(part x duration) / (G x makespan), makespan = first job
@@ -72,7 +73,7 @@ def parse_plan(text: str) -> list[dict]:
     for line in text.splitlines():
         if re.match(r"^(local)?rule \w+:$", line):
             job = {"rule": line.split()[1].rstrip(":"), "input": [], "output": [], "priority": 0,
-                   "threads": 1, "gpu_slots": 0, "shell": ""}
+                   "threads": 1, "gpu_slots": 0, "gpu_shared": 0, "shell": ""}
             jobs.append(job)
         elif job is None:
             continue
@@ -83,8 +84,9 @@ def parse_plan(text: str) -> list[dict]:
             elif key in ("priority", "threads", "jobid"):
                 job[key] = int(value)
             elif key == "resources":
-                slots = re.search(r"gpu_slots=(\d+)", value)
-                job["gpu_slots"] = int(slots.group(1)) if slots else 0
+                for name in ("gpu_slots", "gpu_shared"):
+                    found = re.search(rf"{name}=(\d+)", value)
+                    job[name] = int(found.group(1)) if found else 0
         elif line.startswith("Shell command: "):
             job["shell"] = line.removeprefix("Shell command: ")
             job = None
@@ -128,7 +130,7 @@ def sim_snakefile(jobs: list[dict], seconds: dict[int, float]) -> str:
         cmd = f"{gpu_prefix(job['shell'])}sh job.sh {k} {seconds[k]:.3f} {outs}"
         lines += [f"rule j{k}_{job['rule']}:", f"    input: {job['input']!r}", f"    output: {job['output']!r}",
                   f"    priority: {job['priority']}", f"    threads: {job['threads']}",
-                  f"    resources: gpu_slots={job['gpu_slots']}", f"    shell: {cmd!r}", ""]
+                  f"    resources: gpu_slots={job['gpu_slots']}, gpu_shared={job['gpu_shared']}", f"    shell: {cmd!r}", ""]
     return "\n".join(lines)
 
 
@@ -198,12 +200,12 @@ def simulate(gpus: int, target_s: float, min_scale: float, base: Path) -> dict:
         (work / path).touch()
     slots = [j["gpu_slots"] for j in jobs if j["gpu_slots"]]
     units = max(slots)  # a whole device: what an extraction shard asks for
-    limit = (gpus + 1) * units  # gpuslots.Plan.limit, as rules/common.smk registers it
+    limit, shared = (gpus + 1) * units, gpus * units  # gpuslots.Plan limit and total, as rules/common.smk registers them
     cores = (gpus + 1) * units + 2
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--resources",
-                          f"gpu_slots={limit}", "--quiet", "all"], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=3600)
+    run = subprocess.run([sys.executable, "-m", "snakemake", "all", "--cores", str(cores), "--resources",
+                          f"gpu_slots={limit}", f"gpu_shared={shared}", "--quiet"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=3600)
     wall = time.monotonic() - started
     if run.returncode != 0:
         raise SystemExit(run.stdout[-3000:] + run.stderr[-3000:])
@@ -214,7 +216,7 @@ def simulate(gpus: int, target_s: float, min_scale: float, base: Path) -> dict:
             feature, shard = j["output"][0].split("/")[-2:]
             shards[feature] = int(shard.removesuffix(".h5").split("-of-")[1])
     result.update({"jobs": len(jobs), "shards": shards, "scale": round(scale, 5), "cores": cores,
-                   "gpu_slots_limit": limit, "snakemake_wall_s": round(wall, 1),
+                   "gpu_slots_limit": limit, "gpu_shared_limit": shared, "snakemake_wall_s": round(wall, 1),
                    "h200_makespan_h": round(result["makespan_s"] / scale / 3600, 2),
                    "h200_ideal_makespan_h": round(gpu_work / gpus / 3600, 2)})
     return result

@@ -120,15 +120,17 @@ class Extractor:
 
     def to_device(self, batch: torch.Tensor | list[torch.Tensor], channels_last: bool = False) -> torch.Tensor:
         """A batch (a tensor, or same-shape tensors to stack) on the device. On CUDA the batch is
-        stacked into pinned memory and copied without blocking; `channels_last` for CNN inputs."""
+        stacked into pinned memory and copied without blocking; `channels_last` for CNN inputs
+        (their networks run channels_last on every device)."""
         return to_device(batch, self.device, channels_last)
 
 
 def to_device(batch: torch.Tensor | list[torch.Tensor], device: torch.device,
               channels_last: bool = False) -> torch.Tensor:
-    """See `Extractor.to_device`; on the CPU a list is stacked and a tensor returned as it is."""
+    """See `Extractor.to_device`; on the CPU a list is stacked (and made channels_last)."""
     if device.type != "cuda":
-        return torch.stack(batch) if isinstance(batch, (list, tuple)) else batch
+        x = torch.stack(batch) if isinstance(batch, (list, tuple)) else batch
+        return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
     if isinstance(batch, (list, tuple)):
         pinned = torch.empty((len(batch), *batch[0].shape), dtype=batch[0].dtype, pin_memory=True)
         torch.stack(batch, out=pinned)

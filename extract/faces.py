@@ -122,6 +122,11 @@ def _inception_tensor(img: Image.Image) -> torch.Tensor:
     return (x - 127.5) / 128.0
 
 
+def channels_last(net: nn.Module) -> nn.Module:
+    """The embedder CNNs run channels_last, as the image backbones (extract/backbones.py)."""
+    return net.to(memory_format=torch.channels_last)
+
+
 def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
     to_tensor, recipe = senet_input(options.channel_order, options.resize)  # bad options: before any download
     spec = own_senet(options.weights) if options.weights else SENET50_256
@@ -133,7 +138,7 @@ def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
     name = f"{DETECTOR} + SE-ResNet-50-256D ({info[0]}"
     name += ", the VGGFace2 PyTorch release)" if release else f", sha256 {info[1][:12]}...)"
     note = "" if release else f"SE-ResNet-50-256D weights {info[0]} are not the VGGFace2 PyTorch release's (sha256)"
-    return Embedder(256, FACE_MARGINS["senet50_256"], to_tensor, model.eval().to(device), info, name, recipe,
+    return Embedder(256, FACE_MARGINS["senet50_256"], to_tensor, channels_last(model.eval().to(device)), info, name, recipe,
                     options.l2_normalize, note)
 
 
@@ -151,7 +156,7 @@ def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> 
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # the VGGFace2 classifier
         net.load_state_dict(state, strict=True)
         recipe = {"resize": [160, 160], "channel_order": "rgb", "scale": "(x - 127.5) / 128"}
-        return Embedder(512, FACE_MARGINS[backend], _inception_tensor, net.eval().to(device), info,
+        return Embedder(512, FACE_MARGINS[backend], _inception_tensor, channels_last(net.eval().to(device)), info,
                         f"{DETECTOR} + InceptionResnetV1 (VGGFace2, {info[0]})", recipe, True)
     bb = load_backbone(options.backbone, device, model=options.model, pretrained=options.pretrained)
     return Embedder(bb.dim, FACE_MARGINS["backbone"], lambda img: bb.preprocess(img, full=True), bb.model, bb.weights,
@@ -251,7 +256,7 @@ class FaceExtractor(Extractor):
         if not crops:
             return np.zeros((0, self.dim), np.float32)
         size = max(1, self.options.crop_batch)
-        parts = [self.embedder.model(torch.stack(crops[i:i + size]).to(self.device)).float().cpu()
+        parts = [self.embedder.model(self.to_device(crops[i:i + size], channels_last=True)).float().cpu()
                  for i in range(0, len(crops), size)]
         return torch.cat(parts).numpy()
 

@@ -6,11 +6,13 @@ for units // share of the resource `gpu_slots`, whose global limit is gpus x uni
 gpu_share {extract_shard: 1, train: 8}: units 8; an extraction shard asks for 8 (a whole device),
 a training run for 1, and 2 GPUs hold 16 units: 2 shards, or 16 runs, or 1 shard and 8 runs.
 
-Snakemake's limit is one device's units above that (`limit`): when sharing jobs fill every device
-and a whole-device job becomes ready, Snakemake refills each freed unit with another sharing job,
-so the whole-device job would wait for every ready sharing job. With the spare units (and its
-rule's higher priority) it is started at once, reserves a device in gpuslots and takes it when
-that device drains; the sharing jobs started meanwhile wait for room in gpuslots.
+Snakemake refills each freed unit with a ready job that fits, so with one limit a whole-device
+job (8 units) would wait until every ready sharing job (1 unit) had run: 8 units are never free
+at once. So `gpu_slots` is limited one device's units above the devices (`limit`), and jobs that
+share a device also ask for the same units of `gpu_shared`, limited to the devices (`total`):
+sharing jobs can never take the spare device's worth, so a whole-device job is started as soon
+as it is ready, reserves a device in gpuslots and takes it when that device drains (the sharing
+jobs started meanwhile wait in gpuslots for room).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class Plan:
     def need(self, kind: str) -> int:
         """`gpu_slots` one job of this kind asks for."""
         return self.units // self.share(kind)
+
+    def shared(self, kind: str) -> int:
+        """`gpu_shared` one job of this kind asks for: its units when it shares a device, else 0."""
+        need = self.need(kind)
+        return need if need < self.units else 0
 
     def prefix(self, kind: str) -> str:
         """Shell words that run a command bound to a device slot (ends with a space)."""

@@ -276,7 +276,8 @@ def shard_spec(wildcards):
 # With device cuda on one machine, `gpus` devices (default: those visible) are each shared by
 # up to gpu_share[RULE] jobs of a rule. A job asks for SLOTS.need(RULE) of the resource
 # `gpu_slots`, whose global limit (SLOTS.limit: the devices' units plus one device's worth for a
-# waiting whole-device job, gpuslots/plan.py) is set here, so `--cores N` alone fills the box;
+# waiting whole-device job) is set here, so `--cores N` alone fills the box; sharing jobs also ask
+# for `gpu_shared` (limit: the devices' units), so they never take that spare (gpuslots/plan.py);
 # its command runs under `python -m gpuslots run`, which binds it to one device.
 # `gpus: 0` (the SLURM profile) turns slots off: the scheduler assigns devices from `gpu=1`.
 # Extraction rules run before training (priority): the slowest stores are on the critical path.
@@ -285,6 +286,8 @@ from gpuslots.shards import chain_costs, shard_counts
 SLOTS = gpuslots.plan(config["device"], config.get("gpus"), config["gpu_share"])
 if SLOTS is not None and "gpu_slots" not in workflow.global_resources:
     workflow.register_resource("gpu_slots", SLOTS.limit)
+if SLOTS is not None and "gpu_shared" not in workflow.global_resources:
+    workflow.register_resource("gpu_shared", SLOTS.total)
 logger.info(
     f"dmms: device {config['device']}"
     + (f", {SLOTS.gpus} GPU(s) shared through gpuslots ({gpuslots.lock_dir()})" if SLOTS else "")
@@ -309,6 +312,11 @@ def gpus(wildcards):
 def gpu_slots(rule):
     """Resource `gpu_slots` of a job of `rule`: its part of one device, 0 when slots are off."""
     return 0 if SLOTS is None else SLOTS.need(rule)
+
+
+def gpu_shared(rule):
+    """Resource `gpu_shared` of a job of `rule`: its units when it shares a device, else 0."""
+    return 0 if SLOTS is None else SLOTS.shared(rule)
 
 
 def gpu_run(rule):

@@ -35,6 +35,7 @@ rule extract_shard:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("extract_shard"),
+        gpu_shared=gpu_shared("extract_shard"),
         mem_mb=extract_mem_mb,
         runtime=extract_runtime,
     params:

@@ -15,6 +15,7 @@ rule predict:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("predict"),
+        gpu_shared=gpu_shared("predict"),
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     params:

@@ -19,6 +19,7 @@ rule train:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("train"),
+        gpu_shared=gpu_shared("train"),
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     params:

@@ -49,6 +49,7 @@ def gone(pid: int) -> bool:
 def test_plan_sizes():
     p = Plan(2, {"extract_shard": 1, "train": 8})
     assert (p.units, p.total, p.limit, p.need("extract_shard"), p.need("train")) == (8, 16, 24, 8, 1)
+    assert (p.shared("extract_shard"), p.shared("train")) == (0, 1)  # whole devices never count
     assert Plan(1, {"extract_shard": 3, "train": 8}).units == 24  # every share divides the units
     assert "--gpus 2 --share 8 --units 8 --" in p.prefix("train")
     with pytest.raises(KeyError, match="gpu_share: {predict: N}"):
@@ -314,8 +315,8 @@ def test_dry_run_with_two_gpus_visible_plans_cuda_under_gpuslots(tmp_path, monke
     assert plan_run.returncode == 0, plan_run.stdout[-3000:] + plan_run.stderr[-3000:]
     assert "dmms: device cuda, 2 GPU(s) shared through gpuslots" in plan_run.stdout + plan_run.stderr
     res = resources(plan_run.stdout)
-    assert all("gpu=1, gpu_slots=8" in r for r in res["extract_shard"])  # a whole device
-    assert all("gpu=1, gpu_slots=1" in r for r in res["train"])  # 8 per device
+    assert all("gpu=1, gpu_slots=8, gpu_shared=0" in r for r in res["extract_shard"])  # a whole device
+    assert all("gpu=1, gpu_slots=1, gpu_shared=1" in r for r in res["train"])  # 8 per device
     assert not any("gpu_slots" in r for r in res["merge_shards"] | res["manifest"])
     shells = gpu_shells(plan_run.stdout)
     counts = job_counts(plan_run.stdout)
@@ -333,7 +334,7 @@ def test_dry_run_without_gpus_plans_cpu(tmp_path, monkeypatch):
     assert "dmms: device cpu" in plan_run.stdout + plan_run.stderr
     assert "gpuslots" not in plan_run.stdout and "python -m model train" in plan_run.stdout
     assert gpu_shells(plan_run.stdout) and all("--device cpu" in s for s in gpu_shells(plan_run.stdout))
-    assert all("gpu=0, gpu_slots=0" in r for r in resources(plan_run.stdout)["train"])
+    assert all("gpu=0, gpu_slots=0, gpu_shared=0" in r for r in resources(plan_run.stdout)["train"])
 
 
 def test_more_gpus_than_visible_is_refused(tmp_path, monkeypatch):
@@ -351,9 +352,10 @@ def test_run_sets_the_global_slot_limit(tmp_path, monkeypatch):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout + run.stderr
     assert 'gpu_slots=Resource("gpu_slots", 12)' in out  # (2 GPUs + 1 waiting) x lcm(1, 4) units
+    assert 'gpu_shared=Resource("gpu_shared", 8)' in out  # sharing jobs: 2 GPUs x 4 units
     res = resources(out)
-    assert all("gpu_slots=4" in r.split(", ") for r in res["extract_shard"])
-    assert all("gpu_slots=1" in r.split(", ") for r in res["train"])
+    assert all({"gpu_slots=4", "gpu_shared=0"} <= set(r.split(", ")) for r in res["extract_shard"])
+    assert all({"gpu_slots=1", "gpu_shared=1"} <= set(r.split(", ")) for r in res["train"])
 
 
 def test_slurm_profile_requests_gpus_not_slots(tmp_path):
@@ -384,3 +386,31 @@ def test_longest_chain_of_stores_goes_first():
                           "ocr": ("ocr", None), "ocr_text": ("text", "ocr")})
     assert chains["objects"] == COST_MS["objects"] + COST_MS["boxes"]
     assert sorted(chains, key=chains.get, reverse=True) == ["objects", "ocr", "boxes", "ocr_text", "image"]
+
+
+def test_on_one_gpu_extraction_does_not_wait_for_the_training_grid(tmp_path):
+    """The real scheduler with the workflow's limits (gpu_slots (gpus + 1) x units, gpu_shared
+    gpus x units) and priorities: 24 sharing runs fill the one GPU; an extraction job that becomes
+    ready meanwhile starts as soon as the runs already on the GPU drain, not after the grid."""
+    plan_ = Plan(1, {"extract_shard": 1, "train": 8})
+    limit, shared = plan_.limit, plan_.total
+    prefix = "python -m gpuslots run --kind {kind} --gpus 1 --share {share} --units 8 --timeout 60 -- "
+    stamp = 'sh -c "date +%s.%N > {output}; sleep {secs}"'
+    rules = ["rule all:", "    input: ['extract.done'] + [f'train{k}.done' for k in range(24)]", "",
+             "rule ready:", "    output: 'ready'", "    shell: 'sleep 1.5; touch {output}'", "",
+             "rule extract:", "    input: 'ready'", "    output: 'extract.done'", "    priority: 10",
+             "    resources: gpu_slots=8",
+             f"    shell: {(prefix.format(kind='extract_shard', share=1) + stamp.format(output='{output}', secs=1))!r}", "",
+             "rule train:", "    output: 'train{k}.done'", f"    resources: gpu_slots=1, gpu_shared={plan_.shared('train')}",
+             f"    shell: {(prefix.format(kind='train', share=8) + stamp.format(output='{output}', secs=2))!r}", ""]
+    (tmp_path / "Snakefile").write_text("\n".join(rules))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="0", GPUSLOTS_DIR=str(tmp_path / "locks"),
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    run = subprocess.run([sys.executable, "-m", "snakemake", "all", "--cores", str(limit + 2), "--resources",
+                          f"gpu_slots={limit}", f"gpu_shared={shared}"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    started = {p.stem: float(p.read_text()) for p in tmp_path.glob("*.done")}
+    extract = started.pop("extract")
+    after = sum(1 for t in started.values() if t > extract)
+    assert after >= 8, f"only {after} of 24 training runs started after the extraction job"
