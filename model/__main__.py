@@ -64,8 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     gal.add_argument("--samples", type=int, default=4, help="samples chosen as for the matrices (default 4)")
     gal.add_argument("--errors", type=int, default=4, help="most confident errors added (default 4)")
     gal.add_argument("--seed", type=int, default=0, help="seed of the runs shown (default 0)")
-    gal.add_argument("--ocr-min-score", type=float, default=0.3,
-                     help="OCR rows scoring below this are counted but not drawn (default 0.3)")
+    gal.add_argument("--ocr-min-score", type=float,
+                     help="OCR rows scoring below this are counted but not drawn (default: model/gallery.py "
+                     "OCR_MIN_SCORE, 0.3)")
     gal.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
                      help="human label of a feature, e.g. image=WSL(i)")
     gal.add_argument("--removal", default=None,

@@ -151,13 +151,15 @@ def first_lines(text: str, limit: int = TEXT_CHARS) -> str:
 
 def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: Sequence[str | Path],
                   out_dir: str | Path, samples: int = 4, errors: int = 4, seed: int | None = 0,
-                  labels: dict[str, str] | None = None, ocr_min_score: float = OCR_MIN_SCORE,
+                  labels: dict[str, str] | None = None, ocr_min_score: float | None = None,
                   removal: str | Path | None = None) -> Path:
     """Write `out_dir/index.html` and its images under `out_dir/img/`; returns the page's path.
-    `removal`: the robustness output's OUT_removal.h5, shown beside each card's importance."""
+    `ocr_min_score` None: `OCR_MIN_SCORE`. `removal`: the robustness output's OUT_removal.h5, shown
+    beside each card's importance."""
     from model import plots
     from model.robustness import read_removal
 
+    ocr_min_score = OCR_MIN_SCORE if ocr_min_score is None else ocr_min_score
     labels = labels or {}
     combos = load_combinations(run_dirs, labels, "max", seed)
     if not combos:

@@ -113,7 +113,8 @@ def predict_model(dataset):
     spec = DATASETS[dataset].get("predict")
     if not spec:
         return None
-    model_ds, combination, pool, run = spec["model"].split("/")  # the schema checks the form
+    # four parts: the schema checks the form
+    model_ds, combination, pool, run = spec["model"].split("/")
     if model_ds not in DATASETS or DATASETS[model_ds].get("predict"):
         trained = [d for d in DATASETS if not DATASETS[d].get("predict")]
         raise ValueError(
