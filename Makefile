@@ -9,7 +9,7 @@ CORES ?= 2
 
 FAIRSEQ_VENV ?= .venv-fairseq
 
-.PHONY: demo test test-fairseq venv lint clean bench bench-large bench-gpu
+.PHONY: demo test test-fairseq test-slurm venv lint clean bench bench-large bench-gpu
 
 venv: $(STAMP)
 
@@ -36,6 +36,12 @@ $(FAIRSEQ_VENV)/.installed: requirements-fairseq.txt
 
 test-fairseq: $(FAIRSEQ_VENV)/.installed
 	DMMS_REQUIRE_FAIRSEQ=1 $(FAIRSEQ_VENV)/bin/python -m pytest -q tests/test_fairseq.py
+
+# The SLURM profile on a real single-node Slurm: as root on Debian it installs Slurm, starts its
+# daemons by hand, runs a small demo target through --profile profiles/slurm and checks sacct,
+# a cancelled job's retry and the results against a local run (tests/slurm/run.sh, ~5 min).
+test-slurm: $(STAMP)
+	bash tests/slurm/run.sh
 
 # Benchmarks (BENCHMARKS.md lists every figure and its limit); JSON goes to bench/results/.
 # CPU, ~15 min on 2 cores: store merge memory, extraction pipeline vs bare forward, training

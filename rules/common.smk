@@ -336,17 +336,31 @@ def gpu_run(rule):
 # time comes back bigger. Where each number comes from: docs/DESIGN.md, "Cluster resources".
 
 # Peak MB of one extraction shard with the paper's backends (the demo's are smaller).
-EXTRACT_MB = {"image": 4000, "text": 3000, "faces": 4000, "objects": 4500, "boxes": 4500,
-              "ocr": 3000, "index": 1000}
+EXTRACT_MB = {
+    "image": 4000,
+    "text": 3000,
+    "faces": 4000,
+    "objects": 4500,
+    "boxes": 4500,
+    "ocr": 3000,
+    "index": 1000,
+}
 # Seconds per sample of one shard, (GPU, CPU one thread), with the paper's backends.
-EXTRACT_SECONDS = {"image": (0.005, 2.0), "text": (0.012, 0.5), "faces": (0.02, 1.0),
-                   "objects": (0.072, 6.0), "boxes": (0.025, 15.0), "ocr": (0.3, 1.0),
-                   "index": (0.001, 0.001)}
-MMIMDB_SAMPLES = 25959  # planned runtimes before the manifest exists assume MM-IMDb's size
+EXTRACT_SECONDS = {
+    "image": (0.005, 2.0),
+    "text": (0.012, 0.5),
+    "faces": (0.02, 1.0),
+    "objects": (0.072, 6.0),
+    "boxes": (0.025, 15.0),
+    "ocr": (0.3, 1.0),
+    "index": (0.001, 0.001),
+}
+# Planned runtimes assume MM-IMDb's size before the manifest exists (dry runs).
+MMIMDB_SAMPLES = 25959
 
 
 def manifest_rows(path):
-    """Rows of a manifest, or MMIMDB_SAMPLES while it does not exist yet (dry runs)."""
+    """Rows of a manifest, or MMIMDB_SAMPLES while it does not exist yet."""
     if not os.path.exists(path):
         return MMIMDB_SAMPLES
     with open(path, "rb") as fh:
@@ -355,7 +369,8 @@ def manifest_rows(path):
 
 def extract_mem_mb(wildcards, input, attempt):
     """The extractor's peak plus the store it reads (ocr for ocr_text, objects for boxes)."""
-    store_mb = os.path.getsize(input.store) / 2**20 if "store" in input.keys() and os.path.exists(input.store) else 0
+    store = input.get("store")
+    store_mb = os.path.getsize(store) / 2**20 if store and os.path.exists(store) else 0
     return attempt * int(EXTRACT_MB[extractor_name(wildcards)] + store_mb)
 
 
