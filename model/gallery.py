@@ -125,6 +125,18 @@ def label_rows(combo: Combination, sample_id: str) -> list[dict]:
     return rows
 
 
+def main_combination(combos: Sequence[Combination]) -> Combination:
+    """The run whose predictions the cards show: the most modalities, trained on sets (a run
+    with `collapse.NAME=mean` only when no other has as many modalities), the last given."""
+    from model.runfiles import read_metrics
+
+    def rank(k: int) -> tuple[int, bool, int]:
+        collapsed = bool((read_metrics(combos[k].runs[0]).get("config") or {}).get("collapse"))
+        return len(combos[k].names), not collapsed, k
+
+    return combos[max(range(len(combos)), key=rank)]
+
+
 def removal_rows(combo: Combination, sample_id: str, removal: dict) -> list[dict]:
     """Per modality of `combo` (the gallery's main run) for one sample: its importance share
     beside the removal effect (probability change, its share, loss change); [] when the
@@ -165,7 +177,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     if not combos:
         raise ValueError("no max-pool run with an importance.h5 among --runs; the gallery needs them")
     columns = modality_columns(combos)
-    main = combos[-1]  # the most modalities
+    main = main_combination(combos)
     chosen = choose_samples(combos, columns, samples)
     picked = [(sid, "chosen") for sid in chosen]
     picked += [(sid, "confident error") for sid in confident_errors(main, errors, chosen)]

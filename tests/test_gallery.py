@@ -195,3 +195,16 @@ def test_gallery_shows_both_views_of_importance(setup, tmp_path) -> None:
     j = item.ids.index(sid.cards[0])
     card = html.split(f'id="{sid.cards[0]}"')[1].split('class="card"')[0]
     assert f"{item.prob[j, 0]:.3f}" in card and f"{item.loss[j, 0]:+.3f}" in card
+
+
+def test_cards_show_the_set_run_rather_than_its_collapsed_twin(setup, tmp_path) -> None:
+    from model.gallery import main_combination
+    from model.matrices import load_combinations
+
+    root, manifest, runs = setup
+    twin = tmp_path / "collapsed"
+    specs = [FeatureSpec(n, root / f"{n}.h5") for n in ("signal", "noise", "tags")]
+    train(manifest, specs, "max", 0, twin, options=parse_options(FAST + ["collapse.noise=mean"]), log=None)
+    combos = load_combinations([runs[1], twin, runs[0]])
+    assert [len(c.names) for c in combos] == [1, 3, 3]
+    assert main_combination(combos).runs == [runs[1]]
