@@ -15,7 +15,7 @@ rule predict:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("predict"),
-        mem_mb=train_mem_mb,
+        mem_mb=model_mem_mb,
         runtime=train_runtime,
     params:
         args=predict_args,

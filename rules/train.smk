@@ -19,7 +19,7 @@ rule train:
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("train"),
-        mem_mb=train_mem_mb,
+        mem_mb=model_mem_mb,
         runtime=train_runtime,
     params:
         features=feature_args,
