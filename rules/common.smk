@@ -382,9 +382,10 @@ def extract_runtime(wildcards, input, attempt):
     return attempt * (10 + math.ceil(2 * per_sample * samples / 60))
 
 
-def train_mem_mb(wildcards, input, attempt):
-    """Torch and the model (1500 MB) plus the stores it loads, read into memory twice over
-    (the store, then the batched float32 tensors)."""
+def model_mem_mb(wildcards, input, attempt):
+    """Jobs that load torch, a model and feature stores (training, predictions, robustness,
+    gallery, importance matrices): 1500 MB plus the stores read into memory twice over (the
+    store, then the batched float32 tensors)."""
     return attempt * int(1500 + 2 * input.size_mb)
 
 

@@ -16,7 +16,7 @@ rule predict:
         gpu=gpus,
         gpu_slots=gpu_slots("predict"),
         gpu_shared=gpu_shared("predict"),
-        mem_mb=train_mem_mb,
+        mem_mb=model_mem_mb,
         runtime=train_runtime,
     params:
         args=predict_args,

@@ -75,6 +75,8 @@ rule importance_matrices:
         "logs/{dataset}/figures/matrices.log",
     conda:
         "../envs/train.yaml"
+    resources:
+        mem_mb=model_mem_mb,
     params:
         runs=figure_runs,
         labels=label_args,
@@ -113,6 +115,8 @@ rule robustness:
         "logs/{dataset}/robustness.log",
     conda:
         "../envs/train.yaml"
+    resources:
+        mem_mb=model_mem_mb,
     params:
         runs=figure_runs,
         labels=label_args,
@@ -133,6 +137,8 @@ rule gallery:
         "logs/{dataset}/gallery.log",
     conda:
         "../envs/train.yaml"
+    resources:
+        mem_mb=model_mem_mb,
     params:
         runs=lambda wildcards, input: run_dir_of(input.runs),
         stores=gallery_stores,

@@ -20,7 +20,7 @@ rule train:
         gpu=gpus,
         gpu_slots=gpu_slots("train"),
         gpu_shared=gpu_shared("train"),
-        mem_mb=train_mem_mb,
+        mem_mb=model_mem_mb,
         runtime=train_runtime,
     params:
         features=feature_args,

@@ -13,8 +13,10 @@
 #      on its own, and that every result file is identical to the local run's;
 #   4. forces the manifest job again and cancels it and its retry: the run must report both and
 #      end with an error naming the rule.
-# Fails (never skips) when Slurm cannot be installed or started. Daemons stop on exit; the work
-# folder is removed after a pass and kept (its path printed) after a failure.
+# Fails (never skips) when Slurm cannot be installed or started, and when a run outlives its
+# limit (timeout -k: a snakemake that ignores SIGTERM is killed, the test still ends). Daemons
+# stop on exit; the work folder is removed after a pass and kept (its path printed) after a
+# failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY="$ROOT/.venv/bin/python"
@@ -29,8 +31,10 @@ fail() { echo "test-slurm FAILED: $*" >&2; exit 1; }
 WORK=$(mktemp -d /var/tmp/dmms-slurm-test-XXXXXX)
 chmod 755 "$WORK"
 source "$ROOT/tests/slurm/cluster.sh"
+RUN=""
 finish() {
     local rc=$?
+    [[ -z $RUN ]] || kill "$RUN" 2> /dev/null || true  # a snakemake still running after a failure
     slurm_stop
     if ((rc == 0)); then rm -rf "$WORK"; else echo "test-slurm: logs kept in $WORK" >&2; fi
 }
@@ -78,7 +82,7 @@ echo "test-slurm: local run ${LOCAL_S} s"
 # Exactly as README's "Clusters" says, from the checkout; the small target's config added.
 cd "$CLONE"
 t0=$SECONDS
-timeout "$LIMIT" snakemake --profile profiles/slurm "$TARGET" "${CONFIG[@]}" > "$WORK/slurm.log" 2>&1 &
+timeout -k 30 "$LIMIT" snakemake --profile profiles/slurm "$TARGET" "${CONFIG[@]}" > "$WORK/slurm.log" 2>&1 &
 RUN=$!
 read -r CANCELLED COMMENT < <(running_job extract_shard "") \
     || fail "no extraction shard was seen running to cancel (see $WORK/slurm.log)"
@@ -88,17 +92,18 @@ echo "test-slurm: cancelled running job $CANCELLED ($COMMENT)"
 rc=0
 wait "$RUN" || rc=$?
 SLURM_S=$((SECONDS - t0))
-((rc != 124)) || fail "the Slurm run did not end within ${LIMIT} s (hung; see $WORK/slurm.log)"
+((rc != 124 && rc != 137)) || fail "the Slurm run did not end within ${LIMIT} s (hung; see $WORK/slurm.log)"
 ((rc == 0)) || fail "the Slurm run exited with $rc (see $WORK/slurm.log)"
 echo "test-slurm: Slurm run ${SLURM_S} s, exit 0"
 
 "$PY" "$ROOT/tests/slurm/check.py" --local "$LOCAL" --slurm "$CLONE" --log "$WORK/slurm.log" \
     --cancelled "$CANCELLED" --partition "$PARTITION" --account "$ACCOUNT" --out "$WORK/summary.json" \
     || fail "checks failed (summary in $WORK/summary.json)"
+
 # A job that fails on every attempt: the manifest job, forced to rerun, cancelled twice. The run
 # must report both, retry once and then end with an error naming the rule.
 t0=$SECONDS
-timeout 300 snakemake --profile profiles/slurm -f results/tiny/manifest.csv "${CONFIG[@]}" > "$WORK/fail.log" 2>&1 &
+timeout -k 30 300 snakemake --profile profiles/slurm -f results/tiny/manifest.csv "${CONFIG[@]}" > "$WORK/fail.log" 2>&1 &
 RUN=$!
 read -r first _ < <(running_job manifest "") || fail "the forced manifest job was not seen running (see $WORK/fail.log)"
 scancel "$first"
@@ -106,7 +111,7 @@ read -r second _ < <(running_job manifest "$first") || fail "no retry of cancell
 scancel "$second"
 rc=0
 wait "$RUN" || rc=$?
-((rc != 124)) || fail "the run with a job cancelled twice did not end within 300 s (hung; see $WORK/fail.log)"
+((rc != 124 && rc != 137)) || fail "the run with a job cancelled twice did not end within 300 s (hung; see $WORK/fail.log)"
 ((rc != 0)) || fail "the run with a job cancelled twice exited 0"
 for id in "$first" "$second"; do
     grep -q "SLURM-job '$id' failed" "$WORK/fail.log" || fail "job $id's failure is not reported (see $WORK/fail.log)"
