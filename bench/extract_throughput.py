@@ -6,7 +6,7 @@
 For each job the pipeline runs through the real CLI (`python -m extract ...`: decoding threads,
 batching, the model, the streaming store) over demo posters; its items/s (images, box or face
 crops, texts) is divided by the items/s of the extractor's own network on random tensors at the
-same batch size (`ratio`; 1.0 means decoding and writing cost nothing; `ratio_cpu_time` compares
+same batch size, in its fastest memory format and precision on the device (`ratio`; 1.0 means decoding and writing cost nothing; `ratio_cpu_time` compares
 items per CPU second of this process instead, steadier on a machine whose cores other work
 shares, but it counts reading the manifest and the store too). Pipeline and bare forward are
 alternated `--repeats` times and the best rate of each is kept. The fp32-vs-autocast
@@ -142,32 +142,51 @@ def rate(fn: Callable[[], Any], items: int, device: torch.device, min_seconds: f
             return calls * items / elapsed, calls * items / max(1e-9, time.process_time() - cpu)
 
 
+DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 def bare(name: str, ext: Extractor, device: torch.device, min_seconds: float) -> dict[str, Any]:
-    """The extractor's network alone on random input at the batch the pipeline uses."""
+    """The extractor's network alone on random input at the batch the pipeline uses, in every
+    memory format (CNNs: contiguous and channels_last) and precision (fp32 and bf16 autocast; fp16
+    too on CUDA); the fastest is the limit (`per_s`), every variant is recorded."""
+    formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
     if name.startswith(("image", "boxes")):
         from PIL import Image
         batch = ext.batch_size if name.startswith("image") else ext.options.crop_batch
         net, side = ext.net.model, ext.net.preprocess(Image.new("RGB", (300, 300))).shape[-1]
-        x = ext.to_device(torch.randn(batch, 3, side, side), channels_last=ext.net.channels_last)
+        shape = (batch, 3, side, side)  # the backbone's own input size (timm models differ)
     elif name.startswith("faces"):
         from PIL import Image
         batch, net = ext.options.crop_batch, ext.embedder.model
         side = ext.embedder.to_tensor(Image.new("RGB", (96, 96))).shape[-1]
-        x = ext.to_device(torch.randn(batch, 3, side, side))
+        shape = (batch, 3, side, side)
     elif name.startswith("text"):
         batch, net = ext.batch_size, ext.model
         tokens = len(ext.tokenizer(PLOT, truncation=True, max_length=ext.max_tokens)["input_ids"])
         ids = torch.randint(5, ext.tokenizer.vocab_size, (batch, tokens), device=device)
         x = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        formats = {"contiguous": None}
     else:
         return {}
+    precisions = ("fp32", "bf16") + (("fp16",) if device.type == "cuda" else ())
+    variants = []
+    for fmt, memory_format in formats.items():
+        if memory_format is not None:
+            net.to(memory_format=memory_format)
+            x = torch.randn(shape).to(device).contiguous(memory_format=memory_format)
+        for prec in precisions:
+            def forward() -> None:
+                with torch.inference_mode(), torch.autocast(device.type, dtype=DTYPES[prec] or torch.float32,
+                                                            enabled=DTYPES[prec] is not None):
+                    net(**x) if isinstance(x, dict) else net(x)
 
-    def forward() -> None:
-        with torch.inference_mode(), ext.autocast():
-            net(**x) if isinstance(x, dict) else net(x)
-
-    wall, cpu = rate(forward, batch, device, min_seconds)
-    return {"batch": batch, "per_s": round(wall, 2), "per_cpu_s": round(cpu, 2)}
+            wall, cpu = rate(forward, batch, device, min_seconds)
+            variants.append({"format": fmt, "precision": prec, "per_s": round(wall, 2), "per_cpu_s": round(cpu, 2)})
+    if "channels_last" in formats:
+        net.to(memory_format=torch.channels_last)  # as the extractors run it
+    best = max(variants, key=lambda v: v["per_s"])
+    return {"batch": batch, "per_s": best["per_s"], "per_cpu_s": max(v["per_cpu_s"] for v in variants),
+            "fastest": f"{best['format']} {best['precision']}", "variants": variants}
 
 
 def precision(name: str, ext: Extractor, items: list[Item], device: torch.device) -> dict[str, Any]:
@@ -200,15 +219,17 @@ def run_job(name: str, job: dict[str, Any], manifest: Path, items: list[Item], t
         base = bare(name, ext, device, min_seconds)
         if base:
             run["bare_per_s"], run["bare_per_cpu_s"] = base["per_s"], base["per_cpu_s"]
+            run["bare_fastest"], run["bare_variants"] = base["fastest"], base["variants"]
         runs.append(run)
-    best = {k: round(max(r[k] for r in runs), 2) for k in runs[0]}
+    best = {k: round(max(r[k] for r in runs), 2) for k in runs[0] if not k.startswith("bare_") or k.endswith("_s")}
     result = {"unit": job["unit"], "samples": len(store), "rows": int(store.offsets[-1]),
               "failed": len(store.failed), "batch": int(store.attrs["batch_size"]),
               "workers": int(store.attrs["workers"]), "precision": store.attrs["precision"],
               "seconds_per_sample": store.attrs["seconds_per_sample"], **best,
-              "runs": [{k: round(v, 2) for k, v in r.items()} for r in runs]}
+              "runs": [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()} for r in runs]}
     if "bare_per_s" in best:
         result["bare_batch"] = base["batch"]
+        result["bare_fastest"] = max(runs, key=lambda r: r["bare_per_s"])["bare_fastest"]
         result["ratio"] = round(best["pipeline_per_s"] / best["bare_per_s"], 3)
         result["ratio_cpu_time"] = round(best["pipeline_per_cpu_s"] / best["bare_per_cpu_s"], 3)
     if not name.startswith("objects"):

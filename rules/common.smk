@@ -253,7 +253,8 @@ _SHARDS = {}
 
 def shard_count(dataset, feature):
     """Shards of one store: `shards: N`, or `auto` (gpuslots/shards.py): in proportion to the
-    extractor's per-item cost and the GPUs of this machine (2 each without local GPUs)."""
+    extractor's per-item cost and the GPUs of this machine (2 each without local GPUs).
+    """
     if config["shards"] != "auto":
         return int(config["shards"])
     if dataset not in _SHARDS:
@@ -291,8 +292,16 @@ if SLOTS is not None and "gpu_shared" not in workflow.global_resources:
     workflow.register_resource("gpu_shared", SLOTS.total)
 logger.info(
     f"dmms: device {config['device']}"
-    + (f", {SLOTS.gpus} GPU(s) shared through gpuslots ({gpuslots.lock_dir()})" if SLOTS else "")
-    + ("" if config["device"] == "cpu" or SLOTS else ", devices assigned by the scheduler (gpus: 0)")
+    + (
+        f", {SLOTS.gpus} GPU(s) shared through gpuslots ({gpuslots.lock_dir()})"
+        if SLOTS
+        else ""
+    )
+    + (
+        ""
+        if config["device"] == "cpu" or SLOTS
+        else ", devices assigned by the scheduler (gpus: 0)"
+    )
 )
 EXTRACT_PRIORITY = 10
 

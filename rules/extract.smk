@@ -26,12 +26,12 @@ rule extract_shard:
         temp("results/{dataset}/features/shards/{feature}/{shard}.h5"),
     log:
         "logs/{dataset}/extract/{feature}/{shard}.log",
+    priority: extract_priority
     conda:
         "../envs/extract.yaml"
     # One thread per shard: per-image work (decoding, MTCNN stages, EasyOCR's recogniser loop)
     # scales better across parallel shards; raise it with --set-threads extract_shard=N.
     threads: 1
-    priority: extract_priority
     resources:
         gpu=gpus,
         gpu_slots=gpu_slots("extract_shard"),
