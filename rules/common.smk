@@ -387,7 +387,9 @@ def extract_runtime(wildcards, input, attempt):
     """Loading (10 min) plus the shard's samples at the extractor's rate, doubled for slack."""
     gpu_s, cpu_s = EXTRACT_SECONDS[extractor_name(wildcards)]
     per_sample = gpu_s if config["device"] == "cuda" else cpu_s
-    samples = manifest_rows(input.manifest) / shard_count(wildcards.dataset, wildcards.feature)
+    samples = manifest_rows(input.manifest) / shard_count(
+        wildcards.dataset, wildcards.feature
+    )
     return attempt * (10 + math.ceil(2 * per_sample * samples / 60))
 
 
