@@ -88,7 +88,7 @@ def test_strict_passes_the_paper_setup_with_everything_there(monkeypatch):
     for name in ("DMMS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # weights download when needed
         monkeypatch.delenv(name, raising=False)
     assert strict_problems(features("imdb")) == []
-    assert len(strict_problems(features("demo"))) == 4  # image, text, faces, ocr_text; EasyOCR accepted
+    assert len(strict_problems(features("demo"))) == 5  # image, text, faces, ocr_text, ocr_words; EasyOCR accepted
 
 
 def test_strict_offline_needs_the_weight_files_present(monkeypatch, tmp_path):
