@@ -14,14 +14,15 @@ entries into `dest` and writes `dest/dmms-unpacked.json` naming the dataset root
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
+
+from core.hashing import sha256 as sha256_file
+from core.offline import offline
 
 log = logging.getLogger("data.download")
 
@@ -38,10 +39,6 @@ class DownloadError(RuntimeError):
 
 class UnsafeArchive(ValueError):
     """An archive member would land outside the target folder."""
-
-
-def offline() -> bool:
-    return os.environ.get("DMMS_OFFLINE", "") not in ("", "0")
 
 
 def how_to_fix(url: str, out: Path, size: int | None) -> str:
@@ -152,14 +149,6 @@ def _out_of(part: Path) -> Path:
     return part.with_name(part.name.removesuffix(".part"))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(path: Path, size: int | None, sha256: str | None, fixable: bool) -> None:
     """Check size and sha256; a bad `.part` (fixable) is moved aside so a rerun starts over."""
     actual = path.stat().st_size
@@ -170,7 +159,7 @@ def verify(path: Path, size: int | None, sha256: str | None, fixable: bool) -> N
     if size is not None and actual > size:
         problem = f"{path} has {actual} bytes, expected {size}"
     elif sha256:
-        got = sha256_of(path)
+        got = sha256_file(path)
         if got.lower() != sha256.strip().lower():
             problem = f"{path} has sha256 {got}, expected {sha256.strip().lower()}"
     if not problem:

@@ -13,7 +13,7 @@ Row and sample columns live at the file's top level, named as in docs/DESIGN.md;
 recorded lack `failed_ids` / `failed_reasons`: read as no failures.
 
 Writing streams: `StoreWriter` appends samples to resizable, chunked datasets of a temporary file
-(renamed when complete, `extract.atomic`; temporaries of writers that died, e.g. by `kill -9`, are
+(renamed when complete, `core.atomic`; temporaries of writers that died, e.g. by `kill -9`, are
 deleted when the same path is written again), so an extraction shard holds a few batches in memory
 whatever its size, and `merge_stores` copies shards block by block. Contiguous datasets of older
 stores read the same way.
@@ -33,7 +33,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from extract.atomic import atomic_write
+from core.atomic import atomic_write
 
 FORMAT = "dmms-ragged"
 VERSION = 1
