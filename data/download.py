@@ -18,7 +18,7 @@ import json
 import logging
 import shutil
 import tarfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from core.hashing import sha256 as sha256_file
@@ -176,28 +176,31 @@ def verify(path: Path, size: int | None, sha256: str | None, fixable: bool) -> N
 # unpack
 
 
-def check_member(member: tarfile.TarInfo, archive: Path) -> None:
-    """Raise UnsafeArchive unless `member` stays inside the extraction folder."""
-    name = PurePosixPath(member.name)
-    where = f"{archive}: member {member.name!r}"
-    drive = bool(name.parts) and ":" in name.parts[0]  # C:... on Windows
-    if name.is_absolute() or member.name.startswith(("/", "\\")) or drive:
-        raise UnsafeArchive(f"{where} has an absolute path; refusing to unpack this archive")
-    if ".." in name.parts:
-        raise UnsafeArchive(f"{where} contains '..'; refusing to unpack this archive")
-    if member.isdev():
-        raise UnsafeArchive(f"{where} is a device or fifo; refusing to unpack this archive")
-    if member.issym() or member.islnk():
-        target = PurePosixPath(member.linkname)
-        base = name.parent if member.issym() else PurePosixPath()
-        depth = 0
-        for part in (base / target).parts:
-            depth += -1 if part == ".." else (0 if part == "." else 1)
-            if depth < 0:
-                break
-        if target.is_absolute() or depth < 0:
-            raise UnsafeArchive(f"{where} links to {member.linkname!r} outside the archive; "
-                                "refusing to unpack this archive")
+UNSAFE = (  # tarfile's "data" filter refusals -> what we tell the user
+    (tarfile.AbsolutePathError, "has an absolute path"),
+    (tarfile.OutsideDestinationError, "would land outside the target folder"),
+    ((tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError), "links outside the archive"),
+    (tarfile.SpecialFileError, "is a device or fifo"),
+)
+
+
+def safe_member(archive: Path):
+    """The `filter` for `TarFile.extract`: tarfile's "data" filter (no absolute paths, nothing
+    outside the folder, no links leaving it, no device files), with its refusals raised as
+    UnsafeArchive naming the archive and member. A leading "/", which the filter strips, is refused
+    too: such an archive was not made for unpacking into a folder."""
+
+    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        try:
+            if member.name.startswith(("/", "\\")):
+                raise tarfile.AbsolutePathError(member)
+            return tarfile.data_filter(member, dest)
+        except tarfile.FilterError as err:
+            reason = next((text for kind, text in UNSAFE if isinstance(err, kind)), str(err))
+            raise UnsafeArchive(f"{archive}: member {member.name!r} {reason}; "
+                                "refusing to unpack this archive") from err
+
+    return check
 
 
 def unpack(archive: str | Path, dest: str | Path) -> Path:
@@ -218,9 +221,9 @@ def unpack(archive: str | Path, dest: str | Path) -> Path:
     count = 0
     try:
         with tarfile.open(archive, "r:*") as tar:
+            check = safe_member(archive)
             for member in tar:
-                check_member(member, archive)
-                tar.extract(member, staging, filter="data")
+                tar.extract(member, staging, filter=check)
                 count += 1
         entries = sorted(staging.iterdir())
         for e in entries:  # an empty folder (Snakemake makes its outputs' parents) is no clash
