@@ -15,7 +15,7 @@ from extract.store import RaggedStore, write_store
 from model.metrics import roc_auc
 from model.paper_table import PREDATES, build_table, to_markdown
 from model.runfiles import read_predictions, write_metrics, write_predictions
-from model.synthetic import make_toy
+from tests.builders import make_toy
 
 torch.set_num_threads(1)
 IMDB_LABELS = ["--label", "image=WSL(i)", "--label", "text=RoBERTa(t)", "--label", "boxes=WSL(bbox)"]
