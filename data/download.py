@@ -21,6 +21,7 @@ import tarfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from core.atomic import atomic_write
 from core.hashing import sha256 as sha256_file
 from core.offline import offline
 
@@ -243,9 +244,10 @@ def unpack(archive: str | Path, dest: str | Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     root = search_root(dest)
-    marker.write_text(json.dumps({"archive": archive.name, "size": archive.stat().st_size,
-                                  "members": count, "root": root.relative_to(dest).as_posix()},
-                                 indent=1) + "\n")
+    with atomic_write(marker) as tmp:  # a half-written marker would make reruns skip unpacking
+        tmp.write_text(json.dumps({"archive": archive.name, "size": archive.stat().st_size,
+                                   "members": count, "root": root.relative_to(dest).as_posix()},
+                                  indent=1) + "\n")
     log.info("unpacked %d members of %s; dataset root %s", count, archive, root)
     return root
 
