@@ -6,7 +6,8 @@ is how the tests run offline). The result is checked against the expected size (
 server announced it) and, when given, its sha256. `DMMS_OFFLINE=1` forbids network access.
 
 `unpack(archive, dest)` extracts a .tar(.gz) into a staging folder inside `dest`, rejecting
-members with absolute paths, `..`, links that leave the tree, or device files, then moves the
+(tarfile's "data" filter) members with absolute paths or landing outside the folder, links that
+leave the tree, or device files, then moves the
 entries into `dest` and writes `dest/dmms-unpacked.json` naming the dataset root found inside
 (the folder holding `split.json` and `dataset/`; MM-IMDb's archive unpacks to `mmimdb/`).
 `find_root(dest)` reads that marker (or searches) so callers need not know the archive layout.
