@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from extract.atomic import atomic_write
+from core.atomic import atomic_write
 
 
 def write_result(result: dict[str, Any], out: str | Path | None) -> None:

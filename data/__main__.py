@@ -14,7 +14,7 @@ import logging
 import sys
 
 from data.classes import describe, unscorable
-from data.manifest import write_manifest
+from core.manifest import write_manifest
 
 log = logging.getLogger("data")
 

@@ -6,7 +6,8 @@ is how the tests run offline). The result is checked against the expected size (
 server announced it) and, when given, its sha256. `DMMS_OFFLINE=1` forbids network access.
 
 `unpack(archive, dest)` extracts a .tar(.gz) into a staging folder inside `dest`, rejecting
-members with absolute paths, `..`, links that leave the tree, or device files, then moves the
+(tarfile's "data" filter) members with absolute paths or landing outside the folder, links that
+leave the tree, or device files, then moves the
 entries into `dest` and writes `dest/dmms-unpacked.json` naming the dataset root found inside
 (the folder holding `split.json` and `dataset/`; MM-IMDb's archive unpacks to `mmimdb/`).
 `find_root(dest)` reads that marker (or searches) so callers need not know the archive layout.
@@ -14,14 +15,16 @@ entries into `dest` and writes `dest/dmms-unpacked.json` naming the dataset root
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 import tarfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from core.atomic import atomic_write
+from core.hashing import sha256 as sha256_file
+from core.offline import offline
 
 log = logging.getLogger("data.download")
 
@@ -38,10 +41,6 @@ class DownloadError(RuntimeError):
 
 class UnsafeArchive(ValueError):
     """An archive member would land outside the target folder."""
-
-
-def offline() -> bool:
-    return os.environ.get("DMMS_OFFLINE", "") not in ("", "0")
 
 
 def how_to_fix(url: str, out: Path, size: int | None) -> str:
@@ -152,14 +151,6 @@ def _out_of(part: Path) -> Path:
     return part.with_name(part.name.removesuffix(".part"))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(path: Path, size: int | None, sha256: str | None, fixable: bool) -> None:
     """Check size and sha256; a bad `.part` (fixable) is moved aside so a rerun starts over."""
     actual = path.stat().st_size
@@ -170,7 +161,7 @@ def verify(path: Path, size: int | None, sha256: str | None, fixable: bool) -> N
     if size is not None and actual > size:
         problem = f"{path} has {actual} bytes, expected {size}"
     elif sha256:
-        got = sha256_of(path)
+        got = sha256_file(path)
         if got.lower() != sha256.strip().lower():
             problem = f"{path} has sha256 {got}, expected {sha256.strip().lower()}"
     if not problem:
@@ -187,28 +178,31 @@ def verify(path: Path, size: int | None, sha256: str | None, fixable: bool) -> N
 # unpack
 
 
-def check_member(member: tarfile.TarInfo, archive: Path) -> None:
-    """Raise UnsafeArchive unless `member` stays inside the extraction folder."""
-    name = PurePosixPath(member.name)
-    where = f"{archive}: member {member.name!r}"
-    drive = bool(name.parts) and ":" in name.parts[0]  # C:... on Windows
-    if name.is_absolute() or member.name.startswith(("/", "\\")) or drive:
-        raise UnsafeArchive(f"{where} has an absolute path; refusing to unpack this archive")
-    if ".." in name.parts:
-        raise UnsafeArchive(f"{where} contains '..'; refusing to unpack this archive")
-    if member.isdev():
-        raise UnsafeArchive(f"{where} is a device or fifo; refusing to unpack this archive")
-    if member.issym() or member.islnk():
-        target = PurePosixPath(member.linkname)
-        base = name.parent if member.issym() else PurePosixPath()
-        depth = 0
-        for part in (base / target).parts:
-            depth += -1 if part == ".." else (0 if part == "." else 1)
-            if depth < 0:
-                break
-        if target.is_absolute() or depth < 0:
-            raise UnsafeArchive(f"{where} links to {member.linkname!r} outside the archive; "
-                                "refusing to unpack this archive")
+UNSAFE = (  # tarfile's "data" filter refusals -> what we tell the user
+    (tarfile.AbsolutePathError, "has an absolute path"),
+    (tarfile.OutsideDestinationError, "would land outside the target folder"),
+    ((tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError), "links outside the archive"),
+    (tarfile.SpecialFileError, "is a device or fifo"),
+)
+
+
+def safe_member(archive: Path):
+    """The `filter` for `TarFile.extract`: tarfile's "data" filter (no absolute paths, nothing
+    outside the folder, no links leaving it, no device files), with its refusals raised as
+    UnsafeArchive naming the archive and member. A leading "/", which the filter strips, is refused
+    too: such an archive was not made for unpacking into a folder."""
+
+    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        try:
+            if member.name.startswith(("/", "\\")):
+                raise tarfile.AbsolutePathError(member)
+            return tarfile.data_filter(member, dest)
+        except tarfile.FilterError as err:
+            reason = next((text for kind, text in UNSAFE if isinstance(err, kind)), str(err))
+            raise UnsafeArchive(f"{archive}: member {member.name!r} {reason}; "
+                                "refusing to unpack this archive") from err
+
+    return check
 
 
 def unpack(archive: str | Path, dest: str | Path) -> Path:
@@ -229,9 +223,9 @@ def unpack(archive: str | Path, dest: str | Path) -> Path:
     count = 0
     try:
         with tarfile.open(archive, "r:*") as tar:
+            check = safe_member(archive)
             for member in tar:
-                check_member(member, archive)
-                tar.extract(member, staging, filter="data")
+                tar.extract(member, staging, filter=check)
                 count += 1
         entries = sorted(staging.iterdir())
         for e in entries:  # an empty folder (Snakemake makes its outputs' parents) is no clash
@@ -251,9 +245,10 @@ def unpack(archive: str | Path, dest: str | Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     root = search_root(dest)
-    marker.write_text(json.dumps({"archive": archive.name, "size": archive.stat().st_size,
-                                  "members": count, "root": root.relative_to(dest).as_posix()},
-                                 indent=1) + "\n")
+    with atomic_write(marker) as tmp:  # a half-written marker would make reruns skip unpacking
+        tmp.write_text(json.dumps({"archive": archive.name, "size": archive.stat().st_size,
+                                   "members": count, "root": root.relative_to(dest).as_posix()},
+                                  indent=1) + "\n")
     log.info("unpacked %d members of %s; dataset root %s", count, archive, root)
     return root
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from extract import registry
-from extract.atomic import atomic_write
+from core.atomic import atomic_write
 from extract.store import merge_stores
 
 # torch and the runner are imported where an extractor runs: `merge` stays light (no torch)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_extractor(name: str, argv: list[str]) -> int:
     import torch
 
-    from data.manifest import read_manifest
+    from core.manifest import read_manifest
     from extract.base import parse_options
     from extract.run import extract, items_from, load_input, parse_shard, resolve_device, shard_slice
     from extract.substitutes import upstream

@@ -43,12 +43,4 @@ def contiguous_from_coco(ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def coco_from_contiguous(index: np.ndarray) -> np.ndarray:
-    """0..79 -> COCO category ids; raises on indices outside 0..79."""
-    index = np.asarray(index, dtype=np.int64)
-    if index.size and (index.min() < 0 or index.max() >= NUM_CLASSES):
-        raise ValueError(f"contiguous COCO class indices must lie in 0..{NUM_CLASSES - 1}")
-    return COCO_IDS[index]
-
-
 assert len(COCO_IDS) == NUM_CLASSES == 80

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.hashing import sha256
 from extract.substitutes import DETECTRON2_HINT, DETECTRON2_WEIGHTS
-from extract.weights import WeightFile, resolve, sha256
+from extract.weights import WeightFile, resolve
 
 CONFIG = "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"
 # what model_zoo.get_checkpoint_url(CONFIG) returns; the spec lives in extract.substitutes (no torch)

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.hashing import sha256
+from core.offline import offline
 from extract.hub import hf_cached, parse_pretrained
 from extract.named_backbones import RANDOM_NOTE, load_open_clip
-from extract.text import hub_model_dir, weight_info
-from extract.weights import MissingWeights, offline, sha256, weights_dir
+from extract.weights import MissingWeights, hub_model_dir, weight_info, weights_dir
 
 POOLS = ("cls", "mean")
 HUGE = 100_000  # tokenizers without a limit report model_max_length as 1e30

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from extract.weights import MissingWeights, WeightFile, fetch_url, offline, resolve, weights_dir
+from core.offline import offline
+from extract.weights import MissingWeights, WeightFile, fetch_url, resolve, weights_dir
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "none")

@@ -27,8 +27,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from core.hashing import sha256
 from extract.hub import NamedWeights, named_weights, parse_pretrained
-from extract.weights import sha256
 
 RANDOM_NOTE = "random weights (pretrained: false): the features carry no learned meaning"
 

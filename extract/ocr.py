@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.hashing import sha256
 from extract.base import Extractor, Item, Options, Output
 from extract.images import load_rgb
 from extract.registry import register
 from extract.substitutes import EASYOCR_FILES, model_attrs
-from extract.weights import MissingWeights, sha256, weights_dir
+from extract.weights import MissingWeights, weights_dir
 
 DETECTOR, RECOGNIZER = EASYOCR_FILES  # craft_mlt_25k.pth, english_g2.pth
 URLS = ("https://github.com/JaidedAI/EasyOCR/releases/download/pre-v1.1.6/craft_mlt_25k.zip",

@@ -9,14 +9,13 @@ Layout (CSR, see docs/DESIGN.md "Feature store"):
     attrs     format, version, extractor, backend, weights, dim, created, config, ...
 
 Row and sample columns live at the file's top level, named as in docs/DESIGN.md; the attrs
-`row_columns` and `sample_columns` list which is which. Stores written before failures were
-recorded lack `failed_ids` / `failed_reasons`: read as no failures.
+`row_columns` and `sample_columns` list which is which. A file lacking the format attr or one of
+`REQUIRED`'s datasets is refused with the path and the fix.
 
 Writing streams: `StoreWriter` appends samples to resizable, chunked datasets of a temporary file
-(renamed when complete, `extract.atomic`; temporaries of writers that died, e.g. by `kill -9`, are
+(renamed when complete, `core.atomic`; temporaries of writers that died, e.g. by `kill -9`, are
 deleted when the same path is written again), so an extraction shard holds a few batches in memory
-whatever its size, and `merge_stores` copies shards block by block. Contiguous datasets of older
-stores read the same way.
+whatever its size, and `merge_stores` copies shards block by block.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from extract.atomic import atomic_write
+from core.atomic import atomic_write
 
 FORMAT = "dmms-ragged"
 VERSION = 1
@@ -42,6 +41,7 @@ CHUNK_BYTES = 1 << 20  # target size of one HDF5 chunk of a row column
 FLUSH_BYTES = 8 << 20  # a writer's buffered rows are written out past this size ...
 FLUSH_SAMPLES = 4096  # ... or past this many samples
 COPY_BYTES = 16 << 20  # rows copied at a time when merging
+REQUIRED = ("ids", "offsets", "failed_ids", "failed_reasons")  # datasets every store has
 ColumnSpec = dict[str, tuple[tuple[int, ...], Any]]  # row column -> (trailing shape, dtype)
 
 
@@ -299,6 +299,7 @@ class StoreWriter:
         self.failures += 1
 
     def flush(self) -> None:
+        """Write the buffered samples (`add` and `fail` counted them already)."""
         if not self._ids:
             return
         rows = {name: np.concatenate(parts) if parts else None for name, parts in self._rows.items()}
@@ -306,10 +307,7 @@ class StoreWriter:
         failed = tuple(zip(*self._failed)) if self._failed else ((), ())
         ids, counts = self._ids, np.asarray(self._counts, np.int64)
         self._clear()
-        self.append(ids, counts, rows, samples, failed)
-        self.samples -= len(ids)  # `append` counts them again
-        self.rows -= int(counts.sum())
-        self.failures -= len(failed[0])
+        self._write(ids, counts, rows, samples, failed)
 
     # --- blocks of samples ------------------------------------------------------------------
     def append(self, ids: Sequence[str] | np.ndarray, counts: np.ndarray, rows: Mapping[str, np.ndarray | None],
@@ -317,9 +315,16 @@ class StoreWriter:
                failed: tuple[Sequence[str], Sequence[str]] = ((), ())) -> None:
         """Write a block at once: `counts` (n,) rows per sample, `rows` name -> (sum(counts), ...)
         (None when the block has no rows), `samples` name -> (n,), `failed` (ids, reasons)."""
-        if self._ids:
-            self.flush()
+        self.flush()
         counts = np.asarray(counts, np.int64)
+        self._write(ids, counts, rows, samples, failed)
+        self.samples += len(counts)
+        self.rows += int(counts.sum())
+        self.failures += len(failed[0])
+
+    def _write(self, ids: Sequence[str] | np.ndarray, counts: np.ndarray, rows: Mapping[str, np.ndarray | None],
+               samples: Mapping[str, np.ndarray] | None, failed: tuple[Sequence[str], Sequence[str]]) -> None:
+        """Append a block to the file's datasets; the callers keep the counts."""
         total = int(counts.sum())
         h5 = self.h5
         for name, (shape, dtype) in self.columns.items():
@@ -349,9 +354,6 @@ class StoreWriter:
         _append(h5["offsets"], last + np.cumsum(counts))
         _append(h5["failed_ids"], _strings_of(failed[0]))
         _append(h5["failed_reasons"], _strings_of(failed[1]))
-        self.samples += len(counts)
-        self.rows += total
-        self.failures += len(failed[0])
 
     # --- the end ----------------------------------------------------------------------------
     def finish(self, attrs: Mapping[str, Any]) -> Path:
@@ -403,6 +405,11 @@ def _open(path: str | Path) -> h5py.File:
         found = h5.attrs.get("format")
         h5.close()
         raise ValueError(f"{path} is not a {FORMAT} store (format={found!r})")
+    missing = [name for name in REQUIRED if name not in h5]
+    if missing:
+        h5.close()
+        raise ValueError(f"{path} lacks datasets {missing} that every {FORMAT} store has; it was not "
+                         "written by extract/store.py or was changed since: delete it and rerun its extraction rule")
     return h5
 
 
@@ -411,9 +418,6 @@ def _attrs(h5: h5py.File) -> dict[str, Any]:
 
 
 def _failed(h5: h5py.File) -> dict[str, str]:
-    """Failures; a store without `failed_ids` / `failed_reasons` (older writers) has none."""
-    if "failed_ids" not in h5 or "failed_reasons" not in h5:
-        return {}
     return dict(zip(_strings(h5["failed_ids"]), _strings(h5["failed_reasons"])))
 
 

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from extract.weights import SENET50_256, WeightFile, candidates, obtainable, offline, own_senet, sha256, weights_dir
+from core.hashing import sha256
+from core.offline import offline
+from extract.weights import SENET50_256, WeightFile, candidates, obtainable, own_senet, weights_dir
 
 
 @dataclass(frozen=True)

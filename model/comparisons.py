@@ -310,7 +310,7 @@ def to_markdown(frame: pd.DataFrame, resamples: int = RESAMPLES) -> str:
 def write_comparisons(run_dirs: Sequence[str | Path], out: str | Path, labels: dict[str, str] | None = None,
                       resamples: int = RESAMPLES) -> tuple[Path, Path]:
     """OUT.csv and OUT.md next to it."""
-    from extract.atomic import atomic_write
+    from core.atomic import atomic_write
 
     frame = compare(run_dirs, labels, resamples)
     out = Path(out)

@@ -343,18 +343,6 @@ def _materialise(tables: Sequence[FeatureTable], plan_: Plan, device: torch.devi
     return index, Batch(len(plan_.index), parts)
 
 
-def pack(tables: Sequence[FeatureTable], index: Tensor | np.ndarray,
-         device: torch.device | str | None = None) -> Batch:
-    """The batch of samples `index` (B,) int64 on `device` (default: where `index` is)."""
-    if device is None:
-        device = index.device if isinstance(index, Tensor) else torch.device("cpu")
-    host_index = index.cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
-    device = torch.device(device)
-    host = any(t.values.device != device for t in tables)
-    _, batch = materialise(tables, plan(tables, host_index.astype(np.int64)), device, host)
-    return batch
-
-
 class Batches:
     """The batches of `positions` (host int64, already in the wanted order), each planned and
     gathered one step ahead: batch k+1 is prepared (host gather and asynchronous copy on a side

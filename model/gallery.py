@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from data.manifest import read_manifest
-from extract.atomic import atomic_write
+from core.manifest import read_manifest
+from core.atomic import atomic_write
 from extract.base import BadInput
 from extract.images import load_rgb
 from extract.store import read_store

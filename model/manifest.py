@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.manifest import read_manifest  # noqa: F401  (the one manifest reader; used by train)
-
 NAMED_SPLITS = ("train", "dev", "test")
 
 

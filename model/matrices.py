@@ -312,7 +312,7 @@ def write_sample(combos: Sequence[Combination], columns: Sequence[str], sample_i
 def load_posters(combos: Sequence[Combination], ids: Sequence[str]) -> dict[str, object]:
     """id -> poster (PIL image) of `ids`, from the image column of the runs' manifest; samples
     without a readable image (or runs whose manifest is gone) are left out."""
-    from data.manifest import read_manifest
+    from core.manifest import read_manifest
     from extract.base import BadInput
     from extract.images import load_rgb
 

@@ -34,9 +34,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-import h5py
 
 from data.paper import load_table, split_features
+from extract.store import read_attrs
 from model.metrics import binary_metrics
 from model.report import KEYS, class_note, read_runs, run_key, summarise
 from model.runfiles import read_metrics, read_predictions
@@ -109,11 +109,11 @@ def store_substitute(value: str) -> str:
     path = _store_path(value)
     if not path.exists():
         return f"unknown (store {path} not found)"
-    with h5py.File(path, "r") as h5:
-        if "substitute" not in h5.attrs:
-            return PREDATES
-        substitute = str(h5.attrs["substitute"])
-        model = str(h5.attrs.get("model", ""))
+    attrs = read_attrs(path)
+    if "substitute" not in attrs:
+        return PREDATES
+    substitute = str(attrs["substitute"])
+    model = str(attrs.get("model", ""))
     return f"{substitute} (ran {model})" if substitute and model else substitute
 
 

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data.manifest import read_manifest
-from extract.atomic import atomic_write
+from core.manifest import read_manifest
+from core.atomic import atomic_write
 from model.data import FeatureSpec, load_features
 from model.trained import TrainedRun, check_ids, check_stores, load_trained
 

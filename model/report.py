@@ -125,7 +125,7 @@ def class_note(run_dirs: Sequence[str | Path]) -> list[str]:
     among a run's test samples, from its predictions; seen once in its manifest), each an F1 of 0
     in `f1_macro`. [] when every class can be scored."""
     from data.classes import unscorable
-    from data.manifest import read_manifest
+    from core.manifest import read_manifest
 
     found: dict[str, set[str]] = {}
     manifests: set[str] = set()

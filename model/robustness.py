@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.manifest import read_manifest
 from model.data import FeatureSpec, FeatureTable
-from model.manifest import read_manifest
 from model.metrics import evaluate
 from model.report import feature_labels, run_key
 from model.runfiles import read_importance, read_metrics, read_predictions
@@ -264,7 +264,7 @@ def write_removal(path: Path, removal: Sequence[Removal]) -> Path:
     """One group per run (`runs/K`): ids, modalities, prob (N, M), loss (N, M); attr `run`."""
     import h5py
 
-    from extract.atomic import atomic_write
+    from core.atomic import atomic_write
 
     strings = h5py.string_dtype("utf-8")
     with atomic_write(path) as tmp, h5py.File(tmp, "w") as h5:

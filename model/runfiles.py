@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from extract.atomic import atomic_write
+from core.atomic import atomic_write
 
 STR = h5py.string_dtype("utf-8")
 METRICS, HISTORY, PREDICTIONS, IMPORTANCE, MODEL = (

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from extract.atomic import atomic_write
+from core.atomic import atomic_write
+from core.manifest import read_manifest
 from model import runfiles
 from model.baseline import ConcatModel
 from model.data import Batches, FeatureInfo, FeatureSpec, FeatureTable, load_features, table_bytes
-from model.manifest import class_names, read_manifest, select_splits, target_matrix
+from model.manifest import class_names, select_splits, target_matrix
 from model.metrics import DEFAULT_SELECT, evaluate, metric_names
 from model.options import FEATURE_DEVICES, TrainOptions
 from model.sets import SET_POOLS, FusionModel, SetModel

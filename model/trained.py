@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import h5py
 import pandas as pd
 import torch
 
-from extract.store import read_store
+from extract.store import read_attrs, read_store
 from model import runfiles
 from model.data import FeatureInfo, FeatureSpec
 from model.options import TrainOptions
@@ -77,9 +76,8 @@ def _training_stores(run_dir: Path, checkpoint: dict[str, Any]) -> dict[str, dic
 
 def store_attrs(path: str | Path) -> dict[str, Any]:
     """The attrs of a feature store that identify what produced it (reads attrs only)."""
-    with h5py.File(path, "r") as h5:
-        return {key: (h5.attrs[key].item() if hasattr(h5.attrs[key], "item") else h5.attrs[key])
-                for key in (*CHECKED_ATTRS, "model") if key in h5.attrs}
+    attrs = read_attrs(path)
+    return {key: attrs[key] for key in (*CHECKED_ATTRS, "model") if key in attrs}
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedRun:

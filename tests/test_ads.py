@@ -13,7 +13,7 @@ from PIL import Image
 
 from data.__main__ import main as data_main
 from data.ads import FINE, AdsFormatError, build_manifest, read_annotations
-from data.manifest import read_manifest
+from core.manifest import read_manifest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ads" / "annotations.csv"
 MISSING = "ad_005"  # its image is named but never created

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from extract.atomic import atomic_write
+from core.atomic import atomic_write
 
 
 def test_success_renames_into_place(tmp_path):

@@ -206,7 +206,7 @@ def test_senet_release_weights_through_the_cli_store(tmp_path, offline):
     save_release(offline)
     manifest, _ = write_manifest(tmp_path)
     from extract import weights
-    from extract.weights import sha256
+    from core.hashing import sha256
     digest = sha256(offline / "senet50_256.pth")
     out = tmp_path / "faces.h5"
     with pytest.MonkeyPatch.context() as mp:  # this file stands for the release

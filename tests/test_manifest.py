@@ -7,7 +7,7 @@ import json
 import pytest
 
 from data.__main__ import main as data_main
-from data.manifest import read_manifest
+from core.manifest import read_manifest
 from data.mmimdb import GENRES, build_manifest
 
 

@@ -14,7 +14,7 @@ from model.__main__ import main
 from model.matrices import (choose_samples, label_names, load_combinations, modality_columns, predicted,
                             sample_matrix)
 from model.runfiles import read_importance
-from model.synthetic import make_toy
+from tests.builders import make_toy
 
 torch.set_num_threads(1)
 FAST = ["--set", "epochs=4", "--set", "dim=8", "--set", "hidden=8", "--set", "batch_size=32",

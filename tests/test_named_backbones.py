@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from skimage import data as photos
 
+from core.hashing import sha256
 from extract.__main__ import main as extract_main
 from extract.backbones import load_backbone
 from extract.base import Item
@@ -21,7 +22,7 @@ from extract.faces import FaceOptions, build_embedder
 from extract.store import read_store
 from extract.substitutes import strict_problems
 from extract.text import TextExtractor, TextOptions, minilm_dir
-from extract.weights import MissingWeights, sha256
+from extract.weights import MissingWeights
 
 CPU = torch.device("cpu")
 

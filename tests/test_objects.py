@@ -18,6 +18,7 @@ from extract.__main__ import main
 from extract.detectron import MissingDetectron2
 from extract.objects import ObjectExtractor, ObjectOptions, TORCHVISION_WEIGHTS
 from extract.store import read_store
+from tests.builders import coco_from_contiguous
 
 CPU = torch.device("cpu")
 
@@ -43,7 +44,7 @@ def offline(weights, monkeypatch):
 def test_coco_ids_round_trip_and_match_torchvision_names():
     from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
     index = np.arange(80)
-    ids = coco.coco_from_contiguous(index)
+    ids = coco_from_contiguous(index)
     assert len(set(ids)) == 80 and ids.min() == 1 and ids.max() == 90
     np.testing.assert_array_equal(coco.contiguous_from_coco(ids), index)
     assert (coco.contiguous_from_coco(np.array([0, 12, 26, 83, 91, -3])) == -1).all()
@@ -51,7 +52,7 @@ def test_coco_ids_round_trip_and_match_torchvision_names():
     assert [names[i] for i in ids] == list(coco.CLASS_NAMES)
     assert all(names[i] == "N/A" for i in coco.UNUSED_IDS)
     with pytest.raises(ValueError):
-        coco.coco_from_contiguous(np.array([80]))
+        coco_from_contiguous(np.array([80]))
 
 
 def test_detectron2_backend_says_what_to_install():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from data.manifest import read_manifest
+from core.manifest import read_manifest
 from tests.snakemake_run import snakemake
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "coins", "camera")

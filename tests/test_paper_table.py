@@ -15,7 +15,7 @@ from extract.store import RaggedStore, write_store
 from model.metrics import roc_auc
 from model.paper_table import PREDATES, build_table, to_markdown
 from model.runfiles import read_predictions, write_metrics, write_predictions
-from model.synthetic import make_toy
+from tests.builders import make_toy
 
 torch.set_num_threads(1)
 IMDB_LABELS = ["--label", "image=WSL(i)", "--label", "text=RoBERTa(t)", "--label", "boxes=WSL(bbox)"]
@@ -253,3 +253,25 @@ def test_ads_cnn_text_rows_match_the_papers(tmp_path) -> None:
     ie = matched[matched["Features"].str.contains("IE(objs)", regex=False)]
     assert len(ie) == 1 and "CNN-text" not in reference.loc[int(ie["paper_row"].iloc[0]), "features"]
     assert len(matched) == len(ads["combinations"])  # every configured row meets its paper row
+
+
+def test_store_attributes_are_read_through_the_store_reader(tmp_path):
+    """`store_substitute` and `trained.store_attrs` go through extract/store.py: a real store's attrs
+    are read, an HDF5 file that is not a store is refused (raw h5py read it as a store)."""
+    import h5py
+
+    from model.paper_table import store_substitute
+    from model.trained import store_attrs
+
+    attrs = {"extractor": "image", "backend": "mobilenet_v2", "dim": 4, "substitute": "MobileNetV2",
+             "model": "mobilenet_v2", "row_columns": '["features"]'}
+    path = write_store(tmp_path / "s.h5", RaggedStore(["a"], np.array([0, 1]),
+                                                      {"features": np.ones((1, 4), np.float16)}, attrs=attrs))
+    assert store_substitute(f"{path}:features") == "MobileNetV2 (ran mobilenet_v2)"
+    assert store_attrs(path) == {"extractor": "image", "backend": "mobilenet_v2", "dim": 4, "model": "mobilenet_v2"}
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as h5:
+        h5.attrs.update({"extractor": "image", "substitute": "x"})
+    for read in (store_substitute, store_attrs):
+        with pytest.raises(ValueError, match="not a dmms-ragged store"):
+            read(str(other))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from data.manifest import read_manifest
+from core.manifest import read_manifest
 from extract.store import read_store
 from tests.snakemake_run import ROOT
 from tests.snakemake_run import snakemake as run_snakemake

@@ -16,8 +16,8 @@ from model import runfiles
 from model.__main__ import main
 from model.data import FeatureSpec
 from model.options import parse_options
-from model.synthetic import make_toy
 from model.train import train
+from tests.builders import make_toy
 
 torch.set_num_threads(1)
 FAST = ["epochs=25", "batch_size=32", "dim=16", "hidden=16", "warmup_epochs=2", "lr=0.01"]

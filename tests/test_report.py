@@ -11,7 +11,7 @@ import pytest
 
 from model.__main__ import main
 from model.report import importance_groups, read_runs, summarise
-from data.manifest import write_manifest
+from core.manifest import write_manifest
 from model.runfiles import write_importance, write_metrics, write_predictions
 
 MULTI = ["f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"]

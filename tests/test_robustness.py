@@ -13,7 +13,7 @@ from model.__main__ import main
 from model.robustness import (conditions, emptied, read_removal, removal_effects, removal_path, score_runs,
                               summarise, write_robustness)
 from model.runfiles import read_importance, read_metrics
-from model.synthetic import make_toy
+from tests.builders import make_toy
 
 torch.set_num_threads(1)
 FAST = ["epochs=20", "dim=8", "hidden=8", "batch_size=32", "lr=0.02", "warmup_epochs=1"]

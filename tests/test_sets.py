@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from model.baseline import ConcatModel, block_importance
-from model.data import Batch, FeatureInfo, FeatureTable, Part, align_rows, cap_rows, pack
+from model.data import Batch, FeatureInfo, FeatureTable, Part, align_rows, cap_rows
 from model.options import parse_options
 from model.sets import (CNN_WIDTHS, POOLS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
                         segment_softmax, set_pool, winner_importance)
 from model.train import build_model
+from tests.builders import pack
 
 torch.set_num_threads(1)
 

@@ -11,7 +11,7 @@ import pytest
 from extract.__main__ import main as extract_main
 from extract.inspect import main as inspect_main
 import extract.store as store_module
-from extract.store import (RaggedStore, StoreBuilder, StoreWriter, base_attrs, merge_stores, read_sample,
+from extract.store import (RaggedStore, StoreBuilder, StoreWriter, base_attrs, merge_stores, read_attrs, read_sample,
                            read_store, write_store)
 
 
@@ -123,8 +123,9 @@ def test_cli_merge(tmp_path):
     assert read_store(tmp_path / "m.h5").offsets.tolist() == [0, 2, 3]
 
 
-def test_store_without_failure_datasets_reads_as_no_failures(tmp_path):
-    """Stores written before failures were recorded: contiguous datasets, no failed_ids/_reasons."""
+def test_store_without_failure_datasets_is_refused(tmp_path):
+    """Every writer records failures; a file without failed_ids/_reasons was not written by
+    store.py (no such store ever shipped), so readers and merging refuse it with the fix."""
     path = tmp_path / "old.h5"
     with h5py.File(path, "w") as h5:
         h5.create_dataset("ids", data=np.array(["a", "b"], dtype=object), dtype=h5py.string_dtype())
@@ -132,14 +133,29 @@ def test_store_without_failure_datasets_reads_as_no_failures(tmp_path):
         h5.create_dataset("features", data=np.arange(12, dtype=np.float16).reshape(3, 4))
         h5.attrs.update({"format": "dmms-ragged", "version": 1, "extractor": "image", "backend": "b",
                          "dim": 4, "row_columns": '["features"]', "sample_columns": "[]"})
-    old = read_store(path)
-    assert old.failed == {} and old.ids == ["a", "b"] and old.counts.tolist() == [1, 2]
-    other = write_store(tmp_path / "new.h5", RaggedStore(["c"], np.array([0, 1]),
-                                                         {"features": np.ones((1, 4), np.float16)},
-                                                         failed={}, attrs=dict(old.attrs)))
-    merged = read_store(merge_stores([path, other], tmp_path / "m.h5"))  # old layout merges too
-    assert merged.ids == ["a", "b", "c"] and merged.failed == {}
-    np.testing.assert_array_equal(merged.rows["features"][:3], old.rows["features"])
+    for read in (read_store, read_attrs, lambda p: merge_stores([p], tmp_path / "m.h5")):
+        with pytest.raises(ValueError, match=r"old\.h5 lacks datasets \['failed_ids', 'failed_reasons'\].*rerun"):
+            read(path)
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_writer_counts_each_sample_once_across_flushes(tmp_path, monkeypatch):
+    """`add`/`fail` count when buffering, `append` when writing; a flush in between counts nothing."""
+    monkeypatch.setattr(store_module, "FLUSH_SAMPLES", 2)  # add() flushes every second sample
+    spec = {"features": ((4,), np.float16)}
+    with StoreWriter(tmp_path / "w.h5", spec) as writer:
+        writer.add("1", {"features": np.ones((2, 4))})
+        writer.add("2", {"features": np.ones((1, 4))})  # flushed here
+        writer.fail("3", "unreadable")
+        assert (writer.samples, writer.rows, writer.failures) == (3, 3, 1)
+        writer.append(["4", "5"], np.array([1, 0]), {"features": np.ones((1, 4))})  # flushes "3" first
+        assert (writer.samples, writer.rows, writer.failures) == (5, 4, 1)
+        writer.flush()
+        assert (writer.samples, writer.rows, writer.failures) == (5, 4, 1)
+        path = writer.finish({"extractor": "image", "backend": "b", "dim": 4})
+    back = read_store(path)
+    assert back.ids == ["1", "2", "3", "4", "5"] and back.counts.tolist() == [2, 1, 0, 1, 0]
+    assert back.failed == {"3": "unreadable"}
 
 
 def test_read_only_some_columns(tmp_path):

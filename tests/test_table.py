@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from data.__main__ import main as data_main
-from data.manifest import read_manifest
+from core.manifest import read_manifest
 from data.stratify import iterative_split
 from data.table import TableFormatError, build_manifest, parse_ratios, stratified_split
 

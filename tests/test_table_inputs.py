@@ -13,7 +13,7 @@ from PIL import Image
 
 from data.__main__ import main as data_main
 from data.classes import unscorable
-from data.manifest import read_manifest
+from core.manifest import read_manifest
 from data.table import TableFormatError, build_manifest
 
 from tests.test_table import make_table

@@ -18,8 +18,8 @@ from model.__main__ import main
 from model.data import FeatureSpec, load_features
 from model.manifest import class_names, select_splits, target_matrix
 from model.options import TrainOptions, parse_options
-from model.synthetic import make_toy
 from model.train import train, warmup_cosine
+from tests.builders import make_toy
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from extract.weights import MissingWeights, WeightFile, load_state_dict, resolve, sha256
+from core.hashing import sha256
+from extract.weights import MissingWeights, WeightFile, load_state_dict, resolve
 
 
 def test_missing_file_error_names_file_url_and_place(tmp_path, monkeypatch):

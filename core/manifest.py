@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from extract.atomic import atomic_write
+from core.atomic import atomic_write
 
 COLUMNS = ("id", "split", "image", "text", "labels")
 

@@ -1,6 +1,7 @@
-"""A small synthetic multi-modal dataset for tests and smoke runs.
+"""Builders used only by tests: a small synthetic multi-modal dataset (`make_toy`), the batch of
+some samples (`pack`), COCO category ids of contiguous class indices (`coco_from_contiguous`).
 
-Only the `signal` feature (one row, sometimes absent) carries the labels: class c is present when
+In `make_toy`'s dataset only the `signal` feature (one row, sometimes absent) carries the labels: class c is present when
 latent coordinate c is positive. `noise` (dense, 0-3 rows) and `tags` (index, 1-3 indices) are
 unrelated to the labels.
 """
@@ -8,11 +9,16 @@ unrelated to the labels.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import Tensor
 
+from extract.coco import COCO_IDS, NUM_CLASSES
 from extract.store import StoreBuilder, base_attrs, write_store
+from model.data import Batch, FeatureTable, materialise, plan
 
 
 def make_toy(root: str | Path, n: int = 360, classes: int = 2, missing: float = 0.1, seed: int = 0,
@@ -57,3 +63,23 @@ def make_toy(root: str | Path, n: int = 360, classes: int = 2, missing: float = 
     attrs["vocab_size"] = vocab
     write_store(stores["tags"], tags.build(attrs, {"labels": ((), np.int64)}))
     return manifest, stores
+
+
+def pack(tables: Sequence[FeatureTable], index: Tensor | np.ndarray,
+         device: torch.device | str | None = None) -> Batch:
+    """The batch of samples `index` (B,) int64 on `device` (default: where `index` is)."""
+    if device is None:
+        device = index.device if isinstance(index, Tensor) else torch.device("cpu")
+    host_index = index.cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
+    device = torch.device(device)
+    host = any(t.values.device != device for t in tables)
+    _, batch = materialise(tables, plan(tables, host_index.astype(np.int64)), device, host)
+    return batch
+
+
+def coco_from_contiguous(index: np.ndarray) -> np.ndarray:
+    """0..79 -> COCO category ids; raises on indices outside 0..79."""
+    index = np.asarray(index, dtype=np.int64)
+    if index.size and (index.min() < 0 or index.max() >= NUM_CLASSES):
+        raise ValueError(f"contiguous COCO class indices must lie in 0..{NUM_CLASSES - 1}")
+    return COCO_IDS[index]
