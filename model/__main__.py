@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from model.options import TrainOptions
+from model.pools import ALL_POOLS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,8 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--manifest", required=True, help="results/{dataset}/manifest.csv")
     train.add_argument("--feature", action="append", required=True, metavar="NAME=STORE.h5[:COLUMN]",
                        help="a feature (modality); repeat for several; order = modality order")
-    train.add_argument("--pool", required=True,
-                       choices=["max", "min", "sum", "mean", "attention", "concat"])
+    train.add_argument("--pool", required=True, choices=ALL_POOLS)
     train.add_argument("--seed", type=int, required=True)
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             csv, md = write_comparisons(args.runs, args.out, parse_labels(args.label), args.resamples)
             print(f"wrote {csv} and {md}", file=sys.stderr)
         elif args.command == "train":
-            from model.data import FeatureSpec
+            from model.spec import FeatureSpec
             from model.options import parse_options
             from model.train import train
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             specs = [FeatureSpec.parse(text) for text in args.feature]
             train(args.manifest, specs, args.pool, args.seed, args.out, args.device, options)
         elif args.command == "predict":
-            from model.data import FeatureSpec
+            from model.spec import FeatureSpec
             from model.predict import predict_new
 
             specs = [FeatureSpec.parse(text) for text in args.feature]

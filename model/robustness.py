@@ -1,6 +1,6 @@
 """Missing-modality robustness: trained runs scored on their test split with modalities removed.
 
-Every run with several features is rebuilt from its `model.pt` (`model.trained.load_trained`,
+Every run with several features is rebuilt from its `model.pt` (`model.build.load_trained`,
 no retraining) and scores its own test samples (the ids of its predictions.h5) under each
 condition: `intact`, `without X` (feature X made empty for every sample: zero set elements) for
 each feature, and `only X` (every other feature made empty). A set model then pools the elements
@@ -46,11 +46,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from model.data import FeatureSpec, FeatureTable
+from model.data import FeatureTable
 from model.manifest import read_manifest
 from model.metrics import evaluate
 from model.report import feature_labels, run_key
-from model.runfiles import read_importance, read_metrics, read_predictions
+from model.runfiles import read_importance, read_metrics, read_predictions, write_csv, write_csv_md
+from model.spec import FeatureSpec
 
 INTACT = "intact"
 METRICS = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}  # first = main
@@ -133,9 +134,8 @@ def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
               device: str | torch.device = "cpu", removal: list[Removal] | None = None) -> list[dict]:
     """One row per condition for one run: KEYS, condition, seed, fold and the main metrics.
     With `removal`, the run's per-sample removal effects are appended to it."""
+    from model.build import infer, load_trained
     from model.predict import load_for_run
-    from model.train import predict
-    from model.trained import load_trained
 
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
@@ -157,7 +157,7 @@ def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
     rows, outputs = [], {}
     for name, kept in conditions(feature_labels(metrics, labels or {})):
         inputs = [t if keep else emptied(t) for t, keep in zip(tables, kept)]
-        probs, _ = predict(run.model, inputs, positions, run.options.eval_batch_size, autocast)
+        probs, _ = infer(run.model, inputs, positions, run.options.eval_batch_size, autocast)
         outputs[name] = probs
         scores = evaluate(task, targets.astype(np.float32), probs, run.options.threshold)
         rows.append({**base, "condition": name, "task": task, **{m: scores[m] for m in METRICS[task]}})
@@ -340,17 +340,15 @@ def write_robustness(run_dirs: Sequence[str | Path], out: str | Path, labels: di
     removal: list[Removal] = []
     table, metric_cols = summarise(score_runs(run_dirs, labels, device, removal))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, float_format="%.6f")
     write_removal(removal_path(out), removal)
     both = views(removal, labels)
-    both.to_csv(out.with_name(out.stem + "_views.csv"), index=False, float_format="%.6f")
-    md = out.with_suffix(".md")
-    md.write_text(to_markdown(table, metric_cols) + "\n## Two views of importance\n\n"
-                  "Mean importance share (the run's own: for max pooling the paper's argmax share) beside "
-                  "the removal effect: mean absolute change of the predicted probabilities when the "
-                  "modality is removed (Δp, and as a share of the sample's total over modalities), and "
-                  "the mean change of the sample's loss (positive: removal hurts).\n\n" + views_markdown(both))
+    write_csv(out.with_name(out.stem + "_views.csv"), both)
+    out, md = write_csv_md(out, table, to_markdown(table, metric_cols) + "\n## Two views of importance\n\n"
+                           "Mean importance share (the run's own: for max pooling the paper's argmax share) "
+                           "beside the removal effect: mean absolute change of the predicted probabilities "
+                           "when the modality is removed (Δp, and as a share of the sample's total over "
+                           "modalities), and the mean change of the sample's loss (positive: removal hurts)."
+                           "\n\n" + views_markdown(both))
     main = metric_cols[0]
     matrix, row_labels, columns = delta_matrix(table, main)
     png = plots.robustness_png(

@@ -15,8 +15,8 @@ from PIL import Image
 
 from extract.store import StoreBuilder, base_attrs, write_store
 from model.__main__ import main
-from model.data import FeatureSpec
 from model.options import parse_options
+from model.spec import FeatureSpec
 from model.synthetic import make_toy
 from model.train import train
 

@@ -14,8 +14,8 @@ import torch
 from extract.store import read_store, write_store
 from model import runfiles
 from model.__main__ import main
-from model.data import FeatureSpec
 from model.options import parse_options
+from model.spec import FeatureSpec
 from model.synthetic import make_toy
 from model.train import train
 
