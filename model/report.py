@@ -189,7 +189,7 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
 
 def removal_shares(group: dict, removal: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean (M,) and std over runs of the group's mean removal-effect share, or None when a run
-    is missing from `removal` (run folder -> model.robustness.Removal)."""
+    is missing from `removal` (run folder -> model.removal.Removal)."""
     import os
 
     per_run = []
@@ -217,7 +217,7 @@ def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
               for g in groups]
     second = None
     if removal:
-        from model.robustness import read_removal
+        from model.removal import read_removal
 
         effects = read_removal(removal)
         second = [removal_shares(g, effects) for g in groups]

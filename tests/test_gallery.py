@@ -180,7 +180,8 @@ def test_file_names_are_unique_per_id() -> None:
 
 
 def test_gallery_shows_both_views_of_importance(setup, tmp_path) -> None:
-    from model.robustness import read_removal, removal_path, write_robustness
+    from model.removal import read_removal, removal_path
+    from model.robustness import write_robustness
 
     root, manifest, runs = setup
     write_robustness([runs[1]], tmp_path / "rob.csv")  # the multi-feature run
