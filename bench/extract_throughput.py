@@ -47,7 +47,8 @@ sys.path.insert(0, str(ROOT))
 from extract import registry  # noqa: E402
 from extract.__main__ import main as extract_main  # noqa: E402
 from bench.record import write_result  # noqa: E402
-from extract.base import Extractor, Item, parse_options  # noqa: E402
+from core.options import parse_options  # noqa: E402
+from extract.base import Extractor, Item  # noqa: E402
 from extract.run import precision_check  # noqa: E402
 from extract.store import RaggedStore, base_attrs, read_store, write_store  # noqa: E402
 

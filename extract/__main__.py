@@ -48,7 +48,7 @@ def fetch(argv: list[str]) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from extract.base import parse_options
+    from core.options import parse_options
 
     cls = registry.get(args.extractor)
     backend = args.backend or cls.backends[0]
@@ -85,7 +85,7 @@ def run_extractor(name: str, argv: list[str]) -> int:
     import torch
 
     from core.manifest import read_manifest
-    from extract.base import parse_options
+    from core.options import parse_options
     from extract.run import extract, items_from, load_input, parse_shard, resolve_device, shard_slice
     from extract.substitutes import upstream
 

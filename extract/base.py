@@ -138,32 +138,3 @@ def to_device(batch: torch.Tensor | list[torch.Tensor], device: torch.device,
         pinned = batch if batch.is_pinned() else batch.pin_memory()
     x = pinned.to(device, non_blocking=True)  # ordered before the model's kernels on the stream
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-
-
-def parse_options(cls: type[Options], pairs: list[str]) -> Options:
-    """Build an options dataclass from `KEY=VALUE` strings, coercing to the field types."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        if key not in fields:
-            raise ValueError(f"unknown option {key!r}; known: {', '.join(sorted(fields))}")
-        values[key] = coerce(raw, fields[key].type)
-    return cls(**values)
-
-
-def coerce(raw: str, kind: Any) -> Any:
-    kind = str(kind)
-    if kind in ("int", "<class 'int'>"):
-        return int(raw)
-    if kind in ("float", "<class 'float'>"):
-        return float(raw)
-    if kind in ("bool", "<class 'bool'>"):
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected a boolean, got {raw!r}")
-    return raw

@@ -4,169 +4,246 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable, NamedTuple
 
 from model.options import TrainOptions
+from model.pools import ALL_POOLS
+
+
+# --- arguments shared by several subcommands ---------------------------------------------------
+def runs(p: argparse.ArgumentParser, text: str = "run folders") -> None:
+    p.add_argument("--runs", nargs="+", required=True, help=text)
+
+
+def label(p: argparse.ArgumentParser, text: str = "human label of a feature, e.g. image=WSL(i)") -> None:
+    p.add_argument("--label", action="append", default=[], metavar="NAME=LABEL", help=text)
+
+
+def device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+
+
+def feature(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--feature", action="append", required=True, metavar="NAME=STORE.h5[:COLUMN]", help=text)
+
+
+def table_out(p: argparse.ArgumentParser, text: str = "TABLE.csv (TABLE.md is written next to it)") -> None:
+    p.add_argument("--out", required=True, help=text)
+
+
+def pool(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
+
+
+def removal(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--removal", default=None, help=text)
+
+
+def labels(args: argparse.Namespace) -> dict[str, str]:
+    from model.report import parse_labels
+
+    return parse_labels(args.label)
+
+
+# --- subcommands: arguments, then what runs (returns the line printed to stderr) --------------
+def train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", required=True, help="results/{dataset}/manifest.csv")
+    feature(p, "a feature (modality); repeat for several; order = modality order")
+    p.add_argument("--pool", required=True, choices=ALL_POOLS)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="run folder")
+    device(p)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    defaults = ", ".join(f"{k}={v}" for k, v in TrainOptions().to_dict().items()
+                         if k not in ("max_elements_by", "encoders", "collapse"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"training option; defaults: {defaults}; per feature: max_elements.NAME=N, "
+                   "encoder.NAME=bag|cnn, collapse.NAME=mean (the set's mean row)")
+
+
+def train(args: argparse.Namespace) -> str | None:
+    from model.options import parse_options
+    from model.spec import FeatureSpec
+    from model.train import train
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    options = parse_options(args.set)
+    specs = [FeatureSpec.parse(text) for text in args.feature]
+    train(args.manifest, specs, args.pool, args.seed, args.out, args.device, options)
+    return None
+
+
+def table_args(p: argparse.ArgumentParser) -> None:
+    runs(p)
+    p.add_argument("--out", required=True)
+    label(p)
+
+
+def table(args: argparse.Namespace) -> str:
+    from model.report import write_table
+
+    csv, md = write_table(args.runs, args.out, labels(args))
+    return f"wrote {csv} and {md}"
+
+
+def figure_args(p: argparse.ArgumentParser) -> None:
+    table_args(p)
+    pool(p)
+    removal(p, "the robustness output's OUT_removal.h5: the removal-effect share drawn beside the importance")
+
+
+def figure(args: argparse.Namespace) -> str:
+    from model.report import write_figure
+
+    return f"wrote {write_figure(args.runs, args.out, labels(args), args.pool, args.removal)}"
+
+
+def paper_table_args(p: argparse.ArgumentParser) -> None:
+    runs(p)
+    p.add_argument("--paper", required=True, choices=["imdb", "ads"],
+                   help="imdb: Table 3 (MM-IMDb); ads: Table 2 (Ads-Parallelity)")
+    table_out(p)
+    label(p, "paper label of a feature, e.g. image=WSL(i); rows match the paper by these")
+
+
+def paper_table(args: argparse.Namespace) -> str:
+    from model.paper_table import write_paper_table
+
+    csv, md = write_paper_table(args.runs, args.paper, args.out, labels(args))
+    return f"wrote {csv} and {md}"
+
+
+def predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run folder holding model.pt")
+    p.add_argument("--manifest", required=True, help="manifest of the new samples (labels may be empty)")
+    feature(p, "one store per feature of the run, extracted as the training stores were")
+    p.add_argument("--out", required=True, help="PRED: writes PRED.csv and PRED.h5")
+    device(p)
+    p.add_argument("--batch-size", type=int, default=1024)
+
+
+def predict(args: argparse.Namespace) -> str:
+    from model.predict import predict_new
+    from model.spec import FeatureSpec
+
+    specs = [FeatureSpec.parse(text) for text in args.feature]
+    csv, h5 = predict_new(args.run, args.manifest, specs, args.out, args.device, args.batch_size)
+    return f"wrote {csv} and {h5}"
+
+
+def gallery_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", required=True, help="the dataset's manifest (posters and text)")
+    runs(p, "run folders (max-pool runs are used)")
+    p.add_argument("--store", action="append", default=[],
+                   help="a faces, objects or ocr store whose boxes are drawn on the posters; repeat")
+    p.add_argument("--out-dir", required=True, help="folder for index.html and img/")
+    p.add_argument("--samples", type=int, default=4, help="samples chosen as for the matrices (default 4)")
+    p.add_argument("--errors", type=int, default=4, help="most confident errors added (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the runs shown (default 0)")
+    p.add_argument("--ocr-min-score", type=float,
+                   help="OCR rows scoring below this are counted but not drawn (default: model/gallery.py "
+                   "OCR_MIN_SCORE, 0.3)")
+    label(p)
+    removal(p, "the robustness output's OUT_removal.h5: removal effects beside the importance")
+
+
+def gallery(args: argparse.Namespace) -> str:
+    from model.gallery import write_gallery
+
+    page = write_gallery(args.manifest, args.runs, args.store, args.out_dir, args.samples, args.errors,
+                         args.seed, labels(args), args.ocr_min_score, args.removal)
+    return f"wrote {page}"
+
+
+def matrices_args(p: argparse.ArgumentParser) -> None:
+    runs(p)
+    p.add_argument("--out-dir", required=True, help="folder for <id>.png, samples.png, overview.png, matrices.csv")
+    p.add_argument("--samples", type=int, default=4, help="samples chosen when --ids is not given (default 4)")
+    p.add_argument("--ids", nargs="+", default=None, help="test sample ids to draw instead")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the run drawn per combination (default 0; else its first seed)")
+    pool(p)
+    label(p)
+
+
+def matrices(args: argparse.Namespace) -> str:
+    from model.matrices import write_matrices
+
+    result = write_matrices(args.runs, args.out_dir, args.samples, args.seed, args.pool, labels(args), args.ids)
+    return (f"wrote {len(result['pngs'])} sample matrices ({', '.join(result['samples'])}), "
+            f"{result['overview']} and {result['csv']}")
+
+
+def comparisons_args(p: argparse.ArgumentParser) -> None:
+    runs(p, "run folders of one dataset")
+    table_out(p)
+    label(p)
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples and permutations (1000)")
+
+
+def comparisons(args: argparse.Namespace) -> str:
+    from model.comparisons import write_comparisons
+
+    csv, md = write_comparisons(args.runs, args.out, labels(args), args.resamples)
+    return f"wrote {csv} and {md}"
+
+
+def robustness_args(p: argparse.ArgumentParser) -> None:
+    runs(p, "run folders (single-feature runs are skipped)")
+    table_out(p, "TABLE.csv (TABLE.md and TABLE.png are written next to it)")
+    label(p)
+    device(p)
+
+
+def robustness(args: argparse.Namespace) -> str:
+    from model.robustness import write_robustness
+
+    csv, md, png = write_robustness(args.runs, args.out, labels(args), args.device)
+    return f"wrote {csv}, {md} and {png}"
+
+
+class Command(NamedTuple):
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], str | None]
+
+
+COMMANDS = {
+    "train": Command("train and evaluate one run, write its run folder", train_args, train),
+    "table": Command("mean/std table over seeds (TABLE.csv + TABLE.md)", table_args, table),
+    "figure": Command("bar chart of mean modality importance (PNG)", figure_args, figure),
+    "paper-table": Command("our rows beside the paper's Table 2 or 3 (TABLE.csv + TABLE.md)",
+                           paper_table_args, paper_table),
+    "predict": Command("apply a trained run to new samples (PRED.csv + PRED.h5)", predict_args, predict),
+    "gallery": Command("static HTML page of test samples (index.html + img/)", gallery_args, gallery),
+    "matrices": Command("feature importance matrices per test sample (paper Fig. 2/3)", matrices_args, matrices),
+    "comparisons": Command("differences between table rows with bootstrap CIs and permutation p-values "
+                           "(TABLE.csv + TABLE.md)", comparisons_args, comparisons),
+    "robustness": Command("test scores with each modality removed / kept alone (CSV + MD + PNG)",
+                          robustness_args, robustness),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="train and evaluate one run, write its run folder")
-    train.add_argument("--manifest", required=True, help="results/{dataset}/manifest.csv")
-    train.add_argument("--feature", action="append", required=True, metavar="NAME=STORE.h5[:COLUMN]",
-                       help="a feature (modality); repeat for several; order = modality order")
-    train.add_argument("--pool", required=True,
-                       choices=["max", "min", "sum", "mean", "attention", "concat"])
-    train.add_argument("--seed", type=int, required=True)
-    train.add_argument("--out", required=True, help="run folder")
-    train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    defaults = ", ".join(f"{k}={v}" for k, v in TrainOptions().to_dict().items() if k not in ("max_elements_by", "encoders", "collapse"))
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help=f"training option; defaults: {defaults}; per feature: max_elements.NAME=N, encoder.NAME=bag|cnn, collapse.NAME=mean (the set's mean row)")
-
-    for name, text in (("table", "mean/std table over seeds (TABLE.csv + TABLE.md)"),
-                       ("figure", "bar chart of mean modality importance (PNG)")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--runs", nargs="+", required=True, help="run folders")
-        cmd.add_argument("--out", required=True)
-        cmd.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
-                         help="human label of a feature, e.g. image=WSL(i)")
-        if name == "figure":
-            cmd.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
-            cmd.add_argument("--removal", default=None, help="the robustness output's OUT_removal.h5: the "
-                             "removal-effect share drawn beside the importance")
-
-    paper = sub.add_parser("paper-table", help="our rows beside the paper's Table 2 or 3 (TABLE.csv + TABLE.md)")
-    paper.add_argument("--runs", nargs="+", required=True, help="run folders")
-    paper.add_argument("--paper", required=True, choices=["imdb", "ads"],
-                       help="imdb: Table 3 (MM-IMDb); ads: Table 2 (Ads-Parallelity)")
-    paper.add_argument("--out", required=True, help="TABLE.csv (TABLE.md is written next to it)")
-    paper.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
-                       help="paper label of a feature, e.g. image=WSL(i); rows match the paper by these")
-
-    pred = sub.add_parser("predict", help="apply a trained run to new samples (PRED.csv + PRED.h5)")
-    pred.add_argument("--run", required=True, help="run folder holding model.pt")
-    pred.add_argument("--manifest", required=True, help="manifest of the new samples (labels may be empty)")
-    pred.add_argument("--feature", action="append", required=True, metavar="NAME=STORE.h5[:COLUMN]",
-                      help="one store per feature of the run, extracted as the training stores were")
-    pred.add_argument("--out", required=True, help="PRED: writes PRED.csv and PRED.h5")
-    pred.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    pred.add_argument("--batch-size", type=int, default=1024)
-
-    gal = sub.add_parser("gallery", help="static HTML page of test samples (index.html + img/)")
-    gal.add_argument("--manifest", required=True, help="the dataset's manifest (posters and text)")
-    gal.add_argument("--runs", nargs="+", required=True, help="run folders (max-pool runs are used)")
-    gal.add_argument("--store", action="append", default=[],
-                     help="a faces, objects or ocr store whose boxes are drawn on the posters; repeat")
-    gal.add_argument("--out-dir", required=True, help="folder for index.html and img/")
-    gal.add_argument("--samples", type=int, default=4, help="samples chosen as for the matrices (default 4)")
-    gal.add_argument("--errors", type=int, default=4, help="most confident errors added (default 4)")
-    gal.add_argument("--seed", type=int, default=0, help="seed of the runs shown (default 0)")
-    gal.add_argument("--ocr-min-score", type=float,
-                     help="OCR rows scoring below this are counted but not drawn (default: model/gallery.py "
-                     "OCR_MIN_SCORE, 0.3)")
-    gal.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
-                     help="human label of a feature, e.g. image=WSL(i)")
-    gal.add_argument("--removal", default=None,
-                     help="the robustness output's OUT_removal.h5: removal effects beside the importance")
-
-    fim = sub.add_parser("matrices", help="feature importance matrices per test sample (paper Fig. 2/3)")
-    fim.add_argument("--runs", nargs="+", required=True, help="run folders")
-    fim.add_argument("--out-dir", required=True, help="folder for <id>.png, samples.png, overview.png, matrices.csv")
-    fim.add_argument("--samples", type=int, default=4, help="samples chosen when --ids is not given (default 4)")
-    fim.add_argument("--ids", nargs="+", default=None, help="test sample ids to draw instead")
-    fim.add_argument("--seed", type=int, default=0,
-                     help="seed of the run drawn per combination (default 0; else its first seed)")
-    fim.add_argument("--pool", default="max", help="runs with this pool are drawn (default max)")
-    fim.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
-                     help="human label of a feature, e.g. image=WSL(i)")
-    cmp_ = sub.add_parser("comparisons", help="differences between table rows with bootstrap CIs and "
-                          "permutation p-values (TABLE.csv + TABLE.md)")
-    cmp_.add_argument("--runs", nargs="+", required=True, help="run folders of one dataset")
-    cmp_.add_argument("--out", required=True, help="TABLE.csv (TABLE.md is written next to it)")
-    cmp_.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
-                      help="human label of a feature, e.g. image=WSL(i)")
-    cmp_.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples and permutations (1000)")
-    rob = sub.add_parser("robustness", help="test scores with each modality removed / kept alone (CSV + MD + PNG)")
-    rob.add_argument("--runs", nargs="+", required=True, help="run folders (single-feature runs are skipped)")
-    rob.add_argument("--out", required=True, help="TABLE.csv (TABLE.md and TABLE.png are written next to it)")
-    rob.add_argument("--label", action="append", default=[], metavar="NAME=LABEL",
-                     help="human label of a feature, e.g. image=WSL(i)")
-    rob.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    for name, command in COMMANDS.items():
+        command.arguments(sub.add_parser(name, help=command.help))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "robustness":
-            from model.report import parse_labels
-            from model.robustness import write_robustness
-
-            csv, md, png = write_robustness(args.runs, args.out, parse_labels(args.label), args.device)
-            print(f"wrote {csv}, {md} and {png}", file=sys.stderr)
-        elif args.command == "comparisons":
-            from model.comparisons import write_comparisons
-            from model.report import parse_labels
-
-            csv, md = write_comparisons(args.runs, args.out, parse_labels(args.label), args.resamples)
-            print(f"wrote {csv} and {md}", file=sys.stderr)
-        elif args.command == "train":
-            from model.data import FeatureSpec
-            from model.options import parse_options
-            from model.train import train
-
-            if args.threads:
-                import torch
-
-                torch.set_num_threads(args.threads)
-            options = parse_options(args.set)
-            specs = [FeatureSpec.parse(text) for text in args.feature]
-            train(args.manifest, specs, args.pool, args.seed, args.out, args.device, options)
-        elif args.command == "predict":
-            from model.data import FeatureSpec
-            from model.predict import predict_new
-
-            specs = [FeatureSpec.parse(text) for text in args.feature]
-            csv, h5 = predict_new(args.run, args.manifest, specs, args.out, args.device, args.batch_size)
-            print(f"wrote {csv} and {h5}", file=sys.stderr)
-        elif args.command == "gallery":
-            from model.gallery import write_gallery
-            from model.report import parse_labels
-
-            page = write_gallery(args.manifest, args.runs, args.store, args.out_dir, args.samples,
-                                 args.errors, args.seed, parse_labels(args.label), args.ocr_min_score,
-                                 args.removal)
-            print(f"wrote {page}", file=sys.stderr)
-        elif args.command == "table":
-            from model.report import parse_labels, write_table
-
-            csv, md = write_table(args.runs, args.out, parse_labels(args.label))
-            print(f"wrote {csv} and {md}", file=sys.stderr)
-        elif args.command == "paper-table":
-            from model.paper_table import write_paper_table
-            from model.report import parse_labels
-
-            csv, md = write_paper_table(args.runs, args.paper, args.out, parse_labels(args.label))
-            print(f"wrote {csv} and {md}", file=sys.stderr)
-        elif args.command == "matrices":
-            from model.matrices import write_matrices
-            from model.report import parse_labels
-
-            result = write_matrices(args.runs, args.out_dir, args.samples, args.seed, args.pool,
-                                    parse_labels(args.label), args.ids)
-            print(f"wrote {len(result['pngs'])} sample matrices ({', '.join(result['samples'])}), "
-                  f"{result['overview']} and {result['csv']}", file=sys.stderr)
-        else:
-            from model.report import parse_labels, write_figure
-
-            print(f"wrote {write_figure(args.runs, args.out, parse_labels(args.label), args.pool, args.removal)}",
-                  file=sys.stderr)
+        message = COMMANDS[args.command].run(args)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if message:
+        print(message, file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from model.options import COLLAPSE
 from model.report import KEYS, read_runs
-from model.runfiles import read_metrics, read_predictions
+from model.runfiles import read_metrics, read_predictions, write_csv_md
 
 MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
 COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "seeds", "samples"]
@@ -310,14 +310,5 @@ def to_markdown(frame: pd.DataFrame, resamples: int = RESAMPLES) -> str:
 def write_comparisons(run_dirs: Sequence[str | Path], out: str | Path, labels: dict[str, str] | None = None,
                       resamples: int = RESAMPLES) -> tuple[Path, Path]:
     """OUT.csv and OUT.md next to it."""
-    from core.atomic import atomic_write
-
     frame = compare(run_dirs, labels, resamples)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6f")
-    md = out.with_suffix(".md")
-    with atomic_write(md) as tmp:
-        tmp.write_text(to_markdown(frame, resamples))
-    return out, md
+    return write_csv_md(out, frame, to_markdown(frame, resamples))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -25,26 +24,7 @@ import torch
 from torch import Tensor
 
 from extract.store import RaggedStore, read_store
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """`NAME=STORE.h5[:COLUMN]` from the command line; COLUMN picks a row column of the store
-    (default `features`, or `labels` for an index store)."""
-
-    name: str
-    path: Path
-    column: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "FeatureSpec":
-        name, sep, rest = text.partition("=")
-        if not sep or not name.strip() or not rest.strip():
-            raise ValueError(f"--feature {text!r}: write NAME=STORE.h5 (or NAME=STORE.h5:COLUMN)")
-        path, column = rest, None
-        if ":" in rest and not rest.endswith(".h5"):
-            path, _, column = rest.rpartition(":")
-        return cls(name.strip(), Path(path), column or None)
+from model.spec import FeatureSpec
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ def main_combination(combos: Sequence[Combination]) -> Combination:
 def removal_rows(combo: Combination, sample_id: str, removal: dict) -> list[dict]:
     """Per modality of `combo` (the gallery's main run) for one sample: its importance share
     beside the removal effect (probability change, its share, loss change); [] when the
-    robustness output (`removal`: run folder -> model.robustness.Removal) lacks the run."""
+    robustness output (`removal`: run folder -> model.removal.Removal) lacks the run."""
     import os
 
     k = combo.row(sample_id)
@@ -169,7 +169,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     `ocr_min_score` None: `OCR_MIN_SCORE`. `removal`: the robustness output's OUT_removal.h5, shown
     beside each card's importance."""
     from model import plots
-    from model.robustness import read_removal
+    from model.removal import read_removal
 
     ocr_min_score = OCR_MIN_SCORE if ocr_min_score is None else ocr_min_score
     labels = labels or {}

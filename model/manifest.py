@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -89,7 +88,8 @@ def select_splits(split: pd.Series, fold: int | None, source: str = "manifest",
     floor(`dev_fraction` x those rows) carved from them, stratified on `strata` (the Ads fine
     class; None: not stratified) and seeded by the fold alone (every seed and pool of a fold gets
     the same dev set), over rows ordered by `ids` when given. `dev_fraction=0`: no dev set (the
-    trainer then keeps the last epoch). Rows with an empty split are left out.
+    trainer then keeps the last epoch); its range, [0, 0.5], is checked once, by
+    `TrainOptions.validate`. Rows with an empty split are left out.
     """
     values = split.astype(str).str.strip().to_numpy()
     used = values != ""
@@ -104,8 +104,6 @@ def select_splits(split: pd.Series, fold: int | None, source: str = "manifest",
             raise ValueError(f"fold={fold} is not one of the folds {folds} in {source}")
         if len(folds) < 2:
             raise ValueError(f"{source} has {len(folds)} fold; cross-validation needs at least 2")
-        if not 0 <= dev_fraction < 1:
-            raise ValueError(f"dev_fraction={dev_fraction}: use a share in [0, 1) of the training folds")
         number = np.array([_as_int(v) if v else -1 for v in values])
         rest = np.flatnonzero(used & (number != fold))
         labels = np.zeros(len(values), dtype=np.int64) if strata is None else strata.astype(str).to_numpy()

@@ -37,7 +37,8 @@ import pandas as pd
 
 from model.report import importance_groups, run_key
 from extract.store import read_store
-from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions
+from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions, write_csv
+from model.spec import FeatureSpec
 
 
 @dataclass
@@ -170,11 +171,10 @@ def truth(combos: Sequence[Combination], sample_id: str) -> list[str]:
 # choosing samples
 
 
-def _store_counts(path: str) -> dict[str, int] | None:
-    """id -> row count of a store (ids and offsets only; no row column is read)."""
-    spec = Path(path)
-    if not spec.is_file() and ":" in path:  # NAME=STORE.h5:COLUMN
-        spec = Path(path.rpartition(":")[0])
+def _store_counts(name: str, value: str) -> dict[str, int] | None:
+    """id -> row count of feature `name`'s store (`STORE.h5[:COLUMN]`; ids and offsets only, no
+    row column is read)."""
+    spec = FeatureSpec.parse(f"{name}={value}").path
     if not spec.is_file():
         return None
     try:
@@ -194,7 +194,7 @@ def presence(combos: Sequence[Combination], columns: Sequence[str], candidates: 
         for combo in holders:
             name = combo.names[combo.labels.index(label)]
             if name in combo.stores:
-                counts = _store_counts(combo.stores[name])
+                counts = _store_counts(name, combo.stores[name])
                 if counts is not None:
                     break
         if counts is not None:
@@ -408,5 +408,5 @@ def write_matrices(run_dirs: Sequence[str | Path], out_dir: str | Path, samples:
                             "seed": "all", "modality": label, "in_combination": label in combo.labels,
                             "importance": matrix[r, m], "predicted": "", "true": ""})
     csv = out_dir / "matrices.csv"
-    pd.DataFrame(records).to_csv(csv, index=False, float_format="%.6f")
+    write_csv(csv, pd.DataFrame(records))
     return {"samples": chosen, "pngs": pngs, "csv": csv, "overview": overview, "columns": columns}

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from core import options as core_options
+
 CLASS_WEIGHTS = ("none", "inv_sqrt")
 TASKS = ("auto", "binary", "multilabel")
 FEATURE_DEVICES = ("auto", "device", "host")
@@ -56,7 +58,7 @@ class TrainOptions:
             raise ValueError("dropout must be in [0, 1)")
         if self.feature_device not in FEATURE_DEVICES:
             raise ValueError(f"feature_device={self.feature_device!r}: use one of {', '.join(FEATURE_DEVICES)}")
-        if not 0 <= self.dev_fraction <= 0.5:
+        if not 0 <= self.dev_fraction <= 0.5:  # checked here only (model/manifest.py trusts it)
             raise ValueError(f"dev_fraction={self.dev_fraction}: use a share in [0, 0.5] (0 = no dev set)")
         for name, kind in self.encoders.items():
             if kind not in ENCODERS:
@@ -72,53 +74,9 @@ class TrainOptions:
         return dataclasses.asdict(self)
 
 
-_KEYS = {f.name: f for f in dataclasses.fields(TrainOptions)}
-_DICTS = ("max_elements_by", "encoders", "collapse")  # set per feature as KEY.NAME=VALUE
-
-
-def _coerce(key: str, text: str, kind: str) -> Any:
-    value = text.strip()
-    try:
-        if kind.startswith("int | None"):
-            return None if value.lower() in ("", "none", "null") else int(value)
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-    except ValueError:
-        raise ValueError(f"--set {key}={text}: expected {kind}") from None
-    return value
+PER_FEATURE = {"max_elements": "max_elements_by", "encoder": "encoders", "collapse": "collapse"}  # KEY.NAME=VALUE
 
 
 def parse_options(pairs: Sequence[str], base: TrainOptions | None = None) -> TrainOptions:
-    """Apply `KEY=VALUE` pairs to a copy of `base`; unknown keys are an error."""
-    options = dataclasses.replace(base or TrainOptions())
-    options.max_elements_by = dict(options.max_elements_by)
-    options.encoders = dict(options.encoders)
-    options.collapse = dict(options.collapse)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep:
-            raise ValueError(f"--set {pair!r}: write KEY=VALUE")
-        if key.startswith("max_elements."):
-            options.max_elements_by[key.split(".", 1)[1]] = _coerce(key, value, "int")
-            continue
-        if key.startswith("encoder."):
-            options.encoders[key.split(".", 1)[1]] = value.strip()
-            continue
-        if key.startswith("collapse."):
-            options.collapse[key.split(".", 1)[1]] = value.strip()
-            continue
-        if key not in _KEYS or key in _DICTS:
-            known = sorted(k for k in _KEYS if k not in _DICTS)
-            known += ["max_elements.NAME", "encoder.NAME", "collapse.NAME"]
-            raise ValueError(f"--set {key}: unknown option; known options: {', '.join(known)}")
-        setattr(options, key, _coerce(key, value, str(_KEYS[key].type)))
-    return options.validate()
+    """Apply `KEY=VALUE` pairs (core/options.py) to a copy of `base`, then validate."""
+    return core_options.parse_options(TrainOptions, pairs, base, PER_FEATURE).validate()

@@ -21,7 +21,7 @@ fold alike; the pooled figures weight every ad alike and give one AUC over the w
 Substitutions: every feature whose store records a backend or weights other than the paper's
 (store attr `substitute`, written by the extractors; `extract/substitutes.py`) is listed under
 the markdown table, and each of our CSV rows names those of its features in `substitutes`. A store
-written before these records existed reads "unknown (store predates substitution records)".
+that records no `substitute` (not written by `python -m extract`) reads NO_RECORD.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from data.paper import load_table, split_features
 from extract.store import read_attrs
 from model.metrics import binary_metrics
 from model.report import KEYS, class_note, read_runs, run_key, summarise
-from model.runfiles import read_metrics, read_predictions
+from model.runfiles import read_metrics, read_predictions, write_csv_md
+from model.spec import FeatureSpec
 
 # paper column -> our metrics.json key (model/metrics.py; fine classes via `fine_key`)
 METRICS: dict[str, dict[str, str]] = {
@@ -59,7 +60,7 @@ HEADERS = {"f1_micro": "F1-Micro", "f1_macro": "F1-Macro", "f1_samples": "F1-Sam
 LEAD = ["source", "Method", "Modalities", "Features", "Pool"]
 OOF = ("oof_accuracy", "oof_auc")  # pooled out-of-fold figures of cross-validated runs
 OOF_HEADERS = {"oof_accuracy": "OOF Accuracy", "oof_auc": "OOF AUC"}
-PREDATES = "unknown (store predates substitution records)"
+NO_RECORD = "unknown (the store records no substitution)"  # a store not written by `python -m extract`
 
 
 def _nan(value) -> bool:
@@ -96,22 +97,15 @@ def our_rows(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, str] 
     return out
 
 
-def _store_path(value: str) -> Path:
-    """`path[:column]` from metrics.json `feature_stores` -> the store's path."""
-    path = Path(value)
-    if path.exists() or ":" not in value:
-        return path
-    return Path(value.rsplit(":", 1)[0])
-
-
-def store_substitute(value: str) -> str:
-    """What a store records as differing from the paper ("" for the paper's model); reads attrs only."""
-    path = _store_path(value)
+def store_substitute(name: str, value: str) -> str:
+    """What feature `name`'s store (metrics.json `feature_stores`: `STORE.h5[:COLUMN]`) records as
+    differing from the paper ("" for the paper's model); reads attrs only."""
+    path = FeatureSpec.parse(f"{name}={value}").path
     if not path.exists():
         return f"unknown (store {path} not found)"
     attrs = read_attrs(path)
     if "substitute" not in attrs:
-        return PREDATES
+        return NO_RECORD
     substitute = str(attrs["substitute"])
     model = str(attrs.get("model", ""))
     return f"{substitute} (ran {model})" if substitute and model else substitute
@@ -119,12 +113,9 @@ def store_substitute(value: str) -> str:
 
 def run_substitutes(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
     """Feature label -> substitution for each feature of a run that does not run the paper's model."""
-    stores = metrics.get("feature_stores")
-    if not stores:
-        return {labels.get(n, n): "unknown (run predates store records)" for n in metrics["features"]}
     out = {}
-    for name, value in stores.items():
-        substitute = store_substitute(str(value))
+    for name, value in metrics["feature_stores"].items():
+        substitute = store_substitute(name, str(value))
         if substitute:
             out[labels.get(name, name)] = substitute
     return out
@@ -340,11 +331,7 @@ def write_paper_table(run_dirs: Sequence[str | Path], paper: str, out: str | Pat
                       labels: dict[str, str] | None = None) -> tuple[Path, Path]:
     """TABLE.csv and TABLE.md next to it."""
     table = build_table(run_dirs, paper, labels)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, float_format="%.6f")
-    md = out.with_suffix(".md")
-    md.write_text(to_markdown(table, paper))
+    out, md = write_csv_md(out, table, to_markdown(table, paper))
     ours = table[table["source"] == "dmms"]
     unmatched = ours[ours["paper_row"].isna()]
     if len(unmatched):

@@ -12,7 +12,6 @@ elements (N, M) set elements per modality, and the run's features and pool as at
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -23,10 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.manifest import read_manifest
 from core.atomic import atomic_write
-from model.data import FeatureSpec, load_features
-from model.trained import TrainedRun, check_ids, check_stores, load_trained
+from core.manifest import read_manifest
+from model.build import TrainedRun, infer, load_trained
+from model.data import load_features
+from model.spec import FeatureSpec
+from model.trained import check_ids, check_stores
 
 STR = h5py.string_dtype("utf-8")
 
@@ -50,15 +51,6 @@ def load_for_run(run: TrainedRun, specs: Sequence[FeatureSpec], ids: Sequence[st
             raise ValueError(f"feature {info.name}: the store gives a {table.info.kind} feature of dim "
                              f"{table.info.input_dim}, the run was trained on {info.kind} dim {info.input_dim}")
     return tables
-
-
-def run_model(run: TrainedRun, tables, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities (N, C) and importance (N, M) for every sample of `tables`."""
-    from model.train import predict
-
-    n = len(tables[0].counts)
-    positions = torch.arange(n, device=tables[0].offsets.device)
-    return predict(run.model, tables, positions, batch_size, contextlib.nullcontext)
 
 
 def predicted_labels(probs: np.ndarray, classes: Sequence[str], threshold: float) -> list[str]:
@@ -118,6 +110,6 @@ def predict_new(run_dir: str | Path, manifest: str | Path, specs: Sequence[Featu
             first = next(iter(bad.items()))
             print(f"note: feature {name}: extraction failed for {len(bad)} of {len(ids)} samples, scored "
                   f"without it (column `failed`), e.g. {first[0]!r}: {first[1]}", file=sys.stderr)
-    probs, importance = run_model(run, tables, batch_size)
+    probs, importance = infer(run.model, tables, batch_size=batch_size)
     elements = np.stack([t.counts.cpu().numpy() for t in tables], axis=1)  # (N, M)
     return write_predictions(out, run, ids, probs, importance, elements, failed)

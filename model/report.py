@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from model.options import COLLAPSE
-from model.runfiles import PREDICTIONS, read_importance, read_metrics, read_predictions
+from model.runfiles import PREDICTIONS, read_importance, read_metrics, read_predictions, write_csv_md
 
 KEYS = ["Method", "Modalities", "Features", "Pool"]
 
@@ -154,13 +154,8 @@ def write_table(run_dirs: Sequence[str | Path], out: str | Path,
     """TABLE.csv and TABLE.md next to it (with `class_note` under the table)."""
     runs, metric_cols = read_runs(run_dirs, labels)
     table = summarise(runs, metric_cols)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, float_format="%.6f")
-    md = out.with_suffix(".md")
     note = class_note(run_dirs)
-    md.write_text(to_markdown(table, metric_cols) + ("\n" + "\n".join(note) + "\n" if note else ""))
-    return out, md
+    return write_csv_md(out, table, to_markdown(table, metric_cols) + ("\n" + "\n".join(note) + "\n" if note else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +189,7 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
 
 def removal_shares(group: dict, removal: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean (M,) and std over runs of the group's mean removal-effect share, or None when a run
-    is missing from `removal` (run folder -> model.robustness.Removal)."""
+    is missing from `removal` (run folder -> model.removal.Removal)."""
     import os
 
     per_run = []
@@ -222,7 +217,7 @@ def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
               for g in groups]
     second = None
     if removal:
-        from model.robustness import read_removal
+        from model.removal import read_removal
 
         effects = read_removal(removal)
         second = [removal_shares(g, effects) for g in groups]

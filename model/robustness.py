@@ -1,6 +1,6 @@
 """Missing-modality robustness: trained runs scored on their test split with modalities removed.
 
-Every run with several features is rebuilt from its `model.pt` (`model.trained.load_trained`,
+Every run with several features is rebuilt from its `model.pt` (`model.build.load_trained`,
 no retraining) and scores its own test samples (the ids of its predictions.h5) under each
 condition: `intact`, `without X` (feature X made empty for every sample: zero set elements) for
 each feature, and `only X` (every other feature made empty). A set model then pools the elements
@@ -35,10 +35,7 @@ over runs), also a table in OUT.md.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -47,10 +44,12 @@ import pandas as pd
 import torch
 
 from core.manifest import read_manifest
-from model.data import FeatureSpec, FeatureTable
+from model.data import FeatureTable
 from model.metrics import evaluate
+from model.removal import Removal, removal_path, write_removal
 from model.report import feature_labels, run_key
-from model.runfiles import read_importance, read_metrics, read_predictions
+from model.runfiles import read_importance, read_metrics, read_predictions, write_csv, write_csv_md
+from model.spec import FeatureSpec
 
 INTACT = "intact"
 METRICS = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}  # first = main
@@ -90,29 +89,6 @@ def _test_rows(run_dir: Path, metrics: dict, test_ids: list[str]) -> tuple[list[
     return ids, np.array([where[sid] for sid in test_ids], dtype=np.int64)
 
 
-@dataclass
-class Removal:
-    """Per test sample (N) and modality (M) of one run: what removing the modality changes."""
-
-    run: str
-    ids: list[str]
-    modalities: list[str]  # feature names, run order
-    prob: np.ndarray  # (N, M) mean |p(without m) - p(intact)| over classes
-    loss: np.ndarray  # (N, M) loss(without m) - loss(intact), BCE averaged over classes
-
-    @property
-    def share(self) -> np.ndarray:
-        """(N, M) `prob` as a share of the sample's total over modalities (0 where all are 0)."""
-        total = self.prob.sum(1, keepdims=True)
-        return np.divide(self.prob, total, out=np.zeros_like(self.prob), where=total > 0)
-
-    def mean_share(self) -> np.ndarray:
-        """(M,) mean `share` over the samples whose probabilities change at all (as the
-        importance is averaged over samples with a non-empty set)."""
-        moved = self.prob.sum(1) > 0
-        return self.share[moved].mean(0) if moved.any() else np.zeros(self.prob.shape[1], np.float32)
-
-
 def sample_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """(N,) binary cross-entropy of `probs` (N, C) against 0/1 `targets`, averaged over classes."""
     p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
@@ -133,9 +109,8 @@ def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
               device: str | torch.device = "cpu", removal: list[Removal] | None = None) -> list[dict]:
     """One row per condition for one run: KEYS, condition, seed, fold and the main metrics.
     With `removal`, the run's per-sample removal effects are appended to it."""
+    from model.build import infer, load_trained
     from model.predict import load_for_run
-    from model.train import predict
-    from model.trained import load_trained
 
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
@@ -157,7 +132,7 @@ def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
     rows, outputs = [], {}
     for name, kept in conditions(feature_labels(metrics, labels or {})):
         inputs = [t if keep else emptied(t) for t, keep in zip(tables, kept)]
-        probs, _ = predict(run.model, inputs, positions, run.options.eval_batch_size, autocast)
+        probs, _ = infer(run.model, inputs, positions, run.options.eval_batch_size, autocast)
         outputs[name] = probs
         scores = evaluate(task, targets.astype(np.float32), probs, run.options.threshold)
         rows.append({**base, "condition": name, "task": task, **{m: scores[m] for m in METRICS[task]}})
@@ -254,43 +229,6 @@ def delta_matrix(table: pd.DataFrame, main: str) -> tuple[np.ndarray, list[str],
     return matrix, row_labels, columns
 
 
-def removal_path(out: str | Path) -> Path:
-    """OUT_removal.h5 beside the robustness table OUT.csv."""
-    out = Path(out)
-    return out.with_name(out.stem + "_removal.h5")
-
-
-def write_removal(path: Path, removal: Sequence[Removal]) -> Path:
-    """One group per run (`runs/K`): ids, modalities, prob (N, M), loss (N, M); attr `run`."""
-    import h5py
-
-    from core.atomic import atomic_write
-
-    strings = h5py.string_dtype("utf-8")
-    with atomic_write(path) as tmp, h5py.File(tmp, "w") as h5:
-        for k, item in enumerate(removal):
-            group = h5.create_group(f"runs/{k}")
-            group.attrs["run"] = os.path.normpath(item.run)
-            group.attrs["modalities"] = json.dumps(item.modalities)
-            group.create_dataset("ids", data=np.array(item.ids, dtype=object), dtype=strings)
-            group.create_dataset("prob", data=item.prob)
-            group.create_dataset("loss", data=item.loss)
-    return path
-
-
-def read_removal(path: str | Path) -> dict[str, Removal]:
-    """Run folder (normalised path) -> its Removal, from OUT_removal.h5."""
-    import h5py
-
-    out = {}
-    with h5py.File(path, "r") as h5:
-        for group in h5.get("runs", {}).values():
-            run = str(group.attrs["run"])
-            ids = list(group["ids"].asstr()[()]) if len(group["ids"]) else []
-            out[run] = Removal(run, ids, json.loads(group.attrs["modalities"]), group["prob"][()], group["loss"][()])
-    return out
-
-
 def views(removal: Sequence[Removal], labels: dict[str, str] | None = None) -> pd.DataFrame:
     """Per (combination, pool, modality): mean importance (the run's importance.h5, over test
     samples with a non-empty set) beside the mean removal effect (`prob`, `share`, `loss`, over
@@ -340,17 +278,15 @@ def write_robustness(run_dirs: Sequence[str | Path], out: str | Path, labels: di
     removal: list[Removal] = []
     table, metric_cols = summarise(score_runs(run_dirs, labels, device, removal))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, float_format="%.6f")
     write_removal(removal_path(out), removal)
     both = views(removal, labels)
-    both.to_csv(out.with_name(out.stem + "_views.csv"), index=False, float_format="%.6f")
-    md = out.with_suffix(".md")
-    md.write_text(to_markdown(table, metric_cols) + "\n## Two views of importance\n\n"
-                  "Mean importance share (the run's own: for max pooling the paper's argmax share) beside "
-                  "the removal effect: mean absolute change of the predicted probabilities when the "
-                  "modality is removed (Δp, and as a share of the sample's total over modalities), and "
-                  "the mean change of the sample's loss (positive: removal hurts).\n\n" + views_markdown(both))
+    write_csv(out.with_name(out.stem + "_views.csv"), both)
+    out, md = write_csv_md(out, table, to_markdown(table, metric_cols) + "\n## Two views of importance\n\n"
+                           "Mean importance share (the run's own: for max pooling the paper's argmax share) "
+                           "beside the removal effect: mean absolute change of the predicted probabilities "
+                           "when the modality is removed (Δp, and as a share of the sample's total over "
+                           "modalities), and the mean change of the sample's loss (positive: removal hurts)."
+                           "\n\n" + views_markdown(both))
     main = metric_cols[0]
     matrix, row_labels, columns = delta_matrix(table, main)
     png = plots.robustness_png(

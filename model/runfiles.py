@@ -1,6 +1,7 @@
 """Files of a run folder: metrics.json, history.csv, predictions.h5, importance.h5, model.pt.
 
-Writers are used by training, readers by the report.
+Writers are used by training, readers by the report and by model/build.py (`model.pt`). Every
+file is written whole through `atomic_write`; `write_table` is the tables' CSV + MD ending.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 from core.atomic import atomic_write
 
 STR = h5py.string_dtype("utf-8")
+MODEL_KEYS = ("state_dict", "config", "pool", "features", "classes", "task", "seed", "stores")
 METRICS, HISTORY, PREDICTIONS, IMPORTANCE, MODEL = (
     "metrics.json", "history.csv", "predictions.h5", "importance.h5", "model.pt")
 
@@ -108,3 +110,46 @@ def read_predictions(run_dir: str | Path) -> tuple[list[str], np.ndarray, np.nda
         ids = list(h5["ids"].asstr()[()]) if len(h5["ids"]) else []
         classes = list(h5["classes"].asstr()[()]) if len(h5["classes"]) else []
         return ids, h5["probabilities"][()], h5["targets"][()], classes, str(h5.attrs.get("task", ""))
+
+
+def write_model(run_dir: Path, checkpoint: dict[str, Any]) -> Path:
+    """`model.pt`: a dict with MODEL_KEYS (docs/DESIGN.md, "Run folder")."""
+    import torch  # here, not at the top: the report's readers need no torch
+
+    missing = [k for k in MODEL_KEYS if k not in checkpoint]
+    if missing:
+        raise ValueError(f"model.pt needs {', '.join(missing)}")
+    path = Path(run_dir) / MODEL
+    with atomic_write(path) as tmp:
+        torch.save(checkpoint, tmp)
+    return path
+
+
+def read_model(run_dir: str | Path) -> dict[str, Any]:
+    """The checkpoint of `model.pt` (tensors on the CPU), refused when it lacks one of MODEL_KEYS."""
+    import torch
+
+    path = Path(run_dir) / MODEL
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; train the run first (python -m model train)")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [k for k in MODEL_KEYS if k not in checkpoint]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: it was not written by this dmms; retrain the run")
+    return checkpoint
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
+    """A table's CSV (floats to 6 decimals), written atomically."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
+    return path
+
+
+def write_csv_md(out: str | Path, frame: pd.DataFrame, markdown: str) -> tuple[Path, Path]:
+    """TABLE.csv (`write_csv`) and TABLE.md beside it, each written atomically."""
+    md = Path(out).with_suffix(".md")
+    with atomic_write(md) as tmp:
+        tmp.write_text(markdown)
+    return write_csv(out, frame), md

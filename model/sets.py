@@ -14,12 +14,11 @@ import torch
 from torch import Tensor, nn
 
 from model.options import ENCODERS
+from model.pools import REDUCTIONS, SET_POOLS
 
 if TYPE_CHECKING:  # pragma: no cover
     from model.data import Batch, FeatureInfo
 
-POOLS = ("max", "min", "sum", "mean")  # set_pool reductions (the paper's, plus mean)
-SET_POOLS = POOLS + ("attention",)  # what SetModel accepts; attention is our learned addition
 PRIOR = 0.01  # pi of the last-layer bias initialisation -log((1 - pi) / pi)
 CNN_WIDTHS = (3, 4, 5)  # CNN-text kernel widths (Kim 2014), ascending
 CNN_CHANNELS = 100  # CNN-text feature maps per width (Kim 2014)
@@ -52,7 +51,7 @@ def set_pool(x: Tensor, segment: Tensor, num_sets: int, how: str) -> tuple[Tenso
             pooled = pooled / counts.unsqueeze(1).to(x.dtype)
         return pooled, None
     if how not in ("max", "min"):
-        raise ValueError(f"unknown pooling {how!r}; set_pool supports {', '.join(POOLS)}")
+        raise ValueError(f"unknown pooling {how!r}; set_pool supports {', '.join(REDUCTIONS)}")
 
     index = segment.unsqueeze(1).expand(num_rows, dim)  # (E, D)
     with torch.no_grad():

@@ -4,9 +4,8 @@ AdamW; lr warmed up linearly from 0 over `warmup_epochs` (per step), then cosine
 sigmoid cross-entropy for binary and multi-label; model selection on dev by `select_metric`;
 test metrics, predictions and importance at the best dev epoch.
 
-Steps, each usable alone (`predict` of new samples and robustness evaluation reuse them):
-`load_run_data` -> `build_model` -> `fit` (epochs, dev selection) -> `evaluate_split` ->
-`write_run`. The epoch loop never waits for the device: batches are planned on the host
+Steps, each usable alone: `load_run_data` -> `build_model` (model/build.py) -> `fit` (epochs,
+dev selection) -> `evaluate_split` (`infer`, model/build.py) -> `write_run` (model/runfiles.py). The epoch loop never waits for the device: batches are planned on the host
 (`model.data.Batches`) and the loss is read once per epoch.
 """
 
@@ -26,29 +25,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from core.atomic import atomic_write
 from core.manifest import read_manifest
 from model import runfiles
-from model.baseline import ConcatModel
-from model.data import Batches, FeatureInfo, FeatureSpec, FeatureTable, load_features, table_bytes
+from model.build import build_model, infer
+from model.data import Batches, FeatureTable, load_features, table_bytes
 from model.manifest import class_names, select_splits, target_matrix
 from model.metrics import DEFAULT_SELECT, evaluate, metric_names
 from model.options import FEATURE_DEVICES, TrainOptions
-from model.sets import SET_POOLS, FusionModel, SetModel
+from model.pools import BASELINE, check_pool
+from model.sets import FusionModel
+from model.spec import FeatureSpec
 from model.trained import store_attrs
-
-POOL_CHOICES = SET_POOLS + ("concat",)
-
-
-def build_model(pool: str, features: Sequence[FeatureInfo], num_classes: int,
-                options: TrainOptions) -> FusionModel:
-    kwargs = dict(dim=options.dim, hidden=options.hidden_sizes(), dropout=options.dropout,
-                  encoders=options.encoders)
-    if pool == "concat":
-        return ConcatModel(features, num_classes, **kwargs)
-    if pool not in SET_POOLS:
-        raise ValueError(f"--pool {pool}: choose one of {', '.join(POOL_CHOICES)}")
-    return SetModel(features, num_classes, pool=pool, **kwargs)
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
@@ -135,8 +122,8 @@ def features_on_host(choice: str, dev: torch.device, nbytes: int, share: int | N
 
 
 @contextlib.contextmanager
-def deterministic(seed: int, cpu: bool):
-    """Seed everything. CPU kernels used here (index_add, scatter_reduce, matmul) are
+def deterministic(seed: int):
+    """Seed everything (CPU and CUDA generators: `torch.manual_seed` seeds both). CPU kernels used here (index_add, scatter_reduce, matmul) are
     deterministic for a fixed thread count; `torch.use_deterministic_algorithms` is not switched
     on because merely calling it imports torch's compiler stack (~2.5 s per training job)."""
     torch.manual_seed(seed)
@@ -160,31 +147,6 @@ def _autocast(model: nn.Module, amp: bool) -> Callable[[], contextlib.AbstractCo
     return contextlib.nullcontext
 
 
-@torch.no_grad()
-def predict(model: FusionModel, tables: Sequence[FeatureTable], positions: Tensor | np.ndarray, batch_size: int,
-            autocast: Callable[[], contextlib.AbstractContextManager]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities (n, C) and importance (n, M) (None for a model that gives none) for `positions`.
-
-    Results stay on the device until the end: one transfer (and one sync) per call."""
-    model.eval()
-    device = next(model.parameters()).device
-    host = any(t.values.device != device for t in tables)
-    positions = positions.cpu().numpy() if isinstance(positions, Tensor) else np.asarray(positions)
-    probs, importance = [], []
-    for _, batch in Batches(tables, positions.astype(np.int64), batch_size, device, host):
-        with autocast():
-            logits, imp = model(batch, with_importance=True)
-        probs.append(torch.sigmoid(logits.float()))
-        if imp is not None:
-            importance.append(imp.float())
-    num_classes = model.head[-1].out_features
-    prob = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, num_classes), np.float32)
-    imp = torch.cat(importance).cpu().numpy() if importance else None
-    if imp is None and not isinstance(model, ConcatModel):
-        imp = np.zeros((0, model.num_modalities), np.float32)
-    return prob, imp
-
-
 def _log(stream: TextIO | None, text: str) -> None:
     if stream is not None:
         print(text, file=stream, flush=True)
@@ -195,14 +157,13 @@ def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: i
           log: TextIO | None = sys.stderr) -> dict:
     """Run one training; writes the run folder `out` and returns the metrics written."""
     options = (options or TrainOptions()).validate()
-    if pool not in POOL_CHOICES:
-        raise ValueError(f"--pool {pool}: choose one of {', '.join(POOL_CHOICES)}")
+    check_pool(pool)
     if not specs:
         raise ValueError("give at least one --feature NAME=STORE.h5")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("--device cuda, but torch sees no GPU; use --device cpu")
     dev = torch.device(device)
-    with deterministic(seed, cpu=dev.type == "cpu"):
+    with deterministic(seed):
         data = load_run_data(manifest, specs, options, seed, dev)
         _log(log, describe(data))
         model = build_model(pool, [t.info for t in data.tables], len(data.classes), options).to(dev)
@@ -300,8 +261,8 @@ class Evaluation:
 def evaluate_split(model: FusionModel, data: RunData, positions: np.ndarray,
                    options: TrainOptions) -> Evaluation:
     """Score the samples `positions` (manifest rows) and compute the task's metrics."""
-    probs, importance = predict(model, data.tables, positions, options.eval_batch_size,
-                                _autocast(model, options.amp))
+    probs, importance = infer(model, data.tables, positions, options.eval_batch_size,
+                              _autocast(model, options.amp))
     fine = None if data.fine is None else data.fine[positions]
     metrics = evaluate(data.task, data.targets[positions], probs, options.threshold, fine)
     return Evaluation(positions, probs, importance, metrics)
@@ -375,15 +336,14 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
     else:
         (out / runfiles.IMPORTANCE).unlink(missing_ok=True)
     runfiles.write_history(out, fitted.history)
-    with atomic_write(out / runfiles.MODEL) as tmp:
-        torch.save({"state_dict": fitted.state, "config": options.to_dict(), "pool": pool,
-                    "features": [dataclasses.asdict(i) for i in infos], "classes": data.classes,
-                    "task": data.task, "seed": seed, "stores": data.stores}, tmp)
+    runfiles.write_model(out, {"state_dict": fitted.state, "config": options.to_dict(), "pool": pool,
+                               "features": [dataclasses.asdict(i) for i in infos], "classes": data.classes,
+                               "task": data.task, "seed": seed, "stores": data.stores})
     dev = next(model.parameters()).device
     metrics = dict(test.metrics)
     metrics.update({
         "metric_names": list(test.metrics), "task": data.task,
-        "method": "concat" if pool == "concat" else "set", "pool": pool, "seed": seed, "features": names,
+        "method": "concat" if pool == BASELINE else "set", "pool": pool, "seed": seed, "features": names,
         "feature_stores": {name: s["path"] + (f":{s['column']}" if s["column"] else "")
                            for name, s in data.stores.items()},
         "stores": data.stores,

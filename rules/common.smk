@@ -30,7 +30,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS) or "NONE",
     feature=r"[A-Za-z0-9_]+",
     combination=r"[A-Za-z0-9_]+",
-    pool="max|min|sum|mean|attention|concat",
+    pool=__import__("model.pools", fromlist=["wildcard"]).wildcard(),  # model/pools.py: the one list of pools
     run=r"seed\d+(-fold\d+)?",
     shard=r"\d+-of-\d+",
 

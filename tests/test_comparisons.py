@@ -3,7 +3,6 @@ resamples, the pairing of rows, pooled cross-validation folds, and the CLI on tr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +13,8 @@ from PIL import Image
 
 from extract.store import StoreBuilder, base_attrs, write_store
 from model.__main__ import main
-from model.data import FeatureSpec
 from model.options import parse_options
+from model.spec import FeatureSpec
 from model.train import train
 from tests.builders import make_toy
 
@@ -180,7 +178,8 @@ def test_file_names_are_unique_per_id() -> None:
 
 
 def test_gallery_shows_both_views_of_importance(setup, tmp_path) -> None:
-    from model.robustness import read_removal, removal_path, write_robustness
+    from model.removal import read_removal, removal_path
+    from model.robustness import write_robustness
 
     root, manifest, runs = setup
     write_robustness([runs[1]], tmp_path / "rob.csv")  # the multi-feature run

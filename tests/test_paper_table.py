@@ -13,7 +13,7 @@ import torch
 from model.__main__ import main
 from extract.store import RaggedStore, write_store
 from model.metrics import roc_auc
-from model.paper_table import PREDATES, build_table, to_markdown
+from model.paper_table import NO_RECORD, build_table, to_markdown
 from model.runfiles import read_predictions, write_metrics, write_predictions
 from tests.builders import make_toy
 
@@ -159,7 +159,7 @@ def test_substitutions_listed_under_the_table(tmp_path) -> None:
     paper_store = store(tmp_path / "image.h5", {"model": "resnext101_32x16d_wsl", "substitute": ""})
     stand_in = store(tmp_path / "text.h5", {"model": "sentence-transformers/all-MiniLM-L6-v2",
                                             "substitute": "text backend minilm instead of the paper's RoBERTa"})
-    old = store(tmp_path / "boxes.h5", {})  # written before stores recorded substitutions
+    old = store(tmp_path / "boxes.h5", {})  # records no substitution (not written by python -m extract)
     runs = [fake_run(tmp_path, ["image", "text"], "max", 0, f1(0.6),
                      stores={"image": paper_store, "text": f"{stand_in}:features"}),
             fake_run(tmp_path, ["image", "boxes"], "max", 0, f1(0.5),
@@ -171,12 +171,12 @@ def test_substitutions_listed_under_the_table(tmp_path) -> None:
     assert table.loc[("dmms", "WSL(i), RoBERTa(t)"), "substitutes"] == (
         "RoBERTa(t): text backend minilm instead of the paper's RoBERTa "
         "(ran sentence-transformers/all-MiniLM-L6-v2)")
-    assert table.loc[("dmms", "WSL(i), WSL(bbox)"), "substitutes"] == f"WSL(bbox): {PREDATES}"
+    assert table.loc[("dmms", "WSL(i), WSL(bbox)"), "substitutes"] == f"WSL(bbox): {NO_RECORD}"
     assert table.loc[("dmms", "WSL(i)"), "substitutes"] == ""  # the paper's model
     md = out.with_suffix(".md").read_text()
     note = md[md.index("Substitutions"):]
     assert "- RoBERTa(t): text backend minilm instead of the paper's RoBERTa" in note
-    assert f"- WSL(bbox): {PREDATES}" in note and "WSL(i):" not in note
+    assert f"- WSL(bbox): {NO_RECORD}" in note and "WSL(i):" not in note
     clean = build_table(runs[2:], "imdb", LABELS)
     assert clean.attrs["substitutes"] == {}
     assert "Substitutions: none" in to_markdown(clean, "imdb")

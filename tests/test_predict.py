@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,8 +13,8 @@ import torch
 from extract.store import read_store, write_store
 from model import runfiles
 from model.__main__ import main
-from model.data import FeatureSpec
 from model.options import parse_options
+from model.spec import FeatureSpec
 from model.train import train
 from tests.builders import make_toy
 

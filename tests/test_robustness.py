@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from model.__main__ import main
-from model.robustness import (conditions, emptied, read_removal, removal_effects, removal_path, score_runs,
-                              summarise, write_robustness)
+from model.removal import read_removal, removal_path
+from model.robustness import conditions, emptied, removal_effects, score_runs, summarise, write_robustness
 from model.runfiles import read_importance, read_metrics
 from tests.builders import make_toy
 

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from model.baseline import ConcatModel, block_importance
-from model.data import Batch, FeatureInfo, FeatureTable, Part, align_rows, cap_rows
+from model.build import build_model
+from model.data import FeatureInfo, FeatureTable, align_rows, cap_rows
 from model.options import parse_options
-from model.sets import (CNN_WIDTHS, POOLS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
+from model.pools import REDUCTIONS
+from model.sets import (CNN_WIDTHS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
                         segment_softmax, set_pool, winner_importance)
-from model.train import build_model
 from tests.builders import pack
 
 torch.set_num_threads(1)
@@ -39,7 +40,7 @@ def naive(x: torch.Tensor, segment: torch.Tensor, num_sets: int, how: str) -> to
 COUNTS = [3, 0, 1, 7, 0, 2, 12]
 
 
-@pytest.mark.parametrize("how", POOLS)
+@pytest.mark.parametrize("how", REDUCTIONS)
 def test_set_pool_matches_naive_loop(how: str) -> None:
     for seed in range(3):
         x, segment = ragged(COUNTS, seed=seed)
@@ -49,7 +50,7 @@ def test_set_pool_matches_naive_loop(how: str) -> None:
         assert (winner is None) == (how in ("sum", "mean"))
 
 
-@pytest.mark.parametrize("how", POOLS)
+@pytest.mark.parametrize("how", REDUCTIONS)
 def test_set_pool_permutation_invariant(how: str) -> None:
     x, segment = ragged(COUNTS, seed=4)
     pooled, _ = set_pool(x, segment, len(COUNTS), how)
@@ -58,7 +59,7 @@ def test_set_pool_permutation_invariant(how: str) -> None:
     torch.testing.assert_close(pooled, shuffled)
 
 
-@pytest.mark.parametrize("how", POOLS)
+@pytest.mark.parametrize("how", REDUCTIONS)
 def test_cardinality_zero_one_many(how: str) -> None:
     x = torch.tensor([[1.0, -2.0], [3.0, 0.5], [-1.0, 4.0], [2.0, 2.0]])
     segment = torch.tensor([1, 2, 2, 2])  # set 0 empty, set 1 one element, set 2 three
@@ -345,7 +346,7 @@ def order_cue_data(root, n: int = 240, seed: int = 0):
     import pandas as pd
 
     from extract.store import StoreBuilder, base_attrs, write_store
-    from model.data import FeatureSpec
+    from model.spec import FeatureSpec
 
     rng = np.random.default_rng(seed)
     builder, labels = StoreBuilder(), []

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from model.__main__ import main
-from model.data import FeatureSpec, load_features
+from model.data import load_features
 from model.manifest import class_names, select_splits, target_matrix
 from model.options import TrainOptions, parse_options
+from model.spec import FeatureSpec
 from model.train import train, warmup_cosine
 from tests.builders import make_toy
 
@@ -229,7 +230,8 @@ def test_run_records_training_stores(toy, tmp_path) -> None:
 
 def test_steps_reused_outside_train(toy) -> None:
     """load_run_data -> build_model -> fit -> evaluate_split without writing a run folder."""
-    from model.train import build_model, evaluate_split, fit, load_run_data
+    from model.build import build_model
+    from model.train import evaluate_split, fit, load_run_data
 
     manifest, specs = toy
     options = parse_options(FAST + ["epochs=3"])
@@ -294,7 +296,7 @@ def test_feature_device_auto_budgets_by_the_jobs_share(monkeypatch) -> None:
 def test_collapse_mean_feeds_each_samples_mean_row(toy, tmp_path) -> None:
     from model.data import collapse_rows
     from model.predict import load_for_run
-    from model.trained import load_trained
+    from model.build import load_trained
 
     values = np.arange(12, dtype=np.float16).reshape(6, 2)
     means, offsets = collapse_rows(values, np.array([0, 2, 2, 6]))
