@@ -267,11 +267,11 @@ def test_store_attributes_are_read_through_the_store_reader(tmp_path):
              "model": "mobilenet_v2", "row_columns": '["features"]'}
     path = write_store(tmp_path / "s.h5", RaggedStore(["a"], np.array([0, 1]),
                                                       {"features": np.ones((1, 4), np.float16)}, attrs=attrs))
-    assert store_substitute(f"{path}:features") == "MobileNetV2 (ran mobilenet_v2)"
+    assert store_substitute("image", f"{path}:features") == "MobileNetV2 (ran mobilenet_v2)"
     assert store_attrs(path) == {"extractor": "image", "backend": "mobilenet_v2", "dim": 4, "model": "mobilenet_v2"}
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as h5:
         h5.attrs.update({"extractor": "image", "substitute": "x"})
-    for read in (store_substitute, store_attrs):
+    for read in (lambda p: store_substitute("image", p), store_attrs):
         with pytest.raises(ValueError, match="not a dmms-ragged store"):
             read(str(other))
