@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 from skimage import data as photos
 
-from tests.snakemake_run import ROOT, job_counts, snakemake
+from tests.workflow.snakemake_run import ROOT, job_counts, snakemake
 
 
 def fake_mmimdb(root: Path, n: int = 12) -> Path:

@@ -11,8 +11,8 @@ import pytest
 
 from data.manifest import read_manifest
 from extract.store import read_store
-from tests.snakemake_run import ROOT
-from tests.snakemake_run import snakemake as run_snakemake
+from tests.workflow.snakemake_run import ROOT
+from tests.workflow.snakemake_run import snakemake as run_snakemake
 
 CONFIG = ROOT / "tests/config/test.yaml"
 
@@ -100,7 +100,7 @@ def test_training_option_change_reruns_training_only(pipeline, tmp_path):
     config["datasets"]["demo"]["experiments"]["train"]["epochs"] = 5
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
-    from tests.snakemake_run import job_counts
+    from tests.workflow.snakemake_run import job_counts
 
     plan = run_snakemake(workdir, "-n", "--cores", "2", configfile=changed, replace=True)
     assert plan.returncode == 0, plan.stderr[-3000:]

@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from tests.snakemake_run import ROOT, snakemake
+from tests.workflow.snakemake_run import ROOT, snakemake
 
 SLURM = ROOT / "profiles/slurm/config.yaml"
 

@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from data.manifest import read_manifest
-from tests.snakemake_run import snakemake
+from tests.workflow.snakemake_run import snakemake
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "coins", "camera")
 TEXT = {"astronaut": "a woman in a space suit", "chelsea": "a cat on a sofa",
