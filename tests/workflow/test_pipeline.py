@@ -22,10 +22,9 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run")
-    done = snakemake(workdir)
-    assert done.returncode == 0, done.stderr[-4000:]
+def pipeline(shared_run):
+    """The demo of tests/config/test.yaml, built in the shared run (conftest.py)."""
+    workdir, done, _ = shared_run
     return workdir, done
 
 
