@@ -35,7 +35,7 @@ $(FAIRSEQ_VENV)/.installed: requirements-fairseq.txt
 	touch $@
 
 test-fairseq: $(FAIRSEQ_VENV)/.installed
-	DMMS_REQUIRE_FAIRSEQ=1 $(FAIRSEQ_VENV)/bin/python -m pytest -q tests/test_fairseq.py
+	DMMS_REQUIRE_FAIRSEQ=1 $(FAIRSEQ_VENV)/bin/python -m pytest -q tests/extract/test_fairseq.py
 
 # The SLURM profile on a real single-node Slurm: as root on Debian it installs Slurm, starts its
 # daemons by hand, runs a small demo target through --profile profiles/slurm and checks sacct,

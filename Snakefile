@@ -18,6 +18,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/resources.smk"
 include: "rules/data.smk"
 include: "rules/extract.smk"
 include: "rules/train.smk"

@@ -1,4 +1,5 @@
-# Shared helpers: config validation, wildcard constraints, named input/param functions.
+# Shared helpers: config validation, path patterns, wildcard constraints, named input/param
+# functions. Job resources (GPU slots, shards, memory, runtime): rules/resources.smk.
 import json
 import math
 import os
@@ -8,17 +9,31 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-validate(config, "../config/schema.yaml")
-
 import gpuslots
+from gpuslots.shards import chain_costs, shard_counts
+from model.pools import wildcard as pool_wildcard
+
+# The schema fills every default: helpers read config keys without fallbacks.
+validate(config, "../config/schema.yaml")
 
 # `device: auto`: cuda when a GPU is visible (counted without torch, as gpuslots does), else cpu.
 # Resolved once here; rules read config["device"] as cpu or cuda.
 config["device"] = gpuslots.resolve_device(config["device"])
 
 DATASETS = config["datasets"]
-# One run folder pattern: rule train's outputs are its files; run_file() formats it.
+# Path patterns, each written once: rules name them as outputs, helpers format them.
+MANIFEST = "results/{dataset}/manifest.csv"
+STORE = "results/{dataset}/features/{feature}.h5"
+SHARD = "results/{dataset}/features/shards/{feature}/{shard}.h5"
+WEIGHTS_READY = "resources/weights/ready/{dataset}/{feature}.json"
 RUN_DIR = "results/{dataset}/runs/{combination}/{pool}/{run}"
+TABLE = "results/{dataset}_table"  # .csv and .md
+COMPARISONS = "results/{dataset}_comparisons"  # .csv and .md
+ROBUSTNESS = "results/{dataset}_robustness"  # .csv, .md, .png, _removal.h5, _views.csv
+IMPORTANCE_FIGURE = "results/{dataset}/figures/importance_{combination}.png"
+MATRICES = "results/{dataset}/figures/matrices"
+GALLERY = "results/{dataset}/gallery"
+PREDICTIONS = "results/{dataset}/predictions"  # .csv and .h5
 
 
 def run_file(name, **fields):
@@ -30,7 +45,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS) or "NONE",
     feature=r"[A-Za-z0-9_]+",
     combination=r"[A-Za-z0-9_]+",
-    pool=__import__("model.pools", fromlist=["wildcard"]).wildcard(),  # model/pools.py: the one list of pools
+    pool=pool_wildcard(),  # model/pools.py: the one list of pools
     run=r"seed\d+(-fold\d+)?",
     shard=r"\d+-of-\d+",
 
@@ -45,8 +60,20 @@ def parse_run(run):
     return int(seed[len("seed") :]), (int(fold) if fold else None)
 
 
-def dataset_config(wildcards):
-    return DATASETS[wildcards.dataset]
+def config_sources():
+    """The config files this run loaded (the workflow's own first, then --configfile ones) and
+    --config when given: what an error about a dataset's settings points the user at."""
+    given = [str(p) for p in workflow.config_settings.configfiles]
+    loaded = [str(p) for p in workflow.configfiles if str(p) not in given] + given
+    files = []
+    for path in loaded:
+        rel = os.path.relpath(path)
+        shown = path if rel.startswith("..") else rel
+        if shown not in files:
+            files.append(shown)
+    if workflow.config_settings.config:
+        files.append("--config")
+    return ", ".join(files) or "no config file"
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -55,40 +82,35 @@ def dataset_config(wildcards):
 def manifest_source(wildcards):
     """What the manifest is built from: MM-IMDb's split.json, the Ads annotation CSV or the
     user's table."""
-    ds = dataset_config(wildcards)
-    for fmt, key in (("ads", "annotations"), ("table", "table")):
-        if ds["format"] == fmt:
-            if key not in ds:
-                raise ValueError(
-                    f"dataset {wildcards.dataset!r}: format {fmt} needs `{key}:`"
-                )
-            return ds[key]
-    if "root" not in ds:
-        raise ValueError(f"dataset {wildcards.dataset!r}: format mmimdb needs `root:`")
-    return f"{ds['root']}/split.json"
+    ds = DATASETS[wildcards.dataset]
+    key = {"ads": "annotations", "table": "table", "mmimdb": "root"}[ds["format"]]
+    if key not in ds:
+        raise ValueError(
+            f"dataset {wildcards.dataset!r}: format {ds['format']} needs `{key}:`"
+        )
+    return f"{ds['root']}/split.json" if key == "root" else ds[key]
 
 
 def manifest_args(wildcards, input):
-    ds = dataset_config(wildcards)
+    ds = DATASETS[wildcards.dataset]
     if ds["format"] == "ads":
+        # folds: 0 leaves the manifest's own default (5 folds)
+        folds = ["--folds", ds["folds"]] if ds["folds"] else []
         args = ["--format", "ads", "--annotations", input.source]
-        args += ["--folds", ds["folds"] or 5, "--seed", ds["fold_seed"]]
-        return quoted(args)
+        return quoted(args + folds + ["--seed", ds["fold_seed"]])
     if ds["format"] == "table":
-        split = ds["split"]
-        ratios = ",".join(str(r) for r in split.get("ratios", [0.6, 0.1, 0.3]))
+        ratios = ",".join(str(r) for r in ds["split"]["ratios"])
         args = ["--format", "table", "--table", input.source, "--split-ratios", ratios]
         args += ["--sep", ds["sep"]] if ds["sep"] else []
         args += ["--strict-images"] if ds["strict_images"] else []
-        return quoted(args + ["--split-seed", split.get("seed", 0)])
+        return quoted(args + ["--split-seed", ds["split"]["seed"]])
     args = ["--format", "mmimdb", "--root", ds["root"], "--plot", ds["plot"]]
-    if ds["genres"]:
-        args += ["--genres", ",".join(ds["genres"])]
+    args += ["--genres", ",".join(ds["genres"])] if ds["genres"] else []
     return quoted(args)
 
 
 def download_args(wildcards):
-    ds = dataset_config(wildcards)
+    ds = DATASETS[wildcards.dataset]
     if "download" not in ds:
         raise ValueError(
             f"dataset {wildcards.dataset!r}: {ds.get('root')}/split.json does not exist and the config "
@@ -96,11 +118,74 @@ def download_args(wildcards):
         )
     dl = ds["download"]
     args = ["--url", dl["url"]]
-    if dl["size"]:
-        args += ["--size", dl["size"]]
-    if dl["sha256"]:
-        args += ["--sha256", dl["sha256"]]
+    args += ["--size", dl["size"]] if dl["size"] else []
+    args += ["--sha256", dl["sha256"]] if dl["sha256"] else []
     return quoted(args)
+
+
+# --- training grid -------------------------------------------------------------------------
+
+
+def experiments(dataset):
+    return DATASETS[dataset]["experiments"]
+
+
+def combination_pools(dataset, name):
+    """The pools of one combination; `concat` (the late-fusion baseline) for multi-feature ones."""
+    exp = experiments(dataset)
+    combo = exp["combinations"][name]
+    pools = list(combo.get("pools") or exp["pools"])
+    if combo.get("baseline", len(combo["features"]) > 1):
+        pools.append("concat")
+    return pools
+
+
+def run_names(dataset):
+    """seedS, or seedS-foldK for every fold of a cross-validated dataset."""
+    seeds = experiments(dataset)["seeds"]
+    folds = DATASETS[dataset]["folds"]
+    if not folds:
+        return [f"seed{s}" for s in seeds]
+    return [f"seed{s}-fold{k}" for s in seeds for k in range(folds)]
+
+
+def grid(dataset, combinations=None, pool=None):
+    """(combination, pool, run) of every cell of a dataset's training grid, in table order;
+    `combinations` and `pool` narrow it."""
+    if combinations is None:
+        combinations = experiments(dataset)["combinations"]
+    return [
+        (name, p, run)
+        for name in combinations
+        for p in combination_pools(dataset, name)
+        if pool in (None, p)
+        for run in run_names(dataset)
+    ]
+
+
+def grid_metrics(dataset, combinations=None, pool=None):
+    """metrics.json of the runs of grid(dataset, combinations, pool): a report job's inputs."""
+    return [
+        run_file("metrics.json", dataset=dataset, combination=c, pool=p, run=r)
+        for c, p, r in grid(dataset, combinations, pool)
+    ]
+
+
+def combinations_where(dataset, test):
+    return [n for n, c in experiments(dataset)["combinations"].items() if test(c)]
+
+
+def multi_feature_combinations(dataset):
+    return combinations_where(dataset, lambda combo: len(combo["features"]) > 1)
+
+
+def combination_features(wildcards):
+    combos = experiments(wildcards.dataset)["combinations"]
+    if wildcards.combination not in combos:
+        raise ValueError(
+            f"dataset {wildcards.dataset!r} has no combination {wildcards.combination!r} in {config_sources()}"
+        )
+    return combos[wildcards.combination]["features"]
 
 
 # --- extraction ----------------------------------------------------------------------------
@@ -121,40 +206,13 @@ def predict_model(dataset):
             f"dataset {dataset!r}: predict.model {spec['model']!r} names no trained dataset "
             f"{model_ds!r} in {config_sources()}; configured: {', '.join(trained) or 'none'}"
         )
-    runs = configured_runs(model_ds)
+    runs = ["/".join((model_ds,) + cell) for cell in grid(model_ds)]
     if spec["model"] not in runs:
         raise ValueError(
             f"dataset {dataset!r}: predict.model {spec['model']!r} is not a run of the grid of "
             f"{model_ds!r} in {config_sources()}; configured runs: {', '.join(runs) or 'none'}"
         )
     return model_ds, combination, pool, run
-
-
-def configured_runs(dataset):
-    """DATASET/COMBINATION/POOL/RUN of every cell of a dataset's training grid."""
-    return [
-        f"{dataset}/{name}/{pool}/{run}"
-        for name in experiments(dataset)["combinations"]
-        for pool in combination_pools(dataset, name)
-        for run in run_names(dataset)
-    ]
-
-
-def config_sources():
-    """The config files this run loaded (the workflow's own first, then --configfile ones) and
-    --config when given: what an error about a dataset's settings points the user at."""
-    given = [str(p) for p in workflow.config_settings.configfiles]
-    loaded = [str(p) for p in workflow.configfiles if str(p) not in given] + given
-    files = []
-    for path in loaded:
-        shown = (
-            path if os.path.relpath(path).startswith("..") else os.path.relpath(path)
-        )
-        if shown not in files:
-            files.append(shown)
-    if workflow.config_settings.config:
-        files.append("--config")
-    return ", ".join(files) or "no config file"
 
 
 def dataset_features(dataset):
@@ -203,22 +261,20 @@ def feature_config(wildcards):
     return features[wildcards.feature]
 
 
-def store_path(dataset, feature):
-    return f"results/{dataset}/features/{feature}.h5"
-
-
-def feature_stores(dataset):
-    return [store_path(dataset, f) for f in dataset_features(dataset)]
+def stores(dataset, names):
+    """{feature: its store} of one dataset."""
+    return {name: STORE.format(dataset=dataset, feature=name) for name in names}
 
 
 def extract_inputs(wildcards):
+    ds, feature = wildcards.dataset, wildcards.feature
     inputs = {
-        "manifest": f"results/{wildcards.dataset}/manifest.csv",
-        "weights": f"resources/weights/ready/{wildcards.dataset}/{wildcards.feature}.json",
+        "manifest": MANIFEST.format(dataset=ds),
+        "weights": WEIGHTS_READY.format(dataset=ds, feature=feature),
     }
     source = feature_config(wildcards)["input"]
     if source:
-        inputs["store"] = store_path(wildcards.dataset, source)
+        inputs["store"] = STORE.format(dataset=ds, feature=source)
     return inputs
 
 
@@ -229,14 +285,10 @@ def extractor_name(wildcards):
 def model_args(wildcards):
     """Backend and `--set` options of one feature (what determines its weights)."""
     feature = feature_config(wildcards)
-    args = []
-    if feature["backend"]:
-        args += ["--backend", feature["backend"]]
+    args = ["--backend", feature["backend"]] if feature["backend"] else []
     for key, value in sorted(feature["options"].items()):
-        args += [
-            "--set",
-            f"{key}={json.dumps(value) if isinstance(value, bool) else value}",
-        ]
+        text = json.dumps(value) if isinstance(value, bool) else value
+        args += ["--set", f"{key}={text}"]
     return quoted(args)
 
 
@@ -248,224 +300,21 @@ def extract_args(wildcards, input):
     return args
 
 
-_SHARDS = {}
-
-
-def shard_count(dataset, feature):
-    """Shards of one store: `shards: N`, or `auto` (gpuslots/shards.py): in proportion to the
-    extractor's per-item cost and the GPUs of this machine (2 each without local GPUs).
-    """
-    if config["shards"] != "auto":
-        return int(config["shards"])
-    if dataset not in _SHARDS:
-        extractors = {n: f["extractor"] for n, f in dataset_features(dataset).items()}
-        _SHARDS[dataset] = shard_counts(extractors, 0 if SLOTS is None else SLOTS.gpus)
-    return _SHARDS[dataset][feature]
-
-
-def shard_files(wildcards):
-    """Every shard of one store, `K-of-N` (the `shard` wildcard)."""
-    n = shard_count(wildcards.dataset, wildcards.feature)
-    folder = f"results/{wildcards.dataset}/features/shards/{wildcards.feature}"
-    return [f"{folder}/{k}-of-{n}.h5" for k in range(1, n + 1)]
-
-
-def shard_spec(wildcards):
-    return wildcards.shard.replace("-of-", "/")
-
-
-# --- GPU slots -----------------------------------------------------------------------------
-# With device cuda on one machine, `gpus` devices (default: those visible) are each shared by
-# up to gpu_share[RULE] jobs of a rule. A job asks for SLOTS.need(RULE) of the resource
-# `gpu_slots`, whose global limit (SLOTS.limit: the devices' units plus one device's worth for a
-# waiting whole-device job) is set here, so `--cores N` alone fills the box; sharing jobs also ask
-# for `gpu_shared` (limit: the devices' units), so they never take that spare (gpuslots/plan.py);
-# its command runs under `python -m gpuslots run`, which binds it to one device.
-# `gpus: 0` (the SLURM profile) turns slots off: the scheduler assigns devices from `gpu=1`.
-# Extraction rules run before training (priority): the slowest stores are on the critical path.
-from gpuslots.shards import chain_costs, shard_counts
-
-SLOTS = gpuslots.plan(config["device"], config.get("gpus"), config["gpu_share"])
-if SLOTS is not None and "gpu_slots" not in workflow.global_resources:
-    workflow.register_resource("gpu_slots", SLOTS.limit)
-if SLOTS is not None and "gpu_shared" not in workflow.global_resources:
-    workflow.register_resource("gpu_shared", SLOTS.total)
-logger.info(
-    f"dmms: device {config['device']}"
-    + (
-        f", {SLOTS.gpus} GPU(s) shared through gpuslots ({gpuslots.lock_dir()})"
-        if SLOTS
-        else ""
-    )
-    + (
-        ""
-        if config["device"] == "cpu" or SLOTS
-        else ", devices assigned by the scheduler (gpus: 0)"
-    )
-)
-EXTRACT_PRIORITY = 10
-
-
-def extract_priority(wildcards):
-    """Extraction jobs before training (10 and up), and stores on the longest chain of per-item
-    cost first (objects, which boxes reads: gpuslots/shards.py `chain_costs`)."""
-    features = dataset_features(wildcards.dataset)
-    chains = chain_costs({n: (f["extractor"], f["input"]) for n, f in features.items()})
-    return EXTRACT_PRIORITY + round(chains[wildcards.feature])
-
-
-def gpus(wildcards):
-    """Resource `gpu`: one device per GPU job (the SLURM executor turns it into --gpus=1)."""
-    return 1 if config["device"] == "cuda" else 0
-
-
-def gpu_slots(rule):
-    """Resource `gpu_slots` of a job of `rule`: its part of one device, 0 when slots are off."""
-    return 0 if SLOTS is None else SLOTS.need(rule)
-
-
-def gpu_shared(rule):
-    """Resource `gpu_shared` of a job of `rule`: its units when it shares a device, else 0."""
-    return 0 if SLOTS is None else SLOTS.shared(rule)
-
-
-def gpu_run(rule):
-    """Shell prefix binding a job of `rule` to a device slot ("" when slots are off)."""
-    return "" if SLOTS is None else SLOTS.prefix(rule)
-
-
-# --- end of GPU slots ----------------------------------------------------------------------
-
-
-# --- cluster resources ---------------------------------------------------------------------
-# Memory (mem_mb) and runtime (minutes) of the jobs that need more than Snakemake's default
-# (mem_mb = max(2 x input size, 1000)); the SLURM executor submits them as --mem and -t, and
-# `--resources mem_mb=N` caps a local run with them. CPUs: the plugin asks for the rule's
-# threads. A retry (profiles/slurm `retries`) gets attempt x both, so a job killed for memory or
-# time comes back bigger. Where each number comes from: docs/DESIGN.md, "Cluster resources".
-
-# Peak MB of one extraction shard with the paper's backends (the demo's are smaller).
-EXTRACT_MB = {
-    "image": 4000,
-    "text": 3000,
-    "faces": 4000,
-    "objects": 4500,
-    "boxes": 4500,
-    "ocr": 3000,
-    "index": 1000,
-}
-# Seconds per sample of one shard, (GPU, CPU one thread), with the paper's backends.
-EXTRACT_SECONDS = {
-    "image": (0.005, 2.0),
-    "text": (0.012, 0.5),
-    "faces": (0.02, 1.0),
-    "objects": (0.072, 6.0),
-    "boxes": (0.025, 15.0),
-    "ocr": (0.3, 1.0),
-    "index": (0.001, 0.001),
-}
-# Planned runtimes assume MM-IMDb's size before the manifest exists (dry runs).
-MMIMDB_SAMPLES = 25959
-
-
-def manifest_rows(path):
-    """Rows of a manifest, or MMIMDB_SAMPLES while it does not exist yet."""
-    if not os.path.exists(path):
-        return MMIMDB_SAMPLES
-    with open(path, "rb") as fh:
-        return max(sum(1 for _ in fh) - 1, 0)
-
-
-def extract_mem_mb(wildcards, input, attempt):
-    """The extractor's peak plus the store it reads (ocr for ocr_text, objects for boxes)."""
-    store = input.get("store")
-    store_mb = os.path.getsize(store) / 2**20 if store and os.path.exists(store) else 0
-    return attempt * int(EXTRACT_MB[extractor_name(wildcards)] + store_mb)
-
-
-def extract_runtime(wildcards, input, attempt):
-    """Loading (10 min) plus the shard's samples at the extractor's rate, doubled for slack."""
-    gpu_s, cpu_s = EXTRACT_SECONDS[extractor_name(wildcards)]
-    per_sample = gpu_s if config["device"] == "cuda" else cpu_s
-    samples = manifest_rows(input.manifest) / shard_count(
-        wildcards.dataset, wildcards.feature
-    )
-    return attempt * (10 + math.ceil(2 * per_sample * samples / 60))
-
-
-def model_mem_mb(wildcards, input, attempt):
-    """Jobs that load torch, a model and feature stores (training, predictions, robustness,
-    gallery, importance matrices): 1500 MB plus the stores read into memory twice over (the
-    store, then the batched float32 tensors)."""
-    return attempt * int(1500 + 2 * input.size_mb)
-
-
-def train_runtime(wildcards, input, attempt):
-    """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU."""
-    return attempt * (30 if config["device"] == "cuda" else 120)
-
-
-# --- end of cluster resources --------------------------------------------------------------
-
-
-# --- training grid -------------------------------------------------------------------------
-
-
-def experiments(dataset):
-    return DATASETS[dataset]["experiments"]
-
-
-def combination_pools(dataset, name):
-    """The pools of one combination; `concat` (the late-fusion baseline) for multi-feature ones."""
-    exp = experiments(dataset)
-    combo = exp["combinations"][name]
-    pools = list(combo.get("pools") or exp["pools"])
-    if combo.get("baseline", len(combo["features"]) > 1):
-        pools.append("concat")
-    return pools
-
-
-def run_names(dataset):
-    """seedS, or seedS-foldK for every fold of a cross-validated dataset."""
-    seeds = experiments(dataset)["seeds"]
-    folds = DATASETS[dataset]["folds"]
-    if not folds:
-        return [f"seed{s}" for s in seeds]
-    return [f"seed{s}-fold{k}" for s in seeds for k in range(folds)]
-
-
-def run_dirs(dataset):
-    return [
-        RUN_DIR.format(dataset=dataset, combination=name, pool=pool, run=run)
-        for name in experiments(dataset)["combinations"]
-        for pool in combination_pools(dataset, name)
-        for run in run_names(dataset)
-    ]
-
-
-def run_metrics(wildcards):
-    return [os.path.join(d, "metrics.json") for d in run_dirs(wildcards.dataset)]
-
-
-def combination_features(wildcards):
-    combos = experiments(wildcards.dataset)["combinations"]
-    if wildcards.combination not in combos:
-        raise ValueError(
-            f"dataset {wildcards.dataset!r} has no combination {wildcards.combination!r} in {config_sources()}"
-        )
-    return combos[wildcards.combination]["features"]
+# --- training and prediction ---------------------------------------------------------------
 
 
 def train_inputs(wildcards):
-    inputs = {"manifest": f"results/{wildcards.dataset}/manifest.csv"}
-    for name in combination_features(wildcards):
-        inputs[name] = store_path(wildcards.dataset, name)
-    return inputs
+    ds = wildcards.dataset
+    inputs = {"manifest": MANIFEST.format(dataset=ds)}
+    return inputs | stores(ds, combination_features(wildcards))
 
 
-def feature_args(wildcards, input):
-    names = combination_features(wildcards)
+def feature_args(names, input):
     return quoted(a for n in names for a in ("--feature", f"{n}={input[n]}"))
+
+
+def train_features(wildcards, input):
+    return feature_args(combination_features(wildcards), input)
 
 
 def run_seed(wildcards):
@@ -487,21 +336,32 @@ def train_args(wildcards):
     return quoted(a for k, v in sorted(options.items()) for a in ("--set", f"{k}={v}"))
 
 
-def table_command(wildcards):
-    """`table`, or `paper-table` with the paper's rows beside ours where the paper has a table."""
-    paper = dataset_config(wildcards)["paper"]
-    return f"paper-table --paper {paper}" if paper else "table"
+def predict_features(wildcards):
+    model_ds, combination, *_ = predict_model(wildcards.dataset)
+    return experiments(model_ds)["combinations"][combination]["features"]
 
 
-def max_pool_runs(wildcards):
-    """Every max-pooling run of a multi-feature combination (the importance matrices' rows)."""
-    ds = wildcards.dataset
-    return [
-        run_file("metrics.json", dataset=ds, combination=name, pool="max", run=run)
-        for name, combo in experiments(ds)["combinations"].items()
-        if "max" in combination_pools(ds, name)
-        for run in run_names(ds)
-    ]
+def predict_inputs(wildcards):
+    model_ds, combination, pool, run = predict_model(wildcards.dataset)
+    fields = dict(dataset=model_ds, combination=combination, pool=pool, run=run)
+    inputs = {
+        "manifest": MANIFEST.format(dataset=wildcards.dataset),
+        "model": run_file("model.pt", **fields),
+    }
+    return inputs | stores(wildcards.dataset, predict_features(wildcards))
+
+
+def predict_args(wildcards, input):
+    run = quoted(["--run", str(Path(input.model).parent)])
+    return f"{run} {feature_args(predict_features(wildcards), input)}"
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def run_folders(wildcards, input):
+    """`--runs` of a report job: the folder of each of its metrics.json inputs."""
+    return quoted(str(Path(p).parent) for p in input.runs)
 
 
 def label_args(wildcards):
@@ -509,127 +369,53 @@ def label_args(wildcards):
     return quoted(a for k, v in sorted(labels.items()) for a in ("--label", f"{k}={v}"))
 
 
-def importance_figures(dataset):
-    """One bar chart per combination trained with max pooling and several features."""
-    exp = experiments(dataset)
-    return [
-        f"results/{dataset}/figures/importance_{name}.png"
-        for name, combo in exp["combinations"].items()
-        if len(combo["features"]) > 1 and "max" in combination_pools(dataset, name)
-    ]
-
-
-def importance_runs(wildcards):
-    return [
-        run_file(
-            "metrics.json",
-            dataset=wildcards.dataset,
-            combination=wildcards.combination,
-            pool="max",
-            run=run,
-        )
-        for run in run_names(wildcards.dataset)
-    ]
-
-
-def run_dir_of(paths):
-    return quoted(str(Path(p).parent) for p in paths)
-
-
-def table_runs(wildcards, input):
-    return run_dir_of(input.runs)
-
-
-def figure_runs(wildcards, input):
-    return run_dir_of(input)
-
-
-def multi_feature_combinations(dataset):
-    return [
-        name
-        for name, combo in experiments(dataset)["combinations"].items()
-        if len(combo["features"]) > 1
-    ]
-
-
-def collapsed_combinations(dataset):
-    """Combinations trained on collapsed sets (`collapse:`): the comparisons table pairs them."""
-    return [
-        name
-        for name, combo in experiments(dataset)["combinations"].items()
-        if combo.get("collapse")
-    ]
-
-
-def robustness_runs(wildcards):
-    """metrics.json of every run of every multi-feature combination, each of its pools."""
-    ds = wildcards.dataset
-    return [
-        run_file("metrics.json", dataset=ds, combination=name, pool=pool, run=run)
-        for name in multi_feature_combinations(ds)
-        for pool in combination_pools(ds, name)
-        for run in run_names(ds)
-    ]
+def table_command(wildcards):
+    """`table`, or `paper-table` with the paper's rows beside ours where the paper has a table."""
+    paper = DATASETS[wildcards.dataset]["paper"]
+    return f"paper-table --paper {paper}" if paper else "table"
 
 
 def gallery_inputs(wildcards):
     """The manifest, the drawn stores (faces, objects, ocr), every max-pool run and the
     robustness job's removal effects."""
     ds = wildcards.dataset
-    inputs = {
-        "manifest": f"results/{ds}/manifest.csv",
-        "runs": max_pool_runs(wildcards),
-        "removal": f"results/{ds}_robustness_removal.h5",
-    }
-    features = dataset_features(ds)
-    inputs["stores"] = [
-        store_path(ds, name)
-        for name, feature in features.items()
+    drawn = [
+        name
+        for name, feature in dataset_features(ds).items()
         if feature["extractor"] in ("faces", "objects", "ocr")
     ]
-    return inputs
+    return {
+        "manifest": MANIFEST.format(dataset=ds),
+        "runs": grid_metrics(ds, pool="max"),
+        "removal": f"{ROBUSTNESS.format(dataset=ds)}_removal.h5",
+        "stores": list(stores(ds, drawn).values()),
+    }
 
 
 def gallery_stores(wildcards, input):
     return quoted(a for path in input.stores for a in ("--store", path))
 
 
-def predict_inputs(wildcards):
-    model_ds, combination, pool, run = predict_model(wildcards.dataset)
-    inputs = {
-        "manifest": f"results/{wildcards.dataset}/manifest.csv",
-        "model": run_file(
-            "model.pt", dataset=model_ds, combination=combination, pool=pool, run=run
-        ),
-    }
-    for name in experiments(model_ds)["combinations"][combination]["features"]:
-        inputs[name] = store_path(wildcards.dataset, name)
-    return inputs
-
-
-def predict_args(wildcards, input):
-    model_ds, combination, *_ = predict_model(wildcards.dataset)
-    names = experiments(model_ds)["combinations"][combination]["features"]
-    args = ["--run", str(Path(input.model).parent)]
-    return quoted(args + [a for n in names for a in ("--feature", f"{n}={input[n]}")])
-
-
 def dataset_outputs(dataset):
     if predict_model(dataset) is not None:
-        return [f"results/{dataset}/predictions.csv"]
-    outputs = list(feature_stores(dataset))
+        return [f"{PREDICTIONS.format(dataset=dataset)}.csv"]
+    outputs = list(stores(dataset, dataset_features(dataset)).values())
+    multi = multi_feature_combinations(dataset)
     if experiments(dataset)["combinations"]:
-        outputs += [f"results/{dataset}_table.csv", f"results/{dataset}_table.md"]
-        outputs += importance_figures(dataset)
-        outputs.append(f"results/{dataset}/figures/matrices/overview.png")
-    if multi_feature_combinations(dataset) or collapsed_combinations(dataset):
+        table = TABLE.format(dataset=dataset)
+        outputs += [f"{table}.csv", f"{table}.md"]
         outputs += [
-            f"results/{dataset}_comparisons.csv",
-            f"results/{dataset}_comparisons.md",
+            IMPORTANCE_FIGURE.format(dataset=dataset, combination=name)
+            for name in multi
+            if "max" in combination_pools(dataset, name)
         ]
-    if multi_feature_combinations(dataset):
-        outputs.append(f"results/{dataset}_robustness.csv")
-        outputs.append(f"results/{dataset}/gallery/index.html")
+        outputs.append(f"{MATRICES.format(dataset=dataset)}/overview.png")
+    if multi or combinations_where(dataset, lambda combo: combo.get("collapse")):
+        comparisons = COMPARISONS.format(dataset=dataset)
+        outputs += [f"{comparisons}.csv", f"{comparisons}.md"]
+    if multi:
+        outputs.append(f"{ROBUSTNESS.format(dataset=dataset)}.csv")
+        outputs.append(f"{GALLERY.format(dataset=dataset)}/index.html")
     return outputs
 
 

@@ -41,7 +41,7 @@ rule manifest:
     input:
         source=manifest_source,
     output:
-        "results/{dataset}/manifest.csv",
+        MANIFEST,
     log:
         "logs/{dataset}/manifest.log",
     conda:

@@ -5,7 +5,7 @@ rule fetch_weights:
     """Resolve (download where needed) every weight file of a feature before any shard runs, on
     the submitting node: cluster nodes often have no network."""
     output:
-        "resources/weights/ready/{dataset}/{feature}.json",
+        WEIGHTS_READY,
     log:
         "logs/{dataset}/weights/{feature}.log",
     localrule: True
@@ -23,7 +23,7 @@ rule extract_shard:
     input:
         unpack(extract_inputs),
     output:
-        temp("results/{dataset}/features/shards/{feature}/{shard}.h5"),
+        temp(SHARD),
     log:
         "logs/{dataset}/extract/{feature}/{shard}.log",
     priority: extract_priority
@@ -54,7 +54,7 @@ rule merge_shards:
     input:
         shard_files,
     output:
-        "results/{dataset}/features/{feature}.h5",
+        STORE,
     log:
         "logs/{dataset}/extract/{feature}/merge.log",
     priority: extract_priority

@@ -6,8 +6,8 @@ rule predict:
     input:
         unpack(predict_inputs),
     output:
-        csv="results/{dataset}/predictions.csv",
-        h5="results/{dataset}/predictions.h5",
+        csv=f"{PREDICTIONS}.csv",
+        h5=f"{PREDICTIONS}.h5",
     log:
         "logs/{dataset}/predict.log",
     conda:
@@ -21,7 +21,7 @@ rule predict:
     params:
         args=predict_args,
         device=lookup(dpath="device", within=config),
-        out="results/{dataset}/predictions",
+        out=PREDICTIONS,
         gpu_run=gpu_run("predict"),
     shell:
         "{params.gpu_run}python -m model predict --manifest {input.manifest} {params.args} --out {params.out} "

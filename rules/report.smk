@@ -4,21 +4,21 @@
 rule table:
     """The dataset's table: every combination x pool (+ concat baseline), mean and std over seeds."""
     input:
-        runs=run_metrics,
+        runs=lambda w: grid_metrics(w.dataset),
     output:
         csv=report(
-            "results/{dataset}_table.csv",
+            f"{TABLE}.csv",
             caption="../report/table.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "format": "csv"},
         ),
-        md="results/{dataset}_table.md",
+        md=f"{TABLE}.md",
     log:
         "logs/{dataset}/table.log",
     conda:
         "../envs/train.yaml"
     params:
-        runs=table_runs,
+        runs=run_folders,
         labels=label_args,
         command=table_command,
     shell:
@@ -30,11 +30,11 @@ rule importance_figure:
     """Mean feature importance per modality (max pooling) of one combination, beside the mean
     removal effect (from the robustness job)."""
     input:
-        runs=importance_runs,
-        removal="results/{dataset}_robustness_removal.h5",
+        runs=lambda w: grid_metrics(w.dataset, [w.combination], "max"),
+        removal=f"{ROBUSTNESS}_removal.h5",
     output:
         report(
-            "results/{dataset}/figures/importance_{combination}.png",
+            IMPORTANCE_FIGURE,
             caption="../report/importance.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "combination": "{combination}"},
@@ -44,7 +44,7 @@ rule importance_figure:
     conda:
         "../envs/train.yaml"
     params:
-        runs=lambda wildcards, input: run_dir_of(input.runs),
+        runs=run_folders,
         labels=label_args,
     shell:
         "python -m model figure --runs {params.runs} --out {output} --removal {input.removal} "
@@ -56,21 +56,21 @@ rule importance_matrices:
     max-pooling feature combination (rows), with predicted and true labels; plus an overview.
     """
     input:
-        max_pool_runs,
+        runs=lambda w: grid_metrics(w.dataset, pool="max"),
     output:
         overview=report(
-            "results/{dataset}/figures/matrices/overview.png",
+            f"{MATRICES}/overview.png",
             caption="../report/matrices.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "figure": "overview"},
         ),
         samples=report(
-            "results/{dataset}/figures/matrices/samples.png",
+            f"{MATRICES}/samples.png",
             caption="../report/matrices.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "figure": "samples"},
         ),
-        cells="results/{dataset}/figures/matrices/matrices.csv",
+        cells=f"{MATRICES}/matrices.csv",
     log:
         "logs/{dataset}/figures/matrices.log",
     conda:
@@ -78,12 +78,12 @@ rule importance_matrices:
     resources:
         mem_mb=model_mem_mb,
     params:
-        runs=figure_runs,
+        runs=run_folders,
         labels=label_args,
         samples=lookup(
             dpath="datasets/{dataset}/experiments/importance_samples", within=config
         ),
-        out="results/{dataset}/figures/matrices",
+        out=MATRICES,
     shell:
         "python -m model matrices --runs {params.runs} --out-dir {params.out} "
         "--samples {params.samples} {params.labels} > {log} 2>&1"
@@ -94,19 +94,19 @@ rule robustness:
     modality removed in turn and with one modality kept, beside the intact score; and the
     removal effect per test sample and modality (the second view of importance)."""
     input:
-        robustness_runs,
+        runs=lambda w: grid_metrics(w.dataset, multi_feature_combinations(w.dataset)),
     output:
         csv=report(
-            "results/{dataset}_robustness.csv",
+            f"{ROBUSTNESS}.csv",
             caption="../report/robustness.rst",
             category="Robustness",
             labels={"dataset": "{dataset}", "format": "csv"},
         ),
-        md="results/{dataset}_robustness.md",
-        removal="results/{dataset}_robustness_removal.h5",
-        views="results/{dataset}_robustness_views.csv",
+        md=f"{ROBUSTNESS}.md",
+        removal=f"{ROBUSTNESS}_removal.h5",
+        views=f"{ROBUSTNESS}_views.csv",
         png=report(
-            "results/{dataset}_robustness.png",
+            f"{ROBUSTNESS}.png",
             caption="../report/robustness.rst",
             category="Robustness",
             labels={"dataset": "{dataset}", "format": "heatmap"},
@@ -118,7 +118,7 @@ rule robustness:
     resources:
         mem_mb=model_mem_mb,
     params:
-        runs=figure_runs,
+        runs=run_folders,
         labels=label_args,
     shell:
         "python -m model robustness --runs {params.runs} --out {output.csv} {params.labels} "
@@ -132,7 +132,7 @@ rule gallery:
     input:
         unpack(gallery_inputs),
     output:
-        "results/{dataset}/gallery/index.html",
+        f"{GALLERY}/index.html",
     log:
         "logs/{dataset}/gallery.log",
     conda:
@@ -140,13 +140,13 @@ rule gallery:
     resources:
         mem_mb=model_mem_mb,
     params:
-        runs=lambda wildcards, input: run_dir_of(input.runs),
+        runs=run_folders,
         stores=gallery_stores,
         labels=label_args,
         samples=lookup(
             dpath="datasets/{dataset}/experiments/importance_samples", within=config
         ),
-        out="results/{dataset}/gallery",
+        out=GALLERY,
     shell:
         "python -m model gallery --manifest {input.manifest} --runs {params.runs} {params.stores} "
         "--removal {input.removal} --samples {params.samples} --out-dir {params.out} {params.labels} "
@@ -158,21 +158,21 @@ rule comparisons:
     rows against their collapsed twins: deltas with paired bootstrap CIs and permutation p-values.
     """
     input:
-        runs=run_metrics,
+        runs=lambda w: grid_metrics(w.dataset),
     output:
         csv=report(
-            "results/{dataset}_comparisons.csv",
+            f"{COMPARISONS}.csv",
             caption="../report/comparisons.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "format": "comparisons"},
         ),
-        md="results/{dataset}_comparisons.md",
+        md=f"{COMPARISONS}.md",
     log:
         "logs/{dataset}/comparisons.log",
     conda:
         "../envs/train.yaml"
     params:
-        runs=table_runs,
+        runs=run_folders,
         labels=label_args,
     shell:
         "python -m model comparisons --runs {params.runs} --out {output.csv} {params.labels} "

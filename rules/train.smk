@@ -23,7 +23,7 @@ rule train:
         mem_mb=model_mem_mb,
         runtime=train_runtime,
     params:
-        features=feature_args,
+        features=train_features,
         options=train_args,
         device=lookup(dpath="device", within=config),
         seed=run_seed,

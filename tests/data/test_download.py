@@ -222,7 +222,7 @@ def test_download_rule_feeds_the_manifest(archive, tmp_path):
     """The Snakemake rule: a file:// mirror, fetched, verified and unpacked, then the manifest."""
     import yaml
 
-    from tests.snakemake_run import snakemake
+    from tests.workflow.snakemake_run import snakemake
 
     override = tmp_path / "imdb.yaml"
     override.write_text(yaml.safe_dump({"datasets": {"imdb": {

@@ -14,7 +14,7 @@ import yaml
 from extract import substitutes
 from extract.substitutes import PAPER, strict_problems, substitution
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def features(dataset: str) -> dict:

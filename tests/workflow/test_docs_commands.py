@@ -34,14 +34,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.snakemake_run import BIN, ROOT
-from tests.test_workflows import fake_mmimdb
+from tests.workflow.snakemake_run import BIN, ROOT
+from tests.workflow.test_workflows import fake_mmimdb
 
 # Fragments that name an option in prose rather than a command to run.
 NOT_RUN = {
     "snakemake --report": "names the option in docs/DESIGN.md; README's full --report command is run",
     "snakemake -s PATH/Snakefile --directory WORKDIR": "placeholders (Snakefile comment); every workflow "
-    "test runs this form (tests/snakemake_run.py)",
+    "test runs this form (tests/workflow/snakemake_run.py)",
 }
 COMMENTED = ("Snakefile", "profiles/default/config.yaml", "profiles/slurm/config.yaml")
 PROJECT = ("Snakefile", "rules", "config", "profiles", "report", "envs")

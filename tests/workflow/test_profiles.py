@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from tests.snakemake_run import ROOT, snakemake
+from tests.workflow.snakemake_run import ROOT, snakemake
 
 SLURM = ROOT / "profiles/slurm/config.yaml"
 
@@ -53,7 +53,7 @@ def test_slurm_plan_as_shipped_has_partition_account_runtime_and_gpus_for_gpu_ru
         assert (res.get("gpu") == "1") == (rule in ("extract_shard", "train", "predict")), (rule, res)
     runtimes = {rule: int(res["runtime"]) for rule, res in jobs}
     assert runtimes["table"] == 60 and runtimes["train"] == 30  # profile default; train on a GPU
-    # shards: the extractor's peak (rules/common.smk EXTRACT_MB), not the old flat 32,000 MB
+    # shards: the extractor's peak (rules/resources.smk EXTRACT_MB), not the old flat 32,000 MB
     shard_mem = {int(res["mem_mb"]) for rule, res in jobs if rule == "extract_shard"}
     assert shard_mem and shard_mem <= {3000, 4000}
 

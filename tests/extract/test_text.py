@@ -11,7 +11,7 @@ from extract.__main__ import main
 from extract.base import Item
 from extract.store import StoreBuilder, base_attrs, read_store, write_store
 from extract.text import TextExtractor, TextOptions
-from tiny_roberta import hf_vocab, save_hf_roberta, save_hf_tokenizer, train_bpe
+from tests.tiny_roberta import hf_vocab, save_hf_roberta, save_hf_tokenizer, train_bpe
 
 CPU = torch.device("cpu")
 

@@ -15,7 +15,7 @@ from data.__main__ import main as data_main
 from data.ads import FINE, AdsFormatError, build_manifest, read_annotations
 from core.manifest import read_manifest
 
-FIXTURE = Path(__file__).parent / "fixtures" / "ads" / "annotations.csv"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "ads" / "annotations.csv"
 MISSING = "ad_005"  # its image is named but never created
 
 

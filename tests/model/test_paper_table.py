@@ -222,7 +222,7 @@ def test_ads_cnn_text_rows_match_the_papers(tmp_path) -> None:
     so the grid's two CNN-text(objs) combinations meet Table 2's two rows, apart from IE(objs)."""
     import yaml
 
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/config.yaml").read_text())
     ads = config["datasets"]["ads"]["experiments"]
     labels = dict(ads["labels"])
     keys = ["accuracy", "auc", "accuracy_non_parallel", "accuracy_parallel_equivalent",
@@ -246,7 +246,7 @@ def test_ads_cnn_text_rows_match_the_papers(tmp_path) -> None:
     ours = table[table["source"] == "dmms"]
     matched = ours.dropna(subset=["paper_row"])
     cnn = matched[matched["Features"].str.contains("CNN-text(objs)", regex=False)]
-    reference = pd.read_csv(Path(__file__).resolve().parents[1] / "config/paper/table2_ads.csv")
+    reference = pd.read_csv(Path(__file__).resolve().parents[2] / "config/paper/table2_ads.csv")
     assert sorted(reference.loc[cnn["paper_row"].astype(int), "features"]) == sorted([
         "WSL(i), RoBERTa(ocr), Face(i), CNN-text(objs)",
         "WSL(i), RoBERTa(ocr), Face(i), CNN-text(objs), WSL(bbox)"])

@@ -8,8 +8,8 @@ import importlib.util
 import pytest
 import yaml
 
-from tests.snakemake_run import job_counts, snakemake
-from tests.test_workflows import fake_mmimdb
+from tests.workflow.snakemake_run import job_counts, snakemake
+from tests.workflow.test_workflows import fake_mmimdb
 
 
 @pytest.mark.skipif(importlib.util.find_spec("detectron2") is not None,

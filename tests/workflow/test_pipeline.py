@@ -11,8 +11,8 @@ import pytest
 
 from core.manifest import read_manifest
 from extract.store import read_store
-from tests.snakemake_run import ROOT
-from tests.snakemake_run import snakemake as run_snakemake
+from tests.workflow.snakemake_run import ROOT
+from tests.workflow.snakemake_run import snakemake as run_snakemake
 
 CONFIG = ROOT / "tests/config/test.yaml"
 
@@ -22,10 +22,9 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run")
-    done = snakemake(workdir)
-    assert done.returncode == 0, done.stderr[-4000:]
+def pipeline(shared_run):
+    """The demo of tests/config/test.yaml, built in the shared run (conftest.py)."""
+    workdir, done, _ = shared_run
     return workdir, done
 
 
@@ -100,7 +99,7 @@ def test_training_option_change_reruns_training_only(pipeline, tmp_path):
     config["datasets"]["demo"]["experiments"]["train"]["epochs"] = 5
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
-    from tests.snakemake_run import job_counts
+    from tests.workflow.snakemake_run import job_counts
 
     plan = run_snakemake(workdir, "-n", "--cores", "2", configfile=changed, replace=True)
     assert plan.returncode == 0, plan.stderr[-3000:]

@@ -8,7 +8,7 @@ import torch
 
 from model.baseline import ConcatModel, block_importance
 from model.build import build_model
-from model.data import FeatureInfo, FeatureTable, align_rows, cap_rows
+from model.data import FeatureInfo, FeatureTable
 from model.options import parse_options
 from model.pools import REDUCTIONS
 from model.sets import (CNN_WIDTHS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
@@ -315,29 +315,6 @@ def test_encoder_option_reaches_the_model() -> None:
         build_model("max", infos, 2, parse_options(["encoder.image=cnn"]))
     with pytest.raises(ValueError, match="names no feature"):
         build_model("max", infos, 2, parse_options(["encoder.boxes=cnn"]))
-
-
-# ---------------------------------------------------------------------------------------------
-# alignment and sub-sampling at load time
-
-
-def test_align_rows_by_id() -> None:
-    store_ids = ["x", "y", "z"]
-    store_offsets = np.array([0, 2, 2, 5])
-    rows, offsets = align_rows(store_ids, store_offsets, ["z", "w", "x", "y"])  # w missing
-    assert offsets.tolist() == [0, 3, 3, 5, 5]
-    assert rows.tolist() == [2, 3, 4, 0, 1]
-
-
-def test_cap_rows_keeps_a_seeded_subset() -> None:
-    offsets = np.array([0, 3, 3, 20, 21])
-    keep, new = cap_rows(offsets, 5, np.random.default_rng(0))
-    assert new.tolist() == [0, 3, 3, 8, 9]
-    assert keep[:3].tolist() == [0, 1, 2] and keep[-1] == 20
-    assert all(3 <= k < 20 for k in keep[3:8]) and len(set(keep[3:8])) == 5
-    assert np.all(np.diff(keep) > 0)
-    again, _ = cap_rows(offsets, 5, np.random.default_rng(0))
-    assert np.array_equal(keep, again)
 
 
 def order_cue_data(root, n: int = 240, seed: int = 0):

@@ -17,7 +17,7 @@ import torch
 
 from extract.base import Item
 from extract.roberta_convert import TOKEN_TYPE, fairseq_to_hf, hf_to_fairseq
-from tiny_roberta import hf_vocab, save_fairseq_vocab, save_hf_roberta, save_hf_tokenizer, train_bpe
+from tests.tiny_roberta import hf_vocab, save_fairseq_vocab, save_hf_roberta, save_hf_tokenizer, train_bpe
 
 TEXTS = [
     "Fear the night.",

@@ -16,7 +16,7 @@ import yaml
 from gpuslots import Plan, acquire, lock_dir, plan, resolve_device, visible_gpus
 from gpuslots.shards import COST_MS, chain_costs, shard_counts
 from gpuslots.slots import device_ids
-from tests.snakemake_run import ROOT, job_counts, snakemake
+from tests.workflow.snakemake_run import ROOT, job_counts, snakemake
 
 OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 139.8 GiB total)"
 

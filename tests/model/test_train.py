@@ -23,7 +23,7 @@ from model.train import train, warmup_cosine
 from tests.builders import make_toy
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST = ["epochs=30", "batch_size=32", "dim=16", "hidden=16", "warmup_epochs=2", "lr=0.01"]
 
 
@@ -45,14 +45,6 @@ def test_options_typed_and_unknown_key() -> None:
         parse_options(["epochs=ten"])
     with pytest.raises(ValueError, match="class_weights"):
         parse_options(["class_weights=inverse"])
-
-
-def test_feature_spec_parse() -> None:
-    assert FeatureSpec.parse("objs=results/x/objects.h5:labels") == FeatureSpec(
-        "objs", Path("results/x/objects.h5"), "labels")
-    assert FeatureSpec.parse("image=a/b.h5").column is None
-    with pytest.raises(ValueError):
-        FeatureSpec.parse("image")
 
 
 def test_classes_and_targets() -> None:

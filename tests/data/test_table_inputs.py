@@ -16,7 +16,7 @@ from data.classes import unscorable
 from core.manifest import read_manifest
 from data.table import TableFormatError, build_manifest
 
-from tests.test_table import make_table
+from tests.data.test_table import make_table
 
 
 def write_rows(path: Path, header: str, rows: list[str]) -> Path:

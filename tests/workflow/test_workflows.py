@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-from skimage import data as photos
 
-from tests.snakemake_run import ROOT, job_counts, snakemake
+from tests.workflow.snakemake_run import ROOT, job_counts, snakemake
 
 
 def fake_mmimdb(root: Path, n: int = 12) -> Path:
@@ -67,22 +64,9 @@ def test_jobs_through_cluster_generic_executor(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ads_run(tmp_path_factory):
-    """The Ads fixture, with real photos as ads, through the whole DAG and the report."""
-    work = tmp_path_factory.mktemp("ads")
-    folder = work / "annotations"
-    (folder / "images").mkdir(parents=True)
-    csv = folder / "annotations.csv"
-    shutil.copy(ROOT / "tests/fixtures/ads/annotations.csv", csv)
-    pictures = [photos.coffee(), photos.chelsea(), photos.rocket(), photos.astronaut()]
-    for k, row in pd.read_csv(csv, dtype=str, keep_default_na=False).iterrows():
-        if row["image"] and row["id"] != "ad_005":
-            img = Image.fromarray(pictures[k % 4]).resize((96, 64))
-            Image.fromarray(np.asarray(img)[:, ::-1] if k % 2 else np.asarray(img)).save(folder / row["image"])
-    config = work / "ads.yaml"
-    config.write_text((ROOT / "tests/config/ads.yaml").read_text().replace("ANNOTATIONS", str(csv)))
-    run = snakemake(work, "--cores", "2", "results/ads_table.csv", configfile=config, replace=True)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+def ads_run(shared_run):
+    """The Ads fixture, with real photos as ads (conftest.py `ads_config`), built in the shared run."""
+    work, _, config = shared_run
     return work, config
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.snakemake_run import ROOT, snakemake
+from tests.workflow.snakemake_run import ROOT, snakemake
 
 
 def write_config(root, model: str, **extra) -> object:

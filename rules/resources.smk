@@ -1,0 +1,157 @@
+# Job resources: GPU slots, store shards, and the memory and runtime a cluster submits.
+
+# --- GPU slots -----------------------------------------------------------------------------
+# With device cuda on one machine, `gpus` devices (default: those visible) are each shared by
+# up to gpu_share[RULE] jobs of a rule. A job asks for SLOTS.need(RULE) of the resource
+# `gpu_slots`, whose global limit (SLOTS.limit: the devices' units plus one device's worth for a
+# waiting whole-device job) is set here, so `--cores N` alone fills the box; sharing jobs also ask
+# for `gpu_shared` (limit: the devices' units), so they never take that spare (gpuslots/plan.py);
+# its command runs under `python -m gpuslots run`, which binds it to one device.
+# `gpus: 0` (the SLURM profile) turns slots off: the scheduler assigns devices from `gpu=1`.
+# Extraction rules run before training (priority): the slowest stores are on the critical path.
+SLOTS = gpuslots.plan(config["device"], config.get("gpus"), config["gpu_share"])
+if SLOTS is not None and "gpu_slots" not in workflow.global_resources:
+    workflow.register_resource("gpu_slots", SLOTS.limit)
+if SLOTS is not None and "gpu_shared" not in workflow.global_resources:
+    workflow.register_resource("gpu_shared", SLOTS.total)
+logger.info(
+    f"dmms: device {config['device']}"
+    + (
+        f", {SLOTS.gpus} GPU(s) shared through gpuslots ({gpuslots.lock_dir()})"
+        if SLOTS
+        else ""
+    )
+    + (
+        ""
+        if config["device"] == "cpu" or SLOTS
+        else ", devices assigned by the scheduler (gpus: 0)"
+    )
+)
+EXTRACT_PRIORITY = 10
+
+
+def extract_priority(wildcards):
+    """Extraction jobs before training (10 and up), and stores on the longest chain of per-item
+    cost first (objects, which boxes reads: gpuslots/shards.py `chain_costs`)."""
+    features = dataset_features(wildcards.dataset)
+    chains = chain_costs({n: (f["extractor"], f["input"]) for n, f in features.items()})
+    return EXTRACT_PRIORITY + round(chains[wildcards.feature])
+
+
+def gpus(wildcards):
+    """Resource `gpu`: one device per GPU job (the SLURM executor turns it into --gpus=1)."""
+    return 1 if config["device"] == "cuda" else 0
+
+
+def gpu_slots(rule):
+    """Resource `gpu_slots` of a job of `rule`: its part of one device, 0 when slots are off."""
+    return 0 if SLOTS is None else SLOTS.need(rule)
+
+
+def gpu_shared(rule):
+    """Resource `gpu_shared` of a job of `rule`: its units when it shares a device, else 0."""
+    return 0 if SLOTS is None else SLOTS.shared(rule)
+
+
+def gpu_run(rule):
+    """Shell prefix binding a job of `rule` to a device slot ("" when slots are off)."""
+    return "" if SLOTS is None else SLOTS.prefix(rule)
+
+
+# --- shards --------------------------------------------------------------------------------
+_SHARDS = {}
+
+
+def shard_count(dataset, feature):
+    """Shards of one store: `shards: N`, or `auto` (gpuslots/shards.py): in proportion to the
+    extractor's per-item cost and the GPUs of this machine (2 each without local GPUs).
+    """
+    if config["shards"] != "auto":
+        return int(config["shards"])
+    if dataset not in _SHARDS:
+        extractors = {n: f["extractor"] for n, f in dataset_features(dataset).items()}
+        _SHARDS[dataset] = shard_counts(extractors, 0 if SLOTS is None else SLOTS.gpus)
+    return _SHARDS[dataset][feature]
+
+
+def shard_files(wildcards):
+    """Every shard of one store, `K-of-N` (the `shard` wildcard)."""
+    n = shard_count(wildcards.dataset, wildcards.feature)
+    return [
+        SHARD.format(
+            dataset=wildcards.dataset, feature=wildcards.feature, shard=f"{k}-of-{n}"
+        )
+        for k in range(1, n + 1)
+    ]
+
+
+def shard_spec(wildcards):
+    return wildcards.shard.replace("-of-", "/")
+
+
+# --- cluster resources ---------------------------------------------------------------------
+# Memory (mem_mb) and runtime (minutes) of the jobs that need more than Snakemake's default
+# (mem_mb = max(2 x input size, 1000)); the SLURM executor submits them as --mem and -t, and
+# `--resources mem_mb=N` caps a local run with them. CPUs: the plugin asks for the rule's
+# threads. A retry (profiles/slurm `retries`) gets attempt x both, so a job killed for memory or
+# time comes back bigger. Where each number comes from: docs/DESIGN.md, "Cluster resources".
+
+# Peak MB of one extraction shard with the paper's backends (the demo's are smaller).
+EXTRACT_MB = {
+    "image": 4000,
+    "text": 3000,
+    "faces": 4000,
+    "objects": 4500,
+    "boxes": 4500,
+    "ocr": 3000,
+    "index": 1000,
+}
+# Seconds per sample of one shard, (GPU, CPU one thread), with the paper's backends.
+EXTRACT_SECONDS = {
+    "image": (0.005, 2.0),
+    "text": (0.012, 0.5),
+    "faces": (0.02, 1.0),
+    "objects": (0.072, 6.0),
+    "boxes": (0.025, 15.0),
+    "ocr": (0.3, 1.0),
+    "index": (0.001, 0.001),
+}
+# Planned runtimes assume MM-IMDb's size before the manifest exists (dry runs).
+MMIMDB_SAMPLES = 25959
+
+
+def manifest_rows(path):
+    """Rows of a manifest, or MMIMDB_SAMPLES while it does not exist yet."""
+    if not os.path.exists(path):
+        return MMIMDB_SAMPLES
+    with open(path, "rb") as fh:
+        return max(sum(1 for _ in fh) - 1, 0)
+
+
+def extract_mem_mb(wildcards, input, attempt):
+    """The extractor's peak plus the store it reads (ocr for ocr_text, objects for boxes)."""
+    store = input.get("store")
+    store_mb = os.path.getsize(store) / 2**20 if store and os.path.exists(store) else 0
+    return attempt * int(EXTRACT_MB[extractor_name(wildcards)] + store_mb)
+
+
+def extract_runtime(wildcards, input, attempt):
+    """Loading (10 min) plus the shard's samples at the extractor's rate, doubled for slack."""
+    gpu_s, cpu_s = EXTRACT_SECONDS[extractor_name(wildcards)]
+    per_sample = gpu_s if config["device"] == "cuda" else cpu_s
+    samples = manifest_rows(input.manifest) / shard_count(
+        wildcards.dataset, wildcards.feature
+    )
+    return attempt * (10 + math.ceil(2 * per_sample * samples / 60))
+
+
+def model_mem_mb(wildcards, input, attempt):
+    """Jobs that load torch, a model and feature stores (training, predictions, robustness,
+    gallery, importance matrices): 1500 MB plus the stores read into memory twice over (the
+    store, then the batched float32 tensors)."""
+    return attempt * int(1500 + 2 * input.size_mb)
+
+
+def train_runtime(wildcards, input, attempt):
+    """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU."""
+    return attempt * (30 if config["device"] == "cuda" else 120)
