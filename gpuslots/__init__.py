@@ -4,8 +4,9 @@ A machine offers `gpus` devices; each is cut into `units` units. A job of a kind
 device `share` ways holds units // share units of one device for its whole life, runs with
 CUDA_VISIBLE_DEVICES set to that device, and frees them when it ends (a killed job too: the kernel
 drops the locks of a dead process). The lock folder is the machine's (/tmp/gpuslots or
-$GPUSLOTS_DIR), so every run on the machine sees every other. `python -m gpuslots run ... -- COMMAND` is the wrapper the
-rules use; `plan()` is what rules/common.smk asks for the resource sizes and the wrapper prefix.
+$GPUSLOTS_DIR), so every run on the machine sees every other. `python -m gpuslots run ... --
+COMMAND` is the wrapper the rules use; `plan()` is what rules/resources.smk asks for the resource
+sizes and the wrapper prefix.
 
 Importing this package needs the standard library only (no torch): the Snakefile imports it.
 """
