@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from data.manifest import read_manifest
+from core.manifest import read_manifest
 
 
 @pytest.fixture(scope="module")
