@@ -108,13 +108,20 @@ class HFEncoder:
     @torch.inference_mode()
     def encode(self, texts: list[str]) -> np.ndarray:
         """B texts -> (B, dim) float32."""
-        tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
-                             return_tensors="pt").to(self.device)
-        hidden = self.model(**tok).last_hidden_state.float()  # (B, T, H)
-        if self.pool == "cls":
-            return hidden[:, 0].cpu().numpy()
-        mask = tok["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-        return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
+        return pooled_hidden(self.model, self.tokenizer, texts, self.max_tokens, self.device, self.pool).cpu().numpy()
+
+
+def pooled_hidden(model: torch.nn.Module, tokenizer: Any, texts: list[str], max_tokens: int,
+                  device: torch.device, pool: str) -> torch.Tensor:
+    """B texts -> (B, H) float32 from a transformers encoder's last hidden state: the first token
+    (`cls`) or the attention-masked mean (`mean`). The one pooling of every transformers backend
+    (hf here; roberta-base and minilm in extract/text.py)."""
+    tok = tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt").to(device)
+    hidden = model(**tok).last_hidden_state.float()  # (B, T, H)
+    if pool == "cls":
+        return hidden[:, 0]
+    mask = tok["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 class ClipTextEncoder:

@@ -160,11 +160,8 @@ class TextExtractor(Extractor):
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self.backend == "fairseq" or self.backend in NAMED:
             return self.encoder.encode(texts)
-        tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
-                             return_tensors="pt").to(self.device)
-        hidden = self.model(**tok).last_hidden_state.float()  # (B, T, H)
-        if self.pool == "first":
-            return hidden[:, 0].cpu().numpy()
-        mask = tok["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-        mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return torch.nn.functional.normalize(mean, dim=-1).cpu().numpy()
+        from extract.hf_text import pooled_hidden
+
+        pool = "cls" if self.pool == "first" else "mean"
+        pooled = pooled_hidden(self.model, self.tokenizer, texts, self.max_tokens, self.device, pool)
+        return (pooled if pool == "cls" else torch.nn.functional.normalize(pooled, dim=-1)).cpu().numpy()
