@@ -28,4 +28,4 @@ include: "rules/predict.smk"
 
 rule all:
     input:
-        default_targets,
+        PLAN.default_targets,

@@ -29,7 +29,7 @@ rule download_mmimdb:
     conda:
         "../envs/data.yaml"
     params:
-        args=download_args,
+        args=PLAN.download_args,
         archive="resources/{dataset}/mmimdb.tar.gz",
         dest="resources/{dataset}",
     shell:
@@ -39,7 +39,7 @@ rule download_mmimdb:
 rule manifest:
     """One row per sample: id, split (or fold), image, text, labels (docs/DESIGN.md, "Manifest")."""
     input:
-        source=manifest_source,
+        source=PLAN.manifest_source,
     output:
         MANIFEST,
     log:
@@ -47,6 +47,6 @@ rule manifest:
     conda:
         "../envs/data.yaml"
     params:
-        args=manifest_args,
+        args=PLAN.manifest_args,
     shell:
         "python -m data manifest {params.args} --out {output} > {log} 2>&1"

@@ -12,8 +12,8 @@ rule fetch_weights:
     conda:
         "../envs/extract.yaml"
     params:
-        extractor=extractor_name,
-        args=model_args,
+        extractor=PLAN.extractor_name,
+        args=PLAN.model_args,
     shell:
         "python -m extract fetch {params.extractor} {params.args} --out {output} > {log} 2>&1"
 
@@ -21,7 +21,7 @@ rule fetch_weights:
 rule extract_shard:
     """One shard of one feature store: `python -m extract EXTRACTOR ...` over part of the manifest."""
     input:
-        unpack(extract_inputs),
+        unpack(PLAN.extract_inputs),
     output:
         temp(SHARD),
     log:
@@ -39,8 +39,8 @@ rule extract_shard:
         mem_mb=extract_mem_mb,
         runtime=extract_runtime,
     params:
-        extractor=extractor_name,
-        args=extract_args,
+        extractor=PLAN.extractor_name,
+        args=PLAN.extract_args,
         shard=shard_spec,
         device=lookup(dpath="device", within=config),
         gpu_run=gpu_run("extract_shard"),

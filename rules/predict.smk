@@ -4,7 +4,7 @@
 rule predict:
     """Score every sample of the dataset's manifest with the trained run (labels may be empty)."""
     input:
-        unpack(predict_inputs),
+        unpack(PLAN.predict_inputs),
     output:
         csv=f"{PREDICTIONS}.csv",
         h5=f"{PREDICTIONS}.h5",
@@ -19,7 +19,7 @@ rule predict:
         mem_mb=model_mem_mb,
         runtime=train_runtime,
     params:
-        args=predict_args,
+        args=PLAN.predict_args,
         device=lookup(dpath="device", within=config),
         out=PREDICTIONS,
         gpu_run=gpu_run("predict"),

@@ -4,7 +4,7 @@
 rule table:
     """The dataset's table: every combination x pool (+ concat baseline), mean and std over seeds."""
     input:
-        runs=lambda w: grid_metrics(w.dataset),
+        runs=lambda w: PLAN.grid_metrics(w.dataset),
     output:
         csv=report(
             f"{TABLE}.csv",
@@ -18,9 +18,9 @@ rule table:
     conda:
         "../envs/train.yaml"
     params:
-        runs=run_folders,
-        labels=label_args,
-        command=table_command,
+        runs=PLAN.run_folders,
+        labels=PLAN.label_args,
+        command=PLAN.table_command,
     shell:
         "python -m model {params.command} --runs {params.runs} --out {output.csv} {params.labels} "
         "> {log} 2>&1"
@@ -30,7 +30,7 @@ rule importance_figure:
     """Mean feature importance per modality (max pooling) of one combination, beside the mean
     removal effect (from the robustness job)."""
     input:
-        runs=lambda w: grid_metrics(w.dataset, [w.combination], "max"),
+        runs=lambda w: PLAN.grid_metrics(w.dataset, [w.combination], "max"),
         removal=f"{ROBUSTNESS}_removal.h5",
     output:
         report(
@@ -44,8 +44,8 @@ rule importance_figure:
     conda:
         "../envs/train.yaml"
     params:
-        runs=run_folders,
-        labels=label_args,
+        runs=PLAN.run_folders,
+        labels=PLAN.label_args,
     shell:
         "python -m model figure --runs {params.runs} --out {output} --removal {input.removal} "
         "{params.labels} > {log} 2>&1"
@@ -56,7 +56,7 @@ rule importance_matrices:
     max-pooling feature combination (rows), with predicted and true labels; plus an overview.
     """
     input:
-        runs=lambda w: grid_metrics(w.dataset, pool="max"),
+        runs=lambda w: PLAN.grid_metrics(w.dataset, pool="max"),
     output:
         overview=report(
             f"{MATRICES}/overview.png",
@@ -78,8 +78,8 @@ rule importance_matrices:
     resources:
         mem_mb=model_mem_mb,
     params:
-        runs=run_folders,
-        labels=label_args,
+        runs=PLAN.run_folders,
+        labels=PLAN.label_args,
         samples=lookup(
             dpath="datasets/{dataset}/experiments/importance_samples", within=config
         ),
@@ -94,7 +94,9 @@ rule robustness:
     modality removed in turn and with one modality kept, beside the intact score; and the
     removal effect per test sample and modality (the second view of importance)."""
     input:
-        runs=lambda w: grid_metrics(w.dataset, multi_feature_combinations(w.dataset)),
+        runs=lambda w: PLAN.grid_metrics(
+            w.dataset, PLAN.multi_feature_combinations(w.dataset)
+        ),
     output:
         csv=report(
             f"{ROBUSTNESS}.csv",
@@ -118,8 +120,8 @@ rule robustness:
     resources:
         mem_mb=model_mem_mb,
     params:
-        runs=run_folders,
-        labels=label_args,
+        runs=PLAN.run_folders,
+        labels=PLAN.label_args,
     shell:
         "python -m model robustness --runs {params.runs} --out {output.csv} {params.labels} "
         "> {log} 2>&1"
@@ -130,7 +132,7 @@ rule gallery:
     the importance matrix (config `importance_samples` plus the most confident errors).
     """
     input:
-        unpack(gallery_inputs),
+        unpack(PLAN.gallery_inputs),
     output:
         f"{GALLERY}/index.html",
     log:
@@ -140,9 +142,9 @@ rule gallery:
     resources:
         mem_mb=model_mem_mb,
     params:
-        runs=run_folders,
-        stores=gallery_stores,
-        labels=label_args,
+        runs=PLAN.run_folders,
+        stores=PLAN.gallery_stores,
+        labels=PLAN.label_args,
         samples=lookup(
             dpath="datasets/{dataset}/experiments/importance_samples", within=config
         ),
@@ -158,7 +160,7 @@ rule comparisons:
     rows against their collapsed twins: deltas with paired bootstrap CIs and permutation p-values.
     """
     input:
-        runs=lambda w: grid_metrics(w.dataset),
+        runs=lambda w: PLAN.grid_metrics(w.dataset),
     output:
         csv=report(
             f"{COMPARISONS}.csv",
@@ -172,8 +174,8 @@ rule comparisons:
     conda:
         "../envs/train.yaml"
     params:
-        runs=run_folders,
-        labels=label_args,
+        runs=PLAN.run_folders,
+        labels=PLAN.label_args,
     shell:
         "python -m model comparisons --runs {params.runs} --out {output.csv} {params.labels} "
         "> {log} 2>&1"

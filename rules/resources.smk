@@ -1,4 +1,10 @@
 # Job resources: GPU slots, store shards, and the memory and runtime a cluster submits.
+import math
+import os
+
+from snakemake.logging import logger
+
+from gpuslots.shards import chain_costs, shard_counts
 
 # --- GPU slots -----------------------------------------------------------------------------
 # With device cuda on one machine, `gpus` devices (default: those visible) are each shared by
@@ -33,7 +39,7 @@ EXTRACT_PRIORITY = 10
 def extract_priority(wildcards):
     """Extraction jobs before training (10 and up), and stores on the longest chain of per-item
     cost first (objects, which boxes reads: gpuslots/shards.py `chain_costs`)."""
-    features = dataset_features(wildcards.dataset)
+    features = PLAN.dataset_features(wildcards.dataset)
     chains = chain_costs({n: (f["extractor"], f["input"]) for n, f in features.items()})
     return EXTRACT_PRIORITY + round(chains[wildcards.feature])
 
@@ -69,7 +75,9 @@ def shard_count(dataset, feature):
     if config["shards"] != "auto":
         return int(config["shards"])
     if dataset not in _SHARDS:
-        extractors = {n: f["extractor"] for n, f in dataset_features(dataset).items()}
+        extractors = {
+            n: f["extractor"] for n, f in PLAN.dataset_features(dataset).items()
+        }
         _SHARDS[dataset] = shard_counts(extractors, 0 if SLOTS is None else SLOTS.gpus)
     return _SHARDS[dataset][feature]
 
@@ -132,12 +140,12 @@ def extract_mem_mb(wildcards, input, attempt):
     """The extractor's peak plus the store it reads (ocr for ocr_text, objects for boxes)."""
     store = input.get("store")
     store_mb = os.path.getsize(store) / 2**20 if store and os.path.exists(store) else 0
-    return attempt * int(EXTRACT_MB[extractor_name(wildcards)] + store_mb)
+    return attempt * int(EXTRACT_MB[PLAN.extractor_name(wildcards)] + store_mb)
 
 
 def extract_runtime(wildcards, input, attempt):
     """Loading (10 min) plus the shard's samples at the extractor's rate, doubled for slack."""
-    gpu_s, cpu_s = EXTRACT_SECONDS[extractor_name(wildcards)]
+    gpu_s, cpu_s = EXTRACT_SECONDS[PLAN.extractor_name(wildcards)]
     per_sample = gpu_s if config["device"] == "cuda" else cpu_s
     samples = manifest_rows(input.manifest) / shard_count(
         wildcards.dataset, wildcards.feature

@@ -4,7 +4,7 @@
 rule train:
     """Train and evaluate one run; test metrics are taken at the best dev epoch."""
     input:
-        unpack(train_inputs),
+        unpack(PLAN.train_inputs),
     output:
         metrics=f"{RUN_DIR}/metrics.json",
         history=f"{RUN_DIR}/history.csv",
@@ -23,10 +23,10 @@ rule train:
         mem_mb=model_mem_mb,
         runtime=train_runtime,
     params:
-        features=train_features,
-        options=train_args,
+        features=PLAN.train_features,
+        options=PLAN.train_args,
         device=lookup(dpath="device", within=config),
-        seed=run_seed,
+        seed=PLAN.run_seed,
         out=RUN_DIR,
         gpu_run=gpu_run("train"),
     shell:

@@ -1,0 +1,7 @@
+"""The workflow's config logic, importable without Snakemake or torch (rules/ and tests/ use it).
+
+| file | job |
+|---|---|
+| `paths.py` | every path pattern (`MANIFEST`, `STORE`, ..., `RUN_DIR`), `run_file`, the `run` wildcard |
+| `plan.py` | `Plan`: the training grid, each dataset's features and outputs, the `predict:` and `paper_strict` checks, each rule's inputs and arguments |
+"""

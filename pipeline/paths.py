@@ -1,0 +1,35 @@
+"""Every path the workflow writes, as a pattern written once: rules name a pattern as their output,
+the plan `.format()`s it. Patterns without a suffix are jobs that write several files."""
+
+from __future__ import annotations
+
+import os
+
+MANIFEST = "results/{dataset}/manifest.csv"
+STORE = "results/{dataset}/features/{feature}.h5"
+SHARD = "results/{dataset}/features/shards/{feature}/{shard}.h5"
+WEIGHTS_READY = "resources/weights/ready/{dataset}/{feature}.json"
+RUN_DIR = "results/{dataset}/runs/{combination}/{pool}/{run}"
+TABLE = "results/{dataset}_table"  # .csv and .md
+COMPARISONS = "results/{dataset}_comparisons"  # .csv and .md
+ROBUSTNESS = "results/{dataset}_robustness"  # .csv, .md, .png, _removal.h5, _views.csv
+IMPORTANCE_FIGURE = "results/{dataset}/figures/importance_{combination}.png"
+MATRICES = "results/{dataset}/figures/matrices"
+GALLERY = "results/{dataset}/gallery"
+PREDICTIONS = "results/{dataset}/predictions"  # .csv and .h5
+
+
+def run_file(name: str, **fields: object) -> str:
+    """RUN_DIR/name for the wildcard values `fields` (dataset, combination, pool, run)."""
+    return os.path.join(RUN_DIR.format(**fields), name)
+
+
+def run_name(seed: int, fold: int | None = None) -> str:
+    """The `run` wildcard: `seedS`, or `seedS-foldK` for one fold of a cross-validated dataset."""
+    return f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
+
+
+def parse_run(run: str) -> tuple[int, int | None]:
+    """`seedS` or `seedS-foldK` (the `run` wildcard) -> (S, K or None). The one parser of it."""
+    seed, _, fold = run.partition("-fold")
+    return int(seed[len("seed") :]), (int(fold) if fold else None)

@@ -1,0 +1,358 @@
+"""What the workflow runs for a validated config: the training grid, the features each dataset
+extracts, the default targets, and each rule's inputs and command-line arguments.
+
+`Plan(config, sources)` is built once by rules/common.smk after `validate` filled every default,
+so keys are read without fallbacks; `sources` names the loaded config files for error messages.
+Methods taking `wildcards` are the rules' input and params functions (Snakemake passes
+`wildcards`, `input` by parameter name). Importable without torch: Snakemake calls it while it
+builds the DAG, and tests call it with plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from pipeline.paths import (
+    COMPARISONS,
+    GALLERY,
+    IMPORTANCE_FIGURE,
+    MANIFEST,
+    MATRICES,
+    PREDICTIONS,
+    ROBUSTNESS,
+    STORE,
+    TABLE,
+    WEIGHTS_READY,
+    parse_run,
+    run_file,
+    run_name,
+)
+
+DRAWN = ("faces", "objects", "ocr")  # extractors whose boxes the gallery draws
+
+
+def quoted(args: Iterable[Any]) -> str:
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def set_args(options: dict[str, Any], flag: str = "--set") -> str:
+    """`FLAG KEY=VALUE` for each option, in key order."""
+    return quoted(a for k, v in sorted(options.items()) for a in (flag, f"{k}={v}"))
+
+
+class Plan:
+    def __init__(self, config: dict[str, Any], sources: str) -> None:
+        self.datasets = config["datasets"]
+        self.targets = config["targets"]
+        self.sources = sources
+        self._strict_checked: set[str] = set()
+
+    # --- the training grid ---------------------------------------------------------------------
+
+    def experiments(self, dataset: str) -> dict[str, Any]:
+        return self.datasets[dataset]["experiments"]
+
+    def combination_pools(self, dataset: str, name: str) -> list[str]:
+        """The pools of one combination; `concat` (the late-fusion baseline) for multi-feature ones."""
+        exp = self.experiments(dataset)
+        combo = exp["combinations"][name]
+        pools = list(combo.get("pools") or exp["pools"])
+        if combo.get("baseline", len(combo["features"]) > 1):
+            pools.append("concat")
+        return pools
+
+    def run_names(self, dataset: str) -> list[str]:
+        """seedS, or seedS-foldK for every fold of a cross-validated dataset."""
+        seeds, folds = self.experiments(dataset)["seeds"], self.datasets[dataset]["folds"]
+        if not folds:
+            return [run_name(s) for s in seeds]
+        return [run_name(s, k) for s in seeds for k in range(folds)]
+
+    def grid(self, dataset: str, combinations=None, pool: str | None = None) -> list[tuple[str, str, str]]:
+        """(combination, pool, run) of every cell of a dataset's training grid, in table order;
+        `combinations` and `pool` narrow it."""
+        if combinations is None:
+            combinations = self.experiments(dataset)["combinations"]
+        return [
+            (name, p, run)
+            for name in combinations
+            for p in self.combination_pools(dataset, name)
+            if pool in (None, p)
+            for run in self.run_names(dataset)
+        ]
+
+    def grid_metrics(self, dataset: str, combinations=None, pool: str | None = None) -> list[str]:
+        """metrics.json of the runs of grid(dataset, combinations, pool): a report job's inputs."""
+        return [
+            run_file("metrics.json", dataset=dataset, combination=c, pool=p, run=r)
+            for c, p, r in self.grid(dataset, combinations, pool)
+        ]
+
+    def combinations_where(self, dataset: str, test: Callable[[dict], Any]) -> list[str]:
+        return [n for n, c in self.experiments(dataset)["combinations"].items() if test(c)]
+
+    def multi_feature_combinations(self, dataset: str) -> list[str]:
+        return self.combinations_where(dataset, lambda combo: len(combo["features"]) > 1)
+
+    def combination_features(self, wildcards) -> list[str]:
+        combos = self.experiments(wildcards.dataset)["combinations"]
+        if wildcards.combination not in combos:
+            raise ValueError(
+                f"dataset {wildcards.dataset!r} has no combination {wildcards.combination!r} in {self.sources}"
+            )
+        return combos[wildcards.combination]["features"]
+
+    # --- features --------------------------------------------------------------------------------
+
+    def predict_model(self, dataset: str) -> tuple[str, str, str, str] | None:
+        """(model dataset, combination, pool, run) of a `predict:` dataset, else None. The run must
+        be a cell of the model dataset's grid (one the workflow trains), so a typo is refused while
+        the DAG is built instead of training a run nobody configured."""
+        spec = self.datasets[dataset].get("predict")
+        if not spec:
+            return None
+        # four parts: the schema checks the form
+        model_ds, combination, pool, run = spec["model"].split("/")
+        if model_ds not in self.datasets or self.datasets[model_ds].get("predict"):
+            trained = [d for d in self.datasets if not self.datasets[d].get("predict")]
+            raise ValueError(
+                f"dataset {dataset!r}: predict.model {spec['model']!r} names no trained dataset "
+                f"{model_ds!r} in {self.sources}; configured: {', '.join(trained) or 'none'}"
+            )
+        runs = ["/".join((model_ds,) + cell) for cell in self.grid(model_ds)]
+        if spec["model"] not in runs:
+            raise ValueError(
+                f"dataset {dataset!r}: predict.model {spec['model']!r} is not a run of the grid of "
+                f"{model_ds!r} in {self.sources}; configured runs: {', '.join(runs) or 'none'}"
+            )
+        return model_ds, combination, pool, run
+
+    def dataset_features(self, dataset: str) -> dict[str, dict[str, Any]]:
+        """Feature name -> extraction settings. A `predict:` dataset is extracted with the model
+        dataset's settings, for the features of the model's combination (and the ones they read)."""
+        model = self.predict_model(dataset)
+        if model is None:
+            return self.datasets[dataset]["features"]
+        source = self.datasets[model[0]]["features"]
+        wanted = list(self.experiments(model[0])["combinations"][model[1]]["features"])
+        for name in wanted:  # inputs of inputs (ocr for ocr_text)
+            if source[name]["input"] and source[name]["input"] not in wanted:
+                wanted.append(source[name]["input"])
+        return {name: source[name] for name in wanted}
+
+    def check_paper_strict(self, dataset: str) -> None:
+        """`paper_strict: true`: refuse, before any job runs, a dataset whose features would run a
+        model or weights other than the paper's (extract/substitutes.py says why and how to fix)."""
+        if dataset in self._strict_checked or not self.datasets[dataset]["paper_strict"]:
+            return
+        from extract.substitutes import strict_problems
+
+        problems = strict_problems(self.dataset_features(dataset))
+        if problems:
+            raise ValueError(
+                f"dataset {dataset!r} has paper_strict: true, but it would not run the paper's models:\n  "
+                + "\n  ".join(problems)
+            )
+        self._strict_checked.add(dataset)
+
+    def feature_config(self, wildcards) -> dict[str, Any]:
+        features = self.dataset_features(wildcards.dataset)
+        if wildcards.feature not in features:
+            raise ValueError(
+                f"dataset {wildcards.dataset!r} has no feature {wildcards.feature!r} in {self.sources}; "
+                f"configured: {', '.join(features) or 'none'}"
+            )
+        self.check_paper_strict(wildcards.dataset)
+        return features[wildcards.feature]
+
+    @staticmethod
+    def stores(dataset: str, names: Iterable[str]) -> dict[str, str]:
+        """{feature: its store} of one dataset."""
+        return {name: STORE.format(dataset=dataset, feature=name) for name in names}
+
+    # --- rule data.smk -----------------------------------------------------------------------------
+
+    def manifest_source(self, wildcards) -> str:
+        """What the manifest is built from: MM-IMDb's split.json, the Ads annotation CSV or the
+        user's table."""
+        ds = self.datasets[wildcards.dataset]
+        key = {"ads": "annotations", "table": "table", "mmimdb": "root"}[ds["format"]]
+        if key not in ds:
+            raise ValueError(f"dataset {wildcards.dataset!r}: format {ds['format']} needs `{key}:`")
+        return f"{ds['root']}/split.json" if key == "root" else ds[key]
+
+    def manifest_args(self, wildcards, input) -> str:
+        ds = self.datasets[wildcards.dataset]
+        if ds["format"] == "ads":
+            # folds: 0 leaves the manifest's own default (5 folds)
+            folds = ["--folds", ds["folds"]] if ds["folds"] else []
+            args = ["--format", "ads", "--annotations", input.source]
+            return quoted(args + folds + ["--seed", ds["fold_seed"]])
+        if ds["format"] == "table":
+            ratios = ",".join(str(r) for r in ds["split"]["ratios"])
+            args = ["--format", "table", "--table", input.source, "--split-ratios", ratios]
+            args += ["--sep", ds["sep"]] if ds["sep"] else []
+            args += ["--strict-images"] if ds["strict_images"] else []
+            return quoted(args + ["--split-seed", ds["split"]["seed"]])
+        args = ["--format", "mmimdb", "--root", ds["root"], "--plot", ds["plot"]]
+        args += ["--genres", ",".join(ds["genres"])] if ds["genres"] else []
+        return quoted(args)
+
+    def download_args(self, wildcards) -> str:
+        ds = self.datasets[wildcards.dataset]
+        if "download" not in ds:
+            raise ValueError(
+                f"dataset {wildcards.dataset!r}: {ds.get('root')}/split.json does not exist and the config "
+                "has no `download:` section; point `root:` at an unpacked MM-IMDb copy"
+            )
+        dl = ds["download"]
+        args = ["--url", dl["url"]]
+        args += ["--size", dl["size"]] if dl["size"] else []
+        args += ["--sha256", dl["sha256"]] if dl["sha256"] else []
+        return quoted(args)
+
+    # --- rule extract.smk --------------------------------------------------------------------------
+
+    def extract_inputs(self, wildcards) -> dict[str, str]:
+        ds, feature = wildcards.dataset, wildcards.feature
+        inputs = {
+            "manifest": MANIFEST.format(dataset=ds),
+            "weights": WEIGHTS_READY.format(dataset=ds, feature=feature),
+        }
+        source = self.feature_config(wildcards)["input"]
+        if source:
+            inputs["store"] = STORE.format(dataset=ds, feature=source)
+        return inputs
+
+    def extractor_name(self, wildcards) -> str:
+        return self.feature_config(wildcards)["extractor"]
+
+    def model_args(self, wildcards) -> str:
+        """Backend and `--set` options of one feature (what determines its weights)."""
+        feature = self.feature_config(wildcards)
+        args = ["--backend", feature["backend"]] if feature["backend"] else []
+        for key, value in sorted(feature["options"].items()):
+            text = json.dumps(value) if isinstance(value, bool) else value
+            args += ["--set", f"{key}={text}"]
+        return quoted(args)
+
+    def extract_args(self, wildcards, input) -> str:
+        """Model arguments, the input store, and the feature name (recorded in the store's attrs)."""
+        args = self.model_args(wildcards) + f" --feature {shlex.quote(wildcards.feature)}"
+        if "store" in input.keys():
+            args += f" --input {shlex.quote(input.store)}"
+        return args
+
+    # --- rules train.smk and predict.smk -----------------------------------------------------------
+
+    def train_inputs(self, wildcards) -> dict[str, str]:
+        ds = wildcards.dataset
+        inputs = {"manifest": MANIFEST.format(dataset=ds)}
+        return inputs | self.stores(ds, self.combination_features(wildcards))
+
+    @staticmethod
+    def feature_args(names: Iterable[str], input) -> str:
+        return quoted(a for n in names for a in ("--feature", f"{n}={input[n]}"))
+
+    def train_features(self, wildcards, input) -> str:
+        return self.feature_args(self.combination_features(wildcards), input)
+
+    @staticmethod
+    def run_seed(wildcards) -> int:
+        return parse_run(wildcards.run)[0]
+
+    def train_args(self, wildcards) -> str:
+        """`--set KEY=VALUE` of the dataset's train options, the run's fold and the combination's
+        encoders and collapsed features."""
+        options = dict(self.experiments(wildcards.dataset)["train"])
+        fold = parse_run(wildcards.run)[1]
+        if fold is not None:
+            options["fold"] = fold
+        combo = self.experiments(wildcards.dataset)["combinations"][wildcards.combination]
+        options |= {f"encoder.{name}": kind for name, kind in combo["encoders"].items()}
+        options |= {f"collapse.{name}": how for name, how in combo["collapse"].items()}
+        return set_args(options)
+
+    def predict_features(self, wildcards) -> list[str]:
+        model_ds, combination, *_ = self.predict_model(wildcards.dataset)
+        return self.experiments(model_ds)["combinations"][combination]["features"]
+
+    def predict_inputs(self, wildcards) -> dict[str, str]:
+        model_ds, combination, pool, run = self.predict_model(wildcards.dataset)
+        inputs = {
+            "manifest": MANIFEST.format(dataset=wildcards.dataset),
+            "model": run_file("model.pt", dataset=model_ds, combination=combination, pool=pool, run=run),
+        }
+        return inputs | self.stores(wildcards.dataset, self.predict_features(wildcards))
+
+    def predict_args(self, wildcards, input) -> str:
+        run = quoted(["--run", str(Path(input.model).parent)])
+        return f"{run} {self.feature_args(self.predict_features(wildcards), input)}"
+
+    # --- rule report.smk ---------------------------------------------------------------------------
+
+    @staticmethod
+    def run_folders(wildcards, input) -> str:
+        """`--runs` of a report job: the folder of each of its metrics.json inputs."""
+        return quoted(str(Path(p).parent) for p in input.runs)
+
+    def label_args(self, wildcards) -> str:
+        return set_args(self.experiments(wildcards.dataset)["labels"], "--label")
+
+    def table_command(self, wildcards) -> str:
+        """`table`, or `paper-table` with the paper's rows beside ours where the paper has a table."""
+        paper = self.datasets[wildcards.dataset]["paper"]
+        return f"paper-table --paper {paper}" if paper else "table"
+
+    def gallery_inputs(self, wildcards) -> dict[str, Any]:
+        """The manifest, the drawn stores (faces, objects, ocr), every max-pool run and the
+        robustness job's removal effects."""
+        ds = wildcards.dataset
+        drawn = [n for n, f in self.dataset_features(ds).items() if f["extractor"] in DRAWN]
+        return {
+            "manifest": MANIFEST.format(dataset=ds),
+            "runs": self.grid_metrics(ds, pool="max"),
+            "removal": f"{ROBUSTNESS.format(dataset=ds)}_removal.h5",
+            "stores": list(self.stores(ds, drawn).values()),
+        }
+
+    @staticmethod
+    def gallery_stores(wildcards, input) -> str:
+        return quoted(a for path in input.stores for a in ("--store", path))
+
+    # --- rule all ----------------------------------------------------------------------------------
+
+    def dataset_outputs(self, dataset: str) -> list[str]:
+        """A dataset's predictions, or its stores, table, figures, comparisons and robustness."""
+        if self.predict_model(dataset) is not None:
+            return [f"{PREDICTIONS.format(dataset=dataset)}.csv"]
+        outputs = list(self.stores(dataset, self.dataset_features(dataset)).values())
+        multi = self.multi_feature_combinations(dataset)
+        if self.experiments(dataset)["combinations"]:
+            table = TABLE.format(dataset=dataset)
+            outputs += [f"{table}.csv", f"{table}.md"]
+            outputs += [
+                IMPORTANCE_FIGURE.format(dataset=dataset, combination=name)
+                for name in multi
+                if "max" in self.combination_pools(dataset, name)
+            ]
+            outputs.append(f"{MATRICES.format(dataset=dataset)}/overview.png")
+        if multi or self.combinations_where(dataset, lambda combo: combo["collapse"]):
+            comparisons = COMPARISONS.format(dataset=dataset)
+            outputs += [f"{comparisons}.csv", f"{comparisons}.md"]
+        if multi:
+            outputs.append(f"{ROBUSTNESS.format(dataset=dataset)}.csv")
+            outputs.append(f"{GALLERY.format(dataset=dataset)}/index.html")
+        return outputs
+
+    def default_targets(self, wildcards=None) -> list[str]:
+        unknown = [name for name in self.targets if name not in self.datasets]
+        if unknown:
+            raise ValueError(
+                f"targets {unknown} name no dataset in {self.sources}; "
+                f"configured: {', '.join(self.datasets) or 'none'}"
+            )
+        return [path for name in self.targets for path in self.dataset_outputs(name)]
