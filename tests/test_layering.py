@@ -1,22 +1,26 @@
 """The import layering (docs/DESIGN.md, "Packages"): core <- data, extract <- model; gpuslots stands
-alone; no production package imports tests/ (bench/ may: it is development tooling); no import cycle between packages or between the
+alone; pipeline (the workflow's config logic) stands on top, imported only by rules/ and tests/, and
+loads no torch; no production package imports tests/ (bench/ may: it is development tooling); no import cycle between packages or between the
 modules of the lower packages. Imports are read with `ast`, so lazy imports inside functions count."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "data", "extract", "model", "gpuslots", "bench")
+PACKAGES = ("core", "data", "extract", "model", "gpuslots", "pipeline", "bench")
 ALLOWED = {  # what each package may import besides itself
     "core": set(),
     "data": {"core"},
     "extract": {"core"},
     "model": {"core", "data", "extract"},
     "gpuslots": set(),
+    "pipeline": {"core", "extract", "model", "gpuslots"},  # torch-free modules only (test below)
     "bench": {"core", "data", "extract", "model", "gpuslots", "tests"},  # dev tooling, like tests/
 }
 
@@ -83,9 +87,24 @@ def test_the_package_graph_has_no_cycle():
     assert find_cycle(graph) is None
 
 
-@pytest.mark.parametrize("package", ["core", "data", "extract", "gpuslots"])
+@pytest.mark.parametrize("package", ["core", "data", "extract", "gpuslots", "pipeline"])
 def test_no_import_cycle_between_modules(package):
     assert find_cycle(module_graph([package])) is None
+
+
+def test_pipeline_and_what_it_imports_load_without_torch():
+    """Snakemake imports pipeline/ while it builds the DAG: no module it imports, lazily or not,
+    may pull in torch (seconds per dry run, and rules must parse where torch is absent)."""
+    modules = sorted(m for path in (ROOT / "pipeline").rglob("*.py") for m in imported_modules(path)
+                     if m.split(".")[0] != "tests")
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}:\n"
+            "    try:\n        importlib.import_module(name)\n"
+            "    except ModuleNotFoundError:\n        pass  # a name imported from a module\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "extract.substitutes" in modules and done.stdout.strip() == "[]", done.stdout[:500]
 
 
 def test_the_checks_see_a_cycle_and_a_wrong_arrow(tmp_path):

@@ -1,0 +1,223 @@
+"""pipeline/plan.py with plain dicts as config (defaults filled by the real schema, as
+rules/common.smk does): the grid, each dataset's outputs, the `predict:` and `paper_strict` checks
+and the rules' arguments, without a Snakemake run."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from pipeline.paths import RUN_DIR, parse_run, run_file, run_name
+from pipeline.plan import Plan
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = "config/config.yaml, mine.yaml"
+
+
+def make_plan(datasets: dict, targets: list[str] | None = None) -> Plan:
+    config = {"datasets": copy.deepcopy(datasets)}
+    if targets is not None:
+        config["targets"] = targets
+    validate(config, str(ROOT / "config/schema.yaml"))
+    return Plan(config, SOURCES)
+
+
+def table_dataset(**extra) -> dict:
+    features = {"img": {"extractor": "image", "backend": "mobilenet_v2"},
+                "txt": {"extractor": "text", "backend": "minilm"},
+                "ocr": {"extractor": "ocr"},
+                "ocr_txt": {"extractor": "text", "backend": "minilm", "input": "ocr"}}
+    experiments = {"seeds": [0, 1], "pools": ["max", "sum"],
+                   "combinations": {"i": {"features": ["img"]},
+                                    "i_t": {"features": ["img", "txt"], "pools": ["max"]},
+                                    "t": {"features": ["txt"], "baseline": True}}}
+    return {"format": "table", "table": "mine.csv", "features": features, "experiments": experiments,
+            **extra}
+
+
+class Files(dict):
+    """A rule's `input` as Snakemake passes it: names as attributes and as keys."""
+    __getattr__ = dict.__getitem__
+
+
+def wc(**fields) -> SimpleNamespace:
+    return SimpleNamespace(**fields)
+
+
+def test_grid_is_in_table_order_with_the_concat_baseline_of_multi_feature_combinations() -> None:
+    plan = make_plan({"mine": table_dataset()})
+    assert plan.grid("mine") == [
+        ("i", "max", "seed0"), ("i", "max", "seed1"), ("i", "sum", "seed0"), ("i", "sum", "seed1"),
+        ("i_t", "max", "seed0"), ("i_t", "max", "seed1"), ("i_t", "concat", "seed0"), ("i_t", "concat", "seed1"),
+        ("t", "max", "seed0"), ("t", "max", "seed1"), ("t", "sum", "seed0"), ("t", "sum", "seed1"),
+        ("t", "concat", "seed0"), ("t", "concat", "seed1")]
+    assert plan.grid("mine", ["i_t"], "max") == [("i_t", "max", "seed0"), ("i_t", "max", "seed1")]
+    assert plan.grid_metrics("mine", pool="concat")[0] == "results/mine/runs/i_t/concat/seed0/metrics.json"
+    no_baseline = table_dataset()
+    no_baseline["experiments"]["combinations"]["i_t"]["baseline"] = False
+    assert make_plan({"mine": no_baseline}).combination_pools("mine", "i_t") == ["max"]
+    assert plan.multi_feature_combinations("mine") == ["i_t"]
+
+
+def test_cross_validated_datasets_run_every_fold_of_every_seed() -> None:
+    plan = make_plan({"mine": table_dataset(folds=3)})
+    assert plan.run_names("mine") == ["seed0-fold0", "seed0-fold1", "seed0-fold2",
+                                      "seed1-fold0", "seed1-fold1", "seed1-fold2"]
+    assert [parse_run(r) for r in plan.run_names("mine")[:2]] == [(0, 0), (0, 1)]
+    assert parse_run(run_name(12)) == (12, None) and run_name(3, 4) == "seed3-fold4"
+    assert run_file("model.pt", dataset="d", combination="c", pool="max", run="seed0") == \
+        RUN_DIR.format(dataset="d", combination="c", pool="max", run="seed0") + "/model.pt"
+
+
+def test_train_args_carry_the_fold_encoders_and_collapsed_features() -> None:
+    ds = table_dataset(folds=5)
+    ds["experiments"]["train"] = {"lr": 0.01, "epochs": 3}
+    ds["experiments"]["combinations"]["i_t"] |= {"encoders": {"txt": "cnn"}, "collapse": {"img": "mean"}}
+    plan = make_plan({"mine": ds})
+    args = plan.train_args(wc(dataset="mine", combination="i_t", run="seed1-fold4"))
+    assert args == ("--set collapse.img=mean --set encoder.txt=cnn --set epochs=3 --set fold=4 "
+                    "--set lr=0.01")
+    assert plan.train_args(wc(dataset="mine", combination="i", run="seed0-fold0")) == \
+        "--set epochs=3 --set fold=0 --set lr=0.01"
+    assert plan.run_seed(wc(run="seed7-fold2")) == 7
+    inputs = plan.train_inputs(wc(dataset="mine", combination="i_t"))
+    assert inputs == {"manifest": "results/mine/manifest.csv", "img": "results/mine/features/img.h5",
+                      "txt": "results/mine/features/txt.h5"}
+    assert plan.train_features(wc(dataset="mine", combination="i_t"), Files(inputs)) == \
+        "--feature img=results/mine/features/img.h5 --feature txt=results/mine/features/txt.h5"
+    with pytest.raises(ValueError, match=r"dataset 'mine' has no combination 'nope' in config/config.yaml, mine.yaml"):
+        plan.train_inputs(wc(dataset="mine", combination="nope"))
+
+
+def test_a_predict_model_outside_the_grid_is_refused_with_the_configured_runs() -> None:
+    datasets = {"mine": table_dataset(), "new": {"format": "table", "table": "new.csv",
+                                                 "predict": {"model": "mine/i_t/sum/seed0"}}}
+    with pytest.raises(ValueError) as refused:
+        make_plan(datasets).predict_model("new")
+    assert str(refused.value) == (
+        "dataset 'new': predict.model 'mine/i_t/sum/seed0' is not a run of the grid of 'mine' in "
+        f"{SOURCES}; configured runs: " + ", ".join("mine/" + "/".join(c) for c in make_plan(datasets).grid("mine")))
+    for model in ("other/i/max/seed0", "new/i/max/seed0"):
+        datasets["new"]["predict"]["model"] = model
+        with pytest.raises(ValueError) as refused:
+            make_plan(datasets).predict_model("new")
+        assert str(refused.value) == (f"dataset 'new': predict.model {model!r} names no trained dataset "
+                                      f"{model.split('/')[0]!r} in {SOURCES}; configured: mine")
+
+
+def test_a_predict_dataset_extracts_the_model_combinations_features_and_their_inputs() -> None:
+    ds = table_dataset()
+    ds["experiments"]["combinations"]["o"] = {"features": ["ocr_txt", "img"]}
+    datasets = {"mine": ds, "new": {"format": "table", "table": "new.csv", "predict": {"model": "mine/o/concat/seed1"}}}
+    plan = make_plan(datasets)
+    assert plan.predict_model("new") == ("mine", "o", "concat", "seed1")
+    assert list(plan.dataset_features("new")) == ["ocr_txt", "img", "ocr"]
+    assert plan.dataset_features("new")["ocr_txt"] == plan.dataset_features("mine")["ocr_txt"]
+    assert plan.dataset_outputs("new") == ["results/new/predictions.csv"]
+    inputs = plan.predict_inputs(wc(dataset="new"))
+    assert inputs == {"manifest": "results/new/manifest.csv", "model": "results/mine/runs/o/concat/seed1/model.pt",
+                      "ocr_txt": "results/new/features/ocr_txt.h5", "img": "results/new/features/img.h5"}
+    assert plan.predict_args(wc(dataset="new"), Files(inputs)) == (
+        "--run results/mine/runs/o/concat/seed1 --feature ocr_txt=results/new/features/ocr_txt.h5 "
+        "--feature img=results/new/features/img.h5")
+    assert plan.predict_model("mine") is None
+
+
+def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    plan = make_plan(config["datasets"], ["demo"])
+    outputs = plan.default_targets()
+    assert outputs[:6] == [f"results/demo/features/{f}.h5"
+                           for f in ("image", "text", "faces", "ocr", "ocr_text", "ocr_words")]
+    assert outputs[6:] == [
+        "results/demo_table.csv", "results/demo_table.md",
+        "results/demo/figures/importance_image_text.png", "results/demo/figures/importance_visual.png",
+        "results/demo/figures/importance_all.png", "results/demo/figures/importance_all_mean.png",
+        "results/demo/figures/matrices/overview.png",
+        "results/demo_comparisons.csv", "results/demo_comparisons.md",
+        "results/demo_robustness.csv", "results/demo/gallery/index.html"]
+    assert len(plan.grid("demo")) == 54  # as config/config.yaml says
+    single = table_dataset()
+    single["experiments"]["combinations"] = {"i": {"features": ["img"]}}
+    plan = make_plan({"one": single})
+    stores = [f"results/one/features/{f}.h5" for f in ("img", "txt", "ocr", "ocr_txt")]
+    assert plan.dataset_outputs("one") == stores + [
+        "results/one_table.csv", "results/one_table.md", "results/one/figures/matrices/overview.png"]
+    single["experiments"]["combinations"]["i_mean"] = {"features": ["img"], "collapse": {"img": "mean"}}
+    assert make_plan({"one": single}).dataset_outputs("one")[-2:] == [
+        "results/one_comparisons.csv", "results/one_comparisons.md"]
+    single["experiments"]["combinations"] = {}
+    assert make_plan({"one": single}).dataset_outputs("one") == stores
+
+
+def test_unknown_targets_are_refused_naming_the_config_files() -> None:
+    with pytest.raises(ValueError, match=r"^targets \['nosuch'\] name no dataset in config/config.yaml, "
+                                         r"mine.yaml; configured: mine$"):
+        make_plan({"mine": table_dataset()}, ["mine", "nosuch"]).default_targets()
+
+
+def test_manifest_and_download_arguments_per_format() -> None:
+    plan = make_plan({
+        "mine": table_dataset(sep=";", strict_images=True, split={"ratios": [0.8, 0.1, 0.1], "seed": 3}),
+        "ads": {"format": "ads", "annotations": "a.csv", "folds": 5, "fold_seed": 2},
+        "ads0": {"format": "ads", "annotations": "a.csv"},
+        "imdb": {"format": "mmimdb", "root": "r", "genres": ["Drama", "Comedy"],
+                 "download": {"url": "http://x/m.tar.gz", "sha256": "ab"}},
+        "local": {"format": "mmimdb", "root": "data/mm"},
+        "broken": {"format": "ads"}})
+    source = {name: plan.manifest_source(wc(dataset=name)) for name in ("mine", "ads", "imdb")}
+    assert source == {"mine": "mine.csv", "ads": "a.csv", "imdb": "r/split.json"}
+    args = {name: plan.manifest_args(wc(dataset=name), Files(source=source.get(name, "a.csv")))
+            for name in ("mine", "ads", "ads0", "imdb")}
+    assert args == {
+        "mine": "--format table --table mine.csv --split-ratios 0.8,0.1,0.1 --sep ';' --strict-images --split-seed 3",
+        "ads": "--format ads --annotations a.csv --folds 5 --seed 2",
+        "ads0": "--format ads --annotations a.csv --seed 0",
+        "imdb": "--format mmimdb --root r --plot all --genres Drama,Comedy"}
+    assert plan.download_args(wc(dataset="imdb")) == "--url http://x/m.tar.gz --sha256 ab"
+    with pytest.raises(ValueError, match=r"dataset 'local': data/mm/split.json does not exist and the config "
+                                         r"has no `download:` section"):
+        plan.download_args(wc(dataset="local"))
+    with pytest.raises(ValueError, match=r"^dataset 'broken': format ads needs `annotations:`$"):
+        plan.manifest_source(wc(dataset="broken"))
+
+
+def test_extraction_arguments_and_the_paper_strict_refusal() -> None:
+    ds = table_dataset()
+    ds["features"]["txt"]["options"] = {"per_word": True, "batch_size": 8}
+    plan = make_plan({"mine": ds})
+    w = wc(dataset="mine", feature="ocr_txt")
+    inputs = plan.extract_inputs(w)
+    assert inputs == {"manifest": "results/mine/manifest.csv", "weights": "resources/weights/ready/mine/ocr_txt.json",
+                      "store": "results/mine/features/ocr.h5"}
+    assert plan.extract_args(w, Files(inputs)) == \
+        "--backend minilm --feature ocr_txt --input results/mine/features/ocr.h5"
+    assert plan.model_args(wc(dataset="mine", feature="txt")) == "--backend minilm --set batch_size=8 --set per_word=true"
+    assert plan.extractor_name(wc(dataset="mine", feature="ocr")) == "ocr"
+    with pytest.raises(ValueError, match=r"dataset 'mine' has no feature 'nope' in config/config.yaml, mine.yaml; "
+                                         r"configured: img, txt, ocr, ocr_txt"):
+        plan.extract_inputs(wc(dataset="mine", feature="nope"))
+    strict = make_plan({"mine": table_dataset(paper_strict=True)})
+    with pytest.raises(ValueError, match=r"(?s)^dataset 'mine' has paper_strict: true, but it would not "
+                                         r"run the paper's models:\n  img: image backend mobilenet_v2 .*\n  txt: "):
+        strict.extractor_name(wc(dataset="mine", feature="txt"))
+
+
+def test_report_arguments() -> None:
+    ds = table_dataset(paper="imdb")
+    ds["experiments"]["labels"] = {"txt": "RoBERTa(t)", "img": "WSL(i)"}
+    plan = make_plan({"mine": ds, "other": table_dataset()})
+    assert plan.label_args(wc(dataset="mine")) == "--label 'img=WSL(i)' --label 'txt=RoBERTa(t)'"
+    assert plan.table_command(wc(dataset="mine")) == "paper-table --paper imdb"
+    assert plan.table_command(wc(dataset="other")) == "table"
+    runs = plan.grid_metrics("mine", ["i_t"])
+    assert plan.run_folders(wc(), Files(runs=runs)) == " ".join(str(Path(p).parent) for p in runs)
+    gallery = plan.gallery_inputs(wc(dataset="mine"))
+    assert gallery == {"manifest": "results/mine/manifest.csv", "runs": plan.grid_metrics("mine", pool="max"),
+                       "removal": "results/mine_robustness_removal.h5", "stores": ["results/mine/features/ocr.h5"]}
+    assert plan.gallery_stores(wc(), Files(gallery)) == "--store results/mine/features/ocr.h5"
