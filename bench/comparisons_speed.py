@@ -3,7 +3,7 @@
     python bench/comparisons_speed.py --out bench/results/comparisons_imdb_cpu.json
 
 The imdb grid of config/config.yaml (its combinations, pools, concat baselines and seeds, as
-rules/common.smk plans them) gets synthetic run folders: predictions.h5 of 7,799 test samples x
+pipeline/plan.py plans them) gets synthetic run folders: predictions.h5 of 7,799 test samples x
 23 classes per run (probabilities that agree with random targets more often for larger
 combinations) and their metrics.json. Then `python -m model comparisons`' code path
 (`model.comparisons.write_comparisons`, 1,000 resamples and permutations) runs on them, timed

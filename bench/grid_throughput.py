@@ -39,20 +39,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench.record import command, machine, write_result  # noqa: E402
 from bench.train_throughput import FEATURES, make_data  # noqa: E402
+from pipeline.plan import combination_pools  # noqa: E402
 
 IMDB_SAMPLES = 25959
 IMDB_CELLS = [([name], "max") for name in FEATURES] + [(list(FEATURES), p) for p in ("max", "sum", "concat")]
 
 
 def demo_cells(experiments: dict) -> list[tuple[list[str], str]]:
-    """(features, pool) of every cell of a dataset's grid, as rules/common.smk plans it."""
-    cells = []
-    for combo in experiments["combinations"].values():
-        pools = list(combo.get("pools") or experiments["pools"])
-        if combo.get("baseline", len(combo["features"]) > 1):
-            pools.append("concat")
-        cells += [(combo["features"], pool) for pool in pools]
-    return cells
+    """(features, pool) of every cell of a dataset's grid, as the workflow plans it."""
+    return [(combo["features"], pool) for name, combo in experiments["combinations"].items()
+            for pool in combination_pools(experiments, name)]
 
 
 def demo_stores(demo: Path | None, work: Path, names: list[str]) -> tuple[Path, dict[str, Path]]:

@@ -5,7 +5,7 @@ configured feature (None when it runs the paper's model); every extractor writes
 as the attr `substitute` ("" when none) beside `model`, the exact model that ran.
 `strict_problems(features)` lists, for a dataset's `features` config section, every feature that
 would not run the paper's model here (a stand-in backend, a missing library or weight file, a local
-weight file that is not the release's), each with how to fix it: rules/common.smk refuses a
+weight file that is not the release's), each with how to fix it: pipeline/plan.py refuses a
 `paper_strict: true` dataset with any. One paper model cannot be run by anyone: the OCR model of
 the paper's reference [3], which the text does not name (docs/PAPER.md, "OCR and reference [3]").
 Its stand-in, EasyOCR, is therefore always recorded as a substitute, and strict mode accepts it

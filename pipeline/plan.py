@@ -43,6 +43,16 @@ def set_args(options: dict[str, Any], flag: str = "--set") -> str:
     return quoted(a for k, v in sorted(options.items()) for a in (flag, f"{k}={v}"))
 
 
+def combination_pools(experiments: dict[str, Any], name: str) -> list[str]:
+    """The pools of one combination of an `experiments` section; `concat` (the late-fusion
+    baseline) for multi-feature ones unless `baseline` says otherwise."""
+    combo = experiments["combinations"][name]
+    pools = list(combo.get("pools") or experiments["pools"])
+    if combo.get("baseline", len(combo["features"]) > 1):
+        pools.append("concat")
+    return pools
+
+
 class Plan:
     def __init__(self, config: dict[str, Any], sources: str) -> None:
         self.datasets = config["datasets"]
@@ -56,13 +66,7 @@ class Plan:
         return self.datasets[dataset]["experiments"]
 
     def combination_pools(self, dataset: str, name: str) -> list[str]:
-        """The pools of one combination; `concat` (the late-fusion baseline) for multi-feature ones."""
-        exp = self.experiments(dataset)
-        combo = exp["combinations"][name]
-        pools = list(combo.get("pools") or exp["pools"])
-        if combo.get("baseline", len(combo["features"]) > 1):
-            pools.append("concat")
-        return pools
+        return combination_pools(self.experiments(dataset), name)
 
     def run_names(self, dataset: str) -> list[str]:
         """seedS, or seedS-foldK for every fold of a cross-validated dataset."""
