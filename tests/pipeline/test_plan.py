@@ -94,14 +94,20 @@ def test_train_args_carry_the_fold_encoders_and_collapsed_features() -> None:
         plan.train_inputs(wc(dataset="mine", combination="nope"))
 
 
-def test_a_predict_model_outside_the_grid_is_refused_with_the_configured_runs() -> None:
+@pytest.mark.parametrize("model", ["mine/i_t/sum/seed0", "mine/i/max/seed9", "mine/i/max/seed0-fold1",
+                                   "mine/nope/max/seed0"])
+def test_a_predict_model_outside_the_grid_is_refused_with_the_configured_runs(model) -> None:
     datasets = {"mine": table_dataset(), "new": {"format": "table", "table": "new.csv",
-                                                 "predict": {"model": "mine/i_t/sum/seed0"}}}
+                                                 "predict": {"model": model}}}
     with pytest.raises(ValueError) as refused:
         make_plan(datasets).predict_model("new")
     assert str(refused.value) == (
-        "dataset 'new': predict.model 'mine/i_t/sum/seed0' is not a run of the grid of 'mine' in "
+        f"dataset 'new': predict.model {model!r} is not a run of the grid of 'mine' in "
         f"{SOURCES}; configured runs: " + ", ".join("mine/" + "/".join(c) for c in make_plan(datasets).grid("mine")))
+
+
+def test_a_predict_model_of_no_trained_dataset_is_refused() -> None:
+    datasets = {"mine": table_dataset(), "new": {"format": "table", "table": "new.csv", "predict": {}}}
     for model in ("other/i/max/seed0", "new/i/max/seed0"):
         datasets["new"]["predict"]["model"] = model
         with pytest.raises(ValueError) as refused:
@@ -142,6 +148,8 @@ def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
         "results/demo_comparisons.csv", "results/demo_comparisons.md",
         "results/demo_robustness.csv", "results/demo/gallery/index.html"]
     assert len(plan.grid("demo")) == 54  # as config/config.yaml says
+    assert len(plan.grid("imdb")) == 28 * 3  # Table 3's 20 rows of ours + 8 concat baselines, 3 seeds
+    assert plan.run_names("ads") == [f"seed{s}-fold{k}" for s in (0, 1, 2) for k in range(5)]
     single = table_dataset()
     single["experiments"]["combinations"] = {"i": {"features": ["img"]}}
     plan = make_plan({"one": single})
