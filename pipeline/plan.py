@@ -15,21 +15,8 @@ import shlex
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pipeline.paths import (
-    COMPARISONS,
-    GALLERY,
-    IMPORTANCE_FIGURE,
-    MANIFEST,
-    MATRICES,
-    PREDICTIONS,
-    ROBUSTNESS,
-    STORE,
-    TABLE,
-    WEIGHTS_READY,
-    parse_run,
-    run_file,
-    run_name,
-)
+from pipeline.paths import (COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS, ROBUSTNESS,
+                            STORE, TABLE, WEIGHTS_READY, parse_run, run_file, run_name)
 
 DRAWN = ("faces", "objects", "ocr")  # extractors whose boxes the gallery draws
 
