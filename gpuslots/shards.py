@@ -4,7 +4,11 @@ Extraction costs differ by 14x per item (Faster R-CNN vs the image network), so 
 count leaves one GPU working on the slow store long after the others are idle. With `auto` a
 feature gets shards in proportion to its cost: every shard costs at most 1/WAVES of one GPU's
 share of the whole extraction (total cost / gpus), so GPUs finish within about a shard of each
-other however the stores' costs differ.
+other however the stores' costs differ. Without local GPUs the costliest store gets CPU_SHARDS
+shards and the others shards in proportion to their cost (at least one): a cheap store is not split
+into jobs that each pay a process start and a model load for seconds of work (the demo: 7 shard
+jobs instead of 12). The count depends on the config only, so a dry run, the run and a cluster's
+job processes agree.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import math
 COST_MS = {"image": 5.0, "text": 12.0, "faces": 20.0, "objects": 72.0, "boxes": 25.0, "ocr": 40.0,
            "index": 0.1}
 WAVES = 4
-CPU_SHARDS = 2  # `auto` without GPUs: every store in 2 shards (parallel CPU jobs)
+CPU_SHARDS = 2  # `auto` without GPUs: shards of the costliest store (parallel CPU jobs)
 
 
 def cost_ms(extractor: str) -> float:
@@ -27,9 +31,10 @@ def cost_ms(extractor: str) -> float:
 
 def shard_counts(extractors: dict[str, str], gpus: int, waves: int = WAVES) -> dict[str, int]:
     """{feature: shards} for {feature: extractor name} extracted on `gpus` devices (0: CPU)."""
-    if gpus < 1:
-        return {name: CPU_SHARDS for name in extractors}
     costs = {name: cost_ms(kind) for name, kind in extractors.items()}
+    if gpus < 1:
+        top = max(costs.values(), default=1.0)
+        return {name: max(1, math.ceil(CPU_SHARDS * cost / top - 1e-9)) for name, cost in costs.items()}
     target = sum(costs.values()) / (gpus * waves)  # the most one shard may cost
     return {name: max(1, math.ceil(cost / target - 1e-9)) for name, cost in costs.items()}
 

@@ -70,7 +70,8 @@ _SHARDS = {}
 
 def shard_count(dataset, feature):
     """Shards of one store: `shards: N`, or `auto` (gpuslots/shards.py): in proportion to the
-    extractor's per-item cost and the GPUs of this machine (2 each without local GPUs).
+    extractor's per-item cost and the GPUs of this machine (without local GPUs: the costliest
+    store in 2, the others in proportion).
     """
     if config["shards"] != "auto":
         return int(config["shards"])

@@ -373,7 +373,12 @@ def test_shards_auto_follow_per_item_cost_and_gpu_count():
     imdb = {"image": "image", "text": "text", "faces": "faces", "objects": "objects", "boxes": "boxes",
             "ocr": "ocr", "ocr_words": "index", "ocr_text": "text"}
     one, eight = shard_counts(imdb, 1), shard_counts(imdb, 8)
-    assert shard_counts(imdb, 0) == {name: 2 for name in imdb}  # no local GPU: as before
+    # no local GPU: the costliest store (objects) in 2 shards, the others in proportion to cost
+    cpu = shard_counts(imdb, 0)
+    assert cpu["objects"] == 2 and min(cpu.values()) == 1
+    assert all(cpu[a] >= cpu[b] for a in imdb for b in imdb if COST_MS[imdb[a]] >= COST_MS[imdb[b]])
+    demo = {"image": "image", "text": "text", "faces": "faces", "ocr": "ocr", "ocr_words": "text"}
+    assert shard_counts(demo, 0) == {"image": 1, "text": 1, "faces": 1, "ocr": 2, "ocr_words": 1}
     assert eight["objects"] > eight["boxes"] > eight["image"] and eight["objects"] >= 13 * eight["image"]
     assert all(eight[n] >= one[n] for n in imdb) and sum(eight.values()) > 2 * sum(one.values())
     total = sum(COST_MS[k] for k in imdb.values())
