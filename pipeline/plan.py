@@ -209,14 +209,22 @@ class Plan:
 
     def extract_inputs(self, wildcards) -> dict[str, str]:
         ds, feature = wildcards.dataset, wildcards.feature
+        source = self.feature_config(wildcards)["input"]  # refuses an unknown feature first
         inputs = {
             "manifest": MANIFEST.format(dataset=ds),
-            "weights": WEIGHTS_READY.format(dataset=ds, feature=feature),
+            "weights": WEIGHTS_READY.format(dataset=ds, feature=self.weights_feature(ds, feature)),
         }
-        source = self.feature_config(wildcards)["input"]
         if source:
             inputs["store"] = STORE.format(dataset=ds, feature=source)
         return inputs
+
+    def weights_feature(self, dataset: str, feature: str) -> str:
+        """The first feature of the dataset run with the same extractor, backend and options:
+        its weights record serves both (the demo's text and ocr_text: one fetch job, not two)."""
+        features = self.dataset_features(dataset)
+        key = lambda name: (features[name]["extractor"], features[name]["backend"],  # noqa: E731
+                            sorted(features[name]["options"].items()))
+        return next(name for name in features if key(name) == key(feature))
 
     def extractor_name(self, wildcards) -> str:
         return self.feature_config(wildcards)["extractor"]

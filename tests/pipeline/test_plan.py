@@ -142,12 +142,12 @@ def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
                            for f in ("image", "text", "faces", "ocr", "ocr_text", "ocr_words")]
     assert outputs[6:] == [
         "results/demo_table.csv", "results/demo_table.md",
-        "results/demo/figures/importance_image_text.png", "results/demo/figures/importance_visual.png",
+        "results/demo/figures/importance_image_text.png",
         "results/demo/figures/importance_all.png", "results/demo/figures/importance_all_mean.png",
         "results/demo/figures/matrices/overview.png",
         "results/demo_comparisons.csv", "results/demo_comparisons.md",
         "results/demo_robustness.csv", "results/demo/gallery/index.html"]
-    assert len(plan.grid("demo")) == 54  # as config/config.yaml says
+    assert len(plan.grid("demo")) == 42  # as config/config.yaml says
     assert len(plan.grid("imdb")) == 28 * 3  # Table 3's 20 rows of ours + 8 concat baselines, 3 seeds
     assert plan.run_names("ads") == [f"seed{s}-fold{k}" for s in (0, 1, 2) for k in range(5)]
     single = table_dataset()
@@ -207,6 +207,9 @@ def test_extraction_arguments_and_the_paper_strict_refusal() -> None:
         "--backend minilm --feature ocr_txt --input results/mine/features/ocr.h5"
     assert plan.model_args(wc(dataset="mine", feature="txt")) == "--backend minilm --set batch_size=8 --set per_word=true"
     assert plan.extractor_name(wc(dataset="mine", feature="ocr")) == "ocr"
+    # the same extractor, backend and options share one weights record (one fetch job)
+    same = make_plan({"mine": table_dataset()}).extract_inputs(w)["weights"]
+    assert same == "resources/weights/ready/mine/txt.json"
     with pytest.raises(ValueError, match=r"dataset 'mine' has no feature 'nope' in config/config.yaml, mine.yaml; "
                                          r"configured: img, txt, ocr, ocr_txt"):
         plan.extract_inputs(wc(dataset="mine", feature="nope"))
