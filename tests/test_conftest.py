@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
+import pytest
+
 from tests.conftest import SHARED_RUN, pytest_collection_modifyitems, reads_shared_run
+from tests.workflow.shared_run import SharedRun
 
 
 class Item:
@@ -28,3 +33,14 @@ def test_the_run_is_started_at_the_first_test_only_when_read(request, shared_run
         return
     assert shared_run_started.process.pid > 0 and shared_run_started.log.exists()
     assert request.session.items.index(readers[0]) > request.session.items.index(request.node)
+
+
+def test_a_failed_run_is_reported_with_its_log_and_a_running_one_is_stopped(tmp_path) -> None:
+    log = tmp_path / "snakemake.log"
+    with open(log, "w") as out:
+        failed = subprocess.Popen(["sh", "-c", "echo MissingInputException; exit 1"], stdout=out)
+    with pytest.raises(AssertionError, match=r"snakemake\.log:\nMissingInputException"):
+        SharedRun(tmp_path, failed, log, tmp_path / "ads.yaml").wait(timeout=60)
+    running = subprocess.Popen(["sleep", "600"])
+    SharedRun(tmp_path, running, log, tmp_path / "ads.yaml").stop()  # the session ended first
+    assert running.poll() is not None
