@@ -11,15 +11,29 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None, replace: bool = False,
-              timeout: int = 1800) -> subprocess.CompletedProcess:
-    """`replace`: the config file replaces config/config.yaml instead of being merged into it."""
+def command(workdir: Path, args: tuple[str, ...], configfile: Path | None, replace: bool) -> dict:
+    """subprocess keywords (args, cwd, env) of one Snakemake call. `replace`: the config file replaces
+    config/config.yaml instead of being merged into it."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{BIN}:{os.environ['PATH']}")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)] + (["--replace-workflow-config"] if replace else [])
-    return subprocess.run(cmd + list(args), cwd=ROOT, env=env, capture_output=True, text=True,
+    return {"args": cmd + list(args), "cwd": ROOT, "env": env}
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, replace: bool = False,
+              timeout: int = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(**command(workdir, args, configfile, replace), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def start_snakemake(workdir: Path, *args: str, log: Path, configfile: Path | None = None,
+                    replace: bool = False) -> subprocess.Popen:
+    """The same call in the background, its stdout and stderr written to `log` (a pipe nobody
+    reads would fill and stall it)."""
+    with open(log, "w") as out:
+        return subprocess.Popen(**command(workdir, args, configfile, replace), stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
 
 
 def job_counts(output: str) -> dict[str, int]:

@@ -11,7 +11,7 @@ from core.manifest import read_manifest
 
 @pytest.fixture(scope="module")
 def workflow(shared_run):
-    """`mine` and `new` (conftest.py `own_datasets`), built in the shared run."""
+    """`mine` and `new` (shared_run.py `own_datasets`), built in the shared run."""
     return shared_run[0]
 
 

@@ -23,7 +23,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def pipeline(shared_run):
-    """The demo of tests/config/test.yaml, built in the shared run (conftest.py)."""
+    """The demo of tests/config/test.yaml, built in the shared run (shared_run.py)."""
     workdir, done, _ = shared_run
     return workdir, done
 

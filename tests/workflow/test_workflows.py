@@ -65,7 +65,7 @@ def test_jobs_through_cluster_generic_executor(tmp_path):
 
 @pytest.fixture(scope="module")
 def ads_run(shared_run):
-    """The Ads fixture, with real photos as ads (conftest.py `ads_config`), built in the shared run."""
+    """The Ads fixture, with real photos as ads (shared_run.py `ads_config`), built in the shared run."""
     work, _, config = shared_run
     return work, config
 
