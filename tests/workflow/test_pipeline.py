@@ -32,11 +32,14 @@ def test_end_to_end_stores(pipeline):
     workdir, _ = pipeline
     manifest = read_manifest(workdir / "results/demo/manifest.csv")
     assert len(manifest) == 40
-    for feature, dim in (("image", 1280), ("text", 384)):
+    # shards: auto without GPUs: the costliest store (ocr) in 2 shards, the cheaper ones in 1
+    for feature, dim, shards in (("image", 1280, 1), ("text", 384, 1), ("ocr_text", 384, 1)):
         store = read_store(workdir / f"results/demo/features/{feature}.h5")
-        assert store.ids == manifest["id"].tolist()  # shards merged back in manifest order
-        assert store.attrs["dim"] == dim and store.attrs["shards"] == 2
+        assert store.ids == manifest["id"].tolist()
+        assert store.attrs["dim"] == dim and store.attrs["shards"] == shards
         assert store.rows["features"].shape[1] == dim
+    ocr = read_store(workdir / "results/demo/features/ocr.h5")
+    assert ocr.ids == manifest["id"].tolist() and ocr.attrs["shards"] == 2  # merged back in manifest order
     image = read_store(workdir / "results/demo/features/image.h5")
     has_image = (manifest["image"] != "").to_numpy()
     assert (image.counts[has_image] == 1).all() and (image.counts[~has_image] == 0).all()
