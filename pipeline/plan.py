@@ -219,12 +219,13 @@ class Plan:
         return inputs
 
     def weights_feature(self, dataset: str, feature: str) -> str:
-        """The first feature of the dataset run with the same extractor, backend and options:
-        its weights record serves both (the demo's text and ocr_text: one fetch job, not two)."""
+        """Of the dataset's features run with the same extractor, backend and options, the first
+        by name (not by config order, which YAML tools may change): its weights record serves them
+        all (the demo's text and ocr_text: one fetch job, not two)."""
         features = self.dataset_features(dataset)
         key = lambda name: (features[name]["extractor"], features[name]["backend"],  # noqa: E731
                             sorted(features[name]["options"].items()))
-        return next(name for name in features if key(name) == key(feature))
+        return min(name for name in features if key(name) == key(feature))
 
     def extractor_name(self, wildcards) -> str:
         return self.feature_config(wildcards)["extractor"]

@@ -209,7 +209,10 @@ def test_extraction_arguments_and_the_paper_strict_refusal() -> None:
     assert plan.extractor_name(wc(dataset="mine", feature="ocr")) == "ocr"
     # the same extractor, backend and options share one weights record (one fetch job)
     same = make_plan({"mine": table_dataset()}).extract_inputs(w)["weights"]
-    assert same == "resources/weights/ready/mine/txt.json"
+    assert same == "resources/weights/ready/mine/ocr_txt.json"  # the first by name, whatever the order
+    reordered = table_dataset()
+    reordered["features"] = dict(reversed(list(reordered["features"].items())))
+    assert make_plan({"mine": reordered}).extract_inputs(wc(dataset="mine", feature="txt"))["weights"] == same
     with pytest.raises(ValueError, match=r"dataset 'mine' has no feature 'nope' in config/config.yaml, mine.yaml; "
                                          r"configured: img, txt, ocr, ocr_txt"):
         plan.extract_inputs(wc(dataset="mine", feature="nope"))
