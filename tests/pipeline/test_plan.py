@@ -147,7 +147,7 @@ def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
         "results/demo/figures/matrices/overview.png",
         "results/demo_comparisons.csv", "results/demo_comparisons.md",
         "results/demo_robustness.csv", "results/demo/gallery/index.html"]
-    assert len(plan.grid("demo")) == 42  # as config/config.yaml says
+    assert len(plan.grid("demo")) == 26  # as config/config.yaml says
     assert len(plan.grid("imdb")) == 28 * 3  # Table 3's 20 rows of ours + 8 concat baselines, 3 seeds
     assert plan.run_names("ads") == [f"seed{s}-fold{k}" for s in (0, 1, 2) for k in range(5)]
     single = table_dataset()
