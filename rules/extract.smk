@@ -8,6 +8,8 @@ rule fetch_weights:
         WEIGHTS_READY,
     log:
         "logs/{dataset}/weights/{feature}.log",
+    # as its feature's shards: the costliest chain's weights first, not after the cheap stores
+    priority: extract_priority
     localrule: True
     conda:
         "../envs/extract.yaml"
