@@ -46,7 +46,14 @@ def plan(tmp_path, profile):
 
 def test_slurm_plan_as_shipped_has_partition_account_runtime_and_gpus_for_gpu_rules(tmp_path):
     jobs = plan(tmp_path, ROOT / "profiles/slurm")
-    assert len(jobs) > 50
+    # the whole demo is planned: every kind of job, one training job per grid cell
+    rules = [rule for rule, _ in jobs]
+    assert {"compose_demo", "manifest", "fetch_weights", "extract_shard", "merge_shards", "train",
+            "table"} <= set(rules)
+    experiments = yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["demo"]["experiments"]
+    assert rules.count("train") == len(experiments["seeds"]) * sum(
+        len(c.get("pools") or experiments["pools"]) + (len(c["features"]) > 1 and c.get("baseline", True))
+        for c in experiments["combinations"].values())
     for rule, res in jobs:
         assert res.get("slurm_partition") == "gpu" and res.get("slurm_account") == "my_account", (rule, res)
         assert res.get("runtime", "").isdigit(), (rule, res)
