@@ -458,6 +458,18 @@ def test_users_share_one_lock_folder(users_folder):
             p.communicate()
 
 
+def test_a_lock_folder_other_users_cannot_write_is_one_line(users_folder):
+    """A folder made 0755 by its owner: another user's job says how to fix it (exit 1), no traceback."""
+    base, python, env = users_folder
+    closed = base / "closed"
+    closed.mkdir(mode=0o755)
+    done = subprocess.run([*as_user(USERS[0]), python, "-m", "gpuslots", "run", "--dir", str(closed), "--", "true"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"gpuslots: cannot create files in the lock folder {closed} (owner uid 0, mode 755; ")
+    assert f"chmod 1777 {closed}" in done.stderr and "GPUSLOTS_DIR" in done.stderr
+
+
 def test_runs_with_another_share_see_each_other(tmp_path):
     """Holders are parts of a device, whatever units their run cut it into."""
     half = acquire(["0"], 2, 1, tmp_path, kind="train", timeout=2)  # a run with gpu_share 2
@@ -500,6 +512,8 @@ def test_inside_a_slurm_allocation_jobs_bind_to_its_devices(tmp_path):
             p.kill()
             p.wait()
     assert (tmp_path / "locks/slurm-123").is_dir()
+    # every folder made on the way is every user's: other users' allocations make theirs there
+    assert [(tmp_path / f).stat().st_mode & 0o7777 for f in ("locks", "locks/slurm-123")] == [0o1777, 0o1777]
 
 
 def test_out_of_memory_while_sharing_says_lower_the_share(tmp_path):
