@@ -13,7 +13,8 @@ The file's extension picks the reader: `.csv`, `.tsv`/`.tab` (`sep` sets another
     split    optional: `train` / `dev` / `test`, or integer fold numbers for cross-validation
 
 At least one of `image` and `text` must be a column; other columns are carried into the manifest
-as they are. Without a `split` column (or with it all empty) a labelled table gets a seeded split
+as they are. Names are matched exactly: a near miss of these five (`Split`, ` text`, `IMAGE`) is
+refused, naming the rename. JSON Lines end at `\n` only (U+2028 and the like are valid in strings). Without a `split` column (or with it all empty) a labelled table gets a seeded split
 in `ratios` (train, dev, test), iteratively stratified on the labels (`data/stratify.py`) over the
 rows sorted by id, so it does not depend on the row order; a table without any label gets no
 split (`split` empty; predicting needs none).
@@ -26,7 +27,11 @@ JSON object or nested list in a cell) are all reported at once, by line (row for
 `TableFormatError`. A named image that is missing keeps the row with an absent image (empty
 `image`, as the other adapters do); one that exists but is unreadable (0 bytes, a folder, not an
 image) keeps its path, so extraction records the failure for that row's image features; both are
-listed in a warning. `strict_images=True` makes every such image, and a truncated one, a bad row.
+listed in a warning; so is an image cell that cannot be a path (a caption pasted there: a NUL, a
+name over 255 bytes), kept as a row without an image. `N of M rows have no image` is warned with
+three examples and the file found under another case or suffix, and at MISSING_STOP of the rows
+or more the table is refused unless `allow_missing_images=True`. `strict_images=True` makes
+every missing, unreadable or truncated image a bad row. A `|` inside a list label is a bad row.
 Class names that look like slips (a separator look-alike, names differing only in case or
 spaces) are warned about (`label_warnings`).
 """
