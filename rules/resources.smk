@@ -60,8 +60,8 @@ def gpu_shared(rule):
 
 
 def gpu_run(rule):
-    """Params function: the shell prefix binding a job of `rule` to a device slot, naming the job
-    by its first output for the messages of jobs waiting for its GPU ("" when slots are off)."""
+    """Params function: the shell prefix binding a job of `rule` to a device slot ("" when
+    slots are off), naming the job by its first output to jobs waiting for its GPU."""
 
     def prefix(wildcards, output):
         return "" if SLOTS is None else SLOTS.prefix(rule, job=output[0])
