@@ -159,21 +159,6 @@ def _open_shared(path: Path) -> int:
             return fd
 
 
-def _try_lock(path: Path) -> int | None:
-    """An open fd holding an exclusive flock on an existing `path` (opened read-only, never
-    created), or None when someone else holds it, it is gone, or it cannot be read."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, PermissionError):
-        return None  # removed meanwhile; unreadable: not a file of this protocol
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
 def _is_held(path: Path) -> bool:
     """Whether a live process holds the lock of an existing `path` (a dead one's file is removed
     when we may)."""
