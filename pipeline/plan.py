@@ -177,20 +177,22 @@ class Plan:
 
     def manifest_args(self, wildcards, input) -> str:
         ds = self.datasets[wildcards.dataset]
+        predict = ["--predict"] if "predict" in ds else []  # no split, no class warnings
         if ds["format"] == "ads":
             # folds: 0 leaves the manifest's own default (5 folds)
             folds = ["--folds", ds["folds"]] if ds["folds"] else []
             args = ["--format", "ads", "--annotations", input.source]
-            return quoted(args + folds + ["--seed", ds["fold_seed"]])
+            return quoted(args + folds + ["--seed", ds["fold_seed"]] + predict)
         if ds["format"] == "table":
             ratios = ",".join(str(r) for r in ds["split"]["ratios"])
             args = ["--format", "table", "--table", input.source, "--split-ratios", ratios]
             args += ["--sep", ds["sep"]] if ds["sep"] else []
             args += ["--strict-images"] if ds["strict_images"] else []
-            return quoted(args + ["--split-seed", ds["split"]["seed"]])
+            args += ["--allow-missing-images"] if ds["allow_missing_images"] else []
+            return quoted(args + ["--split-seed", ds["split"]["seed"]] + predict)
         args = ["--format", "mmimdb", "--root", ds["root"], "--plot", ds["plot"]]
         args += ["--genres", ",".join(ds["genres"])] if ds["genres"] else []
-        return quoted(args)
+        return quoted(args + predict)
 
     def download_args(self, wildcards) -> str:
         ds = self.datasets[wildcards.dataset]

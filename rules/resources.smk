@@ -60,8 +60,13 @@ def gpu_shared(rule):
 
 
 def gpu_run(rule):
-    """Shell prefix binding a job of `rule` to a device slot ("" when slots are off)."""
-    return "" if SLOTS is None else SLOTS.prefix(rule)
+    """Params function: the shell prefix binding a job of `rule` to a device slot ("" when
+    slots are off), naming the job by its first output to jobs waiting for its GPU."""
+
+    def prefix(wildcards, output):
+        return "" if SLOTS is None else SLOTS.prefix(rule, job=output[0])
+
+    return prefix
 
 
 # --- shards --------------------------------------------------------------------------------

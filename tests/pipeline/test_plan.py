@@ -177,13 +177,18 @@ def test_manifest_and_download_arguments_per_format() -> None:
         "imdb": {"format": "mmimdb", "root": "r", "genres": ["Drama", "Comedy"],
                  "download": {"url": "http://x/m.tar.gz", "sha256": "ab"}},
         "local": {"format": "mmimdb", "root": "data/mm"},
-        "broken": {"format": "ads"}})
-    source = {name: plan.manifest_source(wc(dataset=name)) for name in ("mine", "ads", "imdb")}
-    assert source == {"mine": "mine.csv", "ads": "a.csv", "imdb": "r/split.json"}
+        "broken": {"format": "ads"},
+        "new": {"format": "table", "table": "new.csv", "allow_missing_images": True,
+                "predict": {"model": "mine/i/max/seed0"}}})
+    source = {name: plan.manifest_source(wc(dataset=name)) for name in ("mine", "ads", "imdb", "new")}
+    assert source == {"mine": "mine.csv", "ads": "a.csv", "imdb": "r/split.json", "new": "new.csv"}
     args = {name: plan.manifest_args(wc(dataset=name), Files(source=source.get(name, "a.csv")))
-            for name in ("mine", "ads", "ads0", "imdb")}
+            for name in ("mine", "ads", "ads0", "imdb", "new")}
     assert args == {
         "mine": "--format table --table mine.csv --split-ratios 0.8,0.1,0.1 --sep ';' --strict-images --split-seed 3",
+        # a dataset to predict on: no split, no class warnings
+        "new": "--format table --table new.csv --split-ratios 0.6,0.1,0.3 --allow-missing-images --split-seed 0 "
+               "--predict",
         "ads": "--format ads --annotations a.csv --folds 5 --seed 2",
         "ads0": "--format ads --annotations a.csv --seed 0",
         "imdb": "--format mmimdb --root r --plot all --genres Drama,Comedy"}
