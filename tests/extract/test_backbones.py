@@ -18,7 +18,7 @@ from extract.__main__ import main as extract_main
 from extract.backbones import load_backbone
 from extract.base import Item
 from extract.boxes import BoxExtractor, BoxOptions
-from extract.faces import FaceOptions, build_embedder
+from extract.faces import FaceExtractor, FaceOptions, build_embedder
 from extract.store import read_store
 from extract.substitutes import strict_problems
 from extract.text import TextExtractor, TextOptions, minilm_dir
@@ -276,8 +276,10 @@ def test_hf_pool_cls_random_weights_and_a_name_under_resources_weights(tmp_path,
         TextExtractor("hf", CPU, TextOptions(model="sentence-transformers/not-here"))
     with pytest.raises(ValueError, match="pool='max'"):
         TextExtractor("hf", CPU, TextOptions(model=name, pool="max"))
-    with pytest.raises(ValueError, match="are for backends hf and open_clip"):
+    with pytest.raises(ValueError, match="option pool is for backend hf, not minilm"):
         TextExtractor("minilm", CPU, TextOptions(pool="cls"))
+    with pytest.raises(ValueError, match="option pretrained is for backend hf or open_clip, not roberta-base"):
+        TextExtractor("roberta-base", CPU, TextOptions(pretrained="false"))
 
 
 # --- box and face crops ------------------------------------------------------------------------
@@ -296,8 +298,8 @@ def test_box_and_face_crops_take_the_same_named_backbones(tmp_path):
     assert emb.dim == 512 and emb.preprocess["crop_mode"] == "squash" and "random weights" in emb.weights_note
     assert "timm resnet18 on face crops" in emb.model_name
     assert emb.model(emb.to_tensor(img.crop((150, 40, 300, 200)))[None]).shape == (1, 512)
-    with pytest.raises(ValueError, match="name the image backbone of backend backbone"):
-        build_embedder("senet50_256", FaceOptions(model="resnet18"), CPU)
+    with pytest.raises(ValueError, match="option model is for backend backbone, not senet50_256"):
+        FaceExtractor("senet50_256", CPU, FaceOptions(model="resnet18"))
 
 
 def test_strict_mode_lists_named_backbones_as_not_the_papers():
