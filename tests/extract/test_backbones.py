@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -249,8 +250,10 @@ def test_cli_hf_on_the_offline_minilm_folder_writes_384d(tmp_path, manifest):
     store = read_store(out)
     assert store.attrs["dim"] == 384 and store.offsets.tolist() == [0, 1, 2, 2]
     assert store.attrs["pooling"] == "mean" and store.attrs["max_tokens"] == 256  # the folder's own
-    assert folder in store.attrs["model"] and "text backend hf" in store.attrs["substitute"]
-    assert json.loads(store.attrs["weights"])[0]["file"] == "model.safetensors"
+    # a local folder is named by its name, not its machine path; the file and its sha256 in weights
+    assert store.attrs["model"] == "model (transformers)" and "text backend hf" in store.attrs["substitute"]
+    assert json.loads(store.attrs["weights"]) == [{"file": "model.safetensors",
+                                                   "sha256": sha256(Path(folder) / "model.safetensors")}]
     # the same network as the minilm backend, which L2-normalises the same mean
     minilm = TextExtractor("minilm", CPU, TextOptions())
     texts = ["A cup of coffee on a saucer.", "A tabby cat looks at the camera."]
