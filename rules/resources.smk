@@ -162,5 +162,8 @@ def model_mem_mb(wildcards, input, attempt):
 
 
 def train_runtime(wildcards, input, attempt):
-    """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU."""
-    return attempt * (30 if config["device"] == "cuda" else 120)
+    """Minutes: 10 to start, plus per run 30 on the CPU (40 epochs of one MM-IMDb run take ~15 min
+    on one CPU thread) or 5 on a GPU (~1 min); a training job trains its cell's runs (seeds,
+    folds) one after another, a predict job scores with one."""
+    runs = len(PLAN.run_names(wildcards.dataset)) if "combination" in wildcards.keys() else 1
+    return attempt * (10 + runs * (5 if config["device"] == "cuda" else 30))
