@@ -242,7 +242,7 @@ class Plan:
     def weights_feature(self, dataset: str, feature: str) -> str:
         """Of the dataset's features run with the same extractor, backend and options, the first
         by name (not by config order, which YAML tools may change): its weights record serves them
-        all (the demo's text and ocr_text: one fetch job, not two)."""
+        all (imdb's text and ocr_text: one fetch job, not two)."""
         features = self.dataset_features(dataset)
         key = lambda name: (features[name]["extractor"], features[name]["backend"],  # noqa: E731
                             sorted(features[name]["options"].items()))

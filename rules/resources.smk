@@ -161,9 +161,17 @@ def model_mem_mb(wildcards, input, attempt):
     return attempt * int(1500 + 2 * input.size_mb)
 
 
-def train_runtime(wildcards, input, attempt):
+def run_minutes(runs, attempt):
     """Minutes: 10 to start, plus per run 30 on the CPU (40 epochs of one MM-IMDb run take ~15 min
-    on one CPU thread) or 5 on a GPU (~1 min); a training job trains its cell's runs (seeds,
-    folds) one after another, a predict job scores with one."""
-    runs = len(PLAN.run_names(wildcards.dataset)) if "combination" in wildcards.keys() else 1
+    on one CPU thread) or 5 on a GPU (~1 min)."""
     return attempt * (10 + runs * (5 if config["device"] == "cuda" else 30))
+
+
+def train_runtime(wildcards, input, attempt):
+    """A training job trains its cell's runs (seeds, folds) one after another."""
+    return run_minutes(len(PLAN.run_names(wildcards.dataset)), attempt)
+
+
+def predict_runtime(wildcards, input, attempt):
+    """A predict job scores with one run."""
+    return run_minutes(1, attempt)
