@@ -173,6 +173,8 @@ def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
         "results/demo_comparisons.csv", "results/demo_comparisons.md",
         "results/demo_robustness.csv", "results/demo/gallery/index.html"]
     assert len(plan.grid("demo")) == 55 and len(plan.grid_cells("demo")) == 11  # as config/config.yaml says
+    assert len(plan.run_names("demo")) >= 5  # every row compared with a concat baseline: 5 seeds at least
+    assert plan.combination_pools("demo", "all") == ["max", "max_per_modality", "concat_mean", "concat_padded"]
     assert len(plan.grid("imdb")) == 36 * 3  # Table 3's 20 rows of ours + 2 x 8 concat baselines, 3 seeds
     assert plan.run_names("ads") == [f"seed{s}-fold{k}" for s in (0, 1, 2) for k in range(5)]
     single = table_dataset()
