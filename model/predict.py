@@ -5,7 +5,8 @@ PRED.csv: `id`, `predicted` (`|`-joined classes at the run's threshold), `failed
 features whose extraction failed for the sample: it was scored without them, as any sample missing
 a modality; each such feature is also reported on stderr), one `p_<class>` column per class.
 PRED.h5: ids, probabilities (N, C), classes, importance (N, M) per modality (the run's pool's
-importance: share of dimensions won for max/min, of mass for sum/mean/attention/concat),
+importance: share of dimensions won for max/min, of mass for sum/mean/attention, of the first
+head layer's mass for per-modality and concat pools),
 `winners` (N, M) the number of the D dimensions each modality wins (max/min pools only),
 elements (N, M) set elements per modality, and the run's features and pool as attrs.
 """

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from model import pools
 from model.options import COLLAPSE
 from model.runfiles import PREDICTIONS, read_importance, read_metrics, read_predictions, write_csv_md
 
@@ -55,10 +56,12 @@ def feature_labels(metrics: dict, labels: dict[str, str]) -> list[str]:
 
 
 def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
-    return {"Method": metrics.get("method", "concat" if metrics["pool"] == "concat" else "set"),
+    """The run's table row: Method and Pool from its pool name (model/pools.py; a run of the
+    renamed `concat` pool is refused with its new names)."""
+    return {"Method": pools.method(metrics["pool"]),
             "Modalities": "+".join(feature_keys(metrics)),
             "Features": ", ".join(feature_labels(metrics, labels)),
-            "Pool": metrics["pool"]}
+            "Pool": pools.reduction(metrics["pool"])}
 
 
 def read_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:

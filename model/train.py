@@ -27,12 +27,13 @@ from torch import Tensor, nn
 
 from core.manifest import read_manifest
 from model import runfiles
+from model.baseline import padding_slots
 from model.build import build_model, infer
 from model.data import Batches, FeatureTable, load_features, table_bytes
 from model.manifest import class_names, select_splits, target_matrix
 from model.metrics import DEFAULT_SELECT, evaluate, metric_names
 from model.options import FEATURE_DEVICES, TrainOptions
-from model.pools import BASELINE, check_pool
+from model.pools import CONCAT_PADDED, check_pool, method
 from model.sets import FusionModel
 from model.spec import FeatureSpec
 from model.trained import store_attrs
@@ -166,13 +167,29 @@ def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: i
     with deterministic(seed):
         data = load_run_data(manifest, specs, options, seed, dev)
         _log(log, describe(data))
-        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options).to(dev)
+        slots = padding_slots(data.tables, data.splits["train"]) if pool == CONCAT_PADDED else None
+        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options, slots).to(dev)
         fitted = fit(model, data, options, seed, log)
         model.load_state_dict(fitted.state)
         test = evaluate_split(model, data, data.splits["test"], options)
-        metrics = write_run(Path(out), data, model, pool, seed, options, fitted, test)
+        metrics = write_run(Path(out), data, model, pool, seed, options, fitted, test, slots)
     _log(log, f"test at epoch {fitted.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
     return metrics
+
+
+def train_runs(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str,
+               runs: Sequence[tuple[int, int | None, str | Path]], device: str = "cpu",
+               options: TrainOptions | None = None, log: TextIO | None = sys.stderr) -> list[dict]:
+    """Several runs of one combination and pool, one after another in this process: each
+    `(seed, fold, out)` is `train` with that seed (and `fold=`) writing its own run folder, exactly
+    as alone. A grid cell's seeds (and folds) pay one process start (imports) instead of one each."""
+    options = options or TrainOptions()
+    results = []
+    for seed, fold, out in runs:
+        _log(log, f"run {out}: seed {seed}" + ("" if fold is None else f", fold {fold}"))
+        run_options = options if fold is None else dataclasses.replace(options, fold=fold)
+        results.append(train(manifest, specs, pool, seed, out, device, run_options, log))
+    return results
 
 
 @dataclass
@@ -320,9 +337,10 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
 
 
 def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, seed: int,
-              options: TrainOptions, fitted: Fit, test: Evaluation) -> dict:
+              options: TrainOptions, fitted: Fit, test: Evaluation, slots: Sequence[int] | None = None) -> dict:
     """Write the run folder (predictions.h5, importance.h5, history.csv, model.pt,
-    metrics.json, in that order: metrics.json last marks a complete run); returns the metrics."""
+    metrics.json, in that order: metrics.json last marks a complete run); returns the metrics.
+    `slots`: concat_padded's blocks per feature, recorded in model.pt and metrics.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     infos = [t.info for t in data.tables]
@@ -336,14 +354,15 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
     else:
         (out / runfiles.IMPORTANCE).unlink(missing_ok=True)
     runfiles.write_history(out, fitted.history)
+    padding = {"slots": dict(zip(names, slots))} if slots is not None else {}
     runfiles.write_model(out, {"state_dict": fitted.state, "config": options.to_dict(), "pool": pool,
                                "features": [dataclasses.asdict(i) for i in infos], "classes": data.classes,
-                               "task": data.task, "seed": seed, "stores": data.stores})
+                               "task": data.task, "seed": seed, "stores": data.stores, **padding})
     dev = next(model.parameters()).device
     metrics = dict(test.metrics)
     metrics.update({
         "metric_names": list(test.metrics), "task": data.task,
-        "method": "concat" if pool == BASELINE else "set", "pool": pool, "seed": seed, "features": names,
+        "method": method(pool), "pool": pool, "seed": seed, "features": names, **padding,
         "feature_stores": {name: s["path"] + (f":{s['column']}" if s["column"] else "")
                            for name, s in data.stores.items()},
         "stores": data.stores,

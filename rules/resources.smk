@@ -166,6 +166,17 @@ def model_mem_mb(wildcards, input, attempt):
     return attempt * int(1500 + 2 * input.size_mb)
 
 
+def run_minutes(runs, attempt):
+    """Minutes: 10 to start, plus per run 30 on the CPU (40 epochs of one MM-IMDb run take ~15 min
+    on one CPU thread) or 5 on a GPU (~1 min)."""
+    return attempt * (10 + runs * (5 if config["device"] == "cuda" else 30))
+
+
 def train_runtime(wildcards, input, attempt):
-    """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU."""
-    return attempt * (30 if config["device"] == "cuda" else 120)
+    """A training job trains its cell's runs (seeds, folds) one after another."""
+    return run_minutes(len(PLAN.run_names(wildcards.dataset)), attempt)
+
+
+def predict_runtime(wildcards, input, attempt):
+    """A predict job scores with one run."""
+    return run_minutes(1, attempt)

@@ -58,7 +58,7 @@ def test_stand_ins_are_named(monkeypatch):
     monkeypatch.setattr(substitutes, "detectron2_problem", lambda: "detectron2 is not importable")
     demo = {name: substitution(s["extractor"], s.get("backend", ""), s.get("options")) for name, s in features("demo").items()}
     assert "mobilenet_v2" in demo["image"] and "ResNeXt-101 32x16d WSL" in demo["image"]
-    assert "minilm" in demo["text"] and "RoBERTa" in demo["ocr_text"]
+    assert "minilm" in demo["text"] and "RoBERTa" in demo["ocr_words"]
     assert "MTCNN + mobilenet_v2 on face crops" in demo["faces"] and "SE-ResNet-50-256D" in demo["faces"]
     assert demo["ocr"].startswith("ocr backend easyocr-en (EasyOCR 1.7 by Jaided AI")  # a stand-in for [3]
     assert "instead of the paper's OCR model from its reference [3]" in demo["ocr"]
@@ -90,7 +90,7 @@ def test_strict_passes_the_paper_setup_with_everything_there(monkeypatch):
     for name in ("DMMS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # weights download when needed
         monkeypatch.delenv(name, raising=False)
     assert strict_problems(features("imdb")) == []
-    assert len(strict_problems(features("demo"))) == 5  # image, text, faces, ocr_text, ocr_words; EasyOCR accepted
+    assert len(strict_problems(features("demo"))) == 4  # image, text, faces, ocr_words; EasyOCR accepted
 
 
 def test_strict_offline_needs_the_weight_files_present(monkeypatch, tmp_path):
