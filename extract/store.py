@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from core.atomic import atomic_write
+from core.progress import Progress
 
 FORMAT = "dmms-ragged"
 VERSION = 1
@@ -451,9 +452,9 @@ def _blocks(offsets: np.ndarray, row_bytes: int) -> Iterator[tuple[int, int]]:
         a = b
 
 
-def _check_shards(paths: Sequence[str | Path]) -> tuple[dict[str, Any], ColumnSpec, list[str]]:
-    """The merged store's attrs, row column specs and sample column names; errors on shards that
-    cannot be merged (other columns, extractor, backend or dim; overlapping ids)."""
+def _check_shards(paths: Sequence[str | Path]) -> tuple[dict[str, Any], ColumnSpec, list[str], int]:
+    """The merged store's attrs, row column specs, sample column names and sample count; errors on
+    shards that cannot be merged (other columns, extractor, backend or dim; overlapping ids)."""
     first_attrs: dict[str, Any] = {}
     spec: ColumnSpec = {}
     sample_names: list[str] = []
@@ -491,16 +492,20 @@ def _check_shards(paths: Sequence[str | Path]) -> tuple[dict[str, Any], ColumnSp
     attrs["shards"] = len(paths)
     if "vocab_size" in attrs:  # index stores: the vocabulary covers every shard's indices
         attrs["vocab_size"], attrs["dim"] = max(vocab), max(dims)
-    return attrs, spec, sample_names
+    return attrs, spec, sample_names, len(every)
 
 
-def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str | None = None) -> Path:
+def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str | None = None,
+                 progress: bool = False) -> Path:
     """Concatenate shards in the given order (rows appended, offsets shifted), copying about
-    `COPY_BYTES` of rows at a time: memory stays small whatever the shards' size."""
+    `COPY_BYTES` of rows at a time: memory stays small whatever the shards' size. `progress`:
+    progress lines on stderr (`core.progress`), counted in samples."""
     if not paths:
         raise ValueError("merge needs at least one shard")
-    attrs, spec, sample_names = _check_shards(paths)
-    with StoreWriter(out, spec, compression) as writer:
+    attrs, spec, sample_names, total = _check_shards(paths)
+    with ExitStack() as stack:
+        counter = stack.enter_context(Progress(f"merge {len(paths)} shards", total)) if progress else None
+        writer = stack.enter_context(StoreWriter(out, spec, compression))
         for p in paths:
             with _open(p) as h5:
                 offsets = h5["offsets"][()]
@@ -510,6 +515,8 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str 
                     rows = {n: h5[n][lo:hi] for n in spec}
                     samples = {n: h5[n][a:b] for n in sample_names if n in h5}
                     writer.append(h5["ids"][a:b], np.diff(offsets[a:b + 1]), rows, samples)
+                    if counter is not None:
+                        counter.update(b - a)
                 failed = _failed(h5)
                 writer.append([], np.zeros(0, np.int64), {}, {}, (list(failed), list(failed.values())))
         return writer.finish(attrs)

@@ -87,7 +87,9 @@ class TextExtractor(Extractor):
             self.model_name = f"fairseq RoBERTa {self.encoder.folder.name} ({self.encoder.folder})"
             self.max_tokens = self.encoder.max_tokens
             return
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from extract.hf_text import load_pretrained
 
         if backend == "minilm":
             folder = options.model or str(minilm_dir())
@@ -98,7 +100,7 @@ class TextExtractor(Extractor):
         self.model_name = f"transformers {Path(folder).name if Path(folder).is_dir() else folder} ({folder})"
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=offline())
-            self.model = AutoModel.from_pretrained(folder, local_files_only=offline(), add_pooling_layer=False)
+            self.model = load_pretrained(folder, local_files_only=offline(), add_pooling_layer=False)
         except OSError as err:
             raise MissingWeights(
                 f"text model {folder!r} not found ({err}). To fix: put a Hugging Face model folder "
