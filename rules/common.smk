@@ -18,6 +18,7 @@ from pipeline.paths import (
     RUN_DIR,
     SHARD,
     STORE,
+    STORES,
     TABLE,
     WEIGHTS_READY,
 )
@@ -57,3 +58,4 @@ wildcard_constraints:
     pool=pool_wildcard(),  # model/pools.py: the one list of pools
     run=r"seed\d+(-fold\d+)?",
     shard=r"\d+-of-\d+",
+    weights=r"[A-Za-z0-9_.-]+",

@@ -7,23 +7,33 @@ rule fetch_weights:
     output:
         WEIGHTS_READY,
     log:
-        "logs/{dataset}/weights/{feature}.log",
-    # as its feature's shards: the costliest chain's weights first, not after the cheap stores
-    priority: extract_priority
+        "logs/weights/{weights}.log",
+    # as its features' shards: the costliest chain's weights first, not after the cheap stores
+    priority: fetch_priority
     localrule: True
     conda:
         "../envs/extract.yaml"
+    # Only what picks the weight files (extractor, backend, WEIGHT_OPTIONS; the record's name):
+    # another option of a feature (e.g. faces min_face_size) does not rerun this job.
     params:
-        extractor=PLAN.extractor_name,
-        args=PLAN.model_args,
+        args=PLAN.weights_args,
     shell:
-        "python -m extract fetch {params.extractor} {params.args} --out {output} > {log} 2>&1"
+        "python -m extract fetch {params.args} --out {output} > {log} 2>&1"
+
+
+def extract_inputs(wildcards):
+    """The shard's manifest, input store and weights record; the record only orders the jobs
+    (ancient: a fetch that rewrites it does not re-extract; an option change that picks other
+    weights changes the shard's own params and reruns it)."""
+    inputs = PLAN.extract_inputs(wildcards)
+    inputs["weights"] = ancient(inputs["weights"])
+    return inputs
 
 
 rule extract_shard:
     """One shard of one feature store: `python -m extract EXTRACTOR ...` over part of the manifest."""
     input:
-        unpack(PLAN.extract_inputs),
+        unpack(extract_inputs),
     output:
         temp(SHARD),
     log:
