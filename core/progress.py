@@ -127,6 +127,17 @@ class Progress:
               file=self.stream or sys.stderr, flush=True)
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @dataclass
 class Report:
     """One parsed progress line."""

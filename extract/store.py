@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 
 from core.atomic import atomic_write
-from core.progress import Progress
+from core.progress import Progress, alive
 
 FORMAT = "dmms-ragged"
 VERSION = 1
@@ -177,16 +177,6 @@ def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
     ds[n:] = values
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
     """Delete `.NAME.PID.tmp` files left beside `path` by writers that died (`kill -9`, a node
     lost): the ones whose process no longer exists. Called when a store (or shard) is written
@@ -195,7 +185,7 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     removed = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = tmp.name[len(path.name) + 2:-len(".tmp")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

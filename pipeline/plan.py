@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
-from extract.registry import WEIGHT_OPTIONS
+from extract.registry import WEIGHT_OPTIONS, WEIGHTLESS
 from pipeline.paths import (COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS, ROBUSTNESS,
                             STORE, STORES, TABLE, WEIGHTS_READY, parse_run, run_file, run_name)
 
@@ -230,7 +230,9 @@ class Plan:
     def extract_inputs(self, wildcards) -> dict[str, str]:
         ds, feature = wildcards.dataset, wildcards.feature
         source = self.feature_config(wildcards)["input"]  # refuses an unknown feature first
-        inputs = {"manifest": MANIFEST.format(dataset=ds), "weights": self.weights_record(ds, feature)}
+        inputs = {"manifest": MANIFEST.format(dataset=ds)}
+        if self.dataset_features(ds)[feature]["extractor"] not in WEIGHTLESS:
+            inputs["weights"] = self.weights_record(ds, feature)
         if source:
             inputs["store"] = STORE.format(dataset=ds, feature=source)
         return inputs

@@ -16,7 +16,6 @@ cluster's login node while the jobs run elsewhere) at no cost.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import socket
 import sys
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from core.progress import Report, clock, parse
+from core.progress import Report, alive, clock, parse
 
 STEPS = re.compile(r"^(\d+) of (\d+) steps \((\d+)%\) done")
 TOTAL = re.compile(r"^total\s+(\d+)\s*$")
@@ -86,16 +85,6 @@ def last_report(path: Path) -> Report | None:
         if report is not None:
             return report
     return None
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def jobs(workdir: Path, since: datetime | None) -> list[Job]:

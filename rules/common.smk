@@ -51,6 +51,16 @@ def config_sources():
 PLAN = Plan(config, config_sources())
 
 
+def extract_inputs(wildcards):
+    """The shard's manifest, input store and weights record; the record only orders the jobs
+    (ancient: a fetch that rewrites it re-extracts nothing; a change of the feature's options,
+    weight options included, reaches the store through merge_shards' params)."""
+    inputs = PLAN.extract_inputs(wildcards)
+    if "weights" in inputs:  # extractors without weight files have none
+        inputs["weights"] = ancient(inputs["weights"])
+    return inputs
+
+
 wildcard_constraints:
     dataset="|".join(config["datasets"]) or "NONE",
     feature=r"[A-Za-z0-9_]+",

@@ -21,15 +21,6 @@ rule fetch_weights:
         "python -m extract fetch {params.args} --out {output} > {log} 2>&1"
 
 
-def extract_inputs(wildcards):
-    """The shard's manifest, input store and weights record; the record only orders the jobs
-    (ancient: a fetch that rewrites it does not re-extract; an option change that picks other
-    weights changes the shard's own params and reruns it)."""
-    inputs = PLAN.extract_inputs(wildcards)
-    inputs["weights"] = ancient(inputs["weights"])
-    return inputs
-
-
 rule extract_shard:
     """One shard of one feature store: `python -m extract EXTRACTOR ...` over part of the manifest."""
     input:
@@ -72,5 +63,11 @@ rule merge_shards:
     priority: extract_priority
     conda:
         "../envs/extract.yaml"
+    # Not passed to the command: the shards are temporary (gone once merged), so Snakemake's params
+    # trigger sees a change of the feature's extractor, backend or options only on this job, which
+    # then extracts every shard again.
+    params:
+        extractor=PLAN.extractor_name,
+        options=PLAN.model_args,
     shell:
         "python -m extract merge {input} --out {output} > {log} 2>&1"

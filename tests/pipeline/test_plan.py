@@ -228,6 +228,10 @@ def test_extraction_arguments_and_the_paper_strict_refusal() -> None:
     assert Plan.weights_key(faces) == Plan.weights_key(other) != Plan.weights_key(
         dict(faces, options={"backbone": "resnext101_32x16d_wsl"}))
     assert Plan.weights_key(faces).startswith("faces-backbone-")
+    # an extractor without weight files waits for no record
+    ds["features"]["tags"] = {"extractor": "index", "options": {"column": "tags"}}
+    assert make_plan({"mine": ds}).extract_inputs(wc(dataset="mine", feature="tags")) == {
+        "manifest": "results/mine/manifest.csv"}
     with pytest.raises(ValueError, match="no feature in config/config.yaml, mine.yaml has weights record 'image-x'"):
         plan.weights_args(wc(weights="image-x"))
     with pytest.raises(ValueError, match=r"dataset 'mine' has no feature 'nope' in config/config.yaml, mine.yaml; "

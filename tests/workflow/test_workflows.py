@@ -38,10 +38,11 @@ def test_imdb_plan_on_slurm_profile(tmp_path):
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["imdb"]
     n_features = len(config["features"])
     assert counts["extract_shard"] == 4 * n_features  # every shard of every store
-    # one weights fetch per distinct extractor/backend/options: text and ocr_text share roberta-base's
+    # one weights fetch per distinct extractor/backend/weight options: text and ocr_text share
+    # roberta-base's; ocr_words (index) has no weight files
     distinct = {(f["extractor"], f.get("backend"), str(sorted(f.get("options", {}).items())))
-                for f in config["features"].values()}
-    assert counts["merge_shards"] == n_features and counts["fetch_weights"] == len(distinct) == n_features - 1
+                for f in config["features"].values() if f["extractor"] != "index"}
+    assert counts["merge_shards"] == n_features and counts["fetch_weights"] == len(distinct) == n_features - 2
     # Table 3: 5 single-pool rows + 5 combinations x (max, min, sum) = 20 rows of ours,
     # plus the concat baseline for the 8 multi-feature combinations: 28 cells x 3 seeds.
     assert counts["train"] == 28 * 3
