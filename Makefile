@@ -13,11 +13,15 @@ FAIRSEQ_VENV ?= .venv-fairseq
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt
+# Last, the project itself, editable (pyproject.toml): its packages import from any folder with
+# the venv's Python (a notebook elsewhere), the code staying this checkout's. PYTHONWARNINGS
+# quiets setuptools' notice that folders named like the packages take precedence (they are them).
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 demo: $(STAMP)

@@ -3,7 +3,8 @@
 `fetch(url, out)` writes to `OUT.part` and renames it to `OUT` once complete. A rerun resumes
 from the bytes already in `OUT.part` (HTTP Range; `file://` URLs are read from that offset, which
 is how the tests run offline). The result is checked against the expected size (given, or as the
-server announced it) and, when given, its sha256. `DMMS_OFFLINE=1` forbids network access.
+server announced it) and, when given, its sha256. `DMMS_OFFLINE=1` forbids network access. It
+writes progress lines in MB (`core.progress`) to stderr: the download rule's log.
 
 `unpack(archive, dest)` extracts a .tar(.gz) into a staging folder inside `dest`, rejecting
 (tarfile's "data" filter) members with absolute paths or landing outside the folder, links that
@@ -25,6 +26,7 @@ from urllib.parse import unquote, urlparse
 from core.atomic import atomic_write
 from core.hashing import sha256 as sha256_file
 from core.offline import offline
+from core.progress import Progress
 
 log = logging.getLogger("data.download")
 
@@ -32,7 +34,6 @@ MMIMDB_URL = "https://archive.org/download/mmimdb/mmimdb.tar.gz"
 MMIMDB_SIZE = "about 8.1 GB"  # as reported by projects using the mirror; no exact byte count known
 MARKER = "dmms-unpacked.json"
 CHUNK = 1 << 20
-REPORT_EVERY = 512 << 20
 
 
 class DownloadError(RuntimeError):
@@ -100,7 +101,7 @@ def _copy_file_url(url: str, part: Path, offset: int) -> int:
     total = source.stat().st_size
     with source.open("rb") as src, part.open("ab") as dst:
         src.seek(offset)
-        _pump(iter(lambda: src.read(CHUNK), b""), dst, offset)
+        _pump(iter(lambda: src.read(CHUNK), b""), dst, offset, total)
     return total
 
 
@@ -127,7 +128,7 @@ def _copy_http(url: str, part: Path, offset: int, timeout: float) -> int | None:
         if total is None and resp.headers.get("Content-Length", "").isdigit():
             total = offset + int(resp.headers["Content-Length"])
         with part.open("ab") as dst:
-            _pump(resp.iter_content(CHUNK), dst, offset)
+            _pump(resp.iter_content(CHUNK), dst, offset, total)
     return total
 
 
@@ -137,14 +138,15 @@ def _total_from_range(header: str) -> int | None:
     return int(total) if total.isdigit() else None
 
 
-def _pump(chunks, dst, offset: int) -> None:
-    done, next_report = offset, offset + REPORT_EVERY
-    for chunk in chunks:
-        dst.write(chunk)
-        done += len(chunk)
-        if done >= next_report:
-            log.info("%s: %d MiB", dst.name, done >> 20)
-            next_report += REPORT_EVERY
+def _pump(chunks, dst, offset: int, total: int | None) -> None:
+    """Append `chunks` to `dst`, writing progress lines in MB (core.progress) of the bytes left
+    after `offset` (what a resumed download still fetches)."""
+    name = Path(dst.name).name.removesuffix(".part")
+    task = f"download {name}" + (f" (resumed at {offset / 1e6:.1f} MB)" if offset else "")
+    with Progress(task, max(0, total - offset) if total else 0, "MB") as counter:
+        for chunk in chunks:
+            dst.write(chunk)
+            counter.update(len(chunk))
 
 
 def _out_of(part: Path) -> Path:

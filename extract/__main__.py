@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from extract import registry
@@ -13,6 +14,7 @@ from core.atomic import atomic_write
 from extract.store import merge_stores
 
 # torch and the runner are imported where an extractor runs: `merge` stays light (no torch)
+log = logging.getLogger("extract")
 
 
 def _extract_parser(name: str) -> argparse.ArgumentParser:
@@ -52,11 +54,17 @@ def fetch(argv: list[str]) -> int:
 
     cls = registry.get(args.extractor)
     backend = args.backend or cls.backends[0]
+    options = " ".join(args.options) or "default options"
+    log.info("fetch %s backend %s (%s): resolving its weight files (a download writes progress lines) "
+             "and loading the model once on the CPU", args.extractor, backend, options)
+    started = time.perf_counter()
     extractor = cls(backend, torch.device("cpu"), parse_options(cls.options_class, args.options))
     record = {"extractor": args.extractor, "backend": backend,
               "weights": [{"file": f, "sha256": h} for f, h in extractor.weights]}
     with atomic_write(args.out) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
+    files = "; ".join(f"{f} (sha256 {h[:16]})" for f, h in extractor.weights) or "no weight files"
+    log.info("fetch %s: ready in %.1f s: %s", args.extractor, time.perf_counter() - started, files)
     return 0
 
 
@@ -73,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("shards", nargs="+")
         p.add_argument("--out", required=True)
         p.add_argument("--compression", choices=["gzip", "lzf"])
+        p.add_argument("--no-progress", action="store_true")
         args = p.parse_args(argv[1:])
-        merge_stores(args.shards, args.out, args.compression)
+        merge_stores(args.shards, args.out, args.compression, progress=not args.no_progress)
+        log.info("merged %d shards into %s", len(args.shards), args.out)
         return 0
     if argv[0] == "fetch":
         return fetch(argv[1:])

@@ -18,6 +18,7 @@ with random weights (from the model's config), which `note` says.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,46 @@ from extract.weights import MissingWeights, hub_model_dir, weight_info, weights_
 
 POOLS = ("cls", "mean")
 HUGE = 100_000  # tokenizers without a limit report model_max_length as 1e30
+log = logging.getLogger("extract.text")
+KEY_NOTES = (("missing_keys", "not in the checkpoint (randomly initialised)"),
+             ("unexpected_keys", "in the checkpoint but not used by this model"),
+             ("mismatched_keys", "of another shape in the checkpoint (randomly initialised)"))
+
+
+class _NoLoadReport(logging.Filter):
+    """Drops transformers' LOAD REPORT (a table with ANSI colour codes); `load_pretrained` logs
+    what it says as one plain line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+
+def load_pretrained(folder: str, **kwargs: Any) -> Any:
+    """`transformers.AutoModel.from_pretrained(folder, **kwargs)` without its progress bar and
+    its LOAD REPORT; says what it loads from where and, in one plain line each, which weights
+    were missing from the checkpoint, unused or of another shape."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    where = folder if Path(folder).is_dir() else f"{folder} (Hugging Face cache; downloaded when missing)"
+    log.info("loading transformers model %s", where)
+    quiet = _NoLoadReport()
+    loggers = [hf_logging.get_logger("transformers.modeling_utils"), hf_logging.get_logger()]
+    handlers = [h for lg in loggers for h in lg.handlers]
+    for item in loggers + handlers:
+        item.addFilter(quiet)
+    try:
+        model, info = AutoModel.from_pretrained(folder, output_loading_info=True, **kwargs)
+    finally:
+        for item in loggers + handlers:
+            item.removeFilter(quiet)
+    for key, note in KEY_NOTES:
+        keys = sorted(str(k) for k in info.get(key) or [])
+        if keys:
+            shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+            log.info("%s: %d weights %s: %s", folder, len(keys), note, shown)
+    return model
 
 
 def _sentence_transformers(folder: str, file: str) -> dict[str, Any]:
@@ -69,7 +110,7 @@ class HFEncoder:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=offline())
             if use:
-                net = AutoModel.from_pretrained(folder, local_files_only=offline())
+                net = load_pretrained(folder, local_files_only=offline())
             else:
                 net = AutoModel.from_config(AutoConfig.from_pretrained(folder, local_files_only=offline()))
         except OSError as err:

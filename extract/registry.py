@@ -19,6 +19,14 @@ MODULES = {
     "index": "extract.index",
 }
 
+# Options that pick weight files (an image backbone, a named model or folder, pretrained or not, a
+# faces weight file), whatever the extractor: the only options the `fetch_weights` job depends on,
+# so changing another one (e.g. faces `min_face_size`) re-extracts without fetching again.
+WEIGHT_OPTIONS = ("backbone", "model", "pretrained", "weights")
+# Extractors that load no weight files: no `fetch_weights` job (index reads manifest columns or
+# hashes OCR words; built with its weight options alone it would lack its `column`).
+WEIGHTLESS = ("index",)
+
 _REGISTRY: dict[str, type[Extractor]] = {}
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import sys
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +15,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
+from core.progress import Progress
 from extract.base import BadInput, Extractor, Item, Output
 from extract.store import RaggedStore, StoreWriter, base_attrs, read_store
 
@@ -148,9 +148,9 @@ def extract(extractor: Extractor, items: Sequence[Item], out: str | Path, worker
     check: dict[str, Any] = {}
     check_seconds = 0.0
     started = time.perf_counter()
-    bar = tqdm(total=len(items), desc=extractor.name, file=sys.stderr, disable=not progress,
-               mininterval=2.0, unit="sample")
-    with StoreWriter(out, extractor.row_columns(), compression) as writer:
+    with contextlib.ExitStack() as stack:
+        counter = stack.enter_context(Progress(extractor.name, len(items))) if progress else None
+        writer = stack.enter_context(StoreWriter(out, extractor.row_columns(), compression))
         for chunk in _prepared(extractor, items, size, workers):
             good = [(item, prep) for item, prep, err in chunk if err is None]
             if good and not check and extractor.precision != "fp32":
@@ -169,8 +169,10 @@ def extract(extractor: Extractor, items: Sequence[Item], out: str | Path, worker
                 else:
                     log.warning("%s: sample %s failed: %s", extractor.name, item.id, out)
                     writer.fail(item.id, str(out))
-            bar.update(len(chunk))
-        bar.close()
+            if counter is not None:
+                counter.update(len(chunk))
+        if counter is not None:
+            counter.close()
         seconds = time.perf_counter() - started - check_seconds
         extra = attrs or {}
         attrs = base_attrs(extractor.name, extractor.backend, extractor.dim, extractor.config(),

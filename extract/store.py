@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 
 from core.atomic import atomic_write
+from core.progress import Progress, alive
 
 FORMAT = "dmms-ragged"
 VERSION = 1
@@ -184,16 +185,6 @@ def _append(ds: h5py.Dataset, values: np.ndarray) -> None:
     ds[n:] = values
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
     """Delete `.NAME.PID.tmp` files left beside `path` by writers that died (`kill -9`, a node
     lost): the ones whose process no longer exists. Called when a store (or shard) is written
@@ -202,7 +193,7 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     removed = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = tmp.name[len(path.name) + 2:-len(".tmp")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
@@ -474,9 +465,9 @@ def _blocks(offsets: np.ndarray, row_bytes: int) -> Iterator[tuple[int, int]]:
         a = b
 
 
-def _check_shards(paths: Sequence[str | Path]) -> tuple[dict[str, Any], ColumnSpec, list[str]]:
-    """The merged store's attrs, row column specs and sample column names; errors on shards that
-    cannot be merged (other columns, extractor, backend or dim; overlapping ids)."""
+def _check_shards(paths: Sequence[str | Path]) -> tuple[dict[str, Any], ColumnSpec, list[str], int]:
+    """The merged store's attrs, row column specs, sample column names and sample count; errors on
+    shards that cannot be merged (other columns, extractor, backend or dim; overlapping ids)."""
     first_attrs: dict[str, Any] = {}
     spec: ColumnSpec = {}
     sample_names: list[str] = []
@@ -514,16 +505,20 @@ def _check_shards(paths: Sequence[str | Path]) -> tuple[dict[str, Any], ColumnSp
     attrs["shards"] = len(paths)
     if "vocab_size" in attrs:  # index stores: the vocabulary covers every shard's indices
         attrs["vocab_size"], attrs["dim"] = max(vocab), max(dims)
-    return attrs, spec, sample_names
+    return attrs, spec, sample_names, len(every)
 
 
-def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str | None = None) -> Path:
+def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str | None = None,
+                 progress: bool = False) -> Path:
     """Concatenate shards in the given order (rows appended, offsets shifted), copying about
-    `COPY_BYTES` of rows at a time: memory stays small whatever the shards' size."""
+    `COPY_BYTES` of rows at a time: memory stays small whatever the shards' size. `progress`:
+    progress lines on stderr (`core.progress`), counted in samples."""
     if not paths:
         raise ValueError("merge needs at least one shard")
-    attrs, spec, sample_names = _check_shards(paths)
-    with StoreWriter(out, spec, compression) as writer:
+    attrs, spec, sample_names, total = _check_shards(paths)
+    with ExitStack() as stack:
+        counter = stack.enter_context(Progress(f"merge {len(paths)} shards", total)) if progress else None
+        writer = stack.enter_context(StoreWriter(out, spec, compression))
         for p in paths:
             with _open(p) as h5:
                 offsets = h5["offsets"][()]
@@ -533,6 +528,8 @@ def merge_stores(paths: Sequence[str | Path], out: str | Path, compression: str 
                     rows = {n: h5[n][lo:hi] for n in spec}
                     samples = {n: h5[n][a:b] for n in sample_names if n in h5}
                     writer.append(h5["ids"][a:b], np.diff(offsets[a:b + 1]), rows, samples)
+                    if counter is not None:
+                        counter.update(b - a)
                 failed = _failed(h5)
                 writer.append([], np.zeros(0, np.int64), {}, {}, (list(failed), list(failed.values())))
         return writer.finish(attrs)

@@ -89,7 +89,9 @@ class TextExtractor(Extractor):
             self.model_name = f"{self.encoder.folder.name} (fairseq RoBERTa)"
             self.max_tokens = self.encoder.max_tokens
             return
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from extract.hf_text import load_pretrained
 
         if backend == "minilm":
             folder = options.model or str(minilm_dir())
@@ -101,7 +103,7 @@ class TextExtractor(Extractor):
             name = model_label(options.model or "roberta-base")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=offline())
-            self.model = AutoModel.from_pretrained(folder, local_files_only=offline(), add_pooling_layer=False)
+            self.model = load_pretrained(folder, local_files_only=offline(), add_pooling_layer=False)
         except OSError as err:
             raise MissingWeights(
                 f"text model {folder!r} not found ({err}). To fix: put a Hugging Face model folder "

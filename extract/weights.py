@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import logging
 import os
 import shutil
 import sys
@@ -32,6 +33,10 @@ from typing import Callable
 
 from core.hashing import sha256
 from core.offline import offline
+from core.progress import Progress
+
+log = logging.getLogger("extract.weights")
+DOWNLOAD_CHUNK = 1 << 20
 
 
 class MissingWeights(FileNotFoundError):
@@ -121,10 +126,23 @@ def candidates(spec: WeightFile) -> list[Path]:
 
 
 def fetch_url(url: str, dest: str, hash_prefix: str | None = None) -> None:
-    """Download `url` to `dest` (torch hub's downloader: http(s) and file:// URLs)."""
-    import torch
+    """Download `url` (http(s) or file://) to `dest`, writing progress lines in MB to stderr
+    (`core.progress`); `hash_prefix`: the start of the file's sha256 (torch hub file names)."""
+    import hashlib
+    import urllib.request
 
-    torch.hub.download_url_to_file(url, dest, hash_prefix=hash_prefix, progress=False)
+    digest = hashlib.sha256()
+    request = urllib.request.Request(url, headers={"User-Agent": "dmms"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        size = response.headers.get("Content-Length", "")
+        with open(dest, "wb") as out, Progress(f"download {PurePosixPath(url).name}",
+                                               int(size) if size.isdigit() else 0, "MB") as counter:
+            for chunk in iter(lambda: response.read(DOWNLOAD_CHUNK), b""):
+                out.write(chunk)
+                digest.update(chunk)
+                counter.update(len(chunk))
+    if hash_prefix and not digest.hexdigest().startswith(hash_prefix):
+        raise ValueError(f"{url}: sha256 {digest.hexdigest()} does not start with {hash_prefix}")
 
 
 @functools.lru_cache(maxsize=64)
@@ -212,12 +230,14 @@ def _missing(spec: WeightFile, reason: str) -> MissingWeights:
 
 
 def resolve(spec: WeightFile, fetch: Callable[..., None] = fetch_url) -> Path:
-    """Path of a local copy of `spec`, downloading it when allowed."""
+    """Path of a local copy of `spec`, downloading it when allowed; says which (logging)."""
     found = _local(spec)
     if found is not None:
+        log.info("weights %s: %s", spec.file, found)
         return found
     reason = "DMMS_OFFLINE is set"
     if spec.url and not offline():
+        log.info("weights %s: downloading %s to %s", spec.file, spec.url, weights_dir() / spec.file)
         try:
             return download(spec, weights_dir() / spec.file, fetch)
         except Exception as err:  # no network, HTTP error, size or hash mismatch, bad archive

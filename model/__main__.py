@@ -1,4 +1,4 @@
-"""Command line: `python -m model train|predict|table|figure|paper-table|matrices|gallery|robustness|comparisons ...` (see --help of each)."""
+"""Command line: `python -m model train|predict|table|figure|paper-table|matrices|gallery|robustness|robustness-scores|comparisons|stores ...` (see --help of each)."""
 
 from __future__ import annotations
 
@@ -220,8 +220,10 @@ def comparisons(args: argparse.Namespace) -> str:
 
 
 def robustness_args(p: argparse.ArgumentParser) -> None:
-    runs(p, "run folders (single-feature runs are skipped)")
-    table_out(p, "TABLE.csv (TABLE.md and TABLE.png are written next to it)")
+    p.add_argument("--runs", nargs="+", help="run folders (single-feature runs are skipped); or --scored")
+    p.add_argument("--scored", action="store_true",
+                   help="read OUT_scores.csv and OUT_removal.h5 of `robustness-scores` instead of scoring --runs")
+    table_out(p, "TABLE.csv (TABLE.md, TABLE.png and TABLE_views.csv are written next to it)")
     label(p)
     device(p)
 
@@ -229,8 +231,35 @@ def robustness_args(p: argparse.ArgumentParser) -> None:
 def robustness(args: argparse.Namespace) -> str:
     from model.robustness import write_robustness
 
-    csv, md, png = write_robustness(args.runs, args.out, labels(args), args.device)
+    if bool(args.runs) == args.scored:
+        raise ValueError("give --runs (score them here) or --scored (read robustness-scores' output), one of them")
+    csv, md, png = write_robustness(args.runs, args.out, labels(args), args.device, args.scored)
     return f"wrote {csv}, {md} and {png}"
+
+
+def robustness_scores_args(p: argparse.ArgumentParser) -> None:
+    runs(p, "run folders (single-feature runs are skipped)")
+    table_out(p, "the robustness TABLE.csv to come: TABLE_scores.csv and TABLE_removal.h5 are written")
+    device(p)
+
+
+def robustness_scores(args: argparse.Namespace) -> str:
+    from model.robustness import write_scores
+
+    scores, removal = write_scores(args.runs, args.out, args.device)
+    return f"wrote {scores} and {removal}"
+
+
+def stores_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", action="append", default=[], metavar="NAME=STORE.h5", help="a feature's store; repeat")
+    table_out(p, "TABLE.csv (TABLE.md and TABLE.html are written next to it)")
+
+
+def stores(args: argparse.Namespace) -> str:
+    from model.provenance import write_provenance
+
+    csv, md = write_provenance(args.store, args.out)
+    return f"wrote {csv} and {md}"
 
 
 class Command(NamedTuple):
@@ -252,6 +281,11 @@ COMMANDS = {
                            "(TABLE.csv + TABLE.md)", comparisons_args, comparisons),
     "robustness": Command("test scores with each modality removed / kept alone (CSV + MD + PNG)",
                           robustness_args, robustness),
+    "stores": Command("where each feature came from: model, weights sha256, substitute (TABLE.csv + TABLE.md)",
+                      stores_args, stores),
+    "robustness-scores": Command("robustness's scoring alone, without labels (TABLE_scores.csv + "
+                                 "TABLE_removal.h5; then robustness --scored)", robustness_scores_args,
+                                 robustness_scores),
 }
 
 

@@ -10,9 +10,10 @@ the importance share and the removal effect (model/robustness.py).
 Selection: the samples the importance matrices choose (`--samples`, config `importance_samples`;
 model/matrices.py) plus the `--errors` most confident errors of that run: test samples whose
 predicted label set differs from the true one, ranked by the largest |p - threshold| among their
-wrong decisions. Pages link images relatively (`img/...`), so index.html opens from disk; each
+wrong decisions. index.html links images relatively (`img/...`), so it opens from disk; each
 image links to itself at full size, and the matrix rows are named in the page as well as in the
-figure. OCR rows scoring below `--ocr-min-score` (default 0.3, or the extractor's own
+figure. standalone.html is the same page with its images inside it (data URIs, no links): one
+file, which `snakemake --report` embeds. OCR rows scoring below `--ocr-min-score` (default 0.3, or the extractor's own
 `min_confidence` if higher) are counted on the card but not drawn. File names come from
 `model.matrices.safe_name` (unique per id). The page is rendered from
 model/templates/gallery.html.j2 with Jinja2 (autoescaped).
@@ -40,6 +41,7 @@ TEXT_CHARS = 320  # characters of the text shown on a card
 # OCR rows scoring below this are not drawn: EasyOCR (min_confidence 0 keeps every hit) returns
 # punctuation at scores like 0.17 with a box over the whole poster, which hides what it did read.
 OCR_MIN_SCORE = 0.3
+STANDALONE = "standalone.html"  # the page with its images inside (one file; the report embeds it)
 
 
 @dataclass
@@ -165,7 +167,8 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
                   out_dir: str | Path, samples: int = 4, errors: int = 4, seed: int | None = 0,
                   labels: dict[str, str] | None = None, ocr_min_score: float | None = None,
                   removal: str | Path | None = None) -> Path:
-    """Write `out_dir/index.html` and its images under `out_dir/img/`; returns the page's path.
+    """Write `out_dir/index.html` and its images under `out_dir/img/`, and `out_dir/standalone.html`
+    (the images inside it); returns index.html's path.
     `ocr_min_score` None: `OCR_MIN_SCORE`. `removal`: the robustness output's OUT_removal.h5, shown
     beside each card's importance."""
     from model import plots
@@ -217,12 +220,21 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
-    page = env.get_template("gallery.html.j2").render(
-        cards=cards, run=main.features, seed=main.seed, threshold=main.threshold,
-        combinations=[c.features for c in combos], task=main.task,
-        ocr_min_score=max([layer.min_score for layer in layers if layer.kind == "ocr"], default=None))
-    index = out_dir / "index.html"
-    with atomic_write(index) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return index
+    template = env.get_template("gallery.html.j2")
+    for name, embedded in (("index.html", False), (STANDALONE, True)):
+        page = template.render(
+            cards=cards, run=main.features, seed=main.seed, threshold=main.threshold,
+            combinations=[c.features for c in combos], task=main.task, embedded=embedded,
+            inline=lambda path: data_uri(out_dir / path),
+            ocr_min_score=max([layer.min_score for layer in layers if layer.kind == "ocr"], default=None))
+        with atomic_write(out_dir / name) as tmp:
+            tmp.write_text(page, encoding="utf-8")
+    return out_dir / "index.html"
+
+
+def data_uri(path: Path) -> str:
+    """A PNG as a `data:` URI, for the page that holds its images."""
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 

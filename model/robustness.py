@@ -36,9 +36,10 @@ over runs), also a table in OUT.md.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ from core.manifest import read_manifest
 from model import pools
 from model.data import FeatureTable
 from model.metrics import evaluate
-from model.removal import Removal, removal_path, write_removal
+from model.removal import Removal, read_removal, removal_path, write_removal
 from model.report import feature_labels, run_key
 from model.runfiles import read_importance, read_metrics, read_predictions, write_csv, write_csv_md
 from model.spec import FeatureSpec
@@ -63,12 +64,14 @@ def emptied(table: FeatureTable) -> FeatureTable:
     return FeatureTable(table.info, torch.zeros_like(table.offsets), table.values[:0])
 
 
-def conditions(labels: Sequence[str]) -> list[tuple[str, list[bool]]]:
-    """`(name, kept (M,))` per condition: intact, then without each feature, then only each."""
+def conditions(labels: Sequence, raw: bool = False) -> list[tuple[Any, list[bool]]]:
+    """`(name, kept (M,))` per condition: intact, then without each feature, then only each.
+    `raw`: the name is `(kind, position)` instead of `without LABEL` (intact: position -1)."""
     count = len(labels)
-    out = [(INTACT, [True] * count)]
-    out += [(f"without {label}", [k != m for k in range(count)]) for m, label in enumerate(labels)]
-    out += [(f"only {label}", [k == m for k in range(count)]) for m, label in enumerate(labels)]
+    named = (lambda kind, m: (kind, m)) if raw else (lambda kind, m: f"{kind} {labels[m]}")  # noqa: E731
+    out = [((INTACT, -1) if raw else INTACT, [True] * count)]
+    out += [(named("without", m), [k != m for k in range(count)]) for m in range(count)]
+    out += [(named("only", m), [k == m for k in range(count)]) for m in range(count)]
     return out
 
 
@@ -107,10 +110,12 @@ def removal_effects(intact: np.ndarray, without: Sequence[np.ndarray], targets: 
     return prob.astype(np.float32), loss.astype(np.float32)
 
 
-def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
-              device: str | torch.device = "cpu", removal: list[Removal] | None = None) -> list[dict]:
-    """One row per condition for one run: KEYS, condition, seed, fold and the main metrics.
-    With `removal`, the run's per-sample removal effects are appended to it."""
+def score_run(run_dir: str | Path, device: str | torch.device = "cpu",
+              removal: list[Removal] | None = None) -> list[dict]:
+    """One row per condition for one run, without labels (`label_scores` adds them): run, seed,
+    fold, task, `kind` (intact, without, only), `position` (the modality's place in the run's
+    feature order; -1 for intact) and the main metrics. With `removal`, the run's per-sample
+    removal effects are appended to it."""
     from model.build import infer, load_trained
     from model.predict import load_for_run
 
@@ -128,34 +133,33 @@ def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
     cuda = torch.device(device).type == "cuda"
     autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if run.options.amp and cuda
                 else contextlib.nullcontext)
-    key = run_key(metrics, labels or {})
-    base = {"combination": key["Features"], "modalities": key["Modalities"], "pool": pools.label(metrics["pool"]),
-            "seed": metrics.get("seed"), "fold": metrics.get("fold"), "run": str(run_dir)}
+    base = {"run": str(run_dir), "seed": metrics.get("seed"), "fold": metrics.get("fold"), "task": task}
     rows, outputs = [], {}
-    for name, kept in conditions(feature_labels(metrics, labels or {})):
+    for (kind, position), kept in conditions(list(range(len(tables))), raw=True):
         inputs = [t if keep else emptied(t) for t, keep in zip(tables, kept)]
         probs, _ = infer(run.model, inputs, positions, run.options.eval_batch_size, autocast)
-        outputs[name] = probs
+        outputs[kind, position] = probs
         scores = evaluate(task, targets.astype(np.float32), probs, run.options.threshold)
-        rows.append({**base, "condition": name, "task": task, **{m: scores[m] for m in METRICS[task]}})
+        rows.append({**base, "kind": kind, "position": position, **{m: scores[m] for m in METRICS[task]}})
     if removal is not None:
-        without = [probs for name, probs in outputs.items() if name.startswith("without ")]
-        prob, loss = removal_effects(outputs[INTACT], without, targets.astype(np.float64))
+        without = [probs for (kind, _), probs in outputs.items() if kind == "without"]
+        prob, loss = removal_effects(outputs[INTACT, -1], without, targets.astype(np.float64))
         removal.append(Removal(str(run_dir), list(test_ids), list(run.names), prob, loss))
     return rows
 
 
-def score_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
-               device: str | torch.device = "cpu", removal: list[Removal] | None = None) -> pd.DataFrame:
+def raw_scores(run_dirs: Sequence[str | Path], device: str | torch.device = "cpu",
+               removal: list[Removal] | None = None) -> pd.DataFrame:
     """Rows of `score_run` for every run with more than one feature (others are skipped); their
-    removal effects appended to `removal` when given."""
+    removal effects appended to `removal` when given. Label-free: the expensive part, which a
+    change of display labels does not redo (the pipeline's `robustness_scores` job)."""
     rows = []
     for run_dir in run_dirs:
         features = read_metrics(run_dir)["features"]
         if len(features) < 2:
             print(f"note: {run_dir} has one feature ({features[0]}); nothing to remove", file=sys.stderr)
             continue
-        rows += score_run(run_dir, labels, device, removal)
+        rows += score_run(run_dir, device, removal)
     if not rows:
         raise ValueError("none of the runs has more than one feature; pass runs of multi-feature combinations")
     frame = pd.DataFrame(rows)
@@ -163,6 +167,27 @@ def score_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = N
     if len(tasks) > 1:
         raise ValueError(f"the runs mix tasks ({', '.join(tasks)}); pass the runs of one dataset")
     return frame
+
+
+def label_scores(frame: pd.DataFrame, labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """`raw_scores` rows with KEYS (combination = the features' labels, modalities, pool) and
+    `condition` (`intact`, `without LABEL`, `only LABEL`) from each run's metrics.json."""
+    out = []
+    for run, rows in frame.groupby("run", sort=False):
+        metrics = read_metrics(run)
+        key = run_key(metrics, labels or {})
+        names = feature_labels(metrics, labels or {})
+        rows = rows.assign(combination=key["Features"], modalities=key["Modalities"],
+                           pool=pools.label(metrics["pool"]), condition=[INTACT if kind == INTACT else f"{kind} {names[int(p)]}"
+                                      for kind, p in zip(rows["kind"], rows["position"])])
+        out.append(rows)
+    return pd.concat(out, ignore_index=True)
+
+
+def score_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
+               device: str | torch.device = "cpu", removal: list[Removal] | None = None) -> pd.DataFrame:
+    """`raw_scores` with their labels (`label_scores`)."""
+    return label_scores(raw_scores(run_dirs, device, removal), labels)
 
 
 def summarise(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -270,18 +295,45 @@ def views_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_robustness(run_dirs: Sequence[str | Path], out: str | Path, labels: dict[str, str] | None = None,
-                     device: str = "cpu") -> tuple[Path, Path, Path]:
-    """OUT.csv, OUT.md and OUT.png (heat map of the main metric's change); also OUT_removal.h5
-    (per-sample removal effects) and OUT_views.csv (importance vs removal effect per modality)."""
-    from model import plots
+def write_scores(run_dirs: Sequence[str | Path], out: str | Path, device: str = "cpu") -> tuple[Path, Path]:
+    """OUT_scores.csv (`raw_scores`, no labels) and OUT_removal.h5 beside the robustness table
+    OUT.csv: what `write_robustness --scores` labels and summarises."""
+    _check_device(device)
+    removal: list[Removal] = []
+    frame = raw_scores(run_dirs, device, removal)
+    return write_csv(scores_path(out), frame, None), write_removal(removal_path(out), removal)
 
+
+def scores_path(out: str | Path) -> Path:
+    """OUT_scores.csv beside the robustness table OUT.csv."""
+    out = Path(out)
+    return out.with_name(out.stem + "_scores.csv")
+
+
+def _check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("--device cuda, but torch sees no GPU; use --device cpu")
-    removal: list[Removal] = []
-    table, metric_cols = summarise(score_runs(run_dirs, labels, device, removal))
+
+
+def write_robustness(run_dirs: Sequence[str | Path] | None, out: str | Path, labels: dict[str, str] | None = None,
+                     device: str = "cpu", scored: bool = False) -> tuple[Path, Path, Path]:
+    """OUT.csv, OUT.md and OUT.png (heat map of the main metric's change) and OUT_views.csv
+    (importance vs removal effect per modality). The runs are scored here (also writing
+    OUT_removal.h5, per-sample removal effects), or, with `scored`, read from OUT_scores.csv and
+    OUT_removal.h5 of `write_scores` (then only labels and summaries are computed)."""
+    from model import plots
+
+    if scored:
+        frame = pd.read_csv(scores_path(out), dtype={"run": str})
+        by_run = read_removal(removal_path(out))
+        removal = [by_run[os.path.normpath(run)] for run in frame["run"].unique()]
+    else:
+        _check_device(device)
+        removal = []
+        frame = raw_scores(run_dirs or [], device, removal)
+        write_removal(removal_path(out), removal)
+    table, metric_cols = summarise(label_scores(frame, labels))
     out = Path(out)
-    write_removal(removal_path(out), removal)
     both = views(removal, labels)
     write_csv(out.with_name(out.stem + "_views.csv"), both)
     out, md = write_csv_md(out, table, to_markdown(table, metric_cols) + "\n## Two views of importance\n\n"

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from core.manifest import read_manifest
+from core.progress import Progress
 from model import runfiles
 from model.baseline import padding_slots
 from model.build import build_model, infer
@@ -303,6 +304,7 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
     generator = torch.Generator().manual_seed(seed)
     history: list[dict] = []
     best, best_state, best_dev, best_epoch = -math.inf, None, {}, 0
+    counter = Progress("train", options.epochs, "epochs", stream=log) if log is not None else None  # progress view
     for epoch in range(1, options.epochs + 1):
         began = time.perf_counter()
         model.train()
@@ -333,6 +335,10 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
         _log(log, f"epoch {epoch}/{options.epochs} loss {row['loss']:.4f} lr {row['lr']:.2e} "
                   f"dev {select} {dev_metrics.get(select, math.nan):.4f} "
                   f"(best {best_dev.get(select, math.nan):.4f} @ {best_epoch}) {seconds:.2f}s")
+        if counter is not None:
+            counter.update()
+    if counter is not None:
+        counter.close()
     return Fit(best_state, best_epoch, best_dev, history)
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 MANIFEST = "results/{dataset}/manifest.csv"
 STORE = "results/{dataset}/features/{feature}.h5"
 SHARD = "results/{dataset}/features/shards/{feature}/{shard}.h5"
-WEIGHTS_READY = "resources/weights/ready/{dataset}/{feature}.json"
+WEIGHTS_READY = "resources/weights/ready/{weights}.json"  # {weights}: Plan.weights_key
 CELL_DIR = "results/{dataset}/runs/{combination}/{pool}"  # one training job: a run folder per seed(-fold)
 RUN_DIR = CELL_DIR + "/{run}"
-TABLE = "results/{dataset}_table"  # .csv and .md
-COMPARISONS = "results/{dataset}_comparisons"  # .csv and .md
-ROBUSTNESS = "results/{dataset}_robustness"  # .csv, .md, .png, _removal.h5, _views.csv
+TABLE = "results/{dataset}_table"  # .csv, .md and .html
+COMPARISONS = "results/{dataset}_comparisons"  # .csv, .md and .html
+ROBUSTNESS = "results/{dataset}_robustness"  # .csv, .md, .html, .png, _views.csv; _scores.csv, _removal.h5
+STORES = "results/{dataset}_stores"  # .csv, .md and .html: each store's model, weights, substitute
 IMPORTANCE_FIGURE = "results/{dataset}/figures/importance_{combination}.png"
 MATRICES = "results/{dataset}/figures/matrices"
 GALLERY = "results/{dataset}/gallery"

@@ -10,13 +10,17 @@ builds the DAG, and tests call it with plain dicts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
+from extract.registry import WEIGHT_OPTIONS, WEIGHTLESS
 from model.pools import BASELINES, PER_MODALITY, RENAMED
 from pipeline.paths import (CELL_DIR, COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS,
-                            ROBUSTNESS, RUN_DIR, STORE, TABLE, WEIGHTS_READY, parse_run, run_name)
+                            ROBUSTNESS, RUN_DIR, STORE, STORES, TABLE, WEIGHTS_READY, parse_run, run_name)
 
 DRAWN = ("faces", "objects", "ocr")  # extractors whose boxes the gallery draws
 
@@ -148,12 +152,29 @@ class Plan:
         model = self.predict_model(dataset)
         if model is None:
             return self.datasets[dataset]["features"]
-        source = self.datasets[model[0]]["features"]
-        wanted = list(self.experiments(model[0])["combinations"][model[1]]["features"])
-        for name in wanted:  # inputs of inputs (ocr for ocr_text)
+        return self.with_inputs(model[0], self.experiments(model[0])["combinations"][model[1]]["features"])
+
+    def with_inputs(self, dataset: str, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Feature name -> settings of `names` of a (trained) dataset and the features they read
+        (ocr for ocr_text), inputs of inputs included."""
+        source = self.datasets[dataset]["features"]
+        wanted = list(dict.fromkeys(names))
+        for name in wanted:  # grows while it runs: inputs of inputs
             if source[name]["input"] and source[name]["input"] not in wanted:
                 wanted.append(source[name]["input"])
         return {name: source[name] for name in wanted}
+
+    def grid_stores(self, wildcards) -> list[str]:
+        """The stores the dataset's grid trains on and those they were built from: what the
+        `stores` provenance table lists (an input of the table, so a report of it shows them)."""
+        combos = self.experiments(wildcards.dataset)["combinations"].values()
+        used = self.with_inputs(wildcards.dataset, [f for combo in combos for f in combo["features"]])
+        return list(self.stores(wildcards.dataset, used).values())
+
+    @staticmethod
+    def store_args(wildcards, input) -> str:
+        """`--store NAME=STORE.h5` of each input store (its feature name is the file's stem)."""
+        return quoted(a for path in input.stores for a in ("--store", f"{Path(path).stem}={path}"))
 
     def check_paper_strict(self, dataset: str) -> None:
         """`paper_strict: true`: refuse, before any job runs, a dataset whose features would run a
@@ -233,31 +254,58 @@ class Plan:
     def extract_inputs(self, wildcards) -> dict[str, str]:
         ds, feature = wildcards.dataset, wildcards.feature
         source = self.feature_config(wildcards)["input"]  # refuses an unknown feature first
-        inputs = {
-            "manifest": MANIFEST.format(dataset=ds),
-            "weights": WEIGHTS_READY.format(dataset=ds, feature=self.weights_feature(ds, feature)),
-        }
+        inputs = {"manifest": MANIFEST.format(dataset=ds)}
+        if self.dataset_features(ds)[feature]["extractor"] not in WEIGHTLESS:
+            inputs["weights"] = self.weights_record(ds, feature)
         if source:
             inputs["store"] = STORE.format(dataset=ds, feature=source)
         return inputs
 
-    def weights_feature(self, dataset: str, feature: str) -> str:
-        """Of the dataset's features run with the same extractor, backend and options, the first
-        by name (not by config order, which YAML tools may change): its weights record serves them
-        all (imdb's text and ocr_text: one fetch job, not two)."""
-        features = self.dataset_features(dataset)
-        key = lambda name: (features[name]["extractor"], features[name]["backend"],  # noqa: E731
-                            sorted(features[name]["options"].items()))
-        return min(name for name in features if key(name) == key(feature))
+    def weights_record(self, dataset: str, feature: str) -> str:
+        """The `fetch_weights` record a feature's shards wait for, named by what picks its weight
+        files alone (`weights_key`): features and datasets with the same extractor, backend and
+        weight options share it (the demo's three MiniLM features, a `predict:` dataset and its
+        model dataset), and adding or renaming a feature changes no other feature's record."""
+        return WEIGHTS_READY.format(weights=self.weights_key(self.dataset_features(dataset)[feature]))
+
+    @staticmethod
+    def weights_key(settings: dict[str, Any]) -> str:
+        """`EXTRACTOR-BACKEND`, plus a digest of the options that pick weight files
+        (`extract.registry.WEIGHT_OPTIONS`) when the feature sets any."""
+        options = {k: v for k, v in settings["options"].items() if k in WEIGHT_OPTIONS}
+        key = f"{settings['extractor']}-{settings['backend'] or 'default'}"
+        if options:
+            key += "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
+        return key
+
+    def weights_users(self, wildcards) -> list[tuple[str, str]]:
+        """(dataset, feature) of every configured feature whose record is `wildcards.weights`."""
+        users = [(ds, name) for ds, section in self.datasets.items() if not section.get("predict")
+                 for name, settings in section["features"].items() if self.weights_key(settings) == wildcards.weights]
+        if not users:
+            raise ValueError(f"no feature in {self.sources} has weights record {wildcards.weights!r}")
+        return users
+
+    def weights_args(self, wildcards) -> str:
+        """`EXTRACTOR --backend B --set K=V` of a weights record: only the options that pick weight
+        files, so no other option of the feature reruns `fetch_weights`."""
+        dataset, feature = self.weights_users(wildcards)[0]
+        settings = self.feature_config(SimpleNamespace(dataset=dataset, feature=feature))
+        options = {k: v for k, v in settings["options"].items() if k in WEIGHT_OPTIONS}
+        return quoted([settings["extractor"]]) + " " + self.option_args(settings["backend"], options)
 
     def extractor_name(self, wildcards) -> str:
         return self.feature_config(wildcards)["extractor"]
 
     def model_args(self, wildcards) -> str:
-        """Backend and `--set` options of one feature (what determines its weights)."""
+        """Backend and `--set` options of one feature."""
         feature = self.feature_config(wildcards)
-        args = ["--backend", feature["backend"]] if feature["backend"] else []
-        for key, value in sorted(feature["options"].items()):
+        return self.option_args(feature["backend"], feature["options"])
+
+    @staticmethod
+    def option_args(backend: str | None, options: dict[str, Any]) -> str:
+        args = ["--backend", backend] if backend else []
+        for key, value in sorted(options.items()):
             text = json.dumps(value) if isinstance(value, bool) else value
             args += ["--set", f"{key}={text}"]
         return quoted(args)
@@ -352,14 +400,15 @@ class Plan:
     # --- rule all ----------------------------------------------------------------------------------
 
     def dataset_outputs(self, dataset: str) -> list[str]:
-        """A dataset's predictions, or its stores, table, figures, comparisons and robustness."""
+        """A dataset's predictions, or its stores, table (CSV, MD, HTML), the stores' provenance,
+        figures, comparisons, robustness and gallery."""
         if self.predict_model(dataset) is not None:
             return [f"{PREDICTIONS.format(dataset=dataset)}.csv"]
         outputs = list(self.stores(dataset, self.dataset_features(dataset)).values())
         multi = self.multi_feature_combinations(dataset)
         if self.experiments(dataset)["combinations"]:
             table = TABLE.format(dataset=dataset)
-            outputs += [f"{table}.csv", f"{table}.md"]
+            outputs += [f"{table}.csv", f"{table}.md", f"{table}.html", f"{STORES.format(dataset=dataset)}.html"]
             outputs += [
                 IMPORTANCE_FIGURE.format(dataset=dataset, combination=name)
                 for name in multi
@@ -368,10 +417,11 @@ class Plan:
             outputs.append(f"{MATRICES.format(dataset=dataset)}/overview.png")
         if multi or self.combinations_where(dataset, lambda combo: combo["collapse"]):
             comparisons = COMPARISONS.format(dataset=dataset)
-            outputs += [f"{comparisons}.csv", f"{comparisons}.md"]
+            outputs += [f"{comparisons}.csv", f"{comparisons}.md", f"{comparisons}.html"]
         if multi:
-            outputs.append(f"{ROBUSTNESS.format(dataset=dataset)}.csv")
-            outputs.append(f"{GALLERY.format(dataset=dataset)}/index.html")
+            robustness = ROBUSTNESS.format(dataset=dataset)
+            outputs += [f"{robustness}.csv", f"{robustness}.html", f"{robustness}_views.csv"]
+            outputs += [f"{GALLERY.format(dataset=dataset)}/{page}" for page in ("index.html", "standalone.html")]
         return outputs
 
     def default_targets(self, wildcards=None) -> list[str]:

@@ -18,6 +18,7 @@ from pipeline.paths import (
     ROBUSTNESS,
     SHARD,
     STORE,
+    STORES,
     TABLE,
     WEIGHTS_READY,
 )
@@ -52,9 +53,20 @@ def config_sources():
 PLAN = Plan(config, config_sources())
 
 
+def extract_inputs(wildcards):
+    """The shard's manifest, input store and weights record; the record only orders the jobs
+    (ancient: a fetch that rewrites it re-extracts nothing; a change of the feature's options,
+    weight options included, reaches the store through merge_shards' params)."""
+    inputs = PLAN.extract_inputs(wildcards)
+    if "weights" in inputs:  # extractors without weight files have none
+        inputs["weights"] = ancient(inputs["weights"])
+    return inputs
+
+
 wildcard_constraints:
     dataset="|".join(config["datasets"]) or "NONE",
     feature=r"[A-Za-z0-9_]+",
     combination=r"[A-Za-z0-9_]+",
     pool=pool_wildcard(),  # model/pools.py: the one list of pools
     shard=r"\d+-of-\d+",
+    weights=r"[A-Za-z0-9_.-]+",

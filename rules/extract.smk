@@ -7,23 +7,24 @@ rule fetch_weights:
     output:
         WEIGHTS_READY,
     log:
-        "logs/{dataset}/weights/{feature}.log",
-    # as its feature's shards: the costliest chain's weights first, not after the cheap stores
-    priority: extract_priority
+        "logs/weights/{weights}.log",
+    # as its features' shards: the costliest chain's weights first, not after the cheap stores
+    priority: fetch_priority
     localrule: True
     conda:
         "../envs/extract.yaml"
+    # Only what picks the weight files (extractor, backend, WEIGHT_OPTIONS; the record's name):
+    # another option of a feature (e.g. faces min_face_size) does not rerun this job.
     params:
-        extractor=PLAN.extractor_name,
-        args=PLAN.model_args,
+        args=PLAN.weights_args,
     shell:
-        "python -m extract fetch {params.extractor} {params.args} --out {output} > {log} 2>&1"
+        "python -m extract fetch {params.args} --out {output} > {log} 2>&1"
 
 
 rule extract_shard:
     """One shard of one feature store: `python -m extract EXTRACTOR ...` over part of the manifest."""
     input:
-        unpack(PLAN.extract_inputs),
+        unpack(extract_inputs),
     output:
         temp(SHARD),
     log:
@@ -62,5 +63,11 @@ rule merge_shards:
     priority: extract_priority
     conda:
         "../envs/extract.yaml"
+    # Not passed to the command: the shards are temporary (gone once merged), so Snakemake's params
+    # trigger sees a change of the feature's extractor, backend or options only on this job, which
+    # then extracts every shard again.
+    params:
+        extractor=PLAN.extractor_name,
+        options=PLAN.model_args,
     shell:
         "python -m extract merge {input} --out {output} > {log} 2>&1"

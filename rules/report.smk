@@ -5,14 +5,22 @@ rule table:
     """The dataset's table: every combination x pool (+ concat baseline), mean and std over seeds."""
     input:
         runs=lambda w: PLAN.grid_cells(w.dataset),
+        # not read: in the table's DAG so that a report of the table shows where its features came from
+        stores=f"{STORES}.csv",
     output:
         csv=report(
             f"{TABLE}.csv",
             caption="../report/table.rst",
             category="Tables",
-            labels={"dataset": "{dataset}", "format": "csv"},
+            labels={"dataset": "{dataset}", "table": "results", "format": "csv"},
         ),
         md=f"{TABLE}.md",
+        html=report(
+            f"{TABLE}.html",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"dataset": "{dataset}", "table": "results", "format": "table"},
+        ),
     log:
         "logs/{dataset}/table.log",
     conda:
@@ -24,6 +32,34 @@ rule table:
     shell:
         "python -m model {params.command} --runs {params.runs} --out {output.csv} {params.labels} "
         "> {log} 2>&1"
+
+
+rule stores:
+    """Where the features came from: each store's model, weight files with their sha256 and what
+    differs from the paper's model (attrs only)."""
+    input:
+        stores=PLAN.grid_stores,
+    output:
+        csv=f"{STORES}.csv",
+        md=f"{STORES}.md",
+        html=report(
+            f"{STORES}.html",
+            caption="../report/stores.rst",
+            category="Tables",
+            labels={
+                "dataset": "{dataset}",
+                "table": "feature stores",
+                "format": "table",
+            },
+        ),
+    log:
+        "logs/{dataset}/stores.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        stores=PLAN.store_args,
+    shell:
+        "python -m model stores {params.stores} --out {output.csv} > {log} 2>&1"
 
 
 rule importance_figure:
@@ -89,42 +125,76 @@ rule importance_matrices:
         "--samples {params.samples} {params.labels} > {log} 2>&1"
 
 
-rule robustness:
-    """Missing-modality robustness: every multi-feature run scored on its test split with each
-    modality removed in turn and with one modality kept, beside the intact score; and the
-    removal effect per test sample and modality (the second view of importance)."""
+rule robustness_scores:
+    """Missing-modality robustness, the costly part: every multi-feature run scored on its test
+    split with each modality removed in turn and with one modality kept, and the removal effect
+    per test sample and modality (the second view of importance). No labels: changing
+    `experiments.labels` does not rerun it."""
     input:
         runs=lambda w: PLAN.grid_cells(
             w.dataset, PLAN.multi_feature_combinations(w.dataset)
         ),
     output:
-        csv=report(
-            f"{ROBUSTNESS}.csv",
-            caption="../report/robustness.rst",
-            category="Robustness",
-            labels={"dataset": "{dataset}", "format": "csv"},
-        ),
-        md=f"{ROBUSTNESS}.md",
+        scores=f"{ROBUSTNESS}_scores.csv",
         removal=f"{ROBUSTNESS}_removal.h5",
-        views=f"{ROBUSTNESS}_views.csv",
-        png=report(
-            f"{ROBUSTNESS}.png",
-            caption="../report/robustness.rst",
-            category="Robustness",
-            labels={"dataset": "{dataset}", "format": "heatmap"},
-        ),
     log:
-        "logs/{dataset}/robustness.log",
+        "logs/{dataset}/robustness_scores.log",
     conda:
         "../envs/train.yaml"
     resources:
         mem_mb=model_mem_mb,
     params:
         runs=PLAN.run_folders,
+        out=f"{ROBUSTNESS}.csv",
+    shell:
+        "python -m model robustness-scores --runs {params.runs} --out {params.out} > {log} 2>&1"
+
+
+rule robustness:
+    """The robustness table and heat map with the features' labels, and the two views of
+    importance (mean importance share beside the mean removal effect), from the scores.
+    """
+    input:
+        scores=f"{ROBUSTNESS}_scores.csv",
+        removal=f"{ROBUSTNESS}_removal.h5",
+    output:
+        csv=report(
+            f"{ROBUSTNESS}.csv",
+            caption="../report/robustness.rst",
+            category="Robustness",
+            labels={"dataset": "{dataset}", "table": "robustness", "format": "csv"},
+        ),
+        md=f"{ROBUSTNESS}.md",
+        html=report(
+            f"{ROBUSTNESS}.html",
+            caption="../report/robustness.rst",
+            category="Robustness",
+            labels={"dataset": "{dataset}", "table": "robustness", "format": "table"},
+        ),
+        views=report(
+            f"{ROBUSTNESS}_views.csv",
+            caption="../report/views.rst",
+            category="Robustness",
+            labels={"dataset": "{dataset}", "table": "two views", "format": "csv"},
+        ),
+        png=report(
+            f"{ROBUSTNESS}.png",
+            caption="../report/robustness.rst",
+            category="Robustness",
+            labels={
+                "dataset": "{dataset}",
+                "table": "robustness",
+                "format": "heatmap",
+            },
+        ),
+    log:
+        "logs/{dataset}/robustness.log",
+    conda:
+        "../envs/train.yaml"
+    params:
         labels=PLAN.label_args,
     shell:
-        "python -m model robustness --runs {params.runs} --out {output.csv} {params.labels} "
-        "> {log} 2>&1"
+        "python -m model robustness --scored --out {output.csv} {params.labels} > {log} 2>&1"
 
 
 rule gallery:
@@ -134,7 +204,13 @@ rule gallery:
     input:
         unpack(PLAN.gallery_inputs),
     output:
-        f"{GALLERY}/index.html",
+        index=f"{GALLERY}/index.html",
+        standalone=report(
+            f"{GALLERY}/standalone.html",
+            caption="../report/gallery.rst",
+            category="Gallery",
+            labels={"dataset": "{dataset}", "page": "gallery"},
+        ),
     log:
         "logs/{dataset}/gallery.log",
     conda:
@@ -166,9 +242,15 @@ rule comparisons:
             f"{COMPARISONS}.csv",
             caption="../report/comparisons.rst",
             category="Tables",
-            labels={"dataset": "{dataset}", "format": "comparisons"},
+            labels={"dataset": "{dataset}", "table": "comparisons", "format": "csv"},
         ),
         md=f"{COMPARISONS}.md",
+        html=report(
+            f"{COMPARISONS}.html",
+            caption="../report/comparisons.rst",
+            category="Tables",
+            labels={"dataset": "{dataset}", "table": "comparisons", "format": "table"},
+        ),
     log:
         "logs/{dataset}/comparisons.log",
     conda:

@@ -39,9 +39,18 @@ EXTRACT_PRIORITY = 10
 def extract_priority(wildcards):
     """Extraction jobs before training (10 and up), and stores on the longest chain of per-item
     cost first (objects, which boxes reads: gpuslots/shards.py `chain_costs`)."""
-    features = PLAN.dataset_features(wildcards.dataset)
+    return feature_priority(wildcards.dataset, wildcards.feature)
+
+
+def feature_priority(dataset, feature):
+    features = PLAN.dataset_features(dataset)
     chains = chain_costs({n: (f["extractor"], f["input"]) for n, f in features.items()})
-    return EXTRACT_PRIORITY + round(chains[wildcards.feature])
+    return EXTRACT_PRIORITY + round(chains[feature])
+
+
+def fetch_priority(wildcards):
+    """A weights record: the highest priority of the features that wait for it."""
+    return max(feature_priority(ds, f) for ds, f in PLAN.weights_users(wildcards))
 
 
 def gpus(wildcards):
@@ -142,10 +151,16 @@ def manifest_rows(path):
         return max(sum(1 for _ in fh) - 1, 0)
 
 
+def size_mb(paths):
+    """MB of the files that exist among `paths`. Not Snakemake's `input.size_mb`: evaluated while
+    `--report` builds its DAG it leaves a coroutine never awaited (a RuntimeWarning per job).
+    """
+    return sum(os.path.getsize(p) for p in paths if p and os.path.exists(p)) / 2**20
+
+
 def extract_mem_mb(wildcards, input, attempt):
     """The extractor's peak plus the store it reads (ocr for ocr_text, objects for boxes)."""
-    store = input.get("store")
-    store_mb = os.path.getsize(store) / 2**20 if store and os.path.exists(store) else 0
+    store_mb = size_mb([input.get("store")])
     return attempt * int(EXTRACT_MB[PLAN.extractor_name(wildcards)] + store_mb)
 
 
@@ -163,7 +178,7 @@ def model_mem_mb(wildcards, input, attempt):
     """Jobs that load torch, a model and feature stores (training, predictions, robustness,
     gallery, importance matrices): 1500 MB plus the stores read into memory twice over (the
     store, then the batched float32 tensors)."""
-    return attempt * int(1500 + 2 * input.size_mb)
+    return attempt * int(1500 + 2 * size_mb(input))
 
 
 def run_minutes(runs, attempt):

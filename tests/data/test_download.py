@@ -81,6 +81,21 @@ def test_resume_appends_to_the_part_file(archive, tmp_path):
     assert fetch(archive.as_uri(), out, size=len(data), sha256=sha(archive)).read_bytes() == data
 
 
+def test_download_writes_progress_lines_of_what_is_left(archive, tmp_path, capsys):
+    """Plain progress lines in MB (core/progress.py), the resumed offset said, never a \\r."""
+    from core.progress import parse
+
+    out = tmp_path / "b.tar.gz"
+    data = archive.read_bytes()
+    part_path(out).write_bytes(data[:100])
+    fetch(archive.as_uri(), out, size=len(data))
+    err = capsys.readouterr().err
+    reports = [r for r in map(parse, err.splitlines()) if r]
+    assert "\r" not in err and reports and reports[-1].finished and reports[-1].unit == "MB"
+    assert reports[-1].task == "download b.tar.gz (resumed at 0.0 MB)"
+    assert reports[-1].done == reports[-1].total == round((len(data) - 100) / 1e6, 1)
+
+
 def test_size_mismatch(archive, tmp_path):
     n = archive.stat().st_size
     out = tmp_path / "b.tar.gz"

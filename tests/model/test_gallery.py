@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import re
 from html.parser import HTMLParser
 
@@ -108,6 +110,12 @@ def test_gallery_page_links_only_existing_images(setup, capsys) -> None:
     assert posters and all(Image.open(out / s).size[0] >= 256 for s in posters)
     assert "<script>" not in html
     assert "&lt;b&gt;with markup&lt;/b&gt;" in html  # text is escaped, not rendered
+    # standalone.html (what the report embeds): the same cards, each image inside the page
+    standalone = Links()
+    standalone.feed((out / "standalone.html").read_text())
+    assert standalone.cards == parser.cards and len(standalone.images) == len(parser.images)
+    for src, inside in zip(parser.images, standalone.images):
+        assert base64.b64decode(inside.removeprefix("data:image/png;base64,")) == (out / src).read_bytes()
 
 
 def test_confident_errors_ranked_by_margin() -> None:

@@ -107,6 +107,25 @@ def test_cli(runs, tmp_path) -> None:
     assert main(["robustness", "--runs", str(runs["single"]), "--out", str(out)]) == 2
 
 
+def test_scoring_apart_from_labelling_gives_the_one_step_tables(runs, tmp_path) -> None:
+    """The pipeline scores once (`robustness-scores`, no labels) and labels apart (`robustness
+    --scored`), so a change of display labels reruns only the labelling; the files are the same
+    as one `robustness --runs` call's."""
+    chosen = [str(runs[k]) for k in ("max0", "max1", "concat0", "cnn0")]
+    whole, apart = tmp_path / "whole" / "r.csv", tmp_path / "apart" / "r.csv"
+    assert main(["robustness", "--runs", *chosen, "--out", str(whole), "--label", "signal=WSL(i)"]) == 0
+    assert main(["robustness-scores", "--runs", *chosen, "--out", str(apart)]) == 0
+    scores = pd.read_csv(apart.with_name("r_scores.csv"))
+    assert not scores.isin(["WSL(i)", "without WSL(i)"]).any().any()  # no label in the scores
+    assert main(["robustness", "--scored", "--out", str(apart), "--label", "signal=WSL(i)"]) == 0
+    for name in ("r.csv", "r.md", "r_views.csv"):
+        assert (apart.parent / name).read_text() == (whole.parent / name).read_text(), name
+    # another label: only the labelling runs again, from the same scores
+    assert main(["robustness", "--scored", "--out", str(apart), "--label", "signal=Signal"]) == 0
+    assert "| Signal, noise | max | without Signal |" in apart.with_suffix(".md").read_text()
+    assert main(["robustness", "--out", str(apart)]) == 2  # neither --runs nor --scored
+
+
 def test_errors_say_what_to_pass(runs, tmp_path) -> None:
     with pytest.raises(ValueError, match="multi-feature"):
         score_runs([runs["single"]])

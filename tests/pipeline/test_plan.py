@@ -152,6 +152,10 @@ def test_a_predict_dataset_extracts_the_model_combinations_features_and_their_in
     assert list(plan.dataset_features("new")) == ["ocr_txt", "img", "ocr"]
     assert plan.dataset_features("new")["ocr_txt"] == plan.dataset_features("mine")["ocr_txt"]
     assert plan.dataset_outputs("new") == ["results/new/predictions.csv"]
+    # extracted with mine's settings, so with mine's weights records: no fetch of its own
+    for name in ("ocr_txt", "img", "ocr"):
+        assert plan.extract_inputs(wc(dataset="new", feature=name))["weights"] == \
+            plan.extract_inputs(wc(dataset="mine", feature=name))["weights"]
     inputs = plan.predict_inputs(wc(dataset="new"))
     assert inputs == {"manifest": "results/new/manifest.csv", "model": "results/mine/runs/o/concat_padded",
                       "ocr_txt": "results/new/features/ocr_txt.h5", "img": "results/new/features/img.h5"}
@@ -167,11 +171,12 @@ def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
     outputs = plan.default_targets()
     assert outputs[:5] == [f"results/demo/features/{f}.h5" for f in ("image", "text", "faces", "ocr", "ocr_words")]
     assert outputs[5:] == [
-        "results/demo_table.csv", "results/demo_table.md",
+        "results/demo_table.csv", "results/demo_table.md", "results/demo_table.html", "results/demo_stores.html",
         "results/demo/figures/importance_all.png", "results/demo/figures/importance_all_mean.png",
         "results/demo/figures/matrices/overview.png",
-        "results/demo_comparisons.csv", "results/demo_comparisons.md",
-        "results/demo_robustness.csv", "results/demo/gallery/index.html"]
+        "results/demo_comparisons.csv", "results/demo_comparisons.md", "results/demo_comparisons.html",
+        "results/demo_robustness.csv", "results/demo_robustness.html", "results/demo_robustness_views.csv",
+        "results/demo/gallery/index.html", "results/demo/gallery/standalone.html"]
     assert len(plan.grid("demo")) == 55 and len(plan.grid_cells("demo")) == 11  # as config/config.yaml says
     assert len(plan.run_names("demo")) >= 5  # every row compared with a concat baseline: 5 seeds at least
     assert plan.combination_pools("demo", "all") == ["max", "max_per_modality", "concat_mean", "concat_padded"]
@@ -182,10 +187,15 @@ def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
     plan = make_plan({"one": single})
     stores = [f"results/one/features/{f}.h5" for f in ("img", "txt", "ocr", "ocr_txt")]
     assert plan.dataset_outputs("one") == stores + [
-        "results/one_table.csv", "results/one_table.md", "results/one/figures/matrices/overview.png"]
+        "results/one_table.csv", "results/one_table.md", "results/one_table.html", "results/one_stores.html",
+        "results/one/figures/matrices/overview.png"]
+    # the provenance table lists the stores the grid trains on (and what they read), no others
+    assert plan.grid_stores(wc(dataset="one")) == ["results/one/features/img.h5"]
+    assert plan.store_args(wc(), Files(stores=stores[:2])) == (
+        "--store img=results/one/features/img.h5 --store txt=results/one/features/txt.h5")
     single["experiments"]["combinations"]["i_mean"] = {"features": ["img"], "collapse": {"img": "mean"}}
-    assert make_plan({"one": single}).dataset_outputs("one")[-2:] == [
-        "results/one_comparisons.csv", "results/one_comparisons.md"]
+    assert make_plan({"one": single}).dataset_outputs("one")[-3:] == [
+        "results/one_comparisons.csv", "results/one_comparisons.md", "results/one_comparisons.html"]
     single["experiments"]["combinations"] = {}
     assert make_plan({"one": single}).dataset_outputs("one") == stores
 
@@ -233,18 +243,29 @@ def test_extraction_arguments_and_the_paper_strict_refusal() -> None:
     plan = make_plan({"mine": ds})
     w = wc(dataset="mine", feature="ocr_txt")
     inputs = plan.extract_inputs(w)
-    assert inputs == {"manifest": "results/mine/manifest.csv", "weights": "resources/weights/ready/mine/ocr_txt.json",
+    assert inputs == {"manifest": "results/mine/manifest.csv", "weights": "resources/weights/ready/text-minilm.json",
                       "store": "results/mine/features/ocr.h5"}
     assert plan.extract_args(w, Files(inputs)) == \
         "--backend minilm --feature ocr_txt --input results/mine/features/ocr.h5"
     assert plan.model_args(wc(dataset="mine", feature="txt")) == "--backend minilm --set batch_size=8 --set per_word=true"
     assert plan.extractor_name(wc(dataset="mine", feature="ocr")) == "ocr"
-    # the same extractor, backend and options share one weights record (one fetch job)
-    same = make_plan({"mine": table_dataset()}).extract_inputs(w)["weights"]
-    assert same == "resources/weights/ready/mine/ocr_txt.json"  # the first by name, whatever the order
-    reordered = table_dataset()
-    reordered["features"] = dict(reversed(list(reordered["features"].items())))
-    assert make_plan({"mine": reordered}).extract_inputs(wc(dataset="mine", feature="txt"))["weights"] == same
+    # one weights record per extractor, backend and weight options, named by them: txt (per_word,
+    # batch_size) and ocr_txt share it, and fetching it gets none of the other options
+    assert plan.extract_inputs(wc(dataset="mine", feature="txt"))["weights"] == inputs["weights"]
+    assert plan.weights_args(wc(weights="text-minilm")) == "text --backend minilm"
+    assert plan.weights_users(wc(weights="text-minilm")) == [("mine", "txt"), ("mine", "ocr_txt")]
+    assert plan.extract_inputs(wc(dataset="mine", feature="ocr"))["weights"] == "resources/weights/ready/ocr-default.json"
+    faces = {"extractor": "faces", "backend": "backbone", "options": {"backbone": "mobilenet_v2", "min_face_size": 40}}
+    other = dict(faces, options={"backbone": "mobilenet_v2", "min_face_size": 20})
+    assert Plan.weights_key(faces) == Plan.weights_key(other) != Plan.weights_key(
+        dict(faces, options={"backbone": "resnext101_32x16d_wsl"}))
+    assert Plan.weights_key(faces).startswith("faces-backbone-")
+    # an extractor without weight files waits for no record
+    ds["features"]["tags"] = {"extractor": "index", "options": {"column": "tags"}}
+    assert make_plan({"mine": ds}).extract_inputs(wc(dataset="mine", feature="tags")) == {
+        "manifest": "results/mine/manifest.csv"}
+    with pytest.raises(ValueError, match="no feature in config/config.yaml, mine.yaml has weights record 'image-x'"):
+        plan.weights_args(wc(weights="image-x"))
     with pytest.raises(ValueError, match=r"dataset 'mine' has no feature 'nope' in config/config.yaml, mine.yaml; "
                                          r"configured: img, txt, ocr, ocr_txt"):
         plan.extract_inputs(wc(dataset="mine", feature="nope"))

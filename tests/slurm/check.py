@@ -7,6 +7,9 @@
   threads of every rule of the small target);
 - the cancelled job is CANCELLED in sacct, the run's log reports it failed, and a later job of
   the same rule and wildcards COMPLETED (the retry);
+- jobs can be told apart as README says: every job's comment is `rule_RULE_wildcards_VALUES`, one
+  comment per job but the retry, and the run's log names each Slurm job id with its log under
+  .snakemake/slurm_logs/rule_RULE/;
 - every file under results/ is identical to the local run's: HDF5 files dataset by dataset and
   attribute by attribute (but their timings), model.pt tensor by tensor, metrics.json and history.csv except their
   timings (TIMINGS), every other file byte for byte.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -127,6 +131,22 @@ def compare_results(local: Path, slurm: Path) -> tuple[int, list[str]]:
     return len(files_a), problems
 
 
+def job_names(jobs: list[dict[str, str]], log: str, retries: int) -> list[str]:
+    """README's way to tell jobs apart (sacct's JobName is the run's id for all): the comment
+    `rule_RULE_wildcards_VALUES`, distinct per job but retries, and the submission line of the
+    run's log naming each job id with its Slurm log under .snakemake/slurm_logs/rule_RULE/."""
+    problems = []
+    for j in jobs:
+        if not re.fullmatch(r"rule_[a-z_]+_wildcards_tiny(_[\w.-]+)*", j["Comment"]):
+            problems.append(f"job {j['JobID']}: comment {j['Comment']!r} does not name its rule and wildcards")
+        rule = j["Comment"].split("_wildcards_")[0]
+        if not re.search(rf"submitted with SLURM jobid {j['JobID']} \(log: \S*slurm_logs/{rule}/", log):
+            problems.append(f"job {j['JobID']}: the run's log does not name it with its rule's Slurm log")
+    if len({j["Comment"] for j in jobs}) != len(jobs) - retries:
+        problems.append(f"{len(jobs)} jobs ({retries} retried) share comments: {sorted(j['Comment'] for j in jobs)}")
+    return problems
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     for name in ("local", "slurm", "log", "out"):
@@ -155,6 +175,7 @@ def main() -> int:
     log = args.log.read_text(errors="replace")
     if f"SLURM-job '{args.cancelled}' failed" not in log:
         problems.append(f"the run's log does not report job {args.cancelled} as failed")
+    problems += job_names(jobs, log, len(retried))
     n_files, differ = compare_results(args.local, args.slurm)
     problems += differ
     peaks = peak_rss_mb([j["JobID"] for j in jobs]) if jobs else {}
@@ -168,7 +189,8 @@ def main() -> int:
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
     print(f"slurm check: {len(jobs)} jobs, all partition {args.partition} / account {args.account} / 1 CPU: "
           f"{'no' if any('partition' in p for p in problems) else 'yes'}; cancelled {args.cancelled}, "
-          f"retried as {summary['retry']}; {n_files} result files, {len(differ)} differ")
+          f"retried as {summary['retry']}; {n_files} result files, {len(differ)} differ; jobs told apart by "
+          f"comment: {'no' if any('comment' in p or 'share comments' in p for p in problems) else 'yes'}")
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     return 1 if problems else 0

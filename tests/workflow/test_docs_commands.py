@@ -152,8 +152,8 @@ def test_documented_command_runs_as_written(project, where, command) -> None:
         return
     if "--report" in args:  # see the module docstring
         at = args.index("--report")
-        page, targets = args[at + 1], args[at + 2:]
-        assert targets and not any(t.startswith("-") for t in targets), f"{where}: {command}"
+        page, targets = args[at + 1], args[at + 2:]  # no target: rule all's
+        assert not any(t.startswith("-") for t in targets), f"{where}: {command}"
         dag = run(project, args[:at] + targets + ["-n"])
         assert dag.returncode == 0, f"{where}: {command}\n{(dag.stdout + dag.stderr)[-4000:]}"
         args = args[:at + 2] + ["results/demo/manifest.csv"]
@@ -161,8 +161,8 @@ def test_documented_command_runs_as_written(project, where, command) -> None:
         done = run(project, args)
         assert done.returncode == 0, f"{where}: {command}\n{(done.stdout + done.stderr)[-4000:]}"
         html = (project / page).read_text(encoding="utf-8")
-        targets = yaml.safe_load((project / "config/config.yaml").read_text())["targets"]
-        assert f"on {', '.join(targets)}." in html and "[&#x27;" not in html  # targets as words, not a list
+        # no result reported: the intro names no dataset (test_workflows: one that reports some)
+        assert "arXiv 2003.01607)." in html and " on demo." not in html
         return
     done = run(project, args + ["-n"])
     output = done.stdout + done.stderr

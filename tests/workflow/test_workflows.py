@@ -39,10 +39,11 @@ def test_imdb_plan_on_slurm_profile(tmp_path):
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["imdb"]
     n_features = len(config["features"])
     assert counts["extract_shard"] == 4 * n_features  # every shard of every store
-    # one weights fetch per distinct extractor/backend/options: text and ocr_text share roberta-base's
+    # one weights fetch per distinct extractor/backend/weight options: text and ocr_text share
+    # roberta-base's; ocr_words (index) has no weight files
     distinct = {(f["extractor"], f.get("backend"), str(sorted(f.get("options", {}).items())))
-                for f in config["features"].values()}
-    assert counts["merge_shards"] == n_features and counts["fetch_weights"] == len(distinct) == n_features - 1
+                for f in config["features"].values() if f["extractor"] != "index"}
+    assert counts["merge_shards"] == n_features and counts["fetch_weights"] == len(distinct) == n_features - 2
     # Table 3: 5 single-pool rows + 5 combinations x (max, min, sum) = 20 rows of ours,
     # plus concat mean and concat padded for the 8 multi-feature combinations: 36 cells, one job
     # each training its 3 seeds.
@@ -91,10 +92,48 @@ def test_ads_end_to_end_beside_paper(ads_run):
     assert folds == {0, 1, 2, 3, 4}
 
 
-def test_report_builds(ads_run):
+def reported(html: str) -> dict[str, str]:
+    """{name: decoded content} of every result embedded in a Snakemake report page."""
+    import base64
+    import re
+
+    found = {}
+    for match in re.finditer(r'"name": "([^"]+)", "filename": "[^"]*", .*?"data_uri": "data:[^"]*;base64,([^"]*)"',
+                             html):
+        found[match[1]] = base64.b64decode(match[2]).decode("utf-8", errors="replace")
+    return found
+
+
+def test_report_of_a_target_shows_its_tables_rendered_and_its_stores(ads_run):
     work, config = ads_run
     report = snakemake(work, "--report", "report.html", "results/ads_table.csv", configfile=config,
                        replace=True, timeout=600)
-    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    output = report.stdout + report.stderr
+    assert report.returncode == 0, output[-3000:]
+    assert "Warning" not in output and "never awaited" not in output  # nothing of ours to warn about
     html = (work / "report.html").read_text(errors="replace")
-    assert "ads_table.csv" in html and "Results on" in html
+    results = reported(html)
+    assert {"ads_table.csv", "ads_table.html", "ads_stores.html"} <= set(results), sorted(results)
+    assert "<table>" in results["ads_table.html"] and "WSL(i)" in results["ads_table.html"]  # md rendered
+    stores = results["ads_stores.html"]
+    assert "sha256:" in stores and "mobilenet_v2-b0353104.pth" in stores and "instead of the paper" in stores
+    # the intro names the dataset reported (ads), not config `targets` (demo)
+    assert "arXiv 2003.01607) on ads." in html and " on demo" not in html
+
+
+def test_report_of_everything_holds_every_table_the_views_and_the_gallery(shared_run):
+    from tests.workflow.test_pipeline import CONFIG
+
+    work = shared_run[0]
+    report = snakemake(work, "--report", "demo_report.html", configfile=CONFIG, replace=True, timeout=600)
+    output = report.stdout + report.stderr
+    assert report.returncode == 0, output[-3000:]
+    assert "Warning" not in output and "never awaited" not in output
+    html = (work / "demo_report.html").read_text(errors="replace")
+    results = reported(html)
+    for table in ("demo_table", "demo_comparisons", "demo_robustness", "demo_stores"):
+        assert "<table>" in results[f"{table}.html"], table  # every table, its markdown rendered
+    assert "importance" in results["demo_robustness_views.csv"].splitlines()[0]
+    gallery = results["standalone.html"]  # the gallery, its images inside it
+    assert gallery.count('src="data:image/png;base64,') >= 4 and 'src="img/' not in gallery
+    assert "arXiv 2003.01607) on demo." in html
