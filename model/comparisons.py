@@ -32,7 +32,7 @@ import pandas as pd
 
 from model.options import COLLAPSE
 from model.report import KEYS, read_runs
-from model.runfiles import read_metrics, read_predictions, write_csv_md
+from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
 
 MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
 COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "seeds", "samples"]
@@ -49,20 +49,20 @@ class Side:
     probs: dict[int, np.ndarray]  # seed -> (N, C) float32
     targets: np.ndarray  # (N, C) uint8
     task: str
-    threshold: float
+    thresholds: dict[int, np.ndarray]  # seed -> (N, 1) each sample's run's decision threshold
 
 
 def load_side(run_dirs: Sequence[str | Path]) -> Side:
     """The runs of one row: per seed, the test predictions of all its runs (folds) pooled."""
     by_seed: dict[int, list[tuple[list[str], np.ndarray, np.ndarray]]] = {}
-    task, threshold = "", 0.5
+    task = ""
     for run_dir in run_dirs:
         metrics = read_metrics(run_dir)
         ids, probs, targets, _, run_task = read_predictions(run_dir)
         task = run_task or metrics.get("task", "")
-        threshold = float((metrics.get("config") or {}).get("threshold", 0.5))
-        by_seed.setdefault(int(metrics.get("seed") or 0), []).append((ids, probs, targets))
-    probs_by_seed, reference = {}, None
+        threshold = np.full((len(ids), 1), run_threshold(metrics), dtype=np.float32)
+        by_seed.setdefault(int(metrics.get("seed") or 0), []).append((ids, probs, targets, threshold))
+    probs_by_seed, thresholds, reference = {}, {}, None
     for seed, parts in sorted(by_seed.items()):
         ids = np.concatenate([np.asarray(p[0], dtype=str) for p in parts])
         order = np.argsort(ids, kind="stable")
@@ -78,7 +78,8 @@ def load_side(run_dirs: Sequence[str | Path]) -> Side:
             raise ValueError(f"the seeds of {run_dirs[0]}'s row test different samples; retrain them on "
                              "one manifest")
         probs_by_seed[seed] = probs
-    return Side(reference[0], probs_by_seed, reference[1], task, threshold)
+        thresholds[seed] = np.concatenate([p[3] for p in parts])[order]
+    return Side(reference[0], probs_by_seed, reference[1], task, thresholds)
 
 
 def paired_seeds(a: Side, b: Side, row: str, baseline: str) -> list[int]:
@@ -114,7 +115,7 @@ def flips(n: int, resamples: int, seed: int | Sequence[int] = 1) -> np.ndarray:
     return (np.random.default_rng(seed).random((resamples, n)) < 0.5).astype(np.float32)
 
 
-def label_counts(probs: np.ndarray, targets: np.ndarray, threshold: float) -> np.ndarray:
+def label_counts(probs: np.ndarray, targets: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
     """(N, 3C) float32 per sample and class: true positives, false positives, false negatives."""
     p, t = probs >= threshold, targets.astype(bool)
     return np.concatenate([p & t, p & ~t, ~p & t], axis=1).astype(np.float32)
@@ -161,16 +162,17 @@ def multilabel_stats(a: list[np.ndarray], b: list[np.ndarray], weights: np.ndarr
     return {m: (float(point[m]), (fa[m] - fb[m]).mean(1), (pa[m] - pb[m]).mean(1)) for m in MAIN["multilabel"]}
 
 
-def binary_stats(a: list[np.ndarray], b: list[np.ndarray], targets: np.ndarray, threshold: float,
-                 index: np.ndarray, swap: np.ndarray) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
-    """As `multilabel_stats` for a binary task: `a`, `b` S lists of probabilities (N,), bootstrap
-    draws `index` (R, N)."""
+def binary_stats(a: list[np.ndarray], b: list[np.ndarray], targets: np.ndarray,
+                 thresholds: tuple[np.ndarray, np.ndarray], index: np.ndarray,
+                 swap: np.ndarray) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
+    """As `multilabel_stats` for a binary task: `a`, `b` S lists of probabilities (N,), their
+    decision `thresholds` ((S, N) or scalars) each, bootstrap draws `index` (R, N)."""
     y = targets.reshape(-1).astype(bool)
     P, Q = np.stack(a), np.stack(b)  # (S, N)
     flip = swap.astype(bool)
     out = {}
-    correct = lambda p: ((p >= threshold) == y).astype(np.float32)  # noqa: E731
-    ca, cb = correct(P), correct(Q)  # (S, N)
+    correct = lambda p, t: ((p >= t) == y).astype(np.float32)  # noqa: E731
+    ca, cb = correct(P, thresholds[0]), correct(Q, thresholds[1])  # (S, N)
     weights = bootstrap_weights(index, len(y)) / len(y)
     out["accuracy"] = (float(ca.mean() - cb.mean()), (weights @ (ca - cb).T).mean(1),
                        (((ca - cb) * (1 - 2 * swap[:, None, :])).mean(2)).mean(1))
@@ -274,13 +276,14 @@ def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None
                 raise ValueError(f"{name_a} tests {len(a.ids)} samples, other rows {n}; pass the runs of one dataset")
             chunks = kept if kept is not None else resample_chunks(n, resamples, seed)
             if task == "multilabel":
-                counts_a = [label_counts(a.probs[s], a.targets, a.threshold) for s in seeds]
-                counts_b = [label_counts(b.probs[s], b.targets, b.threshold) for s in seeds]
+                counts_a = [label_counts(a.probs[s], a.targets, a.thresholds[s]) for s in seeds]
+                counts_b = [label_counts(b.probs[s], b.targets, b.thresholds[s]) for s in seeds]
                 parts = [multilabel_stats(counts_a, counts_b, w, f) for _, w, f in chunks]
             else:
                 probs_a = [a.probs[s].reshape(-1) for s in seeds]
                 probs_b = [b.probs[s].reshape(-1) for s in seeds]
-                parts = [binary_stats(probs_a, probs_b, a.targets, a.threshold, x, f) for x, _, f in chunks]
+                cut = tuple(np.stack([side.thresholds[s].reshape(-1) for s in seeds]) for side in (a, b))
+                parts = [binary_stats(probs_a, probs_b, a.targets, cut, x, f) for x, _, f in chunks]
             cache[(i, j)] = (seeds, joined(parts))
         seeds, stats = cache[(i, j)]
         rows.append({"row": name_a, "baseline": name_b, "metric": metric,

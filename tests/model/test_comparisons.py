@@ -60,7 +60,7 @@ def test_binary_resamples_and_permutations_match_a_plain_loop():
     a = [np.round(_probs(rng, n, 1, y[:, None], 0.8)[:, 0], 2) for _ in range(2)]  # rounded: ties
     b = [np.round(_probs(rng, n, 1, y[:, None], 0.6)[:, 0], 2) for _ in range(2)]
     index, swap = C.resample_indices(n, r, 0), C.flips(n, r, 1)
-    stats = C.binary_stats(a, b, y[:, None], 0.5, index, swap)
+    stats = C.binary_stats(a, b, y[:, None], (0.5, 0.5), index, swap)
     for m in ("accuracy", "auc"):
         delta, boot, perm = stats[m]
         assert delta == pytest.approx(np.mean([binary_metrics(y, p)[m] - binary_metrics(y, q)[m] for p, q in zip(a, b)]))
@@ -74,7 +74,7 @@ def test_binary_resamples_and_permutations_match_a_plain_loop():
 
 
 def _run(root: Path, name: str, features: list[str], pool: str, seed: int, ids, probs, targets,
-         fold=None, collapse=None, task="multilabel") -> Path:
+         fold=None, collapse=None, task="multilabel", threshold=None) -> Path:
     """A run folder as training writes it (predictions.h5 and metrics.json)."""
     out = root / name / pool / (f"seed{seed}" + (f"-fold{fold}" if fold is not None else ""))
     out.mkdir(parents=True)
@@ -84,7 +84,8 @@ def _run(root: Path, name: str, features: list[str], pool: str, seed: int, ids, 
               else f1_scores(targets, (probs >= 0.5).astype(int)))
     write_metrics(out, {**scores, "metric_names": list(scores), "task": task, "pool": pool, "seed": seed,
                         "fold": fold, "features": features, "method": "concat" if pool == "concat" else "set",
-                        "config": {"threshold": 0.5, "collapse": collapse or {}}})
+                        "config": {"threshold": 0.5, "collapse": collapse or {}}}
+                  | ({"threshold": threshold} if threshold is not None else {}))
     return out
 
 
@@ -173,3 +174,25 @@ def test_resamples_in_chunks_give_the_same_table(grid, monkeypatch):
     assert (chunked[chunked["baseline"].str.startswith("concat")]["p_value"] < 0.01).all()
     chunks = C.resample_chunks(400, 200)
     assert [len(x) for x, _, _ in chunks] == [30] * 6 + [20]
+
+
+def test_each_run_is_scored_at_its_own_recorded_threshold(tmp_path):
+    """`threshold: dev` gives every run (seed, fold) its own threshold, recorded in metrics.json;
+    the comparisons read it (they read config.threshold, 0.5, before)."""
+    rng = np.random.default_rng(5)
+    n, c = 300, 3
+    ids = [f"{k:04d}" for k in range(n)]
+    targets = (rng.random((n, c)) < 0.4).astype(np.uint8)
+    cuts = {("ab", "max"): (0.3, 0.7), ("ab", "concat"): (0.6, 0.45)}
+    probs, runs = {}, []
+    for seed in range(2):
+        for (name, pool), threshold in cuts.items():
+            probs[name, pool, seed] = _probs(rng, n, c, targets, 0.8)
+            runs.append(_run(tmp_path, name, ["a", "b"], pool, seed, ids, probs[name, pool, seed], targets,
+                             threshold=threshold[seed]))
+    frame = C.compare(runs, resamples=50)
+    row = frame[frame["metric"] == "f1_micro"].iloc[0]
+    want = np.mean([f1_scores(targets, probs["ab", "max", s] >= cuts["ab", "max"][s])["f1_micro"]
+                    - f1_scores(targets, probs["ab", "concat", s] >= cuts["ab", "concat"][s])["f1_micro"]
+                    for s in range(2)])
+    assert row["delta"] == pytest.approx(want)
