@@ -47,7 +47,7 @@ from core.manifest import read_manifest
 from model.data import FeatureTable
 from model.metrics import evaluate
 from model.removal import Removal, removal_path, write_removal
-from model.report import feature_labels, run_key
+from model.report import check_experiments, feature_labels, run_key
 from model.runfiles import read_importance, read_metrics, read_predictions, write_csv, write_csv_md
 from model.spec import FeatureSpec
 
@@ -148,8 +148,10 @@ def score_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = N
     """Rows of `score_run` for every run with more than one feature (others are skipped); their
     removal effects appended to `removal` when given."""
     rows = []
-    for run_dir in run_dirs:
-        features = read_metrics(run_dir)["features"]
+    found = [(str(run_dir), read_metrics(run_dir)) for run_dir in run_dirs]
+    check_experiments(found, labels)
+    for run_dir, metrics in found:
+        features = metrics["features"]
         if len(features) < 2:
             print(f"note: {run_dir} has one feature ({features[0]}); nothing to remove", file=sys.stderr)
             continue
