@@ -74,6 +74,22 @@ def test_cross_validated_datasets_run_every_fold_of_every_seed() -> None:
         RUN_DIR.format(dataset="d", combination="c", pool="max", run="seed0") + "/model.pt"
 
 
+def test_schema_takes_lr_auto_and_threshold_dev_and_refuses_bad_values() -> None:
+    from snakemake.exceptions import WorkflowError
+
+    for train in ({"lr": "auto", "threshold": "dev"}, {"lr": 0.001, "threshold": 0.5}, {"lr": "3e-4"},
+                  {"threshold": ".4", "lr_candidates": "1e-3,1e-2"}):
+        ds = table_dataset()
+        ds["experiments"]["train"] = train
+        args = make_plan({"mine": ds}).train_args(wc(dataset="mine", combination="i", run="seed0"))
+        assert all(f"--set {k}={v}" in args for k, v in train.items())
+    for bad in ({"lr": "fast"}, {"lr": 0}, {"threshold": 1.5}, {"threshold": "best"}):
+        ds = table_dataset()
+        ds["experiments"]["train"] = bad
+        with pytest.raises(WorkflowError):
+            make_plan({"mine": ds})
+
+
 def test_train_args_carry_the_fold_encoders_and_collapsed_features() -> None:
     ds = table_dataset(folds=5)
     ds["experiments"]["train"] = {"lr": 0.01, "epochs": 3}
