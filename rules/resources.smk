@@ -162,5 +162,6 @@ def model_mem_mb(wildcards, input, attempt):
 
 
 def train_runtime(wildcards, input, attempt):
-    """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU."""
-    return attempt * (30 if config["device"] == "cuda" else 120)
+    """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU; `lr: auto`
+    trains once per candidate."""
+    return attempt * (30 if config["device"] == "cuda" else 120) * PLAN.lr_trainings(wildcards.dataset)

@@ -77,12 +77,15 @@ def test_cross_validated_datasets_run_every_fold_of_every_seed() -> None:
 def test_schema_takes_lr_auto_and_threshold_dev_and_refuses_bad_values() -> None:
     from snakemake.exceptions import WorkflowError
 
-    for train in ({"lr": "auto", "threshold": "dev"}, {"lr": 0.001, "threshold": 0.5}, {"lr": "3e-4"},
-                  {"threshold": ".4", "lr_candidates": "1e-3,1e-2"}):
+    # trainings per run (the rules' runtime): one per candidate rate unless lr is pinned
+    for train, trainings in (({"lr": "auto", "threshold": "dev"}, 5), ({"lr": 0.001, "threshold": 0.5}, 1),
+                             ({"lr": "3e-4"}, 1), ({"threshold": ".4", "lr_candidates": "1e-3,1e-2"}, 2)):
         ds = table_dataset()
         ds["experiments"]["train"] = train
-        args = make_plan({"mine": ds}).train_args(wc(dataset="mine", combination="i", run="seed0"))
+        plan = make_plan({"mine": ds})
+        args = plan.train_args(wc(dataset="mine", combination="i", run="seed0"))
         assert all(f"--set {k}={v}" in args for k, v in train.items())
+        assert plan.lr_trainings("mine") == trainings
     for bad in ({"lr": "fast"}, {"lr": 0}, {"threshold": 1.5}, {"threshold": "best"}):
         ds = table_dataset()
         ds["experiments"]["train"] = bad
