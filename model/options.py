@@ -19,8 +19,8 @@ THRESHOLD_DEV = "dev"  # `threshold=dev`: the decision threshold with the best d
 
 @dataclass
 class TrainOptions:
-    dim: int = 32  # D, the common element dimension (paper: 32 Ads, 1024 IMDb)
-    hidden: str = "32"  # head hidden sizes, comma-separated ("256,128" for IMDb; "" = none)
+    dim: int = 128  # D, the common element dimension (paper: 32 Ads, 1024 IMDb; BENCHMARKS.md for 128)
+    hidden: str = "128"  # head hidden sizes, comma-separated ("256,128" for IMDb; "" = none)
     dropout: float = 0.25
     epochs: int = 40
     batch_size: int = 64

@@ -38,7 +38,7 @@ def test_options_typed_and_unknown_key() -> None:
                              "max_elements.faces=4", "classes=a|b"])
     assert options.dim == 8 and options.dropout == 0.1 and options.fold == 3 and options.amp is True
     assert options.hidden_sizes() == [256, 128] and options.max_elements_by == {"faces": 4}
-    assert TrainOptions().hidden_sizes() == [32] and parse_options(["fold=none"]).fold is None
+    assert TrainOptions().hidden_sizes() == [128] and parse_options(["fold=none"]).fold is None
     with pytest.raises(ValueError, match="unknown option"):
         parse_options(["dimension=8"])
     with pytest.raises(ValueError, match="expected int"):
