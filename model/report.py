@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 from model.options import COLLAPSE, LR_AUTO, THRESHOLD_DEV
-from model.runfiles import PREDICTIONS, read_importance, read_metrics, read_predictions, run_threshold, write_csv_md
+from model.runfiles import (PREDICTIONS, read_importance, read_metrics, read_predictions, run_threshold,
+                            write_csv_md)
 
 KEYS = ["Method", "Modalities", "Features", "Pool"]
 SETTINGS = ["lr", "threshold"]  # text columns: setting and the values used (`settings`)
-RUNTIME_OPTIONS = ("fold", "feature_device", "eval_batch_size")  # training options that leave the experiment as it is
+RUNTIME_OPTIONS = ("fold", "feature_device", "eval_batch_size")  # training options that do not change the experiment
 RUNTIME_EXTRACT = ("batch_size", "cuda_batch_size", "workers")  # extractor options alike
 STORE_KEYS = ("extractor", "backend", "dim", "model", "input", "precision", "config")  # store attrs compared
 
@@ -148,9 +149,10 @@ def read_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = No
         names = metrics.get("metric_names", [])
         metric_cols += [m for m in names if m not in metric_cols]
         config = metrics.get("config") or {}
+        lr_used = pd.to_numeric(metrics.get("lr", config.get("lr")), errors="coerce")  # NaN when unknown
         row = run_key(metrics, labels)
         row.update({"seed": metrics.get("seed"), "fold": metrics.get("fold"), "run": str(run_dir),
-                    "lr_setting": str(config.get("lr", "")), "lr_used": pd.to_numeric(metrics.get("lr", config.get("lr")), errors="coerce"),
+                    "lr_setting": str(config.get("lr", "")), "lr_used": lr_used,
                     "threshold_setting": str(config.get("threshold", "")), "threshold_used": run_threshold(metrics)})
         row.update({m: metrics.get(m) for m in names})
         rows.append(row)

@@ -197,7 +197,7 @@ def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev:
     initial weights (torch reseeded) and batch order; returns the model holding the best dev
     score's weights (ties and NaN: the smaller lr), its Fit and one row per candidate."""
     best: tuple[FusionModel, Fit] | None = None
-    trials = []
+    best_score, trials = math.nan, []
     values = options.lr_values()
     for lr in values:
         torch.manual_seed(seed)
@@ -207,9 +207,8 @@ def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev:
         fitted = fit(model, data, dataclasses.replace(options, lr=lr), seed, log)
         score = fitted.dev.get(data.select, math.nan)
         trials.append({"lr": lr, "dev_metric": score, "best_epoch": fitted.epoch, "threshold": fitted.threshold})
-        if best is None or score > best[1].dev.get(data.select, math.nan) or math.isnan(
-                best[1].dev.get(data.select, math.nan)) and not math.isnan(score):
-            best = model, fitted
+        if best is None or (not math.isnan(score) and (math.isnan(best_score) or score > best_score)):
+            best, best_score = (model, fitted), score
     model, fitted = best
     model.load_state_dict(fitted.state)
     if len(values) > 1:
@@ -320,8 +319,11 @@ def evaluate_split(model: FusionModel, data: RunData, positions: np.ndarray,
 
 def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
         log: TextIO | None = None) -> Fit:
-    """Train `options.epochs` epochs on the train split; after each, score dev and keep the
-    weights of the best `data.select` (no dev split: the last epoch)."""
+    """Train `options.epochs` epochs on the train split at one peak lr (`search_lr` runs lr=auto);
+    after each, score dev and keep the weights of the best `data.select` (no dev split: the last
+    epoch)."""
+    if options.lr == LR_AUTO:
+        raise ValueError("fit trains one lr; lr=auto is search_lr's (or give --set lr=RATE)")
     dev = next(model.parameters()).device
     train_rows = data.splits["train"]
     targets = torch.from_numpy(data.targets).to(dev)  # (N, C)

@@ -164,4 +164,5 @@ def model_mem_mb(wildcards, input, attempt):
 def train_runtime(wildcards, input, attempt):
     """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU; `lr: auto`
     trains once per candidate."""
-    return attempt * (30 if config["device"] == "cuda" else 120) * PLAN.lr_trainings(wildcards.dataset)
+    minutes = 30 if config["device"] == "cuda" else 120
+    return attempt * minutes * PLAN.lr_trainings(wildcards.dataset)
