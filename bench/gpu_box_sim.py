@@ -18,9 +18,10 @@ For each GPU count G:
      start to last job end; and the most load any GPU ever carried (never above 1).
 
 Durations (seconds on one H200, then x scale): extraction shard = per-item cost of its extractor
-(gpuslots/shards.py COST_MS, from BENCHMARKS.md) x 25,959 / shards + EXTRACT_START_S; training run
-= epochs (40, config) x TRAIN_EPOCH_S + TRAIN_OUTSIDE_S, the same whether it shares its GPU (what
-gpu_share train: 8 assumes: a run alone leaves most of the device idle); CPU jobs CPU_JOB_S.
+(gpuslots/shards.py COST_MS, from BENCHMARKS.md) x 25,959 / shards + EXTRACT_START_S; training job
+= its runs (seeds) x epochs (40, config) x TRAIN_EPOCH_S + TRAIN_OUTSIDE_S, the same whether it
+shares its GPU (what gpu_share train: 8 assumes: a run alone leaves most of the device idle); CPU
+jobs CPU_JOB_S.
 All durations x scale = max(--min-scale, --target-s x G / GPU work): each run's ideal makespan is
 about --target-s, and no training run sleeps under 4.4 s (scale 0.1; 44 s on the H200), so the
 wrapper's start, its 0.5 s polls and Snakemake's own latency on this small shared host do not
@@ -99,8 +100,8 @@ def duration(job: dict, extractors: dict[str, str], epochs: int) -> float:
         feature, shard = job["output"][0].split("/")[-2:]
         shards = int(shard.removesuffix(".h5").split("-of-")[1])
         return cost_ms(extractors[feature]) * SAMPLES / shards / 1000 + EXTRACT_START_S
-    if job["rule"] == "train":
-        return epochs * TRAIN_EPOCH_S + TRAIN_OUTSIDE_S
+    if job["rule"] == "train":  # one job trains its cell's runs (seeds), one `--run` each
+        return job["shell"].count(" --run ") * epochs * TRAIN_EPOCH_S + TRAIN_OUTSIDE_S
     return CPU_JOB_S
 
 

@@ -3,8 +3,9 @@
     python bench/grid_throughput.py --device cuda --out bench/results/grid_h200.json
     python bench/grid_throughput.py --device cpu --quick       # tiny sizes: proves the path runs
 
-Two grids, each run twice through the real command lines the workflow runs,
-`python -m gpuslots run --kind train ... -- python -m model train ...`:
+Two grids, each run twice through the command lines the workflow runs, one run per process
+(the workflow now trains a cell's seeds in one job, one after another; this measures how many
+training processes share a GPU), `python -m gpuslots run --kind train ... -- python -m model train ...`:
   serial  one job at a time on one GPU (what the old `resources: gpu=1` profile allowed);
   shared  gpus x share jobs at once, `share` per GPU (gpu_share train, default 8), as
           `snakemake --cores N --config device=cuda` now runs them.
@@ -13,7 +14,7 @@ Grids:
           seeds and training options) on the demo's stores (`--demo results/demo`, after
           `make demo`), else on 480-sample synthetic stores (ocr_text then uses the text store);
   imdb    24 runs at MM-IMDb scale (25,959 samples, D = 1024, the imdb training options):
-          5 single features with max pooling and all 5 with max, sum and concat, x 3 seeds, on
+          5 single features with max pooling and all 5 with max, sum and concat_mean, x 3 seeds, on
           bench/train_throughput.py's synthetic stores.
 Each mode's runs must all succeed; test F1 micro of the same run in both modes is compared
 (sharing a device must not change results beyond GPU non-determinism).
@@ -42,7 +43,7 @@ from bench.train_throughput import FEATURES, make_data  # noqa: E402
 from pipeline.plan import combination_pools  # noqa: E402
 
 IMDB_SAMPLES = 25959
-IMDB_CELLS = [([name], "max") for name in FEATURES] + [(list(FEATURES), p) for p in ("max", "sum", "concat")]
+IMDB_CELLS = [([name], "max") for name in FEATURES] + [(list(FEATURES), p) for p in ("max", "sum", "concat_mean")]
 
 
 def demo_cells(experiments: dict) -> list[tuple[list[str], str]]:

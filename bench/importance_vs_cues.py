@@ -3,8 +3,9 @@
     python bench/importance_vs_cues.py results/demo/runs/all/max resources/composed/demo/cues.csv
 
 Mean importance of a modality on test samples where its cue was planted vs. where it was not
-(OCR text: a tagline on the poster; OCR words: a cue word in the tagline; faces: at least one
-face; text: an informative plot).
+(OCR text: a tagline on the poster; OCR words: a cue word in the tagline; faces: a star's face
+(the cue of a set-only genre, data/demo_assets.py STARS), and any face at all; text: an
+informative plot).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.runfiles import read_importance  # noqa: E402
 
-CUES = {  # modality: (cue column, test that the cue is present)
-    "ocr_text": ("tagline", lambda c: c != ""),
-    "ocr_words": ("tagline_cue", lambda c: c != ""),  # a cue word among the tagline's words
-    "faces": ("n_faces", lambda c: c.astype(int) > 0),
-    "text": ("plot_informative", lambda c: c == "1"),
-}
+CUES = [  # (modality, cue column, test that the cue is present)
+    ("ocr_text", "tagline", lambda c: c != ""),
+    ("ocr_words", "tagline_cue", lambda c: c != ""),  # a cue word among the tagline's words
+    ("faces", "star_genres", lambda c: c != ""),  # a star's face among the faces
+    ("faces", "n_faces", lambda c: c.astype(int) > 0),
+    ("text", "plot_informative", lambda c: c == "1"),
+]
 
 
 def main(runs: str, cues_csv: str) -> int:
@@ -35,7 +37,7 @@ def main(runs: str, cues_csv: str) -> int:
     if not frames:
         raise SystemExit(f"no */importance.h5 under {runs}")
     imp = pd.concat(frames)
-    for modality, (column, present) in CUES.items():
+    for modality, column, present in CUES:
         if modality not in imp:
             continue
         mask = present(cues.loc[imp.index, column]).to_numpy()

@@ -120,7 +120,10 @@ def gemm_shapes(rows: dict[str, int], batches: int, dims: dict[str, int], dim: i
         if train:
             shapes.append((m, e, dim, per))  # weight gradient: (M, E) @ (E, D)
     b = max(rows["samples"] // per, 1)
-    width = dim * (sum(1 for v in dims.values()) if pool == "concat" else 1)
+    if pool == "concat_padded":  # its width depends on the slots the training split gives
+        raise ValueError("the GEMM model has no concat_padded; time it with --pools concat_mean instead")
+    apart = pool == "concat_mean" or pool.endswith("_per_modality")  # modality blocks concatenated
+    width = dim * (len(dims) if apart else 1)
     for out in (*HIDDEN, CLASSES):
         shapes.append((b, width, out, per))
         if train:
@@ -174,7 +177,7 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--samples", "--n", dest="samples", type=int, default=25959)
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--pools", default="max,sum,attention,concat")
+    p.add_argument("--pools", default="max,sum,attention,concat_mean")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--feature-device", default="auto", choices=["auto", "device", "host"])
     p.add_argument("--width-divisor", type=int, default=1, help="divide feature dims and D by this")

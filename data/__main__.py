@@ -3,7 +3,9 @@
 - `python -m data manifest [--format mmimdb] --root ROOT --out MANIFEST [--genres A,B] [--plot all]`
 - `python -m data manifest --format ads --annotations ADS.csv --out MANIFEST [--folds 5] [--seed 0]`
 - `python -m data manifest --format table --table T.csv --out MANIFEST [--split-ratios 0.6,0.1,0.3]
-  [--split-seed 0] [--sep ';'] [--strict-images]` (T.csv|.tsv|.jsonl|.parquet; format: data/table.py)
+  [--split-seed 0] [--sep ';'] [--strict-images] [--allow-missing-images]` (T.csv|.tsv|.jsonl|.parquet;
+  format: data/table.py)
+- `--predict` (any format): a dataset to predict on: no split, no class warnings
 - `python -m data download [--url URL] --out ARCHIVE [--size BYTES] [--sha256 HEX] [--unpack DIR]`
 """
 
@@ -45,6 +47,11 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--strict-images", action="store_true",
                    help="table: any missing, empty, unreadable or truncated image stops with its line "
                         "(default: the row is kept without its image features)")
+    m.add_argument("--allow-missing-images", action="store_true",
+                   help="table: go on when half the rows or more have no image (default: stop, naming examples)")
+    m.add_argument("--predict", action="store_true",
+                   help="a dataset to predict on: every split empty, no warnings about classes (its labels "
+                        "are not used)")
     d = sub.add_parser("download", help="fetch a dataset archive (resumable) and optionally unpack it")
     d.add_argument("--url", default=MMIMDB_URL, help=f"http(s):// or file:// URL (default {MMIMDB_URL})")
     d.add_argument("--out", required=True, help="where the archive goes, e.g. resources/imdb/mmimdb.tar.gz")
@@ -71,7 +78,8 @@ def manifest(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         except ValueError as err:
             p.error(f"--split-ratios: {err}")
         frame, counts = build_table(args.table, ratios, args.split_seed, sep=args.sep,
-                                    strict_images=args.strict_images)
+                                    strict_images=args.strict_images,
+                                    allow_missing_images=args.allow_missing_images, predict=args.predict)
     else:
         if not args.root:
             p.error("--format mmimdb needs --root ROOT")
@@ -79,8 +87,11 @@ def manifest(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
 
         genres = [g.strip() for g in args.genres.split(",") if g.strip()]
         frame, counts = build_manifest(args.root, genres or None, plot=args.plot)
+    if args.predict:
+        frame["split"] = ""
+        counts = {k: v for k, v in counts.items() if not k.startswith("split=")}
     write_manifest(frame, args.out)
-    found = unscorable(frame)
+    found = [] if args.predict else unscorable(frame)
     if found:
         log.warning("%s: %d classes cannot be scored; each counts as F1 = 0 in macro averages (positives per "
                     "split in brackets; give them more samples or drop them):\n  %s", args.out, len(found),

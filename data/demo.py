@@ -9,8 +9,10 @@ Layout written under ``ROOT``::
 
 Every modality carries partial, noisy genre signal (tables in ``data.demo_assets``): the poster's
 colour palette, a pasted real photograph (object), 0-4 pasted real faces, an optional tagline
-(OCR: one genre cue word among neutral distractor words), and the plot text. Each reveals some genres reliably and others weakly, sometimes shows a
-decoy of another genre, and is sometimes absent.
+(OCR: one genre cue word among neutral distractor words), and the plot text. Each reveals some
+genres reliably and others weakly, sometimes shows a decoy of another genre, and is sometimes
+absent. The SET_ONLY genres are cued only inside the ragged sets: their star's face among other
+faces, and their word among the tagline's words; never in the palette, the photo or the plot.
 
     python -m data.demo --out ROOT [--n 480] [--seed 0]
 """
@@ -34,8 +36,8 @@ from data import demo_assets as A
 MMIMDB_SPLIT = (15552, 2608, 7799)
 CUE_COLUMNS = (
     "id", "split", "genres", "palette_genre", "photo", "photo_genre", "photo_box", "n_faces",
-    "face_sources", "face_boxes", "tagline", "tagline_genre", "tagline_cue", "tagline_box", "title_on_poster",
-    "plot_informative", "plot_genres", "plot_entries", "image_missing",
+    "face_sources", "face_boxes", "star_genres", "tagline", "tagline_genre", "tagline_cue", "tagline_box",
+    "title_on_poster", "plot_informative", "plot_genres", "plot_entries", "image_missing",
 )
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), pixels
 
@@ -60,13 +62,19 @@ class Movie:
     poster: Image.Image | None = None
 
 
+def _decoy(rng: np.random.Generator, modality: str) -> str:
+    """A random genre for a decoy cue; outside the tagline never a SET_ONLY genre."""
+    pool = A.GENRES if modality == "tagline" else [g for g in A.GENRES if g not in A.SET_ONLY]
+    return pool[int(rng.integers(len(pool)))]
+
+
 def _reveal(rng: np.random.Generator, modality: str, genres: list[str]) -> str:
     """The genre one cue of ``modality`` shows: a true genre, a decoy, or '' (no cue)."""
     for g in rng.permutation(genres):
         if rng.random() < A.REVEAL[modality][A.GENRES.index(g)]:
             return str(g)
     if rng.random() < A.DECOY[modality]:
-        return A.GENRES[int(rng.integers(len(A.GENRES)))]
+        return _decoy(rng, modality)
     return ""
 
 
@@ -88,7 +96,7 @@ def _plot(rng: np.random.Generator, genres: list[str], year: int) -> tuple[list[
         return [], []
     shown = [g for g in genres if rng.random() < A.REVEAL["plot"][A.GENRES.index(g)]]
     if rng.random() < A.DECOY["plot"]:
-        decoy = A.GENRES[int(rng.integers(len(A.GENRES)))]
+        decoy = _decoy(rng, "plot")
         shown += [decoy] if decoy not in shown else []
     names = rng.choice(A.NAMES, size=2, replace=False)
     fill = {"a": names[0], "b": names[1], "p": rng.choice(A.PLACES), "y": year}
@@ -173,6 +181,7 @@ def _render(rng: np.random.Generator, opt: DemoOptions, m: Movie) -> None:
         c["photo_box"] = (x0, y0, x0 + pw, y0 + ph)
         taken.append(c["photo_box"])
     boxes: list[Box] = []
+    placed: list[str] = []
     for src_name in c["face_sources"]:
         lo, hi = (64, 90) if c["photo"] else (80, 124)
         for size in (int(rng.integers(lo, hi)), 60):
@@ -186,8 +195,10 @@ def _render(rng: np.random.Generator, opt: DemoOptions, m: Movie) -> None:
             face = A.face(src_name)
             img.paste(face.resize((size, size), Image.BICUBIC if face.width < size else Image.LANCZOS), box[:2])
             boxes.append(box)
+            placed.append(src_name)
             break
-    c["face_sources"] = list(c["face_sources"])[: len(boxes)]  # faces that found room
+    c["face_sources"] = placed  # the faces that found room
+    c["star_genres"] = [g for g in c["star_genres"] if A.STARS[g] in placed]
     c["face_boxes"], c["n_faces"] = boxes, len(boxes)
     m.poster = img
 
@@ -205,6 +216,20 @@ def _tagline(rng: np.random.Generator, genre: str) -> tuple[str, str]:
     return " ".join(words), cue
 
 
+def _faces(rng: np.random.Generator, genres: list[str]) -> tuple[list[str], list[str]]:
+    """(face sources in pasting order, genres whose star is among them). Each SET_ONLY genre's
+    star with P_STAR, always beside 1-3 grey LFW faces; else Poisson(genre rate) LFW faces."""
+    stars = [g for g in genres if g in A.STARS and rng.random() < A.P_STAR]
+    rate = float(np.mean([A.FACE_RATE[A.GENRES.index(g)] for g in genres]))
+    others = min(int(rng.poisson(rate)), 4 - len(stars))
+    if stars:
+        others = max(others, 1)
+    taken = {int(s.split(":")[1]) for s in A.STARS.values() if s.startswith("lfw:")}
+    lfw = [k for k in range(100) if k not in taken]
+    faces = [A.STARS[g] for g in stars] + [f"lfw:{lfw[int(rng.integers(len(lfw)))]}" for _ in range(others)]
+    return [faces[i] for i in rng.permutation(len(faces))], stars
+
+
 def _movie(rng: np.random.Generator, opt: DemoOptions, movie_id: str) -> Movie:
     genres = _draw_genres(rng)
     title = f"{rng.choice(A.TITLE_WORDS[0])} {rng.choice(A.TITLE_WORDS[1])}"
@@ -216,14 +241,11 @@ def _movie(rng: np.random.Generator, opt: DemoOptions, movie_id: str) -> Movie:
     photos = [p for p, g in A.PHOTOS.items() if g == photo_genre]
     tagline_genre = _reveal(rng, "tagline", genres)
     tagline, cue = _tagline(rng, tagline_genre)
-    rate = float(np.mean([A.FACE_RATE[A.GENRES.index(g)] for g in genres]))
-    p_astro = A.ASTRONAUT_P[int("Sci-Fi" in genres)]
-    faces = ["astronaut" if rng.random() < p_astro else f"lfw:{int(rng.integers(100))}"
-             for _ in range(min(int(rng.poisson(rate)), 4))]
+    faces, stars = _faces(rng, genres)
     m.cues = {
         "palette_genre": _reveal(rng, "palette", genres),
         "photo": str(rng.choice(photos)) if photos else "", "photo_genre": photo_genre,
-        "face_sources": faces,
+        "face_sources": faces, "star_genres": stars,
         "tagline": tagline, "tagline_genre": tagline_genre, "tagline_cue": cue,
         "title_on_poster": int(rng.random() < A.P_TITLE_ON_POSTER),
         "plot_informative": int(bool(plot_genres)), "plot_genres": plot_genres,
@@ -231,7 +253,7 @@ def _movie(rng: np.random.Generator, opt: DemoOptions, movie_id: str) -> Movie:
     }
     if missing:  # nothing observable on a poster that does not exist
         m.cues.update(palette_genre="", photo="", photo_genre="", face_sources=[], face_boxes=[],
-                      n_faces=0, tagline="", tagline_genre="", tagline_cue="", title_on_poster=0)
+                      star_genres=[], n_faces=0, tagline="", tagline_genre="", tagline_cue="", title_on_poster=0)
     else:
         _render(rng, opt, m)
     return m

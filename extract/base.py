@@ -1,5 +1,10 @@
 """What every extractor is: options, a per-sample `prepare`, a batched `forward`.
 
+Options tell the truth: a field declared with `for_backends(default, *backends)` applies to those
+backends only; another backend refuses a value other than its default and leaves the field out of
+`config()`, the options recorded in the store. An extractor that always runs in float32 (no
+autocast: detection, OCR, index lookups) sets `precisions = ("fp32",)` and refuses the others.
+
 The runner (`extract/run.py`) calls `prepare(item)` for each sample (decoding, cleaning; may raise
 `BadInput`, which records the sample as failed and goes on), groups prepared samples into batches
 of `batch_size` (per device: `options.batch_size` on the CPU, `options.cuda_batch_size` on CUDA),
@@ -45,6 +50,16 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 CUDA_BATCH_SCALE = 4  # default CUDA batch: this many CPU batches (GPUs want more work per call)
 
 
+def for_backends(default: Any, *backends: str) -> Any:
+    """A dataclass field that applies to `backends` only (see the module docstring)."""
+    return field(default=default, metadata={"backends": backends})
+
+
+def applies(f: dataclasses.Field, backend: str) -> bool:
+    """Whether option field `f` applies to `backend`."""
+    return backend in f.metadata.get("backends", (backend,))
+
+
 @dataclass
 class Options:
     """Options common to all extractors; each extractor subclasses this dataclass."""
@@ -61,6 +76,7 @@ class Extractor:
     backends: ClassVar[tuple[str, ...]]
     options_class: ClassVar[type[Options]] = Options
     needs_input: ClassVar[bool] = False  # True when it reads another store (`--input`)
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS  # ("fp32",): it never autocasts
 
     def __init__(self, backend: str, device: torch.device, options: Options) -> None:
         if backend not in self.backends:
@@ -69,6 +85,13 @@ class Extractor:
         if options.precision not in PRECISIONS:
             raise ValueError(f"precision {options.precision!r} is unknown; use --set precision=X with X one of "
                              f"{', '.join(PRECISIONS)}")
+        if options.precision not in self.precisions:
+            raise ValueError(f"extractor {self.name!r} always runs in float32 (no autocast), so precision "
+                             f"{options.precision!r} would not be applied; drop the option or set precision=fp32")
+        for f in dataclasses.fields(options):
+            if not applies(f, backend) and getattr(options, f.name) != f.default:
+                raise ValueError(f"{self.name} option {f.name} is for backend {' or '.join(f.metadata['backends'])}, "
+                                 f"not {backend}, which would ignore it; drop the option or set that backend")
         if options.batch_size < 1 or options.cuda_batch_size < 0:
             raise ValueError("batch_size must be >= 1 and cuda_batch_size >= 0 (0: "
                              f"{CUDA_BATCH_SCALE} x batch_size)")
@@ -97,7 +120,9 @@ class Extractor:
 
     # --- shared helpers -------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.options)
+        """The options as the store records them: those that apply to this backend."""
+        return {f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)
+                if applies(f, self.backend)}
 
     @property
     def batch_size(self) -> int:

@@ -8,7 +8,6 @@ the zoo config `COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml` with its checkpoint
 
 from __future__ import annotations
 
-import importlib.util
 import posixpath
 from typing import Any
 
@@ -16,9 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.hashing import sha256
-from extract.substitutes import DETECTRON2_HINT, DETECTRON2_WEIGHTS
-from extract.weights import WeightFile, resolve
+from extract.substitutes import DETECTRON2_WEIGHTS, detectron2_problem
+from extract.weights import WeightFile, file_sha256, resolve
 
 CONFIG = "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"
 # what model_zoo.get_checkpoint_url(CONFIG) returns; the spec lives in extract.substitutes (no torch)
@@ -26,17 +24,16 @@ CONFIG = "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"
 WEIGHTS = DETECTRON2_WEIGHTS
 CHECKPOINT_URL = WEIGHTS.url
 
-INSTALL_HINT = (
-    f"the objects extractor's detectron2 backend needs detectron2: {DETECTRON2_HINT}; "
-    "or use --backend torchvision (the same architecture and training data, torchvision's weights)")
+TORCHVISION_HINT = "or use --backend torchvision (the same architecture and training data, torchvision's weights)"
 
 
 class MissingDetectron2(ImportError):
-    """detectron2 is not importable."""
+    """detectron2's model zoo is not importable."""
 
 
 def available() -> bool:
-    return importlib.util.find_spec("detectron2") is not None
+    """Whether `from detectron2 import model_zoo` works (not merely whether the package is found)."""
+    return not detectron2_problem()
 
 
 class Detectron2Detector:
@@ -52,7 +49,9 @@ class Detectron2Detector:
             from detectron2.config import get_cfg
             from detectron2.modeling import build_model
         except ImportError as err:
-            raise MissingDetectron2(f"{INSTALL_HINT} ({type(err).__name__}: {err})") from err
+            raise MissingDetectron2(f"the objects extractor's detectron2 backend needs detectron2 "
+                                    f"({type(err).__name__}: {err}): {detectron2_problem() or 'reinstall it'}; "
+                                    f"{TORCHVISION_HINT}") from err
         url = model_zoo.get_checkpoint_url(CONFIG)
         path = resolve(WeightFile(posixpath.basename(url), url=url))
         cfg = get_cfg()
@@ -66,7 +65,8 @@ class Detectron2Detector:
         DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT  # "BGR" for the zoo models
-        self.weights = (path.name, sha256(path))
+        self.weights = (path.name, file_sha256(path))
+        self.note = ""  # detectron2 publishes no hash for its zoo files: recorded in `weights`, not checked
         self.name = f"detectron2 faster_rcnn_R_50_FPN_1x COCO ({path.name})"
 
     def prepare(self, img: Image.Image) -> dict[str, Any]:

@@ -9,10 +9,14 @@ Backends (the face embedder):
   backbone                     the image backbone of option `backbone` on face crops (offline demo;
                                timm / open_clip with options `model` and `pretrained`)
 senet50_256 follows VGGFace2's official PyTorch feature extractor: crop shorter side `resize`
-(224), centre 224 x 224, RGB 0..255 minus the mean (131.0912, 103.8827, 91.4953), embedding
-L2-normalised (`l2_normalize`). `channel_order=bgr` feeds BGR minus the mean in B, G, R order, for
-a Caffe conversion that kept BGR filters. The store attrs `preprocess` and `l2_normalized` record
-what the embedder was fed and whether the rows have unit norm.
+(224), centre 224 x 224, RGB 0..255 minus the mean (131.0912, 103.8827, 91.4953).
+`channel_order=bgr` feeds BGR minus the mean in B, G, R order, for a Caffe conversion that kept
+BGR filters. `l2_normalize` (default true, as VGGFace2's extractor) gives unit-norm rows on every
+backend; InceptionResnetV1 always normalises (facenet-pytorch), so it refuses `false`. Options of
+one backend (`channel_order`, `resize`: senet50_256; `weights`: senet50_256 and inception;
+`backbone`, `model`, `pretrained`: backbone) are refused by the others. The store attrs
+`preprocess` and `l2_normalized` record what the embedder was fed and whether the rows have unit
+norm.
 Each face is cropped to its box grown by `margin` x its size (half on each side): the box itself
 for senet50_256, as the paper says ("that part of the image from the face bounding box"; VGGFace2's
 own protocol grows MTCNN boxes by 0.3, which `margin: 0.3` gives and the store records as a
@@ -33,14 +37,14 @@ from PIL import Image
 from torch import nn
 
 from extract.backbones import load_backbone
-from extract.base import Extractor, Item, Options, Output
+from extract.base import Extractor, Item, Options, Output, for_backends
 from extract.crops import clip_boxes, crop
-from extract.hub import parse_pretrained
 from extract.images import load_rgb
 from extract.registry import register
 from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
 from extract.substitutes import FACE_MARGINS, model_attrs
-from extract.weights import SENET50_256, WeightFile, load_state_dict, own_senet
+from extract.weights import (SENET50_256, WeightFile, load_state_dict, load_weight_file, own_senet,
+                             published_mismatch)
 
 INCEPTION_WEIGHTS = WeightFile(
     "20180402-114759-vggface2.pt",
@@ -57,13 +61,16 @@ class FaceOptions(Options):
     margin: float = -1.0  # context around a face box, fraction of its size; < 0: the backend's own
     # (extract.substitutes.FACE_MARGINS: 0 for senet50_256, the paper's box itself; 0.3 for backbone);
     # any margin but 0 is recorded in the store's `substitute`
-    backbone: str = "mobilenet_v2"  # image backbone of the `backbone` backend
-    model: str = ""  # backbone timm / open_clip: the model's name
-    pretrained: str = "true"  # backbone timm / open_clip: true, false (random weights) or an open_clip tag
-    weights: str = ""  # weight file name for senet50_256 / inception (default: the release's)
-    channel_order: str = "rgb"  # senet50_256 input: rgb (the PyTorch release) or bgr (a Caffe conversion)
-    resize: int = 224  # senet50_256: crop's shorter side before the centre 224 (224: VGGFace2's extractor)
-    l2_normalize: bool = True  # senet50_256: unit-norm embeddings, as VGGFace2's extractor
+    backbone: str = for_backends("mobilenet_v2", "backbone")  # image backbone of the `backbone` backend
+    model: str = for_backends("", "backbone")  # backbone timm / open_clip: the model's name
+    # backbone timm / open_clip: true, false (random weights) or an open_clip tag
+    pretrained: str = for_backends("true", "backbone")
+    # weight file name (default: the release's)
+    weights: str = for_backends("", "senet50_256", "inception_resnet_v1_vggface2")
+    # input channels: rgb (the PyTorch release) or bgr (a Caffe conversion)
+    channel_order: str = for_backends("rgb", "senet50_256")
+    resize: int = for_backends(224, "senet50_256")  # crop's shorter side before the centre 224 (VGGFace2's)
+    l2_normalize: bool = True  # unit-norm embeddings (as VGGFace2's extractor), every backend
     crop_batch: int = 64  # face crops per embedder call
     dtype: str = "float16"  # features as stored
 
@@ -130,25 +137,24 @@ def channels_last(net: nn.Module) -> nn.Module:
 def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
     to_tensor, recipe = senet_input(options.channel_order, options.resize)  # bad options: before any download
     spec = own_senet(options.weights) if options.weights else SENET50_256
-    state, info = load_state_dict(spec)
+    path, state, info = load_weight_file(spec)
     net = SENet50Embedding(256)
     load_release_state(net, state)
     model: nn.Module = L2Normalized(net) if options.l2_normalize else net
-    release = info[1] == SENET50_256.sha256
+    note = published_mismatch(spec, path, info[1]) if spec is SENET50_256 else ""
     name = f"{DETECTOR} + SE-ResNet-50-256D ({info[0]}"
-    name += ", the VGGFace2 PyTorch release)" if release else f", sha256 {info[1][:12]}...)"
-    note = "" if release else f"SE-ResNet-50-256D weights {info[0]} are not the VGGFace2 PyTorch release's (sha256)"
+    name += ", the VGGFace2 PyTorch release)" if info[1] == SENET50_256.sha256 else f", sha256 {info[1][:12]}...)"
     return Embedder(256, FACE_MARGINS["senet50_256"], to_tensor, channels_last(model.eval().to(device)), info, name, recipe,
                     options.l2_normalize, note)
 
 
 def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> Embedder:
-    if backend != "backbone" and (options.model or parse_pretrained(options.pretrained) is not True):
-        raise ValueError(f"faces options model / pretrained name the image backbone of backend backbone, not "
-                         f"{backend}; drop them or set backend backbone with backbone timm or open_clip")
     if backend == "senet50_256":
         return build_senet(options, device)
     if backend == "inception_resnet_v1_vggface2":
+        if not options.l2_normalize:
+            raise ValueError("faces backend inception_resnet_v1_vggface2 always L2-normalises its embeddings "
+                             "(facenet-pytorch's InceptionResnetV1); drop l2_normalize=false or use another backend")
         from facenet_pytorch import InceptionResnetV1
         spec = WeightFile(options.weights) if options.weights else INCEPTION_WEIGHTS
         state, info = load_state_dict(spec)
@@ -159,9 +165,10 @@ def build_embedder(backend: str, options: FaceOptions, device: torch.device) -> 
         return Embedder(512, FACE_MARGINS[backend], _inception_tensor, channels_last(net.eval().to(device)), info,
                         f"{DETECTOR} + InceptionResnetV1 (VGGFace2, {info[0]})", recipe, True)
     bb = load_backbone(options.backbone, device, model=options.model, pretrained=options.pretrained)
-    return Embedder(bb.dim, FACE_MARGINS["backbone"], lambda img: bb.preprocess(img, full=True), bb.model, bb.weights,
+    model = L2Normalized(bb.model).eval() if options.l2_normalize else bb.model
+    return Embedder(bb.dim, FACE_MARGINS["backbone"], lambda img: bb.preprocess(img, full=True), model, bb.weights,
                     f"{DETECTOR} + {bb.label} on face crops ({bb.weights_name})", bb.preprocess.recipe(full=True),
-                    weights_note=bb.note)
+                    options.l2_normalize, bb.note)
 
 
 @dataclass

@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.hashing import sha256
 from core.offline import offline
-from extract.hub import hf_cached, parse_pretrained
+from extract.hub import hf_cached, hub_weight_info, model_label, parse_pretrained
 from extract.named_backbones import RANDOM_NOTE, load_open_clip
 from extract.weights import MissingWeights, hub_model_dir, weight_info, weights_dir
 
@@ -52,14 +51,6 @@ def model_max_tokens(folder: str, tokenizer: Any, config: Any) -> int:
     if not limit and 0 < int(getattr(tokenizer, "model_max_length", HUGE) or HUGE) < HUGE:
         limit = tokenizer.model_max_length
     return int(limit or getattr(config, "max_position_embeddings", 512))
-
-
-def _hub_weights(name: str) -> list[tuple[str, str]]:
-    for file in ("model.safetensors", "pytorch_model.bin"):
-        path = hf_cached(name, file)
-        if path is not None:
-            return [(f"{name}/{file}", sha256(path))]
-    return [(name, "hub")]
 
 
 class HFEncoder:
@@ -99,9 +90,8 @@ class HFEncoder:
         if not use:
             self.weights: list[tuple[str, str]] = []
         else:
-            self.weights = weight_info(folder) if Path(folder).is_dir() else _hub_weights(folder)
-        shown = Path(folder).name if Path(folder).is_dir() else folder
-        self.model_name = f"transformers {shown} ({folder}{'' if use else ', random weights'})"
+            self.weights = weight_info(folder) if Path(folder).is_dir() else hub_weight_info(folder)
+        self.model_name = f"{model_label(model)} (transformers{'' if use else ', random weights'})"
         self.note = "" if use else RANDOM_NOTE
         self.pooling = {"cls": "first_token", "mean": "mean"}[self.pool]
 

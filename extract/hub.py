@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from core.offline import offline
-from extract.weights import MissingWeights, WeightFile, fetch_url, resolve, weights_dir
+from extract.weights import MissingWeights, WeightFile, fetch_url, file_sha256, resolve, weights_dir
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "none")
@@ -54,6 +54,27 @@ def hf_cached(repo: str, file: str) -> Path | None:
         return None
     found = try_to_load_from_cache(repo, file)
     return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def hub_weight_info(name: str) -> list[tuple[str, str]]:
+    """(file, sha256) of the weight file transformers reads for hub model `name` from the Hugging
+    Face cache (model.safetensors first); [] when the cache has neither."""
+    for file in ("model.safetensors", "pytorch_model.bin"):
+        path = hf_cached(name, file)
+        if path is not None:
+            return [(file, file_sha256(path))]
+    return []
+
+
+def model_label(model: str) -> str:
+    """A model's name for a store's `model` attr, never a machine path: a hub name as given, a local
+    folder by its name (a Hugging Face cache snapshot by its repository, org/name)."""
+    path = Path(model)
+    if not path.exists():
+        return model
+    parts = path.resolve().parts
+    repo = next((p for p in reversed(parts) if p.startswith("models--")), "")
+    return repo[len("models--"):].replace("--", "/") if repo else parts[-1]
 
 
 def local_file(spec: NamedWeights) -> Path | None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from extract.backbones import load_backbone
-from extract.base import Extractor, Item, Options, Output
+from extract.base import Extractor, Item, Options, Output, for_backends
 from extract.images import load_rgb
 from extract.registry import register
 from extract.substitutes import model_attrs
@@ -27,8 +27,9 @@ class ImageOptions(Options):
     batch_size: int = 32
     full: bool = False  # squash the whole image to a square instead of centre-cropping
     dtype: str = "float16"  # features as stored
-    model: str = ""  # backends timm / open_clip: the model's name (resnet18, ViT-B-32)
-    pretrained: str = "true"  # timm / open_clip: true, false (random weights) or an open_clip tag
+    model: str = for_backends("", "timm", "open_clip")  # the model's name (resnet18, ViT-B-32)
+    # true, false (random weights) or an open_clip tag
+    pretrained: str = for_backends("true", "timm", "open_clip")
 
 
 @register

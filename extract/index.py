@@ -32,7 +32,8 @@ SEPARATORS = re.compile(r"[|,;\s]+")
 @dataclass
 class IndexOptions(Options):
     batch_size: int = 1024
-    column: str = ""  # manifest column holding the indices (required)
+    precision: str = "fp32"  # no network runs: nothing to autocast; other values are refused
+    column: str = ""  # manifest column holding the indices (required with source=column)
     vocab_size: int = 0  # 0: max index + 1 over the samples seen (words: 65536 buckets)
     source: str = "column"  # column: a manifest column; words: hashed tokens of an OCR store (--input)
 
@@ -68,12 +69,16 @@ class IndexExtractor(Extractor):
     name = "index"
     backends = ("metadata",)
     options_class = IndexOptions
+    precisions = ("fp32",)
 
     def __init__(self, backend: str, device: torch.device, options: IndexOptions) -> None:
         super().__init__(backend, device, options)
         if options.source not in ("column", "words"):
             raise ValueError(f"index source must be 'column' or 'words', got {options.source!r}")
         if options.source == "words":
+            if options.column:
+                raise ValueError(f"index option column={options.column!r} is for source=column; source=words "
+                                 "reads the --input OCR store's words: drop column or set source=column")
             options.vocab_size = options.vocab_size or WORD_BUCKETS
         elif not options.column:
             raise ValueError("extractor 'index' needs the manifest column: --set column=NAME")

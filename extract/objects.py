@@ -5,8 +5,8 @@ Rows per sample: at most `max_boxes` detections with score >= `score_threshold`,
 `scores` (n,) float32, `boxes` (n, 4) float32 x1, y1, x2, y2 in pixels of the image as loaded
 (`extract.images.load_rgb`). No `features` column: the store is an index feature (`dim` 0).
 Backends:
-  auto         detectron2 when it is importable, else torchvision (the store's `backend`, `model`
-               and `substitute` attrs record which ran)
+  auto         detectron2 when `from detectron2 import model_zoo` works, else torchvision (the
+               store's `backend`, `model` and `substitute` attrs record which ran)
   torchvision  torchvision's fasterrcnn_resnet50_fpn COCO weights (box AP 37.0)
   detectron2   the model zoo's faster_rcnn_R_50_FPN_1x (box AP 37.9; the paper's); see extract/detectron.py
 Detection runs in float32 (no autocast), as both libraries' predictors do.
@@ -30,12 +30,12 @@ from extract.crops import clip_boxes
 from extract.images import load_rgb
 from extract.registry import register
 from extract.substitutes import model_attrs
-from extract.weights import WeightFile, load_state_dict
+from extract.weights import WeightFile, load_weight_file, published_mismatch
 
 TORCHVISION_WEIGHTS = WeightFile(
     "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
     url="https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
-    sha256_prefix="258fb6c6")
+    sha256_prefix="258fb6c6", release="torchvision's release")
 
 
 @dataclass
@@ -45,7 +45,7 @@ class ObjectOptions(Options):
     max_boxes: int = 10  # best-scoring detections kept per image
     min_size: int = 800  # test-time resize: shorter side (both libraries' default) ...
     max_size: int = 1333  # ... unless the longer side would pass this
-    precision: str = "fp32"  # detection always runs in float32 (`forward`); recorded as such
+    precision: str = "fp32"  # detection always runs in float32 (`forward`); other values are refused
 
 
 def freeze_batch_norms(module: nn.Module) -> None:
@@ -71,7 +71,8 @@ class TorchvisionDetector:
         net = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91,  # never downloads
                                       box_score_thresh=options.score_threshold,
                                       min_size=options.min_size, max_size=options.max_size)
-        state, self.weights = load_state_dict(TORCHVISION_WEIGHTS)
+        path, state, self.weights = load_weight_file(TORCHVISION_WEIGHTS)
+        self.note = published_mismatch(TORCHVISION_WEIGHTS, path, self.weights[1])  # "" for the release's
         self.name = f"torchvision fasterrcnn_resnet50_fpn COCO ({self.weights[0]})"
         net.load_state_dict(state, strict=True)
         freeze_batch_norms(net)  # trained with frozen BN, used with eps 0 (as torchvision does)
@@ -108,6 +109,7 @@ class ObjectExtractor(Extractor):
     name = "objects"
     backends = ("auto", "torchvision", "detectron2")
     options_class = ObjectOptions
+    precisions = ("fp32",)
 
     def __init__(self, backend: str, device: torch.device, options: ObjectOptions) -> None:
         super().__init__(backend, device, options)
@@ -126,7 +128,8 @@ class ObjectExtractor(Extractor):
     def extra_attrs(self) -> dict[str, Any]:
         return {"class_names": json.dumps(list(coco.CLASS_NAMES)), "vocab_size": coco.NUM_CLASSES,
                 "detector": self.detector.name,
-                **model_attrs(self.name, self.backend, self.config(), self.detector.name)}
+                **model_attrs(self.name, self.backend, self.config(), self.detector.name,
+                              self.detector.note)}
 
     def prepare(self, item: Item) -> Prepared | None:
         if not item.image:

@@ -1,7 +1,10 @@
 """`ocr`: words and lines read by EasyOCR (English), the input of RoBERTa(ocr) in the paper.
 
-Rows are the text boxes EasyOCR returns (a word or a run of words on one line), in reading order:
-    words   (R,)    strings
+Rows are the text boxes EasyOCR returns, in reading order. A box is a word or a run of words of one
+line that EasyOCR grouped (`BLUE EAST`), so `words` holds a box's text, not always a single word
+(attr `row_unit`: "text box"); a per-word text store (`text` with `per_word: true`) splits each
+box's text on whitespace and records each word in its own `words` column:
+    words   (R,)    strings, the text of each box
     boxes   (R, 4)  float32 x1, y1, x2, y2 in pixels of the image as decoded (axis-aligned hull
                     of EasyOCR's quadrilateral)
     scores  (R,)    float32 recognition confidence in [0, 1]
@@ -33,6 +36,7 @@ from extract.substitutes import EASYOCR_FILES, model_attrs
 from extract.weights import MissingWeights, weights_dir
 
 DETECTOR, RECOGNIZER = EASYOCR_FILES  # craft_mlt_25k.pth, english_g2.pth
+ROW_UNIT = "text box: one word or several words of a line, as EasyOCR groups them"
 URLS = ("https://github.com/JaidedAI/EasyOCR/releases/download/pre-v1.1.6/craft_mlt_25k.zip",
         "https://github.com/JaidedAI/EasyOCR/releases/download/v1.3/english_g2.zip")
 
@@ -44,7 +48,7 @@ class OcrOptions(Options):
     canvas_size: int = 2560  # EasyOCR's largest detector input side
     mag_ratio: float = 1.0  # EasyOCR's detector magnification
     box_batch: int = 16  # text boxes per recogniser call (GPU only; EasyOCR loops on the CPU)
-    precision: str = "fp32"  # EasyOCR always runs in float32 (see `autocast`); recorded as such
+    precision: str = "fp32"  # EasyOCR always runs in float32 (see `autocast`); other values are refused
 
 
 def model_dir() -> Path:
@@ -110,6 +114,7 @@ class OcrExtractor(Extractor):
     name = "ocr"
     backends = ("easyocr-en",)
     options_class = OcrOptions
+    precisions = ("fp32",)
 
     def __init__(self, backend: str, device: torch.device, options: OcrOptions) -> None:
         super().__init__(backend, device, options)
@@ -133,7 +138,7 @@ class OcrExtractor(Extractor):
         return {"words": ((), object), "boxes": ((4,), np.float32), "scores": ((), np.float32)}
 
     def extra_attrs(self) -> dict[str, Any]:
-        return {"language": "en", "box_format": "x1y1x2y2",
+        return {"language": "en", "box_format": "x1y1x2y2", "row_unit": ROW_UNIT,
                 **model_attrs(self.name, self.backend, self.config(), self.model_name)}
 
     def autocast(self):

@@ -10,7 +10,8 @@ Layout (CSR, see docs/DESIGN.md "Feature store"):
 
 Row and sample columns live at the file's top level, named as in docs/DESIGN.md; the attrs
 `row_columns` and `sample_columns` list which is which. A file lacking the format attr or one of
-`REQUIRED`'s datasets is refused with the path and the fix.
+`REQUIRED`'s datasets, a truncated file or one that is not HDF5 is refused with the path and the
+fix (`StoreError`, a ValueError).
 
 Writing streams: `StoreWriter` appends samples to resizable, chunked datasets of a temporary file
 (renamed when complete, `core.atomic`; temporaries of writers that died, e.g. by `kill -9`, are
@@ -43,6 +44,13 @@ FLUSH_SAMPLES = 4096  # ... or past this many samples
 COPY_BYTES = 16 << 20  # rows copied at a time when merging
 REQUIRED = ("ids", "offsets", "failed_ids", "failed_reasons")  # datasets every store has
 ColumnSpec = dict[str, tuple[tuple[int, ...], Any]]  # row column -> (trailing shape, dtype)
+
+
+class StoreError(ValueError):
+    """A file that is not a complete feature store; the message names the path and the fix."""
+
+
+INCOMPLETE = "incomplete store: delete it and rerun its rule"
 
 
 @dataclass
@@ -400,15 +408,30 @@ def _open(path: str | Path) -> h5py.File:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"feature store {path} does not exist; run its extraction rule first")
-    h5 = h5py.File(path, "r")
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder; give a store file (results/DATASET/features/FEATURE.h5)")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as err:  # h5py's "truncated file: eof = ...", "file signature not found", ...
+        text = str(err)
+        if "truncated" in text:
+            raise StoreError(f"{path}: {INCOMPLETE} (the file ends early: {text.split('(')[-1].rstrip(')')})") from None
+        if "signature not found" in text:
+            raise StoreError(f"{path} is not an HDF5 file, so not a feature store: give a {FORMAT} store "
+                             "(results/DATASET/features/FEATURE.h5, written by python -m extract)") from None
+        raise StoreError(f"{path} cannot be opened as a feature store ({text}); if it is one, {INCOMPLETE}") from None
     if h5.attrs.get("format") != FORMAT:
         found = h5.attrs.get("format")
+        partial = found is None and "ids" in h5 and "offsets" in h5  # a writer that died before its attrs
         h5.close()
-        raise ValueError(f"{path} is not a {FORMAT} store (format={found!r})")
+        if partial:
+            raise StoreError(f"{path}: {INCOMPLETE} (its writer stopped before writing the attrs)")
+        raise StoreError(f"{path} is not a {FORMAT} store (format={found!r}): give a store written by "
+                         "python -m extract (results/DATASET/features/FEATURE.h5)")
     missing = [name for name in REQUIRED if name not in h5]
     if missing:
         h5.close()
-        raise ValueError(f"{path} lacks datasets {missing} that every {FORMAT} store has; it was not "
+        raise StoreError(f"{path} lacks datasets {missing} that every {FORMAT} store has; it was not "
                          "written by extract/store.py or was changed since: delete it and rerun its extraction rule")
     return h5
 

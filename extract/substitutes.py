@@ -5,27 +5,35 @@ configured feature (None when it runs the paper's model); every extractor writes
 as the attr `substitute` ("" when none) beside `model`, the exact model that ran.
 `strict_problems(features)` lists, for a dataset's `features` config section, every feature that
 would not run the paper's model here (a stand-in backend, a missing library or weight file, a local
-weight file that is not the release's), each with how to fix it: pipeline/plan.py refuses a
-`paper_strict: true` dataset with any. One paper model cannot be run by anyone: the OCR model of
-the paper's reference [3], which the text does not name (docs/PAPER.md, "OCR and reference [3]").
+weight file that is not the published one), each with how to fix it: pipeline/plan.py refuses a
+`paper_strict: true` dataset with any. Local weight files are compared with the published ones by
+sha256: SE-ResNet-50-256D and roberta-base's weights with their publishers' full sha256, the WSL
+(and torchvision Faster R-CNN) files with the prefix torch hub writes into their names; detectron2
+publishes no hash for its model zoo files, so `model_final_b275ba.pkl` is recorded (store attr
+`weights`), not checked. One paper model cannot be run by anyone: the OCR model of the paper's
+reference [3], which the text does not name (docs/PAPER.md, "OCR and reference [3]").
 Its stand-in, EasyOCR, is therefore always recorded as a substitute, and strict mode accepts it
 (it checks that EasyOCR is installed) since no configuration could do better.
 
 Importable without torch (Snakemake calls it at parse time): libraries are looked up with
-`importlib.util.find_spec`, weight files with `extract.weights.obtainable`.
+`importlib.util.find_spec` (detectron2 is also imported once, in a child process, since a build
+against another torch is found but fails to import), weight files with `extract.weights`.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from core.hashing import sha256
 from core.offline import offline
-from extract.weights import SENET50_256, WeightFile, candidates, obtainable, own_senet, weights_dir
+from extract.weights import (SENET50_256, WeightFile, local_mismatch, obtainable, own_senet, published_mismatch,
+                             weights_dir)
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,19 @@ PAPER_BACKBONE = "resnext101_32x16d_wsl"  # boxes: the WSL model on box crops
 # extract.detectron) and the WSL file (kept equal to extract.backbones.WEIGHTS by a test).
 WSL_WEIGHTS = WeightFile("ig_resnext101_32x16-c6f796b0.pth",
                          url="https://download.pytorch.org/models/ig_resnext101_32x16-c6f796b0.pth",
-                         sha256_prefix="c6f796b0")
+                         sha256_prefix="c6f796b0", release="torch hub's WSL-Images release")
+# No hash is published for detectron2's model zoo files (its 6 hex digits are not documented as one).
 DETECTRON2_WEIGHTS = WeightFile(
     "model_final_b275ba.pkl", url="https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/"
                                   "faster_rcnn_R_50_FPN_1x/137257794/model_final_b275ba.pkl")
+# Hugging Face's roberta-base (FacebookAI/roberta-base): the sha256 its Git LFS pointers publish for
+# the weight files transformers loads (model.safetensors first), as of revision e2da8e2f811d.
+ROBERTA_BASE_REPO = "https://huggingface.co/FacebookAI/roberta-base"
+ROBERTA_BASE_FILES = {name: WeightFile(name, url=f"{ROBERTA_BASE_REPO}/resolve/main/{name}", sha256=digest,
+                                       release="Hugging Face's roberta-base")
+                      for name, digest in (
+                          ("model.safetensors", "5bde1d28afb363d0103324efeb5afc8b2b397fe5e04beabb9b1ef355255ade81"),
+                          ("pytorch_model.bin", "278b7a95739c4392fae9b818bb5343dde20be1b89318f37a6d939e1e1b9e461b"))}
 EASYOCR_FILES = ("craft_mlt_25k.pth", "english_g2.pth")  # detector, recogniser (extract.ocr)
 PAPER_TEXT_MODELS = {"roberta-base": "roberta-base", "fairseq": "roberta.base"}  # default `model` option
 PAPER_SCORE_THRESHOLD = 0.65
@@ -76,21 +93,49 @@ STAND_INS = {  # backend -> what it is, for the one-line description
     "hf": "a transformers encoder named by option model; the store's model attr names it",
 }
 
-DETECTRON2_HINT = (
-    "detectron2 is not importable: build it from source against this torch: git clone "
-    "https://github.com/facebookresearch/detectron2 && cd detectron2 && pip install 'setuptools<81' "
-    "&& pip install --no-build-isolation --no-deps . (README, 'detectron2')")
+# README's install line is this constant (tests/extract/test_substitutes.py checks it is there).
+DETECTRON2_INSTALL = ("git clone https://github.com/facebookresearch/detectron2 && cd detectron2 && pip install "
+                      "'setuptools<81' fvcore iopath pycocotools omegaconf hydra-core yacs && pip install "
+                      "--no-build-isolation --no-deps .")
+DETECTRON2_HINT = (f"build detectron2 from source against this torch, in the venv: {DETECTRON2_INSTALL} "
+                   "(README, 'detectron2')")
 FAIRSEQ_HINT = ("fairseq is not importable: run in the fairseq environment (make test-fairseq builds "
                 ".venv-fairseq from requirements-fairseq.txt), or use backend roberta-base (transformers)")
 
 
+@functools.lru_cache(maxsize=4)
+def _import_error(origin: str) -> str:
+    """The last line of what `from detectron2 import model_zoo` raises in a fresh interpreter with
+    this one's sys.path; "" when it works. Per package location, once per process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        done = subprocess.run([sys.executable, "-c", "from detectron2 import model_zoo"], env=env,
+                              capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return "importing it took over 10 minutes"
+    lines = done.stderr.strip().splitlines()
+    return "" if done.returncode == 0 else (lines[-1] if lines else f"exit status {done.returncode}")
+
+
+def detectron2_problem() -> str:
+    """Why detectron2's model zoo cannot be used here ("" when `from detectron2 import model_zoo`
+    works): not installed, or installed but failing to import (e.g. built against another torch)."""
+    spec = importlib.util.find_spec("detectron2")
+    if spec is None:
+        return f"detectron2 is not importable: {DETECTRON2_HINT}"
+    error = _import_error(str(spec.origin or spec.submodule_search_locations))
+    if error:
+        return f"detectron2 is installed but `from detectron2 import model_zoo` fails ({error}): {DETECTRON2_HINT}"
+    return ""
+
+
 def detectron2_available() -> bool:
-    return importlib.util.find_spec("detectron2") is not None
+    return not detectron2_problem()
 
 
 def resolved_backend(extractor: str, backend: str) -> str:
     """The backend that will run: the extractor's default for "", detectron2 or torchvision for
-    objects' `auto` (as `extract.objects` decides)."""
+    objects' `auto` (as `extract.objects` decides: detectron2 when its model zoo imports)."""
     backend = backend or PAPER[extractor].default
     if extractor == "objects" and backend == "auto":
         return "detectron2" if detectron2_available() else "torchvision"
@@ -198,23 +243,49 @@ def _hf_folders(name: str) -> list[Path]:
     `hub_model_dir`), and the snapshots of the Hugging Face cache."""
     hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
         os.environ.get("HF_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")), "hub")
-    cache = Path(hub).expanduser() / f"models--{name.replace('/', '--')}" / "snapshots"
-    return [Path(name), weights_dir() / name] + (sorted(cache.iterdir()) if cache.is_dir() else [])
+    repo = Path(hub).expanduser() / f"models--{name.replace('/', '--')}"
+    snapshots = sorted((repo / "snapshots").iterdir()) if (repo / "snapshots").is_dir() else []
+    main = repo / "refs" / "main"  # the revision transformers loads
+    if main.is_file():
+        snapshots.sort(key=lambda p: p.name != main.read_text().strip())
+    return [Path(name), weights_dir() / name] + snapshots
+
+
+def roberta_weights_file(folder: Path) -> Path | None:
+    """The weight file transformers loads from a RoBERTa folder: model.safetensors first."""
+    return next((folder / n for n in ROBERTA_BASE_FILES if (folder / n).is_file()), None)
+
+
+def roberta_mismatch(path: Path, digest: str = "") -> str:
+    """"" when `path` is one of Hugging Face's published roberta-base weight files; else why not."""
+    spec = ROBERTA_BASE_FILES.get(path.name)
+    if spec is None:
+        return (f"roberta-base weights {path.name} are none of the files Hugging Face publishes "
+                f"({', '.join(ROBERTA_BASE_FILES)})")
+    return published_mismatch(spec, path, digest)
 
 
 def _roberta_problem(name: str) -> str:
-    """Why transformers' RoBERTa `name` would not load here: no folder with config.json and weights
-    when downloads are off (DMMS_OFFLINE, HF_HUB_OFFLINE)."""
-    weights = ("model.safetensors", "pytorch_model.bin")
+    """Why transformers' RoBERTa `name` would not load here, or would not load the published
+    roberta-base: the folder it would read (`name`, DMMS_WEIGHTS/NAME, the Hugging Face cache)
+    lacks weights or holds other ones; or there is none and downloads are off (DMMS_OFFLINE,
+    HF_HUB_OFFLINE)."""
+    get = (f"To fix: hf download FacebookAI/roberta-base config.json model.safetensors merges.txt "
+           f"vocab.json tokenizer.json tokenizer_config.json --local-dir {weights_dir() / name} where a network is "
+           f"({ROBERTA_BASE_REPO}), and copy the folder here")
     for folder in _hf_folders(name):
-        if (folder / "config.json").is_file() and any((folder / w).is_file() for w in weights):
-            return ""
+        if not (folder / "config.json").is_file():
+            continue
+        found = roberta_weights_file(folder)
+        if found is None:
+            return f"{folder} has config.json but no {' or '.join(ROBERTA_BASE_FILES)}. {get}"
+        mismatch = roberta_mismatch(found)
+        return f"{found}: {mismatch}. {get}" if mismatch else ""
     if not _hf_offline():
-        return ""  # transformers downloads it on first use
+        return ""  # transformers downloads the published files on first use (the store checks them)
     return (f"RoBERTa {name} weights not found (downloads are off: DMMS_OFFLINE or HF_HUB_OFFLINE is set): "
-            f"no config.json with {' or '.join(weights)} in {name}, {weights_dir() / name} or the Hugging "
-            f"Face cache. To fix: save `transformers.AutoModel.from_pretrained('{name}')` and its tokenizer "
-            f"with save_pretrained({str(weights_dir() / name)!r}) where a network is, and copy the folder here")
+            f"no config.json with {' or '.join(ROBERTA_BASE_FILES)} in {name}, {weights_dir() / name} or the "
+            f"Hugging Face cache. {get}")
 
 
 def _faces_problem(options: Mapping[str, Any]) -> str:
@@ -224,21 +295,20 @@ def _faces_problem(options: Mapping[str, Any]) -> str:
         return missing
     if options.get("weights") and options["weights"] != SENET50_256.file:
         return obtainable(own_senet(str(options["weights"])))
-    found = next((p for p in candidates(SENET50_256) if p.is_file()), None)
-    if found is not None and (digest := sha256(found)) != SENET50_256.sha256:
-        return (f"{found} has sha256 {digest[:16]}..., not the VGGFace2 PyTorch release's "
-                f"{SENET50_256.sha256[:16]}...: replace it with senet50_256.pth from {SENET50_256.url}, "
-                "or name your own file with the faces option `weights:` (then recorded as a substitute, "
-                "which paper_strict refuses)")
-    return obtainable(SENET50_256)
+    return _weights_problem(SENET50_256)
+
+
+def _weights_problem(spec: WeightFile) -> str:
+    """A weight file that is missing (and cannot be downloaded) or is not the published one."""
+    return local_mismatch(spec) or obtainable(spec)
 
 
 def install_problem(extractor: str, backend: str, options: Mapping[str, Any]) -> str:
     """Why the paper's model of this (paper-backend) feature cannot run here; "" if it can."""
     if extractor in ("image", "boxes"):
-        return obtainable(WSL_WEIGHTS)
+        return _weights_problem(WSL_WEIGHTS)
     if extractor == "objects":
-        return obtainable(DETECTRON2_WEIGHTS) if detectron2_available() else DETECTRON2_HINT
+        return detectron2_problem() or obtainable(DETECTRON2_WEIGHTS)
     if extractor == "text":
         return _text_problem(backend, options)
     if extractor == "faces":
@@ -256,9 +326,9 @@ def strict_problems(features: Mapping[str, Mapping[str, Any]]) -> list[str]:
         extractor = spec["extractor"]
         requested = spec.get("backend") or PAPER[extractor].default
         options = spec.get("options") or {}
-        if extractor == "objects" and requested == "auto" and not detectron2_available():
+        if extractor == "objects" and requested == "auto" and (why := detectron2_problem()):
             problems.append(f"{name}: objects backend auto would fall back to torchvision's Faster R-CNN "
-                            f"(not the paper's detectron2 R50-FPN 1x); {DETECTRON2_HINT}")
+                            f"(not the paper's detectron2 R50-FPN 1x); {why}")
             continue
         differs = substitution(extractor, requested, options)
         if not PAPER[extractor].backends and differs == substitution(extractor, requested):

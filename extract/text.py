@@ -3,7 +3,8 @@
 The text is the manifest's `text` column, or the `text` sample column of the `--input` store
 (OCR text). Empty text gives zero rows: the modality is absent for that sample. With
 `per_word: true` each whitespace-separated word is embedded on its own, one row per word (a set,
-as IE(ocr) is in the paper), instead of one row for the whole text.
+as IE(ocr) is in the paper), instead of one row for the whole text, and the row column `words`
+holds each row's word (an OCR box `BLUE EAST` gives the rows `BLUE` and `EAST`).
 Backends:
   roberta-base  transformers RoBERTa, first token (<s>) of the last layer, 768-d, <= 512 tokens
   minilm        all-MiniLM-L6-v2 (offline package), attention-masked mean, L2-normalised, 384-d
@@ -12,8 +13,10 @@ Backends:
   open_clip     an open_clip model's text tower (options model, pretrained; extract/hf_text.py)
 The model runs in float32 by default (`precision=fp32`, unlike the other extractors' `auto`), for
 fidelity to the paper's features; `precision=fp16` or `bf16` autocasts (`extract.base`). attrs:
-`precision` (the runner's), `model` (the exact model and toolkit that ran) and `substitute` (what
-differs from the paper's RoBERTa; "" when nothing).
+`precision` (the runner's), `model` (the model's name, e.g. `roberta-base`, `all-MiniLM-L6-v2`,
+and the toolkit; its weight files and sha256 are in `weights`), `l2_normalized`, `row_unit` and
+`substitute` (what differs from the paper's RoBERTa; "" when nothing: for roberta-base, weights
+that are not Hugging Face's published files are a difference).
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ import numpy as np
 import torch
 
 from core.offline import offline
-from extract.base import BadInput, Extractor, Item, Options, Output
-from extract.hub import parse_pretrained
+from extract.base import BadInput, Extractor, Item, Options, Output, for_backends
+from extract.hub import hf_cached, hub_weight_info, model_label
 from extract.registry import register
-from extract.substitutes import model_attrs
+from extract.substitutes import ROBERTA_BASE_FILES, model_attrs, roberta_mismatch, roberta_weights_file
 from extract.weights import MissingWeights, hub_model_dir, weight_info, weights_dir
 
 
 NAMED = ("hf", "open_clip")  # backends that take any model by name (extract/hf_text.py)
+MINILM = "all-MiniLM-L6-v2"  # the minilm backend's model (sentence-transformers), shipped in a package
 
 
 @dataclass
@@ -43,8 +47,9 @@ class TextOptions(Options):
     max_tokens: int = 0  # 0: the backend's own (512 for RoBERTa, 256 for MiniLM)
     dtype: str = "float16"  # features as stored
     precision: str = "fp32"  # fp32 for fidelity; fp16 / bf16 autocast (faster on GPUs, features differ)
-    pool: str = ""  # backend hf: cls or mean; "": the folder's sentence-transformers pooling, else cls
-    pretrained: str = "true"  # backends hf / open_clip: true, false (random weights), an open_clip tag
+    pool: str = for_backends("", "hf")  # cls or mean; "": the folder's sentence-transformers pooling, else cls
+    # true, false (random weights), an open_clip tag
+    pretrained: str = for_backends("true", "hf", "open_clip")
     per_word: bool = False  # one row per word (e.g. each OCR word) instead of one per text
 
 
@@ -76,15 +81,12 @@ class TextExtractor(Extractor):
         if backend in NAMED:
             self._named(backend, device, options)
             return
-        if options.pool or parse_pretrained(options.pretrained) is not True:
-            raise ValueError(f"text options pool / pretrained are for backends {' and '.join(NAMED)}, not "
-                             f"{backend}; drop them or set backend hf")
         if backend == "fairseq":
             from extract.text_fairseq import FairseqRoberta
             self.encoder = FairseqRoberta(options.model or "roberta.base", device, options.max_tokens or 512)
             self.weights = self.encoder.weights
             self._dim = self.encoder.dim
-            self.model_name = f"fairseq RoBERTa {self.encoder.folder.name} ({self.encoder.folder})"
+            self.model_name = f"{self.encoder.folder.name} (fairseq RoBERTa)"
             self.max_tokens = self.encoder.max_tokens
             return
         from transformers import AutoModel, AutoTokenizer
@@ -92,10 +94,11 @@ class TextExtractor(Extractor):
         if backend == "minilm":
             folder = options.model or str(minilm_dir())
             self.pool, self.max_tokens = "mean", options.max_tokens or 256
+            name = model_label(options.model) if options.model else MINILM
         else:
             folder = hub_model_dir(options.model or "roberta-base")
             self.pool, self.max_tokens = "first", options.max_tokens or 512
-        self.model_name = f"transformers {Path(folder).name if Path(folder).is_dir() else folder} ({folder})"
+            name = model_label(options.model or "roberta-base")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=offline())
             self.model = AutoModel.from_pretrained(folder, local_files_only=offline(), add_pooling_layer=False)
@@ -106,7 +109,20 @@ class TextExtractor(Extractor):
                 f"or run with network access so transformers can download it.") from None
         self.model.eval().to(device)
         self._dim = int(self.model.config.hidden_size)
-        self.weights = weight_info(folder) if Path(folder).is_dir() else [(folder, "hub")]
+        self.weights = weight_info(folder) if Path(folder).is_dir() else hub_weight_info(folder)
+        self.model_name = f"{name} (transformers, {', '.join(f for f, _ in self.weights) or 'weights not found'})"
+        if backend == "roberta-base" and Path(name).name == "roberta-base":  # the paper's: the published files?
+            self.note = self._roberta_note(folder)
+
+    def _roberta_note(self, folder: str) -> str:
+        """What differs from Hugging Face's published roberta-base weights ("" when nothing)."""
+        if Path(folder).is_dir():
+            path = roberta_weights_file(Path(folder))
+        else:
+            path = next(filter(None, (hf_cached(folder, f) for f in ROBERTA_BASE_FILES)), None)
+        if path is None:
+            return f"roberta-base weights not checked: no {' or '.join(ROBERTA_BASE_FILES)} found to hash"
+        return roberta_mismatch(path, dict(self.weights).get(path.name, ""))
 
     def _named(self, backend: str, device: torch.device, options: TextOptions) -> None:
         from extract.hf_text import ClipTextEncoder, HFEncoder
@@ -126,17 +142,20 @@ class TextExtractor(Extractor):
         return self._dim
 
     def row_columns(self) -> dict[str, tuple[tuple[int, ...], Any]]:
-        return {"features": ((self.dim,), np.dtype(self.options.dtype))}
+        words = {"words": ((), object)} if self.options.per_word else {}  # each row's word
+        return {"features": ((self.dim,), np.dtype(self.options.dtype)), **words}
 
     def extra_attrs(self) -> dict[str, Any]:
         pooling = getattr(self.encoder, "pooling", "") if self.backend in NAMED else ""
         return {"pooling": pooling or ("first_token" if self.backend != "minilm" else "mean"),
                 "max_tokens": int(self.max_tokens), "per_word": self.options.per_word,
+                "row_unit": "word: the text split on whitespace" if self.options.per_word else "text",
+                "l2_normalized": self.backend == "minilm",  # only minilm normalises its rows (`_encode`)
                 **model_attrs(self.name, self.backend, self.config(), self.model_name, self.note)}
 
     def prepare(self, item: Item) -> str | tuple[str, ...]:
         text = self._text(item)
-        return tuple(text.split()) if self.options.per_word else text
+        return tuple(text.split()) if self.options.per_word else text  # the OCR text joins its boxes
 
     def _text(self, item: Item) -> str:
         if not item.from_input:
@@ -154,7 +173,10 @@ class TextExtractor(Extractor):
         flat = [t for rows in texts for t in rows]
         feats = (self._encode(flat) if flat else np.zeros((0, self.dim))).astype(self.options.dtype)
         ends = np.cumsum([len(rows) for rows in texts])
-        return [Output({"features": feats[end - len(rows):end]}) for rows, end in zip(texts, ends)]
+        if not self.options.per_word:
+            return [Output({"features": feats[end - len(rows):end]}) for rows, end in zip(texts, ends)]
+        return [Output({"features": feats[end - len(rows):end], "words": np.array(rows, dtype=object)})
+                for rows, end in zip(texts, ends)]
 
     @torch.inference_mode()
     def _encode(self, texts: list[str]) -> np.ndarray:

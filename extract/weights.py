@@ -7,11 +7,18 @@ packed in a tar archive (`archive_member`) is downloaded whole and only that mem
 download is checked against the spec's size and sha256 when it has them. When none works the
 error names the file, the URL and where to put it.
 
+Every local copy is also compared with the published file (`published_mismatch`): its full sha256
+where the publisher gives one, else the sha256 prefix torch hub writes into the file name
+(`ig_resnext101_32x16-c6f796b0.pth`: the sha256 starts c6f796b0; torch hub checks only that). A
+file that differs (random or corrupt weights) is a substitute: the store's `substitute` says so,
+and `paper_strict` refuses it (`extract.substitutes`).
+
 Importing this module does not import torch (`extract.substitutes` uses it at Snakefile parse time).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -41,6 +48,7 @@ class WeightFile:
     archive_member: str = ""  # `url` is a tar archive; keep its member with this base name
     size: int = 0  # expected bytes of the file (0: unchecked)
     sha256: str = ""  # expected sha256 of the file ("" : unchecked)
+    release: str = ""  # who publishes the file, for messages ("torch hub's WSL-Images release")
 
 
 # The VGGFace2 PyTorch release of SE-ResNet-50-256D (the paper's face embedder): a tarball holding
@@ -50,6 +58,7 @@ SENET50_256 = WeightFile(
     url="http://www.robots.ox.ac.uk/~vgg/data/vgg_face2/models/pytorch/senet50_256_pytorch.tar.gz",
     archive_member="senet50_256.pth", size=106_517_252,
     sha256="3a3c7e03fcd9ccfdbf6eeab19186242ba1cf2b19f95d95511280e584dbc3a7de",
+    release="the VGGFace2 PyTorch release",
     note="extract senet50_256.pth from that tarball (VGGFace2's PyTorch models, "
          "https://www.robots.ox.ac.uk/~vgg/data/vgg_face2/ ; mind its licence; a state dict, no "
          "conversion needed)")
@@ -85,10 +94,14 @@ def hub_model_dir(name: str) -> str:
 
 
 def weight_info(folder: str) -> list[tuple[str, str]]:
-    """(file, sha256) of the weight files a transformers folder holds."""
+    """(file, sha256) of the weight files transformers loads from a folder: its .safetensors files
+    when it has any (transformers prefers them), else its .bin, else its .pt files."""
     path = Path(folder)
-    files = sorted(p for p in path.glob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
-    return [(p.name, sha256(p)) for p in files]
+    for suffix in (".safetensors", ".bin", ".pt"):
+        files = sorted(path.glob(f"*{suffix}"))
+        if files:
+            return [(p.name, file_sha256(p)) for p in files]
+    return []
 
 
 def _from_package(spec: WeightFile) -> Path | None:
@@ -114,12 +127,38 @@ def fetch_url(url: str, dest: str, hash_prefix: str | None = None) -> None:
     torch.hub.download_url_to_file(url, dest, hash_prefix=hash_prefix, progress=False)
 
 
+@functools.lru_cache(maxsize=64)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, computed once per process for an unchanged file (strict mode checks the
+    WSL file for image and boxes alike: 0.8 GB, about a second)."""
+    st = Path(path).stat()
+    return _cached_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def published_mismatch(spec: WeightFile, path: str | Path, digest: str = "") -> str:
+    """"" when the file at `path` is the published one (or the spec names no hash to compare);
+    else one line saying how it differs. `digest`: its sha256 when already known."""
+    if not (spec.sha256 or spec.sha256_prefix):
+        return ""
+    digest = digest or file_sha256(path)
+    expected = spec.sha256 or spec.sha256_prefix
+    if digest.startswith(expected):
+        return ""
+    how = "" if spec.sha256 else " (the hash prefix in its file name, checked as torch hub does)"
+    return (f"weights {spec.file} have sha256 {digest[:16]}..., not {spec.release or 'the published file'}'s "
+            f"{expected[:16]}{'...' if len(expected) > 16 else ''}{how}: random, corrupt or other weights")
+
+
 def check_file(path: Path, spec: WeightFile) -> None:
     """Raise ValueError when `path` is not the spec's size or sha256."""
     if spec.size and path.stat().st_size != spec.size:
         raise ValueError(f"{spec.file} has {path.stat().st_size} bytes, the release {spec.size}")
-    if spec.sha256 and sha256(path) != spec.sha256:
-        raise ValueError(f"{spec.file} sha256 {sha256(path)} is not the release's {spec.sha256}")
+    if mismatch := published_mismatch(spec, path):
+        raise ValueError(mismatch)
 
 
 def unpack_member(archive: Path, member: str, dest: Path) -> None:
@@ -158,11 +197,15 @@ def _local(spec: WeightFile) -> Path | None:
     return _from_package(spec)
 
 
+def _how(spec: WeightFile) -> str:
+    """How to obtain the published file, for messages."""
+    how = f"download {spec.url}" if spec.url else (spec.note or "obtain it")
+    return how + (f", {spec.note}," if spec.url and spec.note else "")
+
+
 def _missing(spec: WeightFile, reason: str) -> MissingWeights:
     where = " or ".join(str(p) for p in candidates(spec))
-    how = f"download {spec.url}" if spec.url else (spec.note or "obtain it")
-    if spec.url and spec.note:
-        how += f", {spec.note},"
+    how = _how(spec)
     return MissingWeights(
         f"weight file {spec.file} not found ({reason}). To fix: {how} and put it at {where}"
         + (f", or install the package providing '{spec.package}'" if spec.package else "") + ".")
@@ -192,12 +235,28 @@ def obtainable(spec: WeightFile) -> str:
     return str(_missing(spec, "DMMS_OFFLINE is set" if spec.url else "it has no download URL"))
 
 
-def load_state_dict(spec: WeightFile, fetch: Callable[..., None] = fetch_url) -> tuple[dict, tuple[str, str]]:
-    """The state dict of a weight file, and its (file name, sha256) for the store's attrs."""
+def local_mismatch(spec: WeightFile) -> str:
+    """For strict mode: why the local copy of `spec` (the one `resolve` would load) is not the
+    published file, naming where it is and the fix; "" when it is, or when there is none."""
+    found = _local(spec)
+    problem = published_mismatch(spec, found) if found is not None else ""
+    if not problem:
+        return ""
+    return f"{found}: {problem}. To fix: {_how(spec)} and put it there (or delete it to have it downloaded)"
+
+
+def load_weight_file(spec: WeightFile, fetch: Callable[..., None] = fetch_url) -> tuple[Path, dict, tuple[str, str]]:
+    """The path of a weight file, its state dict, and its (file name, sha256) for the store's attrs."""
     import torch
 
     path = resolve(spec, fetch)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    return state, (path.name, sha256(path))
+    return path, state, (path.name, file_sha256(path))
+
+
+def load_state_dict(spec: WeightFile, fetch: Callable[..., None] = fetch_url) -> tuple[dict, tuple[str, str]]:
+    """The state dict of a weight file, and its (file name, sha256) for the store's attrs."""
+    _, state, info = load_weight_file(spec, fetch)
+    return state, info

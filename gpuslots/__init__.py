@@ -2,9 +2,10 @@
 
 A machine offers `gpus` devices; each is cut into `units` units. A job of a kind that may share a
 device `share` ways holds units // share units of one device for its whole life, runs with
-CUDA_VISIBLE_DEVICES set to that device, and frees them when it ends (a killed job too: the kernel
-drops the locks of a dead process). The lock folder is the machine's (/tmp/gpuslots or
-$GPUSLOTS_DIR), so every run on the machine sees every other. `python -m gpuslots run ... --
+CUDA_VISIBLE_DEVICES set to that device, and frees them when it and its command's whole process
+tree are gone (a killed job too: the kernel drops a lock when its last holder dies). The lock
+folder is the machine's (/tmp/gpuslots or $GPUSLOTS_DIR), shared by every user, so every run on
+the machine sees every other. `python -m gpuslots run ... --
 COMMAND` is the wrapper the rules use; `plan()` is what rules/resources.smk asks for the resource
 sizes and the wrapper prefix.
 
@@ -12,6 +13,6 @@ Importing this package needs the standard library only (no torch): the Snakefile
 """
 
 from gpuslots.plan import Plan, plan, resolve_device
-from gpuslots.slots import Holding, acquire, lock_dir, visible_gpus
+from gpuslots.slots import Holding, LockFolderError, acquire, lock_dir, visible_gpus
 
-__all__ = ["Holding", "Plan", "acquire", "lock_dir", "plan", "resolve_device", "visible_gpus"]
+__all__ = ["Holding", "LockFolderError", "Plan", "acquire", "lock_dir", "plan", "resolve_device", "visible_gpus"]

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from gpuslots.run import run
-from gpuslots.slots import visible_gpus
+from gpuslots.run import job_name, run
+from gpuslots.slots import LockFolderError, visible_gpus
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a command bound to a slot of one GPU (CUDA_VISIBLE_DEVICES)")
     r.add_argument("--kind", default="job", help="rule kind, as in the config's gpu_share (for messages)")
+    r.add_argument("--job", default="", help="what the job makes (the rules pass their output), named in the "
+                                             "messages of jobs waiting for its GPU (default: the command)")
     r.add_argument("--gpus", default="auto",
                    help="devices handed out: a count, or auto (those visible); 0 runs the command unbound")
     r.add_argument("--share", type=int, default=1, help="jobs of this kind per device (default 1)")
@@ -53,11 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _parser().error(f"--gpus must be a count or auto, not {args.gpus!r}")
     try:
-        return run(command, args.kind, gpus, args.share, args.units, args.dir, args.retry_alone, args.timeout)
+        return run(command, args.kind, gpus, args.share, args.units, args.dir, args.retry_alone, args.timeout,
+                   args.job)
     except ValueError as err:
         _parser().error(str(err))
+    except LockFolderError as err:
+        print(f"gpuslots: {err}", file=sys.stderr)
+        return 1
     except TimeoutError as err:
-        print(f"gpuslots: {args.kind}: {err}", file=sys.stderr)
+        print(f"gpuslots: {args.kind} {args.job or job_name(command)}: {err}", file=sys.stderr)
         return 75
 
 

@@ -66,10 +66,11 @@ class Plan:
         need = self.need(kind)
         return need if need < self.units else 0
 
-    def prefix(self, kind: str) -> str:
-        """Shell words that run a command bound to a device slot (ends with a space)."""
+    def prefix(self, kind: str, job: str = "") -> str:
+        """Shell words that run a command bound to a device slot (ends with a space); `job` (the
+        job's output) names it in the messages of jobs waiting for its GPU."""
         args = ["python", "-m", "gpuslots", "run", "--kind", kind, "--gpus", self.gpus,
-                "--share", self.share(kind), "--units", self.units, "--"]
+                "--share", self.share(kind), "--units", self.units, *(["--job", job] if job else []), "--"]
         return " ".join(shlex.quote(str(a)) for a in args) + " "
 
 

@@ -5,6 +5,12 @@ device with it, itself included) and DMMS_GPU_SLOT (`ID:NEED/UNITS`, its part of
 through unchanged (into the rule's log) and are scanned for torch's out-of-memory messages. On
 such a failure while sharing, the wrapper says to lower the share and, unless told not to, runs
 the command once more holding the whole device.
+
+The command holds its slot too: it inherits the descriptor of the slot's lock (gpuslots/slots.py),
+so the slot is free only when the wrapper and the command's whole process tree are gone. A
+killed wrapper (SIGKILL, which runs no code) cannot release the slot early, nor can it kill the
+tree reliably (only its direct child is told, by PR_SET_PDEATHSIG, and a stopped child does not
+act on it): the kernel's count of the lock's holders is the one record that stays true.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ def say(text: str) -> None:
 
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the wrapper dies (even by SIGKILL), so a killed job
-    does not leave its command running on a device whose slot is free again."""
+    asks its command to end (its slot stays held until the command's whole tree is gone)."""
     parent = os.getppid()
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -53,16 +59,19 @@ def _pump(src, dst, seen: threading.Event) -> None:
         tail = window[-64:]
 
 
-def run_child(command: list[str], env: dict[str, str]) -> tuple[int, bool]:
+def run_child(command: list[str], env: dict[str, str], holding: Holding | None = None) -> tuple[int, bool]:
     """(exit status, whether it printed an out-of-memory message). Signals sent to the wrapper
-    (Snakemake cancelling the job) are passed on to the child."""
+    (Snakemake cancelling the job) are passed on to the child. The child inherits `holding`'s lock."""
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    keep = () if holding is None or holding.fd is None else (holding.fd,)
     try:
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 preexec_fn=preexec)
+                                 preexec_fn=preexec, pass_fds=keep)
     except OSError as err:
         say(f"cannot start {command[0]!r}: {err}")
         return 127, False
+    if holding is not None:
+        holding.note_command(child.pid)
     forward = {s: signal.signal(s, lambda sig, _: child.send_signal(sig))
                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     seen = threading.Event()
@@ -90,21 +99,30 @@ def default_dir() -> Path:
     return lock_dir() / f"slurm-{job}" if job else lock_dir()
 
 
-def _bind(gpus: list[str], units: int, need: int, kind: str, folder: Path, timeout: float | None) -> Holding:
+def _bind(gpus: list[str], units: int, need: int, kind: str, folder: Path, timeout: float | None,
+          job: str) -> Holding:
     started = time.monotonic()
-    holding = acquire(gpus, units, need, folder, kind=kind, timeout=timeout, say=say)
+    holding = acquire(gpus, units, need, folder, kind=kind, timeout=timeout, say=say, job=job)
     waited = time.monotonic() - started
     say(f"{kind} on GPU {holding.gpu} (CUDA_VISIBLE_DEVICES={holding.gpu}), {need}/{units} of it, "
         f"shared by up to {holding.share} job(s); waited {waited:.1f} s")
     return holding
 
 
+def job_name(command: list[str]) -> str:
+    """The job as waiters name it when the rule did not (`--job`): its command, shortened."""
+    text = " ".join(command)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def run(command: list[str], kind: str, gpus: int, share: int, units: int | None = None,
-        folder: Path | None = None, retry_alone: bool = True, timeout: float | None = None) -> int:
+        folder: Path | None = None, retry_alone: bool = True, timeout: float | None = None,
+        job: str = "") -> int:
     """Run `command` on a 1/`share` part of one of `gpus` devices; its exit status.
 
     The devices are the first `gpus` visible ones (CUDA_VISIBLE_DEVICES; inside a SLURM
     allocation, the allocation's own). No binding at all with gpus 0 (the command just runs).
+    `job` names the job in other jobs' waiting messages (the rules pass their output).
     """
     if not command:
         raise ValueError("no command to run: put it after `--`")
@@ -117,9 +135,10 @@ def run(command: list[str], kind: str, gpus: int, share: int, units: int | None 
         raise ValueError(f"--units ({units}) must be a multiple of --share ({share})")
     ids = device_ids(gpus)
     folder = default_dir() if folder is None else folder
-    holding = _bind(ids, units, units // share, kind, folder, timeout)
+    job = job or job_name(command)
+    holding = _bind(ids, units, units // share, kind, folder, timeout, job)
     try:
-        code, oom = run_child(command, _env(holding))
+        code, oom = run_child(command, _env(holding), holding)
     finally:
         holding.release()
     if code == 0 or not oom:
@@ -136,9 +155,9 @@ def run(command: list[str], kind: str, gpus: int, share: int, units: int | None 
         return code
     say(f"{kind} ran out of GPU memory on GPU {holding.gpu}, which up to {holding.share} jobs "
         f"share; running it once more alone on a whole device. To avoid this: {advice}")
-    holding = _bind(ids, units, units, kind, folder, timeout)
+    holding = _bind(ids, units, units, kind, folder, timeout, job)
     try:
-        code, oom = run_child(command, _env(holding))
+        code, oom = run_child(command, _env(holding), holding)
     finally:
         holding.release()
     if code != 0 and oom:

@@ -1,4 +1,5 @@
-"""Deep Multi-Modal Sets: set encoders and pooling, the concat baseline, training, metrics, reports.
+"""Deep Multi-Modal Sets: set encoders and pooling, the per-modality and concat baselines, training,
+metrics, reports.
 
 `python -m model train|table|figure` is the command line; see `model/__main__.py`.
 """

@@ -7,7 +7,7 @@ import sys
 from typing import Callable, NamedTuple
 
 from model.options import TrainOptions
-from model.pools import ALL_POOLS
+from model.pools import check_pool
 
 
 # --- arguments shared by several subcommands ---------------------------------------------------
@@ -39,6 +39,27 @@ def removal(p: argparse.ArgumentParser, text: str) -> None:
     p.add_argument("--removal", default=None, help=text)
 
 
+def pool_name(text: str) -> str:
+    """--pool: a name of model/pools.py (a renamed one says what it is now)."""
+    try:
+        return check_pool(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def run_spec(text: str) -> tuple[int, int | None, str]:
+    """--run SEED[:FOLD]=RUN_DIR -> (seed, fold or None, run folder)."""
+    head, sep, out = text.partition("=")
+    seed, _, fold = head.partition(":")
+    try:
+        if not sep or not out:
+            raise ValueError
+        return int(seed), (int(fold) if fold else None), out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--run {text!r}: write SEED[:FOLD]=RUN_DIR, e.g. 0=runs/all/max/seed0 "
+                                         "or 1:3=runs/all/max/seed1-fold3") from None
+
+
 def labels(args: argparse.Namespace) -> dict[str, str]:
     from model.report import parse_labels
 
@@ -49,9 +70,12 @@ def labels(args: argparse.Namespace) -> dict[str, str]:
 def train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, help="results/{dataset}/manifest.csv")
     feature(p, "a feature (modality); repeat for several; order = modality order")
-    p.add_argument("--pool", required=True, choices=ALL_POOLS)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--pool", required=True, type=pool_name, help="model/pools.py ALL_POOLS")
+    p.add_argument("--seed", type=int, help="the run's seed (with --out)")
+    p.add_argument("--out", help="run folder")
+    p.add_argument("--run", action="append", default=[], type=run_spec, metavar="SEED[:FOLD]=RUN_DIR",
+                   help="instead of --seed/--out: one of several runs this process trains one after another "
+                   "(FOLD sets fold=); repeat")
     device(p)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     defaults = ", ".join(f"{k}={v}" for k, v in TrainOptions().to_dict().items()
@@ -64,15 +88,19 @@ def train_args(p: argparse.ArgumentParser) -> None:
 def train(args: argparse.Namespace) -> str | None:
     from model.options import parse_options
     from model.spec import FeatureSpec
-    from model.train import train
+    from model.train import train_runs
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    single = (args.seed, args.out)
+    if (args.run and single != (None, None)) or (not args.run and None in single):
+        raise ValueError("give --seed S --out RUN_DIR for one run, or --run SEED[:FOLD]=RUN_DIR per run")
     options = parse_options(args.set)
     specs = [FeatureSpec.parse(text) for text in args.feature]
-    train(args.manifest, specs, args.pool, args.seed, args.out, args.device, options)
+    runs = args.run or [(args.seed, None, args.out)]
+    train_runs(args.manifest, specs, args.pool, runs, args.device, options)
     return None
 
 

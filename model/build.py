@@ -5,7 +5,8 @@ evaluation load a run here (`load_trained`: `model.pt` read through model/runfil
 rebuilt by `build_model`) and score with `infer`, so a run is built and scored one way only.
 `model.pt` holds the state dict, the training options, the pool, the features (name, kind,
 input dim) in modality order, the classes, the task, the seed and `stores`: per feature the
-training store's path, column, extractor, backend, dim and model (docs/DESIGN.md, "Run folder").
+training store's path, column, extractor, backend, dim and model (docs/DESIGN.md, "Run folder");
+a `concat_padded` run also its `slots` (blocks per feature, from its training split).
 """
 
 from __future__ import annotations
@@ -21,19 +22,26 @@ import torch
 from torch import Tensor
 
 from model import runfiles
-from model.baseline import ConcatModel
+from model.baseline import ModalityModel, PaddedModel
 from model.data import Batches, FeatureInfo, FeatureTable
 from model.options import TrainOptions
-from model.pools import BASELINE, check_pool
+from model.pools import CONCAT_MEAN, CONCAT_PADDED, PER_MODALITY, check_pool
 from model.sets import FusionModel, SetModel
 
 
 def build_model(pool: str, features: Sequence[FeatureInfo], num_classes: int,
-                options: TrainOptions) -> FusionModel:
+                options: TrainOptions, slots: Sequence[int] | None = None) -> FusionModel:
+    """The model of `pool` (model/pools.py); `slots` (one per feature): `concat_padded`'s blocks."""
     kwargs = dict(dim=options.dim, hidden=options.hidden_sizes(), dropout=options.dropout,
                   encoders=options.encoders)
-    if check_pool(pool) == BASELINE:
-        return ConcatModel(features, num_classes, **kwargs)
+    if check_pool(pool) == CONCAT_PADDED:
+        if slots is None:
+            raise ValueError("concat_padded needs its slots per feature (from the training split)")
+        return PaddedModel(features, num_classes, slots, **kwargs)
+    if pool == CONCAT_MEAN:
+        return ModalityModel(features, num_classes, pool="mean", **kwargs)
+    if pool.endswith(PER_MODALITY):
+        return ModalityModel(features, num_classes, pool=pool.removesuffix(PER_MODALITY), **kwargs)
     return SetModel(features, num_classes, pool=pool, **kwargs)
 
 
@@ -71,7 +79,9 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
     checkpoint = runfiles.read_model(run_dir)
     options = options_from(checkpoint["config"])
     features = [FeatureInfo(**f) for f in checkpoint["features"]]
-    model = build_model(checkpoint["pool"], features, len(checkpoint["classes"]), options)
+    slots = checkpoint.get("slots")  # concat_padded only: {feature: blocks}
+    slots = [slots[f.name] for f in features] if slots else None
+    model = build_model(checkpoint["pool"], features, len(checkpoint["classes"]), options, slots)
     model.load_state_dict(checkpoint["state_dict"])
     model.to(device).eval()
     return TrainedRun(run_dir, model, options, checkpoint["pool"], features, list(checkpoint["classes"]),
@@ -104,6 +114,6 @@ def infer(model: FusionModel, tables: Sequence[FeatureTable], positions: Tensor 
     num_classes = model.head[-1].out_features
     prob = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, num_classes), np.float32)
     imp = torch.cat(importance).cpu().numpy() if importance else None
-    if imp is None and not isinstance(model, ConcatModel):
+    if imp is None:
         imp = np.zeros((0, model.num_modalities), np.float32)
     return prob, imp

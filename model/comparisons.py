@@ -2,23 +2,31 @@
 
 A row is a table row (`model.report.KEYS`: method, modalities, pool) with its runs. Compared:
 every multi-feature row against its best single-feature row (per metric, the single-feature row
-of one of its features with the highest mean) and a set row against the `concat` row on the same
-features; and "set vs collapsed": a row whose features were trained as sets against the same row
-trained with `collapse.NAME=mean` (its modalities read `NAME:mean`).
+of one of its features with the highest mean); a `set` or `set per modality` row against the
+`concat mean` and `concat padded` rows on the same features; a `set` row against the `set per
+modality` row with its pool; and "set vs collapsed": a row whose features were trained as sets
+against the same row trained with `collapse.NAME=mean` (its modalities read `NAME:mean`).
 
-Statistics, per comparison and main metric (F1 micro / macro, or accuracy / AUC):
-- `delta`: the row's metric minus the baseline's, on all test samples, each averaged over the
-  seeds both have (seed s of the row paired with seed s of the baseline). Cross-validated runs
-  are pooled per seed first: the out-of-fold predictions of all folds form one test set.
-- `ci_low`, `ci_high`: 95% paired percentile bootstrap: R resamples of the test samples (the
-  same resample for both sides and every seed), the seed-averaged delta on each.
-- `p_value`: two-sided paired permutation test (approximate randomisation): in each of R
-  permutations every sample's predictions are swapped between the two sides with probability
-  1/2 (the same swap for every seed); p = (1 + #|delta_perm| >= |delta|) / (1 + R).
+Statistics, per comparison and main metric (F1 micro / macro, or accuracy / AUC), over the S
+seeds both rows have (seed s of the row paired with seed s of the baseline: same training order
+and element subsets):
+- `delta`: the row's metric minus the baseline's on all test samples, averaged over the S
+  seeds; each run scored at its own decision threshold (metrics.json `threshold`, chosen on dev
+  under `threshold: dev`). Cross-validated runs are pooled per seed first: the out-of-fold predictions of all
+  folds form one test set.
+- `ci_low`, `ci_high`: 95% percentile interval of a two-level bootstrap (`ci_over` =
+  `seeds+samples`): each of R resamples draws S seed pairs with replacement and, independently,
+  the test samples with replacement (one draw for both rows and every seed, test samples being
+  crossed with seeds), and averages the delta over the drawn seeds. With fewer than MIN_SEEDS
+  seeds there is too little to resample: the seeds are kept as trained and only test samples
+  are drawn (`ci_over` = `samples`); such an interval leaves training randomness out.
+- `p_value`: two-sided, from the same resamples: 2 x the share (plus one) of resampled deltas on
+  the far side of zero, p = min(1, 2 (1 + min(#{d* <= 0}, #{d* >= 0})) / (1 + R)): the test
+  dual to the interval (p < 0.05 where the 95% interval excludes zero).
 Multi-label counts are resampled as matrix products: per sample and class the run's true
 positives, false positives and false negatives (N, 3C); a resample's totals are its bootstrap
-weights (R, N) times them, a permutation's are the row's totals plus flips (R, N) times the
-difference of the two sides. No Python loop over resamples or samples.
+weights (R, N) times them, giving each seed's delta (R, S); the seed draw is a count per seed
+(R, S) that weights those. No Python loop over resamples or samples.
 """
 
 from __future__ import annotations
@@ -35,9 +43,12 @@ from model.report import KEYS, read_runs
 from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
 
 MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
-COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "seeds", "samples"]
+COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "ci_over", "seeds", "samples"]
 RESAMPLES = 1000
 LEVEL = 0.95
+MIN_SEEDS = 3  # paired seeds needed to resample seeds (fewer: `ci_over` = samples)
+SETS = ("set", "set per modality")
+CONCATS = ("concat mean", "concat padded")
 CHUNK_ELEMENTS = 2**23  # resamples x samples drawn at once (bounds memory for large test sets)
 
 
@@ -54,7 +65,7 @@ class Side:
 
 def load_side(run_dirs: Sequence[str | Path]) -> Side:
     """The runs of one row: per seed, the test predictions of all its runs (folds) pooled."""
-    by_seed: dict[int, list[tuple[list[str], np.ndarray, np.ndarray]]] = {}
+    by_seed: dict[int, list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]] = {}
     task = ""
     for run_dir in run_dirs:
         metrics = read_metrics(run_dir)
@@ -104,15 +115,19 @@ def resample_indices(n: int, resamples: int, seed: int | Sequence[int] = 0) -> n
 
 
 def bootstrap_weights(index: np.ndarray, n: int) -> np.ndarray:
-    """(R, N) float32 times each sample is drawn in each resample of `index` (R, N)."""
+    """(R, N) float32 times each of n positions is drawn in each resample of `index` (R, k)."""
     r = len(index)
     flat = (index + np.arange(r)[:, None] * n).ravel()
     return np.bincount(flat, minlength=r * n).reshape(r, n).astype(np.float32)
 
 
-def flips(n: int, resamples: int, seed: int | Sequence[int] = 1) -> np.ndarray:
-    """(R, N) float32 0/1: which samples swap sides in each permutation."""
-    return (np.random.default_rng(seed).random((resamples, n)) < 0.5).astype(np.float32)
+def seed_weights(seeds: int, resamples: int, seed: int | Sequence[int] = 2) -> np.ndarray:
+    """(R, S) float32 times each of S paired seeds is drawn in each resample: S draws with
+    replacement, or each seed once when S < MIN_SEEDS (the seeds as trained)."""
+    if seeds < MIN_SEEDS:
+        return np.ones((resamples, seeds), np.float32)
+    draws = np.random.default_rng(seed).integers(0, seeds, size=(resamples, seeds))
+    return bootstrap_weights(draws, seeds)
 
 
 def label_counts(probs: np.ndarray, targets: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
@@ -146,68 +161,66 @@ def auc_rows(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
                         ((ranks * y).sum(1) - pos * (pos + 1) / 2) / (pos * neg), np.nan)
 
 
-def multilabel_stats(a: list[np.ndarray], b: list[np.ndarray], weights: np.ndarray,
-                     swap: np.ndarray) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
-    """Per metric: (delta, bootstrap deltas (R,), permutation deltas (R,)) of seed-paired count
-    matrices `a`, `b` (S lists of (N, 3C)), bootstrap `weights` (R, N), `swap` flips (R, N)."""
+def multilabel_deltas(a: list[np.ndarray], b: list[np.ndarray],
+                      weights: np.ndarray) -> dict[str, tuple[float, np.ndarray]]:
+    """Per metric: (delta averaged over seeds, each seed's delta on each bootstrap resample
+    (R, S)) of seed-paired count matrices `a`, `b` (S lists of (N, 3C)), `weights` (R, N)."""
     A, B = np.stack(a, 1), np.stack(b, 1)  # (N, S, 3C)
     n, s, k = A.shape
-    tot_a, tot_b = A.sum(0), B.sum(0)  # (S, 3C)
-    boot_a = (weights @ A.reshape(n, s * k)).reshape(-1, s, k)  # (R, S, 3C)
-    boot_b = (weights @ B.reshape(n, s * k)).reshape(-1, s, k)
-    moved = (swap @ (B - A).reshape(n, s * k)).reshape(-1, s, k)  # (R, S, 3C) what swapping moves
-    point = {m: f1_from_totals(tot_a)[m].mean() - f1_from_totals(tot_b)[m].mean() for m in MAIN["multilabel"]}
-    fa, fb = f1_from_totals(boot_a), f1_from_totals(boot_b)
-    pa, pb = f1_from_totals(tot_a + moved), f1_from_totals(tot_b - moved)
-    return {m: (float(point[m]), (fa[m] - fb[m]).mean(1), (pa[m] - pb[m]).mean(1)) for m in MAIN["multilabel"]}
+    point_a, point_b = f1_from_totals(A.sum(0)), f1_from_totals(B.sum(0))  # (S,) each
+    fa = f1_from_totals((weights @ A.reshape(n, s * k)).reshape(-1, s, k))  # (R, S) each
+    fb = f1_from_totals((weights @ B.reshape(n, s * k)).reshape(-1, s, k))
+    return {m: (float((point_a[m] - point_b[m]).mean()), fa[m] - fb[m]) for m in MAIN["multilabel"]}
 
 
-def binary_stats(a: list[np.ndarray], b: list[np.ndarray], targets: np.ndarray,
-                 thresholds: tuple[np.ndarray, np.ndarray], index: np.ndarray,
-                 swap: np.ndarray) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
-    """As `multilabel_stats` for a binary task: `a`, `b` S lists of probabilities (N,), their
+def binary_deltas(a: list[np.ndarray], b: list[np.ndarray], targets: np.ndarray,
+                  thresholds: tuple[np.ndarray, np.ndarray],
+                  index: np.ndarray) -> dict[str, tuple[float, np.ndarray]]:
+    """As `multilabel_deltas` for a binary task: `a`, `b` S lists of probabilities (N,), their
     decision `thresholds` ((S, N) or scalars) each, bootstrap draws `index` (R, N)."""
     y = targets.reshape(-1).astype(bool)
     P, Q = np.stack(a), np.stack(b)  # (S, N)
-    flip = swap.astype(bool)
-    out = {}
     correct = lambda p, t: ((p >= t) == y).astype(np.float32)  # noqa: E731
-    ca, cb = correct(P, thresholds[0]), correct(Q, thresholds[1])  # (S, N)
+    gap = correct(P, thresholds[0]) - correct(Q, thresholds[1])  # (S, N)
     weights = bootstrap_weights(index, len(y)) / len(y)
-    out["accuracy"] = (float(ca.mean() - cb.mean()), (weights @ (ca - cb).T).mean(1),
-                       (((ca - cb) * (1 - 2 * swap[:, None, :])).mean(2)).mean(1))
+    out = {"accuracy": (float(gap.mean()), weights @ gap.T)}  # (R, S)
     point = np.mean([auc_rows(P[i][None], y)[0] - auc_rows(Q[i][None], y)[0] for i in range(len(P))])
-    boot = np.mean([auc_rows(P[i][index], y[index]) - auc_rows(Q[i][index], y[index]) for i in range(len(P))], 0)
-    perm = np.mean([auc_rows(np.where(flip, Q[i], P[i]), y) - auc_rows(np.where(flip, P[i], Q[i]), y)
-                    for i in range(len(P))], 0)
-    out["auc"] = (float(point), boot, perm)
+    boot = np.stack([auc_rows(P[i][index], y[index]) - auc_rows(Q[i][index], y[index]) for i in range(len(P))], 1)
+    out["auc"] = (float(point), boot)
     return out
 
 
-def resample_chunks(n: int, resamples: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """`(index (r, N), weights (r, N), swap (r, N))` per chunk of at most CHUNK_ELEMENTS draws,
-    `resamples` in all; chunk k is seeded by (seed, k), so every comparison sees the same ones."""
+def seed_average(per_seed: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """(R,) each resample's delta averaged over its drawn seeds: per-seed deltas (R, S) weighted
+    by the times each seed is drawn (R, S)."""
+    weighted = np.where(drawn > 0, per_seed * drawn, 0.0)  # a NaN delta of an undrawn seed counts 0
+    return weighted.sum(1) / drawn.sum(1)
+
+
+def resample_chunks(n: int, resamples: int, seeds: int, seed: int = 0
+                    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`(index (r, N), weights (r, N), drawn seeds (r, S))` per chunk of at most CHUNK_ELEMENTS
+    draws, `resamples` in all; chunk k is seeded by (seed, k), so every comparison of as many
+    samples and seeds sees the same ones."""
     size = max(1, CHUNK_ELEMENTS // max(n, 1))
     chunks = []
     for k, start in enumerate(range(0, resamples, size)):
         r = min(size, resamples - start)
         index = resample_indices(n, r, [seed, 0, k])
-        chunks.append((index, bootstrap_weights(index, n), flips(n, r, [seed, 1, k])))
+        chunks.append((index, bootstrap_weights(index, n), seed_weights(seeds, r, [seed, 2, k])))
     return chunks
 
 
-def joined(parts: list[dict[str, tuple[float, np.ndarray, np.ndarray]]]) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
-    """The stats of several resample chunks as one: the delta, all bootstrap and permutation deltas."""
-    return {m: (parts[0][m][0], np.concatenate([p[m][1] for p in parts]), np.concatenate([p[m][2] for p in parts]))
-            for m in parts[0]}
-
-
-def summarise_stats(delta: float, boot: np.ndarray, perm: np.ndarray) -> dict[str, float]:
-    """delta, percentile CI at LEVEL and the permutation p-value."""
+def summarise_stats(delta: float, boot: np.ndarray) -> dict[str, float]:
+    """delta, percentile interval at LEVEL and the two-sided bootstrap p-value of the resampled
+    deltas `boot` (R,)."""
+    valid = boot[np.isfinite(boot)]
+    if not len(valid):
+        return {"delta": delta, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
     tail = 100 * (1 - LEVEL) / 2
-    low, high = (np.nanpercentile(boot, [tail, 100 - tail]) if np.isfinite(boot).any() else (np.nan, np.nan))
-    valid = perm[np.isfinite(perm)]
-    p = (1 + np.sum(np.abs(valid) >= abs(delta) - 1e-12)) / (1 + len(valid)) if len(valid) else np.nan
+    low, high = np.percentile(valid, [tail, 100 - tail])
+    far = min(np.sum(valid <= 0), np.sum(valid >= 0))
+    p = min(1.0, 2 * (1 + far) / (1 + len(valid)))
     return {"delta": delta, "ci_low": float(low), "ci_high": float(high), "p_value": float(p)}
 
 
@@ -216,7 +229,10 @@ def summarise_stats(delta: float, boot: np.ndarray, perm: np.ndarray) -> dict[st
 
 
 def row_label(key: dict) -> str:
-    return f"{key['Features']} ({key['Pool']})"
+    """`Features (pool)`: the pool, `POOL per modality`, or the concat baseline's name."""
+    method, pool = key["Method"], key["Pool"]
+    how = pool if method == "set" else f"{pool} per modality" if method == "set per modality" else method
+    return f"{key['Features']} ({how})"
 
 
 def collapsed_base(modalities: str) -> str | None:
@@ -231,21 +247,45 @@ def plan_comparisons(table: pd.DataFrame, metrics: Sequence[str]) -> list[tuple[
     `table` (one per KEYS group, with the mean of each metric)."""
     plans = []
     single = table[~table["Modalities"].str.contains(r"\+")]
+
+    def against(i: int, rows: pd.DataFrame, kind: str) -> None:
+        plans.extend((i, int(rows.index[0]), kind, m) for m in metrics if len(rows))
+
     for i, row in table.iterrows():
         keys = row["Modalities"].split("+")
+        same = table[table["Modalities"] == row["Modalities"]]
         if len(keys) > 1:
             candidates = single[single["Modalities"].isin(keys)]
             for metric in metrics:
                 if len(candidates) and candidates[metric].notna().any():
                     plans.append((i, int(candidates[metric].idxmax()), "best single", metric))
-            if row["Method"] != "concat":
-                concat = table[(table["Method"] == "concat") & (table["Modalities"] == row["Modalities"])]
-                plans += [(i, int(concat.index[0]), "concat", m) for m in metrics if len(concat)]
+            if row["Method"] in SETS:
+                for kind in CONCATS:
+                    against(i, same[same["Method"] == kind], kind)
+            if row["Method"] == "set":
+                against(i, same[(same["Method"] == "set per modality") & (same["Pool"] == row["Pool"])],
+                        "set per modality")
         base = collapsed_base(row["Modalities"])
         if base is not None:
-            sets = table[(table["Modalities"] == base) & (table["Pool"] == row["Pool"])]
+            sets = table[(table["Modalities"] == base) & (table["Pool"] == row["Pool"])
+                         & (table["Method"] == row["Method"])]
             plans += [(int(sets.index[0]), i, "collapsed", m) for m in metrics if len(sets)]
     return plans
+
+
+def pair_stats(a: Side, b: Side, seeds: list[int], chunks) -> dict[str, tuple[float, np.ndarray]]:
+    """Per metric: (delta, resampled deltas (R,)) of two rows over their paired `seeds`."""
+    if a.task == "multilabel":
+        counts_a = [label_counts(a.probs[s], a.targets, a.thresholds[s]) for s in seeds]
+        counts_b = [label_counts(b.probs[s], b.targets, b.thresholds[s]) for s in seeds]
+        parts = [(multilabel_deltas(counts_a, counts_b, w), drawn) for _, w, drawn in chunks]
+    else:
+        probs_a = [a.probs[s].reshape(-1) for s in seeds]
+        probs_b = [b.probs[s].reshape(-1) for s in seeds]
+        cut = tuple(np.stack([side.thresholds[s].reshape(-1) for s in seeds]) for side in (a, b))  # (S, N) each
+        parts = [(binary_deltas(probs_a, probs_b, a.targets, cut, x), drawn) for x, _, drawn in chunks]
+    return {m: (parts[0][0][m][0], np.concatenate([seed_average(d[m][1], drawn) for d, drawn in parts]))
+            for m in parts[0][0]}
 
 
 def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
@@ -263,8 +303,8 @@ def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None
     plans = plan_comparisons(table, metrics)
     n = len(next(iter(sides.values())).ids)
     small = n * resamples <= 4 * CHUNK_ELEMENTS  # keep the draws for every pair, else redraw them
-    kept = resample_chunks(n, resamples, seed) if small else None
-    cache: dict[tuple[int, int], dict] = {}
+    kept: dict[int, list] = {}  # seeds -> chunks
+    cache: dict[tuple[int, int], tuple[list[int], dict]] = {}
     rows = []
     for i, j, kind, metric in plans:
         key_a, key_b = (tuple(table.loc[k, KEYS]) for k in (i, j))
@@ -274,20 +314,14 @@ def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None
             seeds = paired_seeds(a, b, name_a, name_b)
             if len(a.ids) != n:
                 raise ValueError(f"{name_a} tests {len(a.ids)} samples, other rows {n}; pass the runs of one dataset")
-            chunks = kept if kept is not None else resample_chunks(n, resamples, seed)
-            if task == "multilabel":
-                counts_a = [label_counts(a.probs[s], a.targets, a.thresholds[s]) for s in seeds]
-                counts_b = [label_counts(b.probs[s], b.targets, b.thresholds[s]) for s in seeds]
-                parts = [multilabel_stats(counts_a, counts_b, w, f) for _, w, f in chunks]
-            else:
-                probs_a = [a.probs[s].reshape(-1) for s in seeds]
-                probs_b = [b.probs[s].reshape(-1) for s in seeds]
-                cut = tuple(np.stack([side.thresholds[s].reshape(-1) for s in seeds]) for side in (a, b))
-                parts = [binary_stats(probs_a, probs_b, a.targets, cut, x, f) for x, _, f in chunks]
-            cache[(i, j)] = (seeds, joined(parts))
+            chunks = kept.get(len(seeds)) or resample_chunks(n, resamples, len(seeds), seed)
+            if small:
+                kept[len(seeds)] = chunks
+            cache[(i, j)] = (seeds, pair_stats(a, b, seeds, chunks))
         seeds, stats = cache[(i, j)]
-        rows.append({"row": name_a, "baseline": name_b, "metric": metric,
-                     **summarise_stats(*stats[metric]), "seeds": len(seeds), "samples": len(a.ids)})
+        rows.append({"row": name_a, "baseline": name_b, "metric": metric, **summarise_stats(*stats[metric]),
+                     "ci_over": "seeds+samples" if len(seeds) >= MIN_SEEDS else "samples",
+                     "seeds": len(seeds), "samples": len(a.ids)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -296,17 +330,24 @@ def excludes_zero(frame: pd.DataFrame) -> pd.Series:
 
 
 def to_markdown(frame: pd.DataFrame, resamples: int = RESAMPLES) -> str:
-    header = ["Row", "Baseline", "Metric", "Δ", f"{LEVEL:.0%} CI", "p", "CI excludes 0", "seeds", "samples"]
+    header = ["Row", "Baseline", "Metric", "Δ", f"{LEVEL:.0%} CI", "p", "CI excludes 0", "CI over", "seeds",
+              "samples"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (_, r), mark in zip(frame.iterrows(), excludes_zero(frame)):
+        over = r["ci_over"] + ("" if r["ci_over"] == "seeds+samples" else " †")
         lines.append("| " + " | ".join([
             r["row"], r["baseline"], r["metric"], f"{r['delta']:+.4f}",
             f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"{r['p_value']:.3f}", "**yes**" if mark else "no",
-            str(int(r["seeds"])), str(int(r["samples"]))]) + " |")
+            over, str(int(r["seeds"])), str(int(r["samples"]))]) + " |")
     lines.append("")
-    lines.append(f"Δ = row − baseline, test metric averaged over the paired seeds; CI: paired bootstrap over "
-                 f"test samples ({resamples} resamples, percentile); p: paired permutation test "
-                 "(two-sided). **yes**: the interval excludes zero.")
+    lines.append(f"Δ = row − baseline, test metric averaged over the paired seeds. CI: {LEVEL:.0%} percentile "
+                 f"interval of a two-level bootstrap ({resamples} resamples): the paired seeds drawn with "
+                 "replacement, and the test samples drawn with replacement; p: two-sided, from the same "
+                 "resamples (p < 0.05 where the interval excludes 0). **yes**: the interval excludes zero.")
+    if (frame["ci_over"] != "seeds+samples").any():
+        lines.append("")
+        lines.append(f"† fewer than {MIN_SEEDS} paired seeds: the interval and p resample test samples only, for the "
+                     "seeds as trained; they leave training randomness out (train more seeds).")
     return "\n".join(lines) + "\n"
 
 

@@ -5,10 +5,11 @@ prior work it quotes) and puts each of our run groups (`source=dmms`, mean and s
 Ads folds averaged within a seed first) right after the paper row it matches, with the paper's
 number (`paper_<metric>`) and the difference ours - paper (`diff_<metric>`). A group matches a
 paper row when its feature labels (feature names mapped through `--label`) form the same set and
-the pool is the same; a single-feature group matches the paper's single-feature row whatever the
-pool on either side (the paper gives none, or `max`). Groups that match no row (other pools, the
-concat baseline, other combinations) follow the last paper row with the same feature set, or come
-at the end.
+the pool is the same, and only `set` groups (the paper's model) match; a single-feature group
+matches the paper's single-feature row whatever the pool on either side (the paper gives none, or
+`max`). Groups that match no row (other pools, `set per modality`, the concat baselines, which
+the paper reports no numbers for, other combinations) follow the last paper row with the same
+feature set, or come at the end.
 
 Metric columns use the paper's names; our Ads fractions are converted to percent like the paper.
 
@@ -182,7 +183,9 @@ def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, st
     columns = list(METRICS[paper])
 
     keys = [paper_key(f, p) if f else None for f, p in zip(reference["features"], reference["pool"])]
-    ours_keys = [paper_key(split_features(f), p) for f, p in zip(ours["Features"], ours["Pool"])]
+    # only `set` rows are the paper's model; other methods match no paper row (placed by feature set)
+    ours_keys = [paper_key(split_features(f), p) if m == "set" else (frozenset(split_features(f)), m)
+                 for f, p, m in zip(ours["Features"], ours["Pool"], ours["Method"])]
     ours_sets = [k[0] for k in ours_keys]
     placed: set[int] = set()
     rows: list[dict] = []
@@ -211,7 +214,7 @@ def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, st
         for k, key in enumerate(ours_keys):
             if key == keys[i]:
                 add_ours(k, i)
-        if last_with_set[keys[i][0]] == i:  # unmatched groups of the same feature set (concat, ...)
+        if last_with_set[keys[i][0]] == i:  # unmatched groups of the same feature set (baselines, ...)
             for k, feature_set in enumerate(ours_sets):
                 if k not in placed and feature_set == keys[i][0]:
                     add_ours(k, None)
@@ -337,6 +340,6 @@ def write_paper_table(run_dirs: Sequence[str | Path], paper: str, out: str | Pat
     unmatched = ours[ours["paper_row"].isna()]
     if len(unmatched):
         print(f"note: {len(unmatched)} of our {len(ours)} rows match no paper row (other pools, "
-              f"concat, or feature labels not in the paper; map names with --label NAME=LABEL): "
+              f"other methods, or feature labels not in the paper; map names with --label NAME=LABEL): "
               + "; ".join(f"{r.Features} ({r.Pool})" for r in unmatched.itertuples()), file=sys.stderr)
     return out, md

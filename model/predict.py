@@ -5,7 +5,8 @@ PRED.csv: `id`, `predicted` (`|`-joined classes at the run's threshold), `failed
 features whose extraction failed for the sample: it was scored without them, as any sample missing
 a modality; each such feature is also reported on stderr), one `p_<class>` column per class.
 PRED.h5: ids, probabilities (N, C), classes, importance (N, M) per modality (the run's pool's
-importance: share of dimensions won for max/min, of mass for sum/mean/attention/concat),
+importance: share of dimensions won for max/min, of mass for sum/mean/attention, of the first
+head layer's mass for per-modality and concat pools),
 `winners` (N, M) the number of the D dimensions each modality wins (max/min pools only),
 elements (N, M) set elements per modality, and the run's features and pool as attrs.
 """
@@ -71,11 +72,10 @@ def write_predictions(out: str | Path, run: TrainedRun, ids: Sequence[str], prob
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     csv, h5_path = out.with_suffix(".csv"), out.with_suffix(".h5")
-    frame = pd.DataFrame({"id": list(ids),
-                          "predicted": predicted_labels(probs, run.classes, run.options.threshold),
-                          "failed": failed_column(ids, failed or {}, run.names)})
-    for k, name in enumerate(run.classes):
-        frame[f"p_{name}"] = probs[:, k]
+    columns = {"id": list(ids), "predicted": predicted_labels(probs, run.classes, run.options.threshold),
+               "failed": failed_column(ids, failed or {}, run.names)}
+    columns |= {f"p_{name}": probs[:, k] for k, name in enumerate(run.classes)}
+    frame = pd.DataFrame(columns)  # at once: a column per insert fragments the frame (pandas warns past 100)
     with atomic_write(csv) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_write(h5_path) as tmp, h5py.File(tmp, "w") as h5:

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from model import pools
 from model.options import COLLAPSE, LR_AUTO, THRESHOLD_DEV
 from model.runfiles import (PREDICTIONS, read_importance, read_metrics, read_predictions, run_threshold,
                             write_csv_md)
@@ -68,10 +69,12 @@ def feature_labels(metrics: dict, labels: dict[str, str]) -> list[str]:
 
 
 def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
-    return {"Method": metrics.get("method", "concat" if metrics["pool"] == "concat" else "set"),
+    """The run's table row: Method and Pool from its pool name (model/pools.py; a run of the
+    renamed `concat` pool is refused with its new names)."""
+    return {"Method": pools.method(metrics["pool"]),
             "Modalities": "+".join(feature_keys(metrics)),
             "Features": ", ".join(feature_labels(metrics, labels)),
-            "Pool": metrics["pool"]}
+            "Pool": pools.reduction(metrics["pool"])}
 
 
 def experiment(metrics: dict) -> dict[str, object]:

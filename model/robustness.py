@@ -4,10 +4,11 @@ Every run with several features is rebuilt from its `model.pt` (`model.build.loa
 no retraining) and scores its own test samples (the ids of its predictions.h5) under each
 condition: `intact`, `without X` (feature X made empty for every sample: zero set elements) for
 each feature, and `only X` (every other feature made empty). A set model then pools the elements
-that are left; the concat baseline sees zeros in the removed modality's block, as it does for an
-absent modality in training. Features are loaded as in training (the run's stores, the whole
-manifest, its `max_elements` and seed), and scored in the run's eval batches, so `intact`
-reproduces the run's metrics.json.
+that are left; a model that concatenates modalities (set per modality, the concat baselines) sees
+zeros in the removed modality's block, as it does for an absent modality in training. Rows name
+the pool as model/pools.py `label` does (`max`, `max per modality`, `concat padded`). Features
+are loaded as in training (the run's stores, the whole manifest, its `max_elements` and seed),
+and scored in the run's eval batches, so `intact` reproduces the run's metrics.json.
 
 Output (`write_robustness`): one row per (feature combination, pool, condition) with the task's
 two main metrics (F1 micro / macro, or accuracy / AUC) as mean and std over seeds (folds are
@@ -44,6 +45,7 @@ import pandas as pd
 import torch
 
 from core.manifest import read_manifest
+from model import pools
 from model.data import FeatureTable
 from model.metrics import evaluate
 from model.removal import Removal, removal_path, write_removal
@@ -127,7 +129,7 @@ def score_run(run_dir: str | Path, labels: dict[str, str] | None = None,
     autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if run.options.amp and cuda
                 else contextlib.nullcontext)
     key = run_key(metrics, labels or {})
-    base = {"combination": key["Features"], "modalities": key["Modalities"], "pool": key["Pool"],
+    base = {"combination": key["Features"], "modalities": key["Modalities"], "pool": pools.label(metrics["pool"]),
             "seed": metrics.get("seed"), "fold": metrics.get("fold"), "run": str(run_dir)}
     rows, outputs = [], {}
     for name, kept in conditions(feature_labels(metrics, labels or {})):
@@ -249,7 +251,8 @@ def views(removal: Sequence[Removal], labels: dict[str, str] | None = None) -> p
         except FileNotFoundError:
             mean_importance = np.full(len(names), np.nan)
         for m, label in enumerate(names):
-            rows.append({"combination": key["Features"], "modalities": key["Modalities"], "pool": key["Pool"],
+            rows.append({"combination": key["Features"], "modalities": key["Modalities"],
+                         "pool": pools.label(metrics["pool"]),
                          "modality": label, "importance": mean_importance[m], "removal_prob": item.prob[:, m].mean(),
                          "removal_share": item.mean_share()[m], "removal_loss": item.loss[:, m].mean()})
     frame = pd.DataFrame(rows)
@@ -294,6 +297,6 @@ def write_robustness(run_dirs: Sequence[str | Path], out: str | Path, labels: di
     png = plots.robustness_png(
         matrix, columns, row_labels, main, f"Test {main} with modalities removed, change vs intact",
         "Mean over seeds of the change per seed; grey hatched: the combination lacks that modality. "
-        "Set models pool what is left; the concat baseline fills a removed modality with zeros.",
+        "Set models pool what is left; per-modality and concat models fill a removed modality's block with zeros.",
         out.with_suffix(".png"))
     return out, md, png

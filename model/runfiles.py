@@ -102,7 +102,7 @@ def read_importance(run_dir: str | Path) -> tuple[list[str], np.ndarray, list[st
     """(ids, importance (N, M), modality names), or FileNotFoundError when the run has none."""
     path = Path(run_dir) / IMPORTANCE
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist (concat runs have no importance)")
+        raise FileNotFoundError(f"{path} does not exist; train the run first (python -m model train)")
     with h5py.File(path, "r") as h5:
         ids = list(h5["ids"].asstr()[()]) if len(h5["ids"]) else []
         return ids, h5["importance"][()], json.loads(h5.attrs["modalities"])

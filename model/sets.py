@@ -253,6 +253,14 @@ class FusionModel(nn.Module):
             raise ValueError(f"batch has {len(batch.parts)} features, model has {len(self.encoders)}")
         return [enc(part.values, part.bags).float() for enc, part in zip(self.encoders, batch.parts)]
 
+    def encode(self, batch: "Batch") -> tuple[Tensor, Tensor, Tensor]:
+        """Packed set elements: x (E, D), segment (E,), modality (E,)."""
+        parts = self.encode_parts(batch)
+        x = torch.cat(parts)  # (E, D)
+        segment = torch.cat([p.segment for p in batch.parts])  # (E,)
+        modality = torch.cat([torch.full_like(p.segment, i) for i, p in enumerate(batch.parts)])
+        return x, segment, modality
+
     def forward(self, batch: "Batch", with_importance: bool = False):  # pragma: no cover
         raise NotImplementedError
 
@@ -265,21 +273,13 @@ class SetModel(FusionModel):
                  dim: int = 32, hidden: Sequence[int] = (32,), dropout: float = 0.25,
                  encoders: dict[str, str] | None = None) -> None:
         if pool not in SET_POOLS:
-            raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(SET_POOLS)} or concat")
+            raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(SET_POOLS)}")
         super().__init__(features, num_classes, dim, hidden, dropout, head_in=dim, encoders=encoders)
         self.pool = pool
         self.scorer = nn.Linear(dim, 1) if pool == "attention" else None
         if self.scorer is not None:  # start as mean pooling; learn to depart from it
             nn.init.zeros_(self.scorer.weight)
             nn.init.zeros_(self.scorer.bias)
-
-    def encode(self, batch: "Batch") -> tuple[Tensor, Tensor, Tensor]:
-        """Packed set elements: x (E, D), segment (E,), modality (E,)."""
-        parts = self.encode_parts(batch)
-        x = torch.cat(parts)  # (E, D)
-        segment = torch.cat([p.segment for p in batch.parts])  # (E,)
-        modality = torch.cat([torch.full_like(p.segment, i) for i, p in enumerate(batch.parts)])
-        return x, segment, modality
 
     def forward(self, batch: "Batch", with_importance: bool = False):
         x, segment, modality = self.encode(batch)

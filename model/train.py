@@ -33,12 +33,13 @@ from torch import Tensor, nn
 
 from core.manifest import read_manifest
 from model import runfiles
+from model.baseline import padding_slots
 from model.build import build_model, infer
 from model.data import Batches, FeatureTable, load_features, table_bytes
 from model.manifest import class_names, select_splits, target_matrix
 from model.metrics import DEFAULT_SELECT, best_threshold, evaluate, metric_names
 from model.options import FEATURE_DEVICES, LR_AUTO, THRESHOLD_DEV, TrainOptions
-from model.pools import BASELINE, check_pool
+from model.pools import CONCAT_PADDED, check_pool, method
 from model.sets import FusionModel
 from model.spec import FeatureSpec
 from model.trained import store_attrs
@@ -173,9 +174,10 @@ def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: i
         data = load_run_data(manifest, specs, options, seed, dev)
         _log(log, describe(data))
         check_dev(data, options, manifest)
-        model, fitted, trials = search_lr(pool, data, options, seed, dev, log)
+        slots = padding_slots(data.tables, data.splits["train"]) if pool == CONCAT_PADDED else None
+        model, fitted, trials = search_lr(pool, data, options, seed, dev, log, slots)
         test = evaluate_split(model, data, data.splits["test"], options, fitted.threshold)
-        metrics = write_run(Path(out), data, model, pool, seed, options, fitted, test, trials)
+        metrics = write_run(Path(out), data, model, pool, seed, options, fitted, test, trials, slots)
     _log(log, f"test at lr {fitted.lr:g}, epoch {fitted.epoch}, threshold {fitted.threshold:g}: "
               + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
     return metrics
@@ -192,16 +194,18 @@ def check_dev(data: "RunData", options: TrainOptions, manifest: str | Path) -> N
 
 
 def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev: torch.device,
-              log: TextIO | None = None) -> tuple[FusionModel, "Fit", list[dict]]:
+              log: TextIO | None = None, slots: Sequence[int] | None = None
+              ) -> tuple[FusionModel, "Fit", list[dict]]:
     """`fit` once per peak lr of `options.lr_values()` (one unless lr=auto), each from the same
     initial weights (torch reseeded) and batch order; returns the model holding the best dev
-    score's weights (ties and NaN: the smaller lr), its Fit and one row per candidate."""
+    score's weights (ties and NaN: the smaller lr), its Fit and one row per candidate. `slots`:
+    concat_padded's blocks per feature (model/build.py)."""
     best: tuple[FusionModel, Fit] | None = None
     best_score, trials = math.nan, []
     values = options.lr_values()
     for lr in values:
         torch.manual_seed(seed)
-        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options).to(dev)
+        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options, slots).to(dev)
         if len(values) > 1:
             _log(log, f"lr {lr:g} ({len(trials) + 1} of {len(values)} candidates)")
         fitted = fit(model, data, dataclasses.replace(options, lr=lr), seed, log)
@@ -215,6 +219,21 @@ def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev:
         _log(log, f"lr {fitted.lr:g} chosen: dev {data.select} "
                   + ", ".join(f"{t['lr']:g}: {t['dev_metric']:.4f}" for t in trials))
     return model, fitted, trials
+
+
+def train_runs(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str,
+               runs: Sequence[tuple[int, int | None, str | Path]], device: str = "cpu",
+               options: TrainOptions | None = None, log: TextIO | None = sys.stderr) -> list[dict]:
+    """Several runs of one combination and pool, one after another in this process: each
+    `(seed, fold, out)` is `train` with that seed (and `fold=`) writing its own run folder, exactly
+    as alone. A grid cell's seeds (and folds) pay one process start (imports) instead of one each."""
+    options = options or TrainOptions()
+    results = []
+    for seed, fold, out in runs:
+        _log(log, f"run {out}: seed {seed}" + ("" if fold is None else f", fold {fold}"))
+        run_options = options if fold is None else dataclasses.replace(options, fold=fold)
+        results.append(train(manifest, specs, pool, seed, out, device, run_options, log))
+    return results
 
 
 @dataclass
@@ -377,12 +396,14 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
 
 
 def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, seed: int,
-              options: TrainOptions, fitted: Fit, test: Evaluation, trials: list[dict] | None = None) -> dict:
+              options: TrainOptions, fitted: Fit, test: Evaluation, trials: list[dict] | None = None,
+              slots: Sequence[int] | None = None) -> dict:
     """Write the run folder (predictions.h5, importance.h5, history.csv, model.pt,
     metrics.json, in that order: metrics.json last marks a complete run); returns the metrics.
     model.pt's `config` holds the lr and threshold the kept model ran with; metrics.json's
     `config` the options as given (`lr: auto`, `threshold: dev`), `lr` and `threshold` the
-    values used, `lr_search` each candidate's dev score, epoch and threshold."""
+    values used, `lr_search` each candidate's dev score, epoch and threshold. `slots`:
+    concat_padded's blocks per feature, recorded in model.pt and metrics.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     infos = [t.info for t in data.tables]
@@ -397,14 +418,15 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
         (out / runfiles.IMPORTANCE).unlink(missing_ok=True)
     runfiles.write_history(out, fitted.history)
     used = dataclasses.replace(options, lr=fitted.lr, threshold=test.threshold)
+    padding = {"slots": dict(zip(names, slots))} if slots is not None else {}
     runfiles.write_model(out, {"state_dict": fitted.state, "config": used.to_dict(), "pool": pool,
                                "features": [dataclasses.asdict(i) for i in infos], "classes": data.classes,
-                               "task": data.task, "seed": seed, "stores": data.stores})
+                               "task": data.task, "seed": seed, "stores": data.stores, **padding})
     dev = next(model.parameters()).device
     metrics = dict(test.metrics)
     metrics.update({
         "metric_names": list(test.metrics), "task": data.task,
-        "method": "concat" if pool == BASELINE else "set", "pool": pool, "seed": seed, "features": names,
+        "method": method(pool), "pool": pool, "seed": seed, "features": names, **padding,
         "feature_stores": {name: s["path"] + (f":{s['column']}" if s["column"] else "")
                            for name, s in data.stores.items()},
         "stores": data.stores,

@@ -3,13 +3,12 @@ the plan `.format()`s it. Patterns without a suffix are jobs that write several 
 
 from __future__ import annotations
 
-import os
-
 MANIFEST = "results/{dataset}/manifest.csv"
 STORE = "results/{dataset}/features/{feature}.h5"
 SHARD = "results/{dataset}/features/shards/{feature}/{shard}.h5"
 WEIGHTS_READY = "resources/weights/ready/{dataset}/{feature}.json"
-RUN_DIR = "results/{dataset}/runs/{combination}/{pool}/{run}"
+CELL_DIR = "results/{dataset}/runs/{combination}/{pool}"  # one training job: a run folder per seed(-fold)
+RUN_DIR = CELL_DIR + "/{run}"
 TABLE = "results/{dataset}_table"  # .csv and .md
 COMPARISONS = "results/{dataset}_comparisons"  # .csv and .md
 ROBUSTNESS = "results/{dataset}_robustness"  # .csv, .md, .png, _removal.h5, _views.csv
@@ -17,11 +16,6 @@ IMPORTANCE_FIGURE = "results/{dataset}/figures/importance_{combination}.png"
 MATRICES = "results/{dataset}/figures/matrices"
 GALLERY = "results/{dataset}/gallery"
 PREDICTIONS = "results/{dataset}/predictions"  # .csv and .h5
-
-
-def run_file(name: str, **fields: object) -> str:
-    """RUN_DIR/name for the wildcard values `fields` (dataset, combination, pool, run)."""
-    return os.path.join(RUN_DIR.format(**fields), name)
 
 
 def run_name(seed: int, fold: int | None = None) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from model.options import TrainOptions
-from pipeline.paths import (COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS, ROBUSTNESS,
-                            STORE, TABLE, WEIGHTS_READY, parse_run, run_file, run_name)
+from model.pools import BASELINES, PER_MODALITY, RENAMED
+from pipeline.paths import (CELL_DIR, COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS,
+                            ROBUSTNESS, RUN_DIR, STORE, TABLE, WEIGHTS_READY, parse_run, run_name)
 
 DRAWN = ("faces", "objects", "ocr")  # extractors whose boxes the gallery draws
 
@@ -31,14 +31,36 @@ def set_args(options: dict[str, Any], flag: str = "--set") -> str:
     return quoted(a for k, v in sorted(options.items()) for a in (flag, f"{k}={v}"))
 
 
+def check_renamed(config: dict[str, Any]) -> None:
+    """Refuse a renamed pool (`concat`) in a config's `pools` or `baseline` lists before the
+    schema does, naming what it is now (model/pools.py RENAMED)."""
+    for dataset, section in (config.get("datasets") or {}).items():
+        experiments = (section or {}).get("experiments") or {}
+        lists = [("pools", experiments.get("pools"))] + [
+            (f"combinations.{name}.{key}", (combo or {}).get(key))
+            for name, combo in (experiments.get("combinations") or {}).items() for key in ("pools", "baseline")]
+        for where, values in lists:
+            old = sorted(set(values) & set(RENAMED)) if isinstance(values, list) else []
+            if old:
+                raise ValueError(f"datasets.{dataset}.experiments.{where}: {RENAMED[old[0]]}; list them under "
+                                 "`baseline:` (e.g. baseline: [concat_mean, concat_padded])")
+
+
 def combination_pools(experiments: dict[str, Any], name: str) -> list[str]:
-    """The pools of one combination of an `experiments` section; `concat` (the late-fusion
-    baseline) for multi-feature ones unless `baseline` says otherwise."""
+    """The pools of one combination of an `experiments` section (its `pools`, else the section's),
+    then its late-fusion baselines: `baseline` lists them (true: both, false: none; default: both
+    when the combination has several features)."""
     combo = experiments["combinations"][name]
     pools = list(combo.get("pools") or experiments["pools"])
-    if combo.get("baseline", len(combo["features"]) > 1):
-        pools.append("concat")
-    return pools
+    several = len(combo["features"]) > 1
+    alone = [p for p in pools if p.endswith(PER_MODALITY)]
+    if alone and not several:
+        raise ValueError(f"combination {name!r} has one feature: {alone[0]} would pool it exactly as "
+                         f"{alone[0].removesuffix(PER_MODALITY)}; give per-modality pools to combinations of "
+                         "several features (their own `pools:`)")
+    baseline = combo.get("baseline", several)
+    baseline = list(BASELINES) if baseline is True else [] if baseline is False else baseline
+    return pools + list(dict.fromkeys(baseline))
 
 
 class Plan:
@@ -76,12 +98,11 @@ class Plan:
             for run in self.run_names(dataset)
         ]
 
-    def grid_metrics(self, dataset: str, combinations=None, pool: str | None = None) -> list[str]:
-        """metrics.json of the runs of grid(dataset, combinations, pool): a report job's inputs."""
-        return [
-            run_file("metrics.json", dataset=dataset, combination=c, pool=p, run=r)
-            for c, p, r in self.grid(dataset, combinations, pool)
-        ]
+    def grid_cells(self, dataset: str, combinations=None, pool: str | None = None) -> list[str]:
+        """The cell folders (one training job each, holding a run folder per run name) of
+        grid(dataset, combinations, pool), in table order: a report job's inputs."""
+        cells = dict.fromkeys((c, p) for c, p, _ in self.grid(dataset, combinations, pool))
+        return [CELL_DIR.format(dataset=dataset, combination=c, pool=p) for c, p in cells]
 
     def combinations_where(self, dataset: str, test: Callable[[dict], Any]) -> list[str]:
         return [n for n, c in self.experiments(dataset)["combinations"].items() if test(c)]
@@ -178,20 +199,22 @@ class Plan:
 
     def manifest_args(self, wildcards, input) -> str:
         ds = self.datasets[wildcards.dataset]
+        predict = ["--predict"] if "predict" in ds else []  # no split, no class warnings
         if ds["format"] == "ads":
             # folds: 0 leaves the manifest's own default (5 folds)
             folds = ["--folds", ds["folds"]] if ds["folds"] else []
             args = ["--format", "ads", "--annotations", input.source]
-            return quoted(args + folds + ["--seed", ds["fold_seed"]])
+            return quoted(args + folds + ["--seed", ds["fold_seed"]] + predict)
         if ds["format"] == "table":
             ratios = ",".join(str(r) for r in ds["split"]["ratios"])
             args = ["--format", "table", "--table", input.source, "--split-ratios", ratios]
             args += ["--sep", ds["sep"]] if ds["sep"] else []
             args += ["--strict-images"] if ds["strict_images"] else []
-            return quoted(args + ["--split-seed", ds["split"]["seed"]])
+            args += ["--allow-missing-images"] if ds["allow_missing_images"] else []
+            return quoted(args + ["--split-seed", ds["split"]["seed"]] + predict)
         args = ["--format", "mmimdb", "--root", ds["root"], "--plot", ds["plot"]]
         args += ["--genres", ",".join(ds["genres"])] if ds["genres"] else []
-        return quoted(args)
+        return quoted(args + predict)
 
     def download_args(self, wildcards) -> str:
         ds = self.datasets[wildcards.dataset]
@@ -222,7 +245,7 @@ class Plan:
     def weights_feature(self, dataset: str, feature: str) -> str:
         """Of the dataset's features run with the same extractor, backend and options, the first
         by name (not by config order, which YAML tools may change): its weights record serves them
-        all (the demo's text and ocr_text: one fetch job, not two)."""
+        all (imdb's text and ocr_text: one fetch job, not two)."""
         features = self.dataset_features(dataset)
         key = lambda name: (features[name]["extractor"], features[name]["backend"],  # noqa: E731
                             sorted(features[name]["options"].items()))
@@ -261,17 +284,20 @@ class Plan:
     def train_features(self, wildcards, input) -> str:
         return self.feature_args(self.combination_features(wildcards), input)
 
-    @staticmethod
-    def run_seed(wildcards) -> int:
-        return parse_run(wildcards.run)[0]
+    def train_runs(self, wildcards) -> str:
+        """`--run SEED[:FOLD]=RUN_DIR` of every run of the cell: one process trains them all."""
+        runs = []
+        for run in self.run_names(wildcards.dataset):
+            seed, fold = parse_run(run)
+            folder = RUN_DIR.format(dataset=wildcards.dataset, combination=wildcards.combination,
+                                    pool=wildcards.pool, run=run)
+            runs += ["--run", f"{seed}{'' if fold is None else f':{fold}'}={folder}"]
+        return quoted(runs)
 
     def train_args(self, wildcards) -> str:
-        """`--set KEY=VALUE` of the dataset's train options, the run's fold and the combination's
-        encoders and collapsed features."""
+        """`--set KEY=VALUE` of the dataset's train options and the combination's encoders and
+        collapsed features (folds come with each `--run`)."""
         options = dict(self.experiments(wildcards.dataset)["train"])
-        fold = parse_run(wildcards.run)[1]
-        if fold is not None:
-            options["fold"] = fold
         combo = self.experiments(wildcards.dataset)["combinations"][wildcards.combination]
         options |= {f"encoder.{name}": kind for name, kind in combo["encoders"].items()}
         options |= {f"collapse.{name}": how for name, how in combo["collapse"].items()}
@@ -292,20 +318,20 @@ class Plan:
         model_ds, combination, pool, run = self.predict_model(wildcards.dataset)
         inputs = {
             "manifest": MANIFEST.format(dataset=wildcards.dataset),
-            "model": run_file("model.pt", dataset=model_ds, combination=combination, pool=pool, run=run),
+            "model": CELL_DIR.format(dataset=model_ds, combination=combination, pool=pool),
         }
         return inputs | self.stores(wildcards.dataset, self.predict_features(wildcards))
 
     def predict_args(self, wildcards, input) -> str:
-        run = quoted(["--run", str(Path(input.model).parent)])
+        run = quoted(["--run", f"{input.model}/{self.predict_model(wildcards.dataset)[3]}"])
         return f"{run} {self.feature_args(self.predict_features(wildcards), input)}"
 
     # --- rule report.smk ---------------------------------------------------------------------------
 
-    @staticmethod
-    def run_folders(wildcards, input) -> str:
-        """`--runs` of a report job: the folder of each of its metrics.json inputs."""
-        return quoted(str(Path(p).parent) for p in input.runs)
+    def run_folders(self, wildcards, input) -> str:
+        """`--runs` of a report job: every run folder of its cell inputs."""
+        names = self.run_names(wildcards.dataset)
+        return quoted(f"{cell}/{run}" for cell in input.runs for run in names)
 
     def label_args(self, wildcards) -> str:
         return set_args(self.experiments(wildcards.dataset)["labels"], "--label")
@@ -322,7 +348,7 @@ class Plan:
         drawn = [n for n, f in self.dataset_features(ds).items() if f["extractor"] in DRAWN]
         return {
             "manifest": MANIFEST.format(dataset=ds),
-            "runs": self.grid_metrics(ds, pool="max"),
+            "runs": self.grid_cells(ds, pool="max"),
             "removal": f"{ROBUSTNESS.format(dataset=ds)}_removal.h5",
             "stores": list(self.stores(ds, drawn).values()),
         }

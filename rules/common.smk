@@ -8,6 +8,7 @@ from snakemake.utils import validate
 import gpuslots
 from model.pools import wildcard as pool_wildcard
 from pipeline.paths import (
+    CELL_DIR,
     COMPARISONS,
     GALLERY,
     IMPORTANCE_FIGURE,
@@ -15,14 +16,15 @@ from pipeline.paths import (
     MATRICES,
     PREDICTIONS,
     ROBUSTNESS,
-    RUN_DIR,
     SHARD,
     STORE,
     TABLE,
     WEIGHTS_READY,
 )
-from pipeline.plan import Plan
+from pipeline.plan import Plan, check_renamed
 
+# A renamed pool (`concat`) is named with what it is now, before the schema refuses it.
+check_renamed(config)
 # The schema fills every default: the plan reads config keys without fallbacks.
 validate(config, "../config/schema.yaml")
 
@@ -55,5 +57,4 @@ wildcard_constraints:
     feature=r"[A-Za-z0-9_]+",
     combination=r"[A-Za-z0-9_]+",
     pool=pool_wildcard(),  # model/pools.py: the one list of pools
-    run=r"seed\d+(-fold\d+)?",
     shard=r"\d+-of-\d+",

@@ -17,7 +17,7 @@ rule predict:
         gpu_slots=gpu_slots("predict"),
         gpu_shared=gpu_shared("predict"),
         mem_mb=model_mem_mb,
-        runtime=train_runtime,
+        runtime=predict_runtime,
     params:
         args=PLAN.predict_args,
         device=lookup(dpath="device", within=config),

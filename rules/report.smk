@@ -4,7 +4,7 @@
 rule table:
     """The dataset's table: every combination x pool (+ concat baseline), mean and std over seeds."""
     input:
-        runs=lambda w: PLAN.grid_metrics(w.dataset),
+        runs=lambda w: PLAN.grid_cells(w.dataset),
     output:
         csv=report(
             f"{TABLE}.csv",
@@ -30,7 +30,7 @@ rule importance_figure:
     """Mean feature importance per modality (max pooling) of one combination, beside the mean
     removal effect (from the robustness job)."""
     input:
-        runs=lambda w: PLAN.grid_metrics(w.dataset, [w.combination], "max"),
+        runs=lambda w: PLAN.grid_cells(w.dataset, [w.combination], "max"),
         removal=f"{ROBUSTNESS}_removal.h5",
     output:
         report(
@@ -56,7 +56,7 @@ rule importance_matrices:
     max-pooling feature combination (rows), with predicted and true labels; plus an overview.
     """
     input:
-        runs=lambda w: PLAN.grid_metrics(w.dataset, pool="max"),
+        runs=lambda w: PLAN.grid_cells(w.dataset, pool="max"),
     output:
         overview=report(
             f"{MATRICES}/overview.png",
@@ -94,7 +94,7 @@ rule robustness:
     modality removed in turn and with one modality kept, beside the intact score; and the
     removal effect per test sample and modality (the second view of importance)."""
     input:
-        runs=lambda w: PLAN.grid_metrics(
+        runs=lambda w: PLAN.grid_cells(
             w.dataset, PLAN.multi_feature_combinations(w.dataset)
         ),
     output:
@@ -160,7 +160,7 @@ rule comparisons:
     rows against their collapsed twins: deltas with paired bootstrap CIs and permutation p-values.
     """
     input:
-        runs=lambda w: PLAN.grid_metrics(w.dataset),
+        runs=lambda w: PLAN.grid_cells(w.dataset),
     output:
         csv=report(
             f"{COMPARISONS}.csv",

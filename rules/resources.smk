@@ -60,8 +60,13 @@ def gpu_shared(rule):
 
 
 def gpu_run(rule):
-    """Shell prefix binding a job of `rule` to a device slot ("" when slots are off)."""
-    return "" if SLOTS is None else SLOTS.prefix(rule)
+    """Params function: the shell prefix binding a job of `rule` to a device slot ("" when
+    slots are off), naming the job by its first output to jobs waiting for its GPU."""
+
+    def prefix(wildcards, output):
+        return "" if SLOTS is None else SLOTS.prefix(rule, job=output[0])
+
+    return prefix
 
 
 # --- shards --------------------------------------------------------------------------------
@@ -161,8 +166,19 @@ def model_mem_mb(wildcards, input, attempt):
     return attempt * int(1500 + 2 * input.size_mb)
 
 
+def run_minutes(trainings, attempt):
+    """Minutes: 10 to start, plus per training 30 on the CPU (40 epochs of one MM-IMDb run take
+    ~15 min on one CPU thread) or 5 on a GPU (~1 min)."""
+    return attempt * (10 + trainings * (5 if config["device"] == "cuda" else 30))
+
+
 def train_runtime(wildcards, input, attempt):
-    """40 epochs of MM-IMDb's grid cell take ~15 min on one CPU thread, ~1 min on a GPU; `lr: auto`
-    trains once per candidate."""
-    minutes = 30 if config["device"] == "cuda" else 120
-    return attempt * minutes * PLAN.lr_trainings(wildcards.dataset)
+    """A training job trains its cell's runs (seeds, folds) one after another, each once per lr
+    candidate under `lr: auto`."""
+    runs = len(PLAN.run_names(wildcards.dataset))
+    return run_minutes(runs * PLAN.lr_trainings(wildcards.dataset), attempt)
+
+
+def predict_runtime(wildcards, input, attempt):
+    """A predict job scores with one run."""
+    return run_minutes(1, attempt)

@@ -1,18 +1,15 @@
-# Training: one job per (combination, pool, seed); `concat` is the late-fusion baseline.
+# Training: one job per grid cell (combination, pool): it trains the cell's seeds (and folds) one
+# after another in one process and writes a run folder for each (model/pools.py names the pools).
 
 
 rule train:
-    """Train and evaluate one run; test metrics are taken at the best dev epoch."""
+    """Train and evaluate every run of one cell; test metrics are taken at the best dev epoch."""
     input:
         unpack(PLAN.train_inputs),
     output:
-        metrics=f"{RUN_DIR}/metrics.json",
-        history=f"{RUN_DIR}/history.csv",
-        predictions=f"{RUN_DIR}/predictions.h5",
-        importance=f"{RUN_DIR}/importance.h5",
-        model=f"{RUN_DIR}/model.pt",
+        directory(CELL_DIR),
     log:
-        "logs/{dataset}/train/{combination}/{pool}/{run}.log",
+        "logs/{dataset}/train/{combination}/{pool}.log",
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -25,12 +22,10 @@ rule train:
     params:
         features=PLAN.train_features,
         options=PLAN.train_args,
+        runs=PLAN.train_runs,
         device=lookup(dpath="device", within=config),
-        seed=PLAN.run_seed,
-        out=RUN_DIR,
         gpu_run=gpu_run("train"),
     shell:
         "{params.gpu_run}python -m model train --manifest {input.manifest} {params.features} --pool {wildcards.pool} "
-        "--seed {params.seed} --out {params.out} --device {params.device} --threads {threads} "
-        "{params.options} "
+        "{params.runs} --device {params.device} --threads {threads} {params.options} "
         "> {log} 2>&1"

@@ -119,6 +119,28 @@ def test_cues_match_the_files(root: Path) -> None:
     assert len({r["n_faces"] for r in rows}) >= 3
 
 
+def test_set_only_genres_are_cued_inside_the_sets_only(tmp_path: Path) -> None:
+    """Thriller, Horror and Sci-Fi show in no palette, photo or plot; their cues are their star's
+    face, always among other faces, and their tagline word."""
+    demo.compose(tmp_path, n=160, seed=2)
+    rows = list(_cues(tmp_path).values())
+    set_only = set(demo_assets.SET_ONLY)
+    assert set_only == set(demo_assets.STARS) and not set_only & set(demo_assets.PALETTES)
+    assert not set_only & set(demo_assets.PHOTOS.values()) and not set_only & set(demo_assets.PLOT_CLAUSES)
+    starred = 0
+    for r in rows:
+        genres, stars = set(r["genres"].split("|")), set(filter(None, r["star_genres"].split("|")))
+        faces = list(filter(None, r["face_sources"].split("|")))
+        assert not {r["palette_genre"], r["photo_genre"]} & set_only
+        assert not set(filter(None, r["plot_genres"].split("|"))) & set_only
+        assert stars <= genres & set_only and {demo_assets.STARS[g] for g in stars} <= set(faces)
+        assert not set(faces) & {demo_assets.STARS[g] for g in set_only - stars}  # a star means its genre
+        assert not stars or len(faces) > len(stars)  # never alone: one face of the set carries it
+        starred += bool(stars)
+    assert starred >= 10
+    assert any(r["tagline_genre"] in set_only and set(r["genres"].split("|")) & set_only for r in rows)
+
+
 def test_tagline_posters_have_their_text_band(root: Path) -> None:
     bands = ((0, 0, 0), (255, 255, 255), (250, 220, 0))
     tagged = [c for c in _cues(root).values() if c["tagline"]]

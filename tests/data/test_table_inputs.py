@@ -67,7 +67,7 @@ def test_wrong_field_counts_are_errors_and_quoted_newlines_are_fine(tmp_path):
     assert "line 5 (id s03): 5 fields, the header has 4" in text
     rows[1], rows[3] = "s01,,three fields,cat", "s03,,two,cat"
     write_rows(path, "id,image,text,labels", rows)
-    m, _ = build_manifest(path)
+    m, _ = build_manifest(path, allow_missing_images=True)  # no row has an image: allowed here
     assert m.set_index("id").loc["s04", "text"] == "a text over two lines, with a comma"
     assert len(m) == 6
 
@@ -81,7 +81,7 @@ def test_label_look_alikes_and_case_variants_warn(tmp_path, caplog):
     rows[3] = 's03,,t,animal'
     path = write_rows(tmp_path / "t.csv", "id,image,text,labels", rows)
     with caplog.at_level(logging.WARNING, logger="data.table"):
-        m, _ = build_manifest(path)
+        m, _ = build_manifest(path, allow_missing_images=True)
     assert "class 'person;space' (1 rows, first line 2) holds ';'" in caplog.text
     assert "(person|space)" in caplog.text
     assert "class 'object, food' (1 rows, first line 3) holds ','" in caplog.text
@@ -111,10 +111,11 @@ def test_another_separator_in_a_csv_is_named(tmp_path, sep, name):
     with pytest.raises(TableFormatError, match=f"line 1: the header .* holds {name}s: the file looks {name}-separated"):
         build_manifest(path)
     if sep == ";":
-        m, _ = build_manifest(path, sep=";")
+        m, _ = build_manifest(path, sep=";", allow_missing_images=True)
         assert m["text"].tolist() == ["x"]
         out = tmp_path / "m.csv"
-        assert data_main(["manifest", "--format", "table", "--table", str(path), "--sep", ";", "--out", str(out)]) == 0
+        assert data_main(["manifest", "--format", "table", "--table", str(path), "--sep", ";", "--out", str(out),
+                          "--allow-missing-images"]) == 0
 
 
 def test_non_utf8_names_the_line(tmp_path):
@@ -213,7 +214,8 @@ def test_unscorable_classes_are_warned_when_the_manifest_is_written(tmp_path, ca
 @pytest.mark.parametrize("name,content,message", [
     ("dup.csv", "id,text,text,labels\na,x,y,cat\n", r"line 1: the header names \['text'\] more than once"),
     ("nul.csv", "id,text,labels\na,x\x00y,cat\n", r"line 2: a NUL byte; the file is binary or UTF-16"),
-    ("cased.csv", "ID,Text,Labels\na,x,cat\n", r"names are lower-case: rename \['ID', 'Text', 'Labels'\]"),
+    ("cased.csv", "ID,Text,Labels\na,x,cat\n", r"column names are matched exactly .* rename 'ID' to 'id', 'Text' to 'text', "
+                                               r"'Labels' to 'labels'"),
     ("url.csv", "id,image,text\na,https://example.com/a.jpg,x\n", r"line 2 \(id a\): image 'https://example.com/a.jpg' is a URL"),
     ("bool.jsonl", '{"id": "a", "text": true}\n', r"line 1 \(id a\): column 'text' holds the JSON boolean true"),
     ("ids.jsonl", '{"id": 1, "text": "x"}\n{"id": 1.0, "text": "y"}\n', r"line 2 \(id 1\): id '1' repeats line 1"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from extract.__main__ import main as extract_main
 from extract.backbones import load_backbone
 from extract.base import Item
 from extract.boxes import BoxExtractor, BoxOptions
-from extract.faces import FaceOptions, build_embedder
+from extract.faces import FaceExtractor, FaceOptions, build_embedder
 from extract.store import read_store
 from extract.substitutes import strict_problems
 from extract.text import TextExtractor, TextOptions, minilm_dir
@@ -249,8 +250,10 @@ def test_cli_hf_on_the_offline_minilm_folder_writes_384d(tmp_path, manifest):
     store = read_store(out)
     assert store.attrs["dim"] == 384 and store.offsets.tolist() == [0, 1, 2, 2]
     assert store.attrs["pooling"] == "mean" and store.attrs["max_tokens"] == 256  # the folder's own
-    assert folder in store.attrs["model"] and "text backend hf" in store.attrs["substitute"]
-    assert json.loads(store.attrs["weights"])[0]["file"] == "model.safetensors"
+    # a local folder is named by its name, not its machine path; the file and its sha256 in weights
+    assert store.attrs["model"] == "model (transformers)" and "text backend hf" in store.attrs["substitute"]
+    assert json.loads(store.attrs["weights"]) == [{"file": "model.safetensors",
+                                                   "sha256": sha256(Path(folder) / "model.safetensors")}]
     # the same network as the minilm backend, which L2-normalises the same mean
     minilm = TextExtractor("minilm", CPU, TextOptions())
     texts = ["A cup of coffee on a saucer.", "A tabby cat looks at the camera."]
@@ -276,8 +279,10 @@ def test_hf_pool_cls_random_weights_and_a_name_under_resources_weights(tmp_path,
         TextExtractor("hf", CPU, TextOptions(model="sentence-transformers/not-here"))
     with pytest.raises(ValueError, match="pool='max'"):
         TextExtractor("hf", CPU, TextOptions(model=name, pool="max"))
-    with pytest.raises(ValueError, match="are for backends hf and open_clip"):
+    with pytest.raises(ValueError, match="option pool is for backend hf, not minilm"):
         TextExtractor("minilm", CPU, TextOptions(pool="cls"))
+    with pytest.raises(ValueError, match="option pretrained is for backend hf or open_clip, not roberta-base"):
+        TextExtractor("roberta-base", CPU, TextOptions(pretrained="false"))
 
 
 # --- box and face crops ------------------------------------------------------------------------
@@ -296,8 +301,8 @@ def test_box_and_face_crops_take_the_same_named_backbones(tmp_path):
     assert emb.dim == 512 and emb.preprocess["crop_mode"] == "squash" and "random weights" in emb.weights_note
     assert "timm resnet18 on face crops" in emb.model_name
     assert emb.model(emb.to_tensor(img.crop((150, 40, 300, 200)))[None]).shape == (1, 512)
-    with pytest.raises(ValueError, match="name the image backbone of backend backbone"):
-        build_embedder("senet50_256", FaceOptions(model="resnet18"), CPU)
+    with pytest.raises(ValueError, match="option model is for backend backbone, not senet50_256"):
+        FaceExtractor("senet50_256", CPU, FaceOptions(model="resnet18"))
 
 
 def test_strict_mode_lists_named_backbones_as_not_the_papers():

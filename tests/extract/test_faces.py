@@ -89,12 +89,43 @@ def test_faces_store_through_the_cli(tmp_path):
     assert counts == {"astronaut": 1, "coffee": 0, "crowd": 10, "corrupt": 0, "noimage": 0}
     assert store.rows["features"].shape == (11, 1280) and store.rows["features"].dtype == np.float16
     assert np.isfinite(store.rows["features"]).all()
+    # l2_normalize (default true) applies to this backend too: the attrs agree with the rows' norms
+    config = json.loads(store.attrs["config"])
+    assert config["l2_normalize"] is True and store.attrs["l2_normalized"] is True
+    norms = np.linalg.norm(store.rows["features"].astype(np.float32), axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=2e-3)  # float16 rows
+    # the config holds the options this backend applies, not senet50_256's
+    assert config["backbone"] == "mobilenet_v2" and not {"channel_order", "resize", "weights"} & set(config)
     for sid, (w, h) in sizes.items():
         rows = store.sample(sid)
         scores, boxes = rows["scores"], rows["boxes"]
         assert len(scores) <= 10 and np.all(np.diff(scores) <= 0) and np.all(scores >= 0.9)
         assert np.all(boxes[:, 0] >= 0) and np.all(boxes[:, 2] <= w) and np.all(boxes[:, 0] < boxes[:, 2])
         assert np.all(boxes[:, 1] >= 0) and np.all(boxes[:, 3] <= h) and np.all(boxes[:, 1] < boxes[:, 3])
+
+
+def test_l2_normalize_false_keeps_the_backbones_norms(tmp_path):
+    """The option the store's config records is what its rows show (true: the CLI test above)."""
+    manifest, _ = write_manifest(tmp_path)
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    frame[frame.id == "astronaut"].to_csv(manifest, index=False)
+    out = tmp_path / "faces.h5"
+    assert main(["faces", "--manifest", manifest, "--out", str(out), "--backend", "backbone", "--no-progress",
+                 "--set", "l2_normalize=false", "--set", "dtype=float32"]) == 0
+    store = read_store(out)
+    assert json.loads(store.attrs["config"])["l2_normalize"] is False and store.attrs["l2_normalized"] is False
+    assert np.linalg.norm(store.rows["features"], axis=1).min() > 5  # MobileNetV2's own: 18-25 on the demo
+
+
+def test_options_of_another_backend_are_refused(offline):
+    with pytest.raises(ValueError, match="option channel_order is for backend senet50_256, not backbone"):
+        FaceExtractor("backbone", CPU, FaceOptions(channel_order="bgr"))
+    with pytest.raises(ValueError, match="option backbone is for backend backbone, not senet50_256"):
+        FaceExtractor("senet50_256", CPU, FaceOptions(backbone="timm"))
+    with pytest.raises(ValueError, match="option weights is for backend senet50_256 or inception"):
+        FaceExtractor("backbone", CPU, FaceOptions(weights="mine.pth"))
+    with pytest.raises(ValueError, match="always L2-normalises"):  # facenet-pytorch normalises, always
+        FaceExtractor("inception_resnet_v1_vggface2", CPU, FaceOptions(l2_normalize=False))
 
 
 def test_max_faces_keeps_the_most_probable():

@@ -131,6 +131,10 @@ def test_wsl_architecture_loads_a_release_shaped_file(tmp_path, monkeypatch):
     backbone = load_backbone("resnext101_32x16d_wsl", torch.device("cpu"))
     x = backbone.preprocess(Image.fromarray(photos.chelsea()))[None]
     assert backbone.embed(x).shape == (1, 2048)
+    # random weights under the release's name: their sha256 does not start with c6f796b0, and the
+    # image (and boxes) stores write that into `substitute`
+    assert backbone.note.startswith("weights ig_resnext101_32x16-c6f796b0.pth have sha256 ")
+    assert f"sha256 {backbone.weights[1][:16]}..., not torch hub's WSL-Images release's c6f796b0" in backbone.note
 
 
 class Probe(Extractor):

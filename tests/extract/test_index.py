@@ -104,3 +104,15 @@ def test_hashed_ocr_words_from_an_input_store(tmp_path):
     assert store.counts.tolist() == [3, 0, 0] and store.attrs["vocab_size"] == 1000
     assert store.rows["labels"].tolist() == hash_tokens(["fear", "the", "NIGHT"], 1000).tolist()
     assert "c" in store.failed and "not in the input store" in store.failed["c"]
+
+
+def test_options_that_would_not_be_applied_are_refused(tmp_path):
+    """source=words reads the OCR store, not a manifest column; no network runs, so no autocast."""
+    import torch
+
+    from extract.index import IndexExtractor, IndexOptions
+
+    with pytest.raises(ValueError, match="column='naturalness' is for source=column"):
+        IndexExtractor("metadata", torch.device("cpu"), IndexOptions(column="naturalness", source="words"))
+    with pytest.raises(ValueError, match="always runs in float32"):
+        IndexExtractor("metadata", torch.device("cpu"), IndexOptions(column="naturalness", precision="fp16"))

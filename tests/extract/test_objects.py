@@ -77,6 +77,12 @@ def test_auto_backend_falls_back_to_torchvision():
     assert frozen and all(m.eps == 0.0 for m in frozen)  # as torchvision's own COCO_V1 loading does
 
 
+def test_precision_other_than_fp32_is_refused():
+    """Detection never autocasts, so a store recording fp16 would not tell the truth."""
+    with pytest.raises(ValueError, match="always runs in float32"):
+        ObjectExtractor("torchvision", CPU, ObjectOptions(precision="fp16"))
+
+
 def test_frozen_batch_norm_swap_keeps_outputs():
     from extract.objects import freeze_batch_norms
 
@@ -140,6 +146,9 @@ def test_objects_then_boxes_through_the_cli(tmp_path):
     assert emb.attrs["model"].startswith("mobilenet_v2 on object box crops")
     assert "mobilenet_v2" in emb.attrs["substitute"] and "WSL" in emb.attrs["substitute"]
     assert "score threshold 0.0" in store.attrs["substitute"] and "torchvision" in store.attrs["model"]
+    # random weights under the release's file name: not the published file, and the store says so
+    assert (f"weights {TORCHVISION_WEIGHTS.file} have sha256 {json.loads(store.attrs['weights'])[0]['sha256'][:16]}"
+            "..., not torchvision's release's 258fb6c6 (the hash prefix in its file name") in store.attrs["substitute"]
     # the rows are the embeddings of those very boxes: recompute one crop by hand
     from extract.backbones import load_backbone
     from extract.crops import crop

@@ -131,3 +131,10 @@ def test_cli_records_bad_images_and_absent_ones(tmp_path):
     assert store.attrs["substitute"].endswith("instead of the paper's OCR model from its reference [3], unnamed in its text")
     assert store.attrs["dim"] == 0 and store.attrs["extractor"] == "ocr"
     assert "craft_mlt_25k.pth" in store.attrs["weights"]
+    assert store.attrs["row_unit"].startswith("text box")  # a `words` row is a box: maybe several words
+
+
+def test_precision_other_than_fp32_is_refused():
+    """EasyOCR always runs in float32: a store recording bf16 would not tell the truth."""
+    with pytest.raises(ValueError, match="always runs in float32"):
+        OcrExtractor("easyocr-en", torch.device("cpu"), OcrOptions(precision="bf16"))

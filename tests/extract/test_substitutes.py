@@ -4,6 +4,7 @@ paper_strict check over the real config sections (importable without torch)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.hashing import sha256
 from extract import substitutes
 from extract.substitutes import PAPER, strict_problems, substitution
 
@@ -44,7 +46,7 @@ def test_table_matches_the_extractors():
 
 
 def test_paper_backends_are_no_substitute(monkeypatch):
-    monkeypatch.setattr(substitutes, "detectron2_available", lambda: True)
+    monkeypatch.setattr(substitutes, "detectron2_problem", lambda: "")
     for name, spec in features("imdb").items():
         if spec["extractor"] != "ocr":  # nobody can run the paper's OCR model [3]
             assert substitution(spec["extractor"], spec.get("backend", ""), spec.get("options")) is None, name
@@ -53,10 +55,10 @@ def test_paper_backends_are_no_substitute(monkeypatch):
 
 
 def test_stand_ins_are_named(monkeypatch):
-    monkeypatch.setattr(substitutes, "detectron2_available", lambda: False)
+    monkeypatch.setattr(substitutes, "detectron2_problem", lambda: "detectron2 is not importable")
     demo = {name: substitution(s["extractor"], s.get("backend", ""), s.get("options")) for name, s in features("demo").items()}
     assert "mobilenet_v2" in demo["image"] and "ResNeXt-101 32x16d WSL" in demo["image"]
-    assert "minilm" in demo["text"] and "RoBERTa" in demo["ocr_text"]
+    assert "minilm" in demo["text"] and "RoBERTa" in demo["ocr_words"]
     assert "MTCNN + mobilenet_v2 on face crops" in demo["faces"] and "SE-ResNet-50-256D" in demo["faces"]
     assert demo["ocr"].startswith("ocr backend easyocr-en (EasyOCR 1.7 by Jaided AI")  # a stand-in for [3]
     assert "instead of the paper's OCR model from its reference [3]" in demo["ocr"]
@@ -84,36 +86,133 @@ def test_strict_names_detectron2_and_how_to_build_it(monkeypatch):
 
 
 def test_strict_passes_the_paper_setup_with_everything_there(monkeypatch):
-    monkeypatch.setattr(substitutes, "detectron2_available", lambda: True)
+    monkeypatch.setattr(substitutes, "detectron2_problem", lambda: "")
     for name in ("DMMS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # weights download when needed
         monkeypatch.delenv(name, raising=False)
     assert strict_problems(features("imdb")) == []
-    assert len(strict_problems(features("demo"))) == 5  # image, text, faces, ocr_text, ocr_words; EasyOCR accepted
+    assert len(strict_problems(features("demo"))) == 4  # image, text, faces, ocr_words; EasyOCR accepted
 
 
 def test_strict_offline_needs_the_weight_files_present(monkeypatch, tmp_path):
-    monkeypatch.setattr(substitutes, "detectron2_available", lambda: True)
+    monkeypatch.setattr(substitutes, "detectron2_problem", lambda: "")
     monkeypatch.setenv("DMMS_OFFLINE", "1")
     monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))  # not this machine's cache
     problems = dict(p.split(": ", 1) for p in strict_problems(features("imdb")))
     assert set(problems) == {"image", "faces", "objects", "boxes", "text", "ocr_text"}  # RoBERTa too
-    assert "RoBERTa roberta-base weights not found" in problems["text"] and "save_pretrained" in problems["text"]
+    assert "RoBERTa roberta-base weights not found" in problems["text"]
+    assert "hf download FacebookAI/roberta-base config.json model.safetensors" in problems["text"]
     assert "senet50_256.pth" in problems["faces"] and "senet50_256_pytorch.tar.gz" in problems["faces"]
     assert "ig_resnext101_32x16-c6f796b0.pth" in problems["image"]
     assert "model_final_b275ba.pkl" in problems["objects"]
-    for name in ("senet50_256.pth", "ig_resnext101_32x16-c6f796b0.pth", "model_final_b275ba.pkl"):
-        (tmp_path / name).write_bytes(b"weights")
-    roberta = tmp_path / "roberta-base"
+
+
+def put_paper_files(folder: Path) -> dict[str, Path]:
+    """Every paper weight file where the project looks for it (DMMS_WEIGHTS, the WSL file in torch
+    hub's cache), with other bytes than the published files: a random or corrupt download."""
+    from extract.weights import hub_dir
+
+    hub_dir().mkdir(parents=True)
+    files = {name: folder / name for name in ("senet50_256.pth", "model_final_b275ba.pkl")}
+    files["ig_resnext101_32x16-c6f796b0.pth"] = hub_dir() / "ig_resnext101_32x16-c6f796b0.pth"
+    for name, path in files.items():
+        path.write_bytes(f"random weights standing for {name}".encode())
+    roberta = folder / "roberta-base"
     roberta.mkdir()
     (roberta / "config.json").write_text("{}")
-    (roberta / "model.safetensors").write_bytes(b"weights")
-    problems = strict_problems(features("imdb"))  # all present; the local senet file is not the release
-    assert len(problems) == 1 and problems[0].startswith(f"faces: {tmp_path / 'senet50_256.pth'} has sha256 ")
-    assert "not the VGGFace2 PyTorch release's 3a3c7e03fcd9ccfd" in problems[0]
+    files["roberta"] = roberta / "model.safetensors"
+    files["roberta"].write_bytes(b"random weights standing for roberta-base")
+    return files
+
+
+def test_strict_lists_every_weight_file_that_is_not_the_published_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(substitutes, "detectron2_problem", lambda: "")
+    monkeypatch.setenv("DMMS_OFFLINE", "1")
+    monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    files = put_paper_files(tmp_path)
+    problems = dict(p.split(": ", 1) for p in strict_problems(features("imdb")))
+    # detectron2 publishes no hash for model_final_b275ba.pkl: only what can be checked is listed
+    assert set(problems) == {"image", "boxes", "faces", "text", "ocr_text"}
+    for name, prefix in (("image", "c6f796b0"), ("boxes", "c6f796b0")):
+        assert problems[name].startswith(f"{files['ig_resnext101_32x16-c6f796b0.pth']}: weights ig_resnext101_32x16")
+        assert f"not torch hub's WSL-Images release's {prefix} (the hash prefix in its file name" in problems[name]
+        assert "download https://download.pytorch.org/models/ig_resnext101_32x16-c6f796b0.pth" in problems[name]
+    assert problems["faces"].startswith(f"{files['senet50_256.pth']}: weights senet50_256.pth have sha256 ")
+    assert "not the VGGFace2 PyTorch release's 3a3c7e03fcd9ccfd" in problems["faces"]
+    assert problems["text"].startswith(f"{files['roberta']}: weights model.safetensors have sha256 ")
+    assert "not Hugging Face's roberta-base's 5bde1d28afb363d0" in problems["text"]
+    # the published files pass: each hash made to be the one of the file in place
+    digest = {name: sha256(path) for name, path in files.items()}
     monkeypatch.setattr(substitutes, "SENET50_256", dataclasses.replace(
-        substitutes.SENET50_256, sha256=substitutes.sha256(tmp_path / "senet50_256.pth"), size=7))
+        substitutes.SENET50_256, sha256=digest["senet50_256.pth"], size=0))
+    monkeypatch.setattr(substitutes, "WSL_WEIGHTS", dataclasses.replace(
+        substitutes.WSL_WEIGHTS, sha256_prefix=digest["ig_resnext101_32x16-c6f796b0.pth"][:8]))
+    monkeypatch.setitem(substitutes.ROBERTA_BASE_FILES, "model.safetensors", dataclasses.replace(
+        substitutes.ROBERTA_BASE_FILES["model.safetensors"], sha256=digest["roberta"]))
     assert strict_problems(features("imdb")) == []
+
+
+def test_strict_checks_roberta_in_the_hugging_face_cache(monkeypatch, tmp_path):
+    """The cache's layout: models--NAME/snapshots/REVISION/ with refs/main naming the revision."""
+    monkeypatch.setenv("DMMS_OFFLINE", "1")
+    monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    repo = tmp_path / "hf" / "models--roberta-base"
+    for revision, content in (("0ld", b"old"), ("e2da8e2f811d1448a5b465c236feacd80ffbac7b", b"random weights")):
+        snapshot = repo / "snapshots" / revision
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text("{}")
+        (snapshot / "pytorch_model.bin").write_bytes(content)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("e2da8e2f811d1448a5b465c236feacd80ffbac7b")
+    text = {"text": {"extractor": "text", "backend": "roberta-base"}}
+    problem = strict_problems(text)[0]
+    assert problem.startswith(f"text: {repo / 'snapshots/e2da8e2f811d1448a5b465c236feacd80ffbac7b/pytorch_model.bin'}: ")
+    assert "not Hugging Face's roberta-base's 278b7a95739c4392" in problem
+
+
+def test_readme_installs_detectron2_with_the_hint_of_the_code():
+    readme = (ROOT / "README.md").read_text()
+    assert substitutes.DETECTRON2_INSTALL in readme
+    assert substitutes.DETECTRON2_INSTALL in substitutes.DETECTRON2_HINT
+    for package in ("fvcore", "iopath", "pycocotools", "omegaconf", "hydra-core", "yacs"):
+        assert package in substitutes.DETECTRON2_INSTALL
+
+
+def fake_detectron2(folder: Path, model_zoo: str) -> None:
+    """A package named detectron2 whose `model_zoo` module holds `model_zoo` (source code)."""
+    package = folder / "detectron2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "model_zoo.py").write_text(model_zoo)
+
+
+@pytest.mark.parametrize("importable", [False, True])
+def test_auto_picks_detectron2_only_when_its_model_zoo_imports(monkeypatch, tmp_path, importable):
+    """A detectron2 built against another torch is found by find_spec but fails to import: auto
+    falls back to torchvision (recorded as a substitute) and strict mode names the import error."""
+    code = "" if importable else "raise ImportError('undefined symbol: _ZN3c10 (built against another torch)')"
+    fake_detectron2(tmp_path, code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "detectron2", raising=False)
+    monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path / "weights"))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "model_final_b275ba.pkl").write_bytes(b"weights")  # no published hash to check
+    substitutes._import_error.cache_clear()
+    assert importlib.util.find_spec("detectron2") is not None  # the package is found either way
+    objects = {"objects": {"extractor": "objects", "backend": "auto"}}
+    if importable:
+        assert substitutes.resolved_backend("objects", "auto") == "detectron2"
+        assert substitution("objects", "auto") is None
+        assert strict_problems(objects) == []
+    else:
+        assert substitutes.resolved_backend("objects", "auto") == "torchvision"
+        assert "torchvision" in substitution("objects", "auto")
+        problem = strict_problems(objects)[0]
+        assert "detectron2 is installed but `from detectron2 import model_zoo` fails" in problem
+        assert "built against another torch" in problem and substitutes.DETECTRON2_INSTALL in problem
+    substitutes._import_error.cache_clear()
 
 
 def test_faces_margin_is_the_box_itself_on_the_paper_path():

@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
+from core.hashing import sha256
 from extract.__main__ import main
 from extract.base import Item
 from extract.store import StoreBuilder, base_attrs, read_store, write_store
-from extract.text import TextExtractor, TextOptions
+from extract.text import TextExtractor, TextOptions, minilm_dir
 from tests.tiny_roberta import hf_vocab, save_hf_roberta, save_hf_tokenizer, train_bpe
 
 CPU = torch.device("cpu")
@@ -123,33 +124,55 @@ def test_per_word_embeds_each_ocr_word_as_one_row(tmp_path, minilm):
     np.testing.assert_allclose(store.rows["features"], want, atol=1e-5)  # word by word, in order
     whole = features(minilm, ["SILENT RIVER GHOST"])[0]
     assert not np.allclose(store.sample("1")["features"].mean(0), whole[0], atol=1e-2)
+    # each row carries its word: the box "SILENT RIVER" is two rows, matched to their words
+    assert store.rows["words"].tolist() == ["SILENT", "RIVER", "GHOST", "BLUE"]
+    assert store.sample("1")["words"].tolist() == ["SILENT", "RIVER", "GHOST"]
+    assert store.attrs["row_unit"].startswith("word") and store.attrs["l2_normalized"]
+    np.testing.assert_allclose(np.linalg.norm(store.rows["features"], axis=1), 1.0, atol=1e-5)
+    assert main(["text", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "one.h5"), "--backend",
+                 "minilm", "--input", str(tmp_path / "ocr.h5"), "--no-progress"]) == 0
+    one = read_store(tmp_path / "one.h5")  # one row per text: no words column
+    assert "words" not in one.rows and one.attrs["row_unit"] == "text"
 
 
 def test_roberta_runs_in_fp32_and_says_which_model_ran(roberta_dir):
     ex = TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), dtype="float32"))
     attrs = ex.extra_attrs()
     assert TextOptions().precision == "fp32" and ex.precision == "fp32"  # not `auto`: fp32 on GPUs too
-    assert attrs["model"].startswith("transformers ") and str(roberta_dir) in attrs["model"]
+    assert attrs["model"] == f"{roberta_dir.name} (transformers, model.safetensors)"  # a name, not a path
     # a folder not named roberta-base is not known to be the paper's model: said so
     assert "instead of the paper's roberta-base" in attrs["substitute"]
     with pytest.raises(ValueError, match="precision"):
         TextExtractor("roberta-base", CPU, TextOptions(model=str(roberta_dir), precision="fp8"))
 
 
-def test_roberta_base_folder_is_the_paper_model(roberta_dir, tmp_path, monkeypatch):
+def test_roberta_base_folder_is_the_paper_model_only_with_the_published_weights(roberta_dir, tmp_path, monkeypatch):
+    """resources/weights/roberta-base holding random weights (in the real layout: config.json,
+    tokenizer files, model.safetensors) is flagged; the same folder with the published file is not."""
+    import dataclasses
     import shutil
+
+    from extract import substitutes
 
     shutil.copytree(roberta_dir, tmp_path / "roberta-base")
     monkeypatch.setenv("DMMS_WEIGHTS", str(tmp_path))  # resources/weights/roberta-base
     ex = TextExtractor("roberta-base", CPU, TextOptions(dtype="float32"))
-    assert ex.extra_attrs()["substitute"] == ""
-    assert ex.extra_attrs()["model"] == f"transformers roberta-base ({tmp_path / 'roberta-base'})"
+    attrs = ex.extra_attrs()
+    assert attrs["model"] == "roberta-base (transformers, model.safetensors)"
+    assert attrs["substitute"].startswith("weights model.safetensors have sha256 ")
+    assert "not Hugging Face's roberta-base's 5bde1d28afb363d0" in attrs["substitute"]
+    digest = sha256(tmp_path / "roberta-base" / "model.safetensors")
+    assert ex.weights == [("model.safetensors", digest)]
+    published = dataclasses.replace(substitutes.ROBERTA_BASE_FILES["model.safetensors"], sha256=digest)
+    monkeypatch.setitem(substitutes.ROBERTA_BASE_FILES, "model.safetensors", published)  # as if it were
+    assert TextExtractor("roberta-base", CPU, TextOptions(dtype="float32")).extra_attrs()["substitute"] == ""
 
 
 def test_minilm_is_recorded_as_a_substitute(minilm):
     attrs = minilm.extra_attrs()
     assert "minilm" in attrs["substitute"] and "RoBERTa" in attrs["substitute"]
-    assert "transformers" in attrs["model"]
+    assert attrs["model"] == "all-MiniLM-L6-v2 (transformers, model.safetensors)"  # not the package's path
+    assert minilm.weights == [("model.safetensors", sha256(minilm_dir() / "model.safetensors"))]
 
 
 def test_precision_option_autocasts(roberta_dir):

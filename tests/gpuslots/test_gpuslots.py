@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -52,6 +55,7 @@ def test_plan_sizes():
     assert (p.shared("extract_shard"), p.shared("train")) == (0, 1)  # whole devices never count
     assert Plan(1, {"extract_shard": 3, "train": 8}).units == 24  # every share divides the units
     assert "--gpus 2 --share 8 --units 8 --" in p.prefix("train")
+    assert p.prefix("train", job="runs/a b/metrics.json").endswith(" --units 8 --job 'runs/a b/metrics.json' -- ")
     with pytest.raises(KeyError, match="gpu_share: {predict: N}"):
         p.need("predict")
     with pytest.raises(ValueError, match=">= 1"):
@@ -161,16 +165,17 @@ def test_exclusive_job_never_overlaps_another_on_its_gpu(tmp_path):
     """A whole-device job (share 1 of units 8) and sharing jobs on one GPU: never together."""
     one = {"CUDA_VISIBLE_DEVICES": "0"}
     args = ("--gpus", "1", "--units", "8")
-    whole = wrapper(tmp_path, "--kind", "extract_shard", "--share", "1", *args, script="echo started; exec sleep 30",
-                    env=one, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    whole = wrapper(tmp_path, "--kind", "extract_shard", "--share", "1", *args, "--job", "features/shards/a/1-of-2.h5",
+                    script="echo started; exec sleep 30", env=one, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert whole.stdout.readline().strip() == "started"
         sharer = wrapper(tmp_path, "--kind", "train", "--share", "8", *args, "--timeout", "1.5",
                          script="echo ran", env=one, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         stdout, stderr = sharer.communicate(timeout=30)
         assert sharer.returncode == 75 and stdout == "", stderr  # it gave up; it never ran
-        assert "train: no 1/8 of a GPU free within 1.5 s" in stderr
-        assert f"pid {whole.pid} (extract_shard, 1 of it)" in stderr  # who holds the device
+        assert "train sh -c echo ran: no 1/8 of a GPU free within 1.5 s" in stderr  # its command names it
+        # who holds the device: its job, as the rule named it
+        assert f"GPU 0: extract_shard features/shards/a/1-of-2.h5 (1 of it, pid {whole.pid}) since " in stderr
     finally:
         whole.kill()
         whole.wait()
@@ -198,24 +203,271 @@ def test_whole_device_waiter_is_not_starved(tmp_path):
     got[0].release()
 
 
+def reserved_gpus(folder: Path) -> set[str]:
+    """The devices a live waiter reserves (its `.reserve` file flock-ed)."""
+    held = set()
+    for path in folder.glob("gpu*.reserve"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.add(path.name[3:].split(".")[0])
+        finally:
+            os.close(fd)
+    return held
+
+
+def waiting(gpus: list[str], units: int, need: int, folder: Path) -> tuple[threading.Thread, list]:
+    """acquire() in a thread (its own open files: its flocks are another holder's); [Holding] once got."""
+    got = []
+    thread = threading.Thread(target=lambda: got.append(acquire(gpus, units, need, folder, poll=0.05, timeout=10)))
+    thread.start()
+    return thread, got
+
+
 def test_reservation_moves_to_the_gpu_that_drains_first(tmp_path):
-    """Both devices busy; the waiter reserves one, and takes the other as soon as it is free."""
+    """Both devices busy; the waiter reserves one, and takes the other as soon as it is free. Then
+    it holds a device and reserves none: the one it had reserved is idle, and a sharing job gets
+    it at once (a kept reservation made one wait 14.1 s instead of 0.3 s)."""
     gpus = ["0", "1"]
     a = acquire(gpus, 4, 1, tmp_path, timeout=2)
     b = acquire(gpus, 4, 1, tmp_path, timeout=2)
     assert {a.gpu, b.gpu} == {"0", "1"}
-    got = []
     started = time.monotonic()
-    waiter = threading.Thread(target=lambda: got.append(acquire(gpus, 4, 4, tmp_path, poll=0.05, timeout=10)))
-    waiter.start()
-    time.sleep(0.5)
-    reserved = next(h for h in (a, b) if (tmp_path / f"gpu{h.gpu}.reserve").exists())
+    waiter, got = waiting(gpus, 4, 4, tmp_path)
+    wait_for(lambda: reserved_gpus(tmp_path), 5, "a reservation")
+    reserved = next(h for h in (a, b) if reserved_gpus(tmp_path) == {h.gpu})
     other = b if reserved is a else a
     other.release()  # the device it did not reserve drains first
     waiter.join(15)
     assert got and got[0].gpu == other.gpu and time.monotonic() - started < 3
-    reserved.release()
+    assert reserved_gpus(tmp_path) == set()  # dropped once it holds a device
+    reserved.release()  # the reserved device is idle now
+    started = time.monotonic()
+    sharer = acquire(gpus, 4, 1, tmp_path, poll=0.05, timeout=2)
+    assert sharer.gpu == reserved.gpu and time.monotonic() - started < 1
+    sharer.release()
     got[0].release()
+
+
+def test_a_waiter_that_got_its_device_does_not_keep_it_reserved(tmp_path):
+    """A job needing 2/8 reserves the busy device and gets it; sharing jobs then still join it
+    (a reservation kept after getting the device kept them out while 6/8 of it were idle)."""
+    whole = acquire(["0"], 8, 8, tmp_path, timeout=2)
+    waiter, got = waiting(["0"], 8, 2, tmp_path)
+    wait_for(lambda: reserved_gpus(tmp_path) == {"0"}, 5, "the reservation of GPU 0")
+    whole.release()
+    waiter.join(15)
+    assert got and got[0].gpu == "0" and reserved_gpus(tmp_path) == set()
+    started = time.monotonic()
+    sharer = acquire(["0"], 8, 1, tmp_path, poll=0.05, timeout=2)
+    assert time.monotonic() - started < 1
+    sharer.release()
+    got[0].release()
+
+
+def test_a_moved_reservation_does_not_keep_the_old_one(tmp_path):
+    """GPU 0 at 3/8, GPU 1 at 2/8: a whole-device waiter reserves GPU 1; when GPU 0 falls to 1/8
+    it moves there, and GPU 1 (2/8 used) takes sharing jobs again (a kept old reservation left
+    both devices reserved and the sharing job waiting)."""
+    gpus = ["0", "1"]
+    a1 = acquire(gpus, 8, 2, tmp_path, timeout=2)
+    b = acquire(gpus, 8, 2, tmp_path, timeout=2)
+    a2 = acquire(gpus, 8, 1, tmp_path, timeout=2)
+    assert (a1.gpu, b.gpu, a2.gpu) == ("0", "1", "0")
+    waiter, got = waiting(gpus, 8, 8, tmp_path)
+    wait_for(lambda: reserved_gpus(tmp_path) == {"1"}, 5, "the reservation of GPU 1")
+    a1.release()  # GPU 0 at 1/8: less loaded than the reserved GPU 1
+    wait_for(lambda: reserved_gpus(tmp_path) == {"0"}, 5, "the reservation to move to GPU 0")
+    sharer = acquire(gpus, 8, 1, tmp_path, poll=0.05, timeout=1)
+    assert sharer.gpu == "1"
+    sharer.release()
+    a2.release()
+    waiter.join(15)
+    assert got and got[0].gpu == "0"
+    got[0].release()
+    b.release()
+
+
+def job_script(out: Path, name: str) -> str:
+    """Say it started (with its device), then run until the test writes NAME.stop."""
+    return f'echo "$CUDA_VISIBLE_DEVICES" > {out}/{name}.ran; while [ ! -e {out}/{name}.stop ]; do sleep 0.05; done'
+
+
+def test_a_killed_wrapper_keeps_the_gpu_until_its_command_tree_is_gone(tmp_path):
+    """SIGKILL of the wrapper of `sh -c 'sleep 30 & wait'`: the sh ends (told by the dying
+    wrapper), the sleep runs on, and the GPU stays held until it is gone (the next job got the GPU
+    at once while the sleep still ran)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    first = wrapper(tmp_path / "locks", "--kind", "extract_shard", "--job", "features/shards/a/1-of-2.h5",
+                    script=f"sleep 30 & echo $! > {out}/sleep; wait", stderr=subprocess.DEVNULL)
+    sleep = None
+    try:
+        wait_for(lambda: (out / "sleep").exists() and (out / "sleep").read_text().strip(), 10, "the command")
+        sleep = int((out / "sleep").read_text())
+        first.kill()
+        first.wait()
+        time.sleep(0.3)  # the sh gets SIGTERM from the dying wrapper and ends
+        assert not gone(sleep)
+        second = wrapper(tmp_path / "locks", "--kind", "extract_shard", "--timeout", "1", script="echo ran",
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout, stderr = second.communicate(timeout=30)
+        assert second.returncode == 75 and stdout == "", stderr
+        assert (f"extract_shard features/shards/a/1-of-2.h5 (1 of it, wrapper pid {first.pid} and command pid "
+                in stderr and "gone, a process they started runs on)" in stderr), stderr
+        os.kill(sleep, signal.SIGKILL)
+        wait_for(lambda: gone(sleep), 10, "the sleep to end")
+        third = wrapper(tmp_path / "locks", "--kind", "extract_shard", "--timeout", "10", script="echo ran",
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert third.communicate(timeout=30)[0].strip() == "ran" and third.returncode == 0
+    finally:
+        first.kill()
+        first.wait()
+        if sleep is not None and not gone(sleep):
+            os.kill(sleep, signal.SIGKILL)
+
+
+def test_a_wrapper_killed_while_stopped_with_its_command_keeps_the_gpu(tmp_path):
+    """Wrapper and command stopped together (SIGSTOP to the job's process group), then the wrapper
+    SIGKILLed: the stopped command still holds the GPU, and the waiter says it is stopped."""
+    out = tmp_path / "out"
+    out.mkdir()
+    first = wrapper(tmp_path / "locks", "--kind", "extract_shard", "--job", "features/shards/b/1-of-1.h5",
+                    script=f"echo $$ > {out}/sh; sleep 30; true", stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: (out / "sh").exists() and (out / "sh").read_text().strip(), 10, "the command")
+        command = int((out / "sh").read_text())
+        os.killpg(first.pid, signal.SIGSTOP)
+        wait_for(lambda: "State:\tT" in Path(f"/proc/{command}/status").read_text(), 10, "the command to stop")
+        first.kill()
+        first.wait()
+        second = wrapper(tmp_path / "locks", "--kind", "train", "--share", "8", "--timeout", "1", "--job", "runs/x",
+                         script="echo ran", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout, stderr = second.communicate(timeout=30)
+        assert second.returncode == 75 and stdout == "", stderr
+        assert "gpuslots: train runs/x: no 1/8 of a GPU free within 1.0 s" in stderr
+        assert (f"extract_shard features/shards/b/1-of-1.h5 (1 of it, pid {command}, its wrapper pid {first.pid} "
+                "gone, stopped) since ") in stderr
+        os.killpg(first.pid, signal.SIGKILL)
+        wait_for(lambda: gone(command), 10, "the command to end")
+        third = wrapper(tmp_path / "locks", "--kind", "train", "--share", "8", "--timeout", "10", script="echo ran",
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert third.communicate(timeout=30)[0].strip() == "ran" and third.returncode == 0
+    finally:
+        try:
+            os.killpg(first.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        first.wait()
+
+
+USERS = (52001, 52002)  # two users of the machine (setpriv), neither owning the lock folder
+
+
+def as_user(uid: int) -> list[str]:
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+
+
+@pytest.fixture
+def users_folder():
+    """A folder every user can reach: gpuslots (standalone) and the fs.protected_regular=1 shim
+    as sitecustomize on `pkg/`, `locks/` made by root mode 1777 (as /tmp), `out/` for the jobs;
+    and a Python the other users may run."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run jobs as two other users (CI runs as root)")
+    base = Path(tempfile.mkdtemp(prefix="gpuslots-users-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        shutil.copytree(ROOT / "gpuslots", base / "pkg/gpuslots", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(Path(__file__).with_name("protected_regular.py"), base / "pkg/sitecustomize.py")
+        for name in ("locks", "out"):
+            (base / name).mkdir()
+            (base / name).chmod(0o1777)
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(base / "pkg"), "HOME": str(base / "out"),
+               "CUDA_VISIBLE_DEVICES": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+        probe = "import gpuslots, sitecustomize, sys; print(sys.executable)"
+        for python in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+            if python and subprocess.run([*as_user(USERS[0]), python, "-c", probe], env=env,
+                                         capture_output=True).returncode == 0:
+                yield base, python, env
+                return
+        pytest.fail(f"no Python that user {USERS[0]} may run (tried {sys.executable} and python3)")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_users_share_one_lock_folder(users_folder):
+    """User A's job holds GPU 0 after waiting for it (A made a reservation file, as the first user
+    of a machine does); user B's whole-GPU job then waits, times out with 75 naming A's job, and
+    when A's job ends runs; while B waits, B's reservation keeps A's sharing job out. All under
+    fs.protected_regular=1 (O_CREAT of another user's file in the sticky folder is refused); B
+    crashed with PermissionError on A's gpu0.reserve, opened for writing."""
+    base, python, env = users_folder
+    locks, out = base / "locks", base / "out"
+    a, b = USERS
+
+    def job(uid: int, name: str, share: int, *args: str, **popen) -> subprocess.Popen:
+        cmd = [*as_user(uid), python, "-m", "gpuslots", "run", "--dir", str(locks), "--kind",
+               "train" if share > 1 else "extract_shard", "--share", str(share), "--units", "8", "--gpus", "1",
+               "--job", name, *args, "--", "sh", "-c", job_script(out, name)]
+        return subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+    def own_reservation(uid: int) -> bool:
+        return any(p.stat().st_uid == uid for p in locks.glob("gpu0*.reserve"))
+
+    procs = []
+    try:
+        procs.append(a1 := job(a, "a1", 8))
+        wait_for(lambda: (out / "a1.ran").exists(), 20, "a1 to start")
+        procs.append(a2 := job(a, "a2", 1))
+        wait_for(lambda: own_reservation(a), 20, "a2 to reserve GPU 0")
+        (out / "a1.stop").touch()
+        wait_for(lambda: (out / "a2.ran").exists(), 20, "a2 to take GPU 0")
+        # the sticky folder now holds user A's files: B must never O_CREAT them
+        alloc = locks / "alloc.lock"
+        assert alloc.stat().st_uid == a
+        refused = subprocess.run([*as_user(b), python, "-c", f"import os; os.open({str(alloc)!r}, os.O_RDONLY | os.O_CREAT)"],
+                                 env=env, capture_output=True, text=True)
+        assert refused.returncode != 0 and "PermissionError" in refused.stderr  # the semantics hold
+
+        b1 = job(b, "b1", 1, "--timeout", "1.5")
+        stdout, stderr = b1.communicate(timeout=60)
+        assert b1.returncode == 75 and "Traceback" not in stderr, stderr
+        assert "gpuslots: extract_shard b1: no 1 of a GPU free within 1.5 s: GPU 0: extract_shard a2 (1 of it, pid" in stderr
+
+        procs.append(b2 := job(b, "b2", 1, "--timeout", "60"))
+        wait_for(lambda: own_reservation(b), 20, "b2 to reserve GPU 0")
+        a3 = job(a, "a3", 8, "--timeout", "1")  # B's reservation keeps A's sharing job out
+        _, stderr = a3.communicate(timeout=60)
+        assert a3.returncode == 75 and "reserved by extract_shard b2" in stderr, stderr
+        (out / "a2.stop").touch()
+        wait_for(lambda: (out / "b2.ran").exists(), 20, "b2 to take GPU 0")
+        (out / "b2.stop").touch()
+        for p in (a1, a2, b2):
+            _, stderr = p.communicate(timeout=60)
+            assert p.returncode == 0 and "Traceback" not in stderr, stderr
+        assert not (out / "b1.ran").exists() and not (out / "a3.ran").exists()
+        assert sorted(p.name for p in locks.iterdir()) == ["alloc.lock"]  # every user removed their files
+    finally:
+        for name in ("a1", "a2", "b2"):
+            (out / f"{name}.stop").touch()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+
+
+def test_a_lock_folder_other_users_cannot_write_is_one_line(users_folder):
+    """A folder made 0755 by its owner: another user's job says how to fix it (exit 1), no traceback."""
+    base, python, env = users_folder
+    closed = base / "closed"
+    closed.mkdir(mode=0o755)
+    done = subprocess.run([*as_user(USERS[0]), python, "-m", "gpuslots", "run", "--dir", str(closed), "--", "true"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"gpuslots: cannot create files in the lock folder {closed} (owner uid 0, mode 755; ")
+    assert f"chmod 1777 {closed}" in done.stderr and "GPUSLOTS_DIR" in done.stderr
 
 
 def test_runs_with_another_share_see_each_other(tmp_path):
@@ -237,7 +489,7 @@ def test_a_waiter_says_who_holds_the_gpu(tmp_path):
     held.release()
     assert 2 <= len(said) <= 3  # once per report_every, not at every poll
     assert said[0].startswith("train has waited 0 s for 1/8 of a GPU: GPU 0: ")
-    assert f"pid {os.getpid()} (extract_shard, 1 of it) since " in said[0]
+    assert f"extract_shard (1 of it, pid {os.getpid()}) since " in said[0]
 
 
 def test_inside_a_slurm_allocation_jobs_bind_to_its_devices(tmp_path):
@@ -260,6 +512,8 @@ def test_inside_a_slurm_allocation_jobs_bind_to_its_devices(tmp_path):
             p.kill()
             p.wait()
     assert (tmp_path / "locks/slurm-123").is_dir()
+    # every folder made on the way is every user's: other users' allocations make theirs there
+    assert [(tmp_path / f).stat().st_mode & 0o7777 for f in ("locks", "locks/slurm-123")] == [0o1777, 0o1777]
 
 
 def test_out_of_memory_while_sharing_says_lower_the_share(tmp_path):
@@ -323,8 +577,11 @@ def test_dry_run_with_two_gpus_visible_plans_cuda_under_gpuslots(tmp_path, monke
     assert len(shells) == counts["extract_shard"] + counts["train"]  # every GPU job
     assert all(s.startswith("python -m gpuslots run --kind ") and "--gpus 2 " in s and "--device cuda" in s
                for s in shells)
-    assert any(s.startswith("python -m gpuslots run --kind train --gpus 2 --share 8 --units 8 -- "
-                            "python -m model train") for s in shells)
+    # each names its job by its output, for the messages of jobs waiting for its GPU
+    assert any(s.startswith("python -m gpuslots run --kind train --gpus 2 --share 8 --units 8 --job "
+                            "results/demo/runs/image/max/seed0/metrics.json -- python -m model train") for s in shells)
+    assert any(s.startswith("python -m gpuslots run --kind extract_shard --gpus 2 --share 1 --units 8 --job "
+                            "results/demo/features/shards/image/1-of-") for s in shells)
 
 
 def test_dry_run_without_gpus_plans_cpu(tmp_path, monkeypatch):

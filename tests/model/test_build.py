@@ -17,7 +17,7 @@ from model.__main__ import _parser
 from model.build import build_model, infer, load_trained
 from model.data import FeatureInfo
 from model.options import TrainOptions
-from model.pools import ALL_POOLS, BASELINE, SET_POOLS, wildcard
+from model.pools import ALL_POOLS, BASELINES, GRID_POOLS, wildcard
 from tests.builders import make_toy
 from model.train import deterministic, train
 
@@ -28,9 +28,11 @@ FAST = TrainOptions(dim=8, hidden="8", epochs=2, batch_size=32, warmup_epochs=1)
 def test_schema_pool_enums_are_the_model_pools() -> None:
     schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
     grid = schema["$defs"]["experiments"]["properties"]
-    per_combination = grid["combinations"]["additionalProperties"]["properties"]["pools"]["items"]["enum"]
-    assert per_combination == list(SET_POOLS)
-    assert grid["pools"]["items"]["enum"] == list(SET_POOLS)
+    combination = grid["combinations"]["additionalProperties"]["properties"]
+    assert combination["pools"]["items"]["enum"] == list(GRID_POOLS)
+    assert grid["pools"]["items"]["enum"] == list(GRID_POOLS)
+    listed = next(kind for kind in combination["baseline"]["anyOf"] if kind["type"] == "array")
+    assert listed["items"]["enum"] == list(BASELINES)
 
 
 def test_rules_cli_and_builder_take_every_pool_and_only_those() -> None:
@@ -40,17 +42,33 @@ def test_rules_cli_and_builder_take_every_pool_and_only_those() -> None:
     assert "from model.pools import wildcard as pool_wildcard" in (ROOT / "rules" / "common.smk").read_text()
     assert all(re.fullmatch(wildcard(), p) for p in ALL_POOLS)
     assert not re.fullmatch(wildcard(), "median")
-    args = _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", BASELINE,
-                                 "--seed", "0", "--out", "o"])
-    assert args.pool == BASELINE
+    for pool in ALL_POOLS:
+        args = _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", pool,
+                                     "--seed", "0", "--out", "o"])
+        assert args.pool == pool
     with pytest.raises(SystemExit):
         _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "median",
                               "--seed", "0", "--out", "o"])
     features = [FeatureInfo("a", "dense", 4)]
     for pool in ALL_POOLS:
-        build_model(pool, features, 2, FAST)
-    with pytest.raises(ValueError, match="choose one of max, min, sum, mean, attention, concat"):
+        build_model(pool, features, 2, FAST, slots=[1])
+    with pytest.raises(ValueError, match="choose one of max, min, sum, mean, attention, max_per_modality"):
         build_model("median", features, 2, FAST)
+
+
+def test_the_old_concat_pool_is_refused_with_its_new_names(capsys) -> None:
+    """`concat` was the mean-per-modality baseline; it is refused, naming concat_mean and concat_padded,
+    on the command line, in the builder and when a table reads an old run."""
+    from model.report import run_key
+
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "concat",
+                              "--seed", "0", "--out", "o"])
+    assert "concat_mean" in capsys.readouterr().err
+    for call in (lambda: build_model("concat", [FeatureInfo("a", "dense", 4)], 2, FAST),
+                 lambda: run_key({"pool": "concat", "method": "concat", "features": ["a"]}, {})):
+        with pytest.raises(ValueError, match="renamed: `concat_mean` is that model.*`concat_padded`"):
+            call()
 
 
 def test_pools_import_without_torch() -> None:

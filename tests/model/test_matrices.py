@@ -39,7 +39,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     plan = {"signal": (["signal"], "max", 0), "noise": (["noise"], "max", 0),
             "pair": (["signal", "noise"], "max", 0), "pair1": (["signal", "noise"], "max", 1),
             "all": (["tags", "signal", "noise"], "max", 0),
-            "pair_sum": (["signal", "noise"], "sum", 0), "pair_concat": (["signal", "noise"], "concat", 0)}
+            "pair_sum": (["signal", "noise"], "sum", 0), "pair_concat": (["signal", "noise"], "concat_mean", 0),
+            "pair_per_modality": (["signal", "noise"], "max_per_modality", 0)}
     return {key: train(manifest, stores, f, pool, seed, root / "runs" / key) for key, (f, pool, seed) in plan.items()}
 
 
@@ -57,7 +58,7 @@ def test_cli_writes_pngs_with_importance_values(runs, tmp_path) -> None:
     assert len(chosen) == 3
     for name in [*chosen, "overview", "samples"]:
         assert (out / f"{name}.png").read_bytes()[:8] == PNG
-    # rows: the four max combinations (sum and concat runs are not drawn), fewest modalities first
+    # rows: the four max combinations (sum, per-modality and concat runs are not drawn), fewest first
     rows = cells[cells["sample"] == chosen[0]].drop_duplicates("row")
     assert rows["features"].tolist() == ["WSL(i)", "RoBERTa(t)", "WSL(i), RoBERTa(t)",
                                          "IE(obj), WSL(i), RoBERTa(t)"]

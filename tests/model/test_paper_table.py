@@ -30,7 +30,7 @@ def fake_run(root: Path, features: list[str], pool: str, seed: int, values: dict
     run.mkdir(parents=True)
     metrics = dict(values)
     metrics.update({"metric_names": list(values), "features": features, "pool": pool, "seed": seed,
-                    "fold": fold, "method": "concat" if pool == "concat" else "set",
+                    "fold": fold,
                     "feature_stores": stores or {}})
     write_metrics(run, metrics)
     return run
@@ -54,7 +54,8 @@ def imdb_runs(tmp_path) -> list[Path]:
     return [
         fake_run(tmp_path, ["text", "image"], "max", 0, f1(0.60)),  # order differs from the paper's
         fake_run(tmp_path, ["text", "image"], "max", 1, f1(0.64)),
-        fake_run(tmp_path, ["image", "text"], "concat", 0, f1(0.58)),
+        fake_run(tmp_path, ["image", "text"], "concat_mean", 0, f1(0.58)),
+        fake_run(tmp_path, ["image", "text"], "max_per_modality", 0, f1(0.57)),
         fake_run(tmp_path, ["image"], "max", 0, f1(0.50)),  # paper row has no pool
         fake_run(tmp_path, ["text"], "sum", 0, f1(0.66)),  # paper row says max
         fake_run(tmp_path, ["image", "boxes"], "max", 0, f1(0.45)),  # not in the paper
@@ -90,11 +91,12 @@ def test_imdb_rows_match_the_paper(imdb_runs, tmp_path) -> None:
     single_text = ours[ours["Features"] == "RoBERTa(t)"].iloc[0]  # our sum vs the paper's max row
     assert single_text["paper_f1_micro"] == pytest.approx(0.6699)
 
-    concat = ours[ours["Pool"] == "concat"].iloc[0]
-    assert concat["Method"] == "concat" and np.isnan(concat["diff_f1_micro"])
+    for method in ("concat mean", "set per modality"):  # only `set` rows are the paper's model
+        other = ours[ours["Method"] == method].iloc[0]
+        assert np.isnan(other["diff_f1_micro"]) and pd.isna(other["paper_row"])
     unmatched = ours[ours["Features"] == "WSL(i), WSL(bbox)"].iloc[0]
     assert np.isnan(unmatched["paper_f1_micro"]) and unmatched["f1_micro"] == pytest.approx(0.45)
-    assert len(ours) == 5
+    assert len(ours) == 6
 
     md = out.with_suffix(".md").read_text()
     assert "| Source | Method | Modalities | Features | Pool | F1-Micro | F1-Macro | F1-Samples | Seeds |" in md
@@ -105,8 +107,8 @@ def test_imdb_rows_match_the_paper(imdb_runs, tmp_path) -> None:
 def test_labels_must_map_to_match(imdb_runs) -> None:
     table = build_table(imdb_runs, "imdb")  # no labels: feature names are not paper labels
     ours = table[table["source"] == "dmms"]
-    assert ours["paper_row"].isna().all() and len(ours) == 5
-    assert len(table) == 24 + 5
+    assert ours["paper_row"].isna().all() and len(ours) == 6
+    assert len(table) == 24 + 6
 
 
 def test_ads_folds_and_percent(tmp_path) -> None:
@@ -192,7 +194,7 @@ def test_trained_runs_end_to_end(tmp_path) -> None:
                              np.where(np.arange(len(frame)) % 2, "parallel-equivalent", "parallel-non-equivalent"))
     frame.to_csv(manifest, index=False)
     runs = []
-    for features, pool in ((["signal"], "max"), (["signal", "noise"], "max"), (["signal", "noise"], "concat")):
+    for features, pool in ((["signal"], "max"), (["signal", "noise"], "max"), (["signal", "noise"], "concat_padded")):
         for fold in (0, 1):
             out = tmp_path / "runs" / "_".join(features) / pool / f"fold{fold}"
             assert main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],

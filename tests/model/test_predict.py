@@ -195,3 +195,25 @@ def test_predict_marks_samples_whose_extraction_failed(trained, tmp_path, capsys
     frame = pd.read_csv(out.with_suffix(".csv"), dtype=str, keep_default_na=False)
     assert frame.loc[frame["failed"] != "", "id"].tolist() == [store.ids[3], store.ids[7]]
     assert set(frame["failed"]) == {"", "signal"}
+
+
+def test_predictions_of_107_classes_raise_no_pandas_warning(tmp_path) -> None:
+    """One frame built at once: a column inserted per class fragmented it (pandas
+    PerformanceWarning from 100 columns on; 107 classes gave several per run)."""
+    import warnings
+    from types import SimpleNamespace
+
+    from model.predict import write_predictions
+
+    classes = [f"class{k:03d}" for k in range(107)]
+    run = SimpleNamespace(classes=classes, names=["image", "text"], pool="max", task="multilabel",
+                          run_dir=tmp_path / "run", options=SimpleNamespace(threshold=0.5, dim=8))
+    probs = np.random.default_rng(0).random((5, len(classes))).astype(np.float32)
+    ids = [f"s{k}" for k in range(5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        csv, _ = write_predictions(tmp_path / "pred", run, ids, probs, np.full((5, 2), 0.5), np.ones((5, 2)))
+    frame = pd.read_csv(csv, dtype={"id": str}, keep_default_na=False)
+    assert list(frame.columns) == ["id", "predicted", "failed", *(f"p_{c}" for c in classes)]
+    assert np.allclose(frame[[f"p_{c}" for c in classes]].to_numpy(), probs, atol=1e-6)
+    assert frame["predicted"].iloc[0] == "|".join(c for c, p in zip(classes, probs[0]) if p >= 0.5)

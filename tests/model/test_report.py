@@ -22,8 +22,7 @@ def fake_run(root: Path, features: list[str], pool: str, seed: int, f1: float, f
     run = root / f"{'+'.join(features)}_{pool}_{seed}_{fold}"
     run.mkdir(parents=True)
     metrics = {m: f1 for m in MULTI}
-    metrics.update({"metric_names": MULTI, "features": features, "pool": pool, "seed": seed,
-                    "fold": fold, "method": "concat" if pool == "concat" else "set"})
+    metrics.update({"metric_names": MULTI, "features": features, "pool": pool, "seed": seed, "fold": fold})
     write_metrics(run, metrics)
     if importance is not None:
         write_importance(run, [str(i) for i in range(len(importance))], importance,
@@ -37,8 +36,10 @@ def runs(tmp_path) -> list[Path]:
     return [
         fake_run(tmp_path, ["image", "text"], "max", 0, 0.60, importance=imp),
         fake_run(tmp_path, ["image", "text"], "max", 1, 0.64, importance=imp[::-1] * [[1, 1]]),
-        fake_run(tmp_path, ["image", "text"], "concat", 0, 0.58),
-        fake_run(tmp_path, ["image", "text"], "concat", 1, 0.56),
+        fake_run(tmp_path, ["image", "text"], "concat_mean", 0, 0.58),
+        fake_run(tmp_path, ["image", "text"], "concat_mean", 1, 0.56),
+        fake_run(tmp_path, ["image", "text"], "max_per_modality", 0, 0.55),
+        fake_run(tmp_path, ["image", "text"], "concat_padded", 0, 0.54),
         fake_run(tmp_path, ["text"], "max", 0, 0.50, importance=np.ones((2, 1))),
         fake_run(tmp_path, ["text"], "max", 1, 0.52, importance=np.ones((2, 1))),
     ]
@@ -50,8 +51,10 @@ def test_table_mean_std_over_seeds(runs, tmp_path) -> None:
                  "--label", "image=WSL(i)", "--label", "text=RoBERTa(t)"]) == 0
     table = pd.read_csv(out)
     assert list(table.columns[:4]) == ["Method", "Modalities", "Features", "Pool"]
-    assert table["Modalities"].tolist() == ["text", "image+text", "image+text"]  # 1 modality first
-    assert table["Pool"].tolist() == ["max", "max", "concat"]  # then best metric first
+    assert table["Modalities"].tolist() == ["text"] + ["image+text"] * 4  # 1 modality first
+    # then best metric first; Method from the pool name, Pool the set pool inside
+    assert table["Method"].tolist() == ["set", "set", "concat mean", "set per modality", "concat padded"]
+    assert table["Pool"].tolist() == ["max", "max", "mean", "max", "-"]
     row = table.iloc[1]
     assert row["Features"] == "WSL(i), RoBERTa(t)" and row["Method"] == "set"
     assert row["f1_micro"] == pytest.approx(0.62) and row["f1_micro_std"] == pytest.approx(np.std([0.6, 0.64], ddof=1), abs=1e-6)

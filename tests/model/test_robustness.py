@@ -34,7 +34,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("robust")
     manifest, stores = make_toy(root / "toy", n=360, classes=2, missing=0.0)
     plan = {"max0": (["signal", "noise"], "max", 0, []), "max1": (["signal", "noise"], "max", 1, []),
-            "concat0": (["signal", "noise", "tags"], "concat", 0, []),
+            "concat0": (["signal", "noise", "tags"], "concat_padded", 0, []),
+            "permod0": (["signal", "noise", "tags"], "max_per_modality", 0, []),
             "cnn0": (["signal", "tags"], "mean", 0, ["encoder.tags=cnn", "max_elements.tags=2"]),
             "single": (["signal"], "max", 0, [])}
     return {key: train(manifest, stores, f, pool, seed, root / "runs" / key, extra)
@@ -53,7 +54,7 @@ def test_conditions_and_emptied_tables() -> None:
 
 
 def test_intact_reproduces_each_run_and_removal_hurts(runs) -> None:
-    chosen = [runs[k] for k in ("max0", "max1", "concat0", "cnn0", "single")]
+    chosen = [runs[k] for k in ("max0", "max1", "concat0", "permod0", "cnn0", "single")]
     frame = score_runs(chosen, LABELS)
     assert str(runs["single"]) not in set(frame["run"])  # one feature: nothing to remove
     for run in chosen[:-1]:
@@ -64,7 +65,7 @@ def test_intact_reproduces_each_run_and_removal_hurts(runs) -> None:
         assert metrics["f1_micro"] > 0.75  # the signal feature was learnt
         # the labels live in `signal` only: without it the score drops
         assert rows.loc["without WSL(i)", "f1_micro"] < metrics["f1_micro"] - 0.15
-        if metrics["pool"] in ("max", "concat"):  # signal alone keeps most of it (the mean pool
+        if metrics["pool"] != "mean":  # signal alone keeps most of it (the mean pool
             # run sees its set size halve, a shift this table is there to show)
             assert rows.loc["only WSL(i)", "f1_micro"] > rows.loc["without WSL(i)", "f1_micro"] + 0.1
     cnn = frame[frame["run"] == str(runs["cnn0"])]
@@ -84,13 +85,14 @@ def test_intact_reproduces_each_run_and_removal_hurts(runs) -> None:
 
 
 def test_writes_csv_md_and_heatmap(runs, tmp_path) -> None:
-    csv, md, png = write_robustness([runs["max0"], runs["concat0"], runs["single"]], tmp_path / "r.csv", LABELS)
+    csv, md, png = write_robustness([runs["max0"], runs["concat0"], runs["permod0"], runs["single"]],
+                                    tmp_path / "r.csv", LABELS)
     table = pd.read_csv(csv)
     assert list(table.columns[:4]) == ["combination", "modalities", "pool", "condition"]
     for column in ("f1_micro", "f1_micro_std", "f1_macro", "intact", "delta", "delta_std", "seeds", "runs"):
         assert column in table.columns
     assert table["combination"].iloc[0] == "WSL(i), RoBERTa(t)"  # fewest features first
-    assert set(table["pool"]) == {"max", "concat"} and len(table) == 5 + 7
+    assert set(table["pool"]) == {"max", "concat padded", "max per modality"} and len(table) == 5 + 7 + 7
     assert "| WSL(i), RoBERTa(t) | max | without WSL(i) |" in md.read_text()
     assert png.read_bytes()[:8] == PNG
 

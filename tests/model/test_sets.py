@@ -1,4 +1,4 @@
-"""Set pooling, importance, encoders, packing and the concat baseline."""
+"""Set pooling, importance, encoders, packing, set per modality and the concat baselines."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.baseline import ConcatModel, block_importance
+from model.baseline import ModalityModel, PaddedModel, block_importance, element_rank, padding_slots
 from model.build import build_model
 from model.data import FeatureInfo, FeatureTable
 from model.options import parse_options
@@ -207,9 +207,10 @@ def test_head_bias_starts_at_prior() -> None:
     assert [m.out_features for m in model.head if isinstance(m, torch.nn.Linear)] == [16, 8, 2]
 
 
-def test_concat_baseline_handles_absent_modalities() -> None:
+def test_concat_mean_handles_absent_modalities() -> None:
     torch.manual_seed(0)
-    model = ConcatModel(INFOS, num_classes=2, dim=4, hidden=[8], dropout=0.0).eval()
+    model = build_model("concat_mean", INFOS, 2, parse_options(["dim=4", "hidden=8", "dropout=0"])).eval()
+    assert isinstance(model, ModalityModel) and model.pool == "mean"
     tabs = tables()
     batch = pack(tabs, torch.arange(5))
     with torch.no_grad():
@@ -227,9 +228,74 @@ def test_concat_baseline_handles_absent_modalities() -> None:
         torch.testing.assert_close(logits[4], model.head(torch.cat([torch.zeros(4), enc_b, enc_t])))
 
 
-def test_concat_importance_is_the_l1_share_of_the_first_layer() -> None:
+@pytest.mark.parametrize("how", ["max", "min", "sum", "attention"])
+def test_set_per_modality_pools_each_modality_alone(how: str) -> None:
+    """`HOW_per_modality`: modality m's elements pooled by HOW on their own, the pooled vectors
+    concatenated in modality order; the same per sample in any batch order."""
+    torch.manual_seed(2)
+    model = build_model(f"{how}_per_modality", INFOS, 3, parse_options(["dim=4", "hidden=8", "dropout=0"])).eval()
+    if how == "attention":  # a scorer that departs from the mean
+        torch.nn.init.normal_(model.scorer.weight)
+    tabs = tables()
+    batch = pack(tabs, torch.arange(5))
+    with torch.no_grad():
+        logits, imp = model(batch, with_importance=True)
+        blocks = []
+        for m, (x, part) in enumerate(zip(model.encode_parts(batch), batch.parts)):
+            if how == "attention":
+                pooled, _ = attention_pool(x, model.scorer(x).squeeze(1), part.segment, 5)
+            else:
+                pooled = naive(x, part.segment, 5, how)
+            blocks.append(pooled)
+        torch.testing.assert_close(logits, model.head(torch.cat(blocks, 1)), rtol=1e-5, atol=1e-5)
+        assert imp.sum(1).tolist() == pytest.approx([1, 1, 0, 1, 1], abs=1e-5) and imp[4, 0] == 0
+        again, imp2 = model(pack(tabs, torch.tensor([3, 1, 4, 0, 2])), with_importance=True)
+        torch.testing.assert_close(again, logits[[3, 1, 4, 0, 2]])
+        torch.testing.assert_close(imp2, imp[[3, 1, 4, 0, 2]])
+    with pytest.raises(ValueError, match="choose one of"):
+        build_model("mean_per_modality", INFOS, 3, parse_options([]))  # that model is concat_mean
+
+
+def padded_by_hand(model, tabs, slots) -> torch.Tensor:
+    """The head's input of `concat_padded` for the 5 samples of `tables()`, one sample at a time."""
+    enc = [model.encoders[m](t.values, None if t.info.kind == "dense" else torch.tensor([0, 2, 3]))
+           for m, t in enumerate(tabs)]  # every row of a and b; the three tag bags
+    starts = np.cumsum([0] + [4 * s for s in slots])
+    want = torch.zeros(5, int(starts[-1]))
+    for m, table in enumerate(tabs[:2]):
+        for sample in range(5):
+            rows = range(int(table.offsets[sample]), int(table.offsets[sample + 1]))
+            for k, row in enumerate(list(rows)[:slots[m]]):  # occurrences past the cap dropped
+                want[sample, starts[m] + 4 * k:starts[m] + 4 * k + 4] = enc[m][row]
+    for bag, sample in enumerate((0, 3, 4)):
+        want[sample, starts[2]:starts[2] + 4] = enc[2][bag]
+    return want
+
+
+def test_concat_padded_places_each_occurrence_in_its_block() -> None:
+    """The paper's Sec. 3.1 baseline: occurrence k of modality m in block k of m's slots, zeros
+    for fewer occurrences and absent modalities, occurrences past the cap dropped."""
+    torch.manual_seed(3)
+    tabs = tables()
+    slots = padding_slots(tabs, [0, 1, 2, 3])  # a: 2 (sample 1), b: 3 (sample 1), tags: one bag
+    assert slots == [2, 3, 1] and padding_slots(tabs, [2]) == [1, 1, 1]  # at least one block each
+    options = parse_options(["dim=4", "hidden=8", "dropout=0"])
+    batch = pack(tabs, torch.arange(5))
+    for chosen in (slots, [2, 1, 1]):  # [2, 1, 1]: sample 1's 2nd and 3rd rows of b are dropped
+        model = build_model("concat_padded", INFOS, 2, options, chosen).eval()
+        assert isinstance(model, PaddedModel) and model.head[0].in_features == 4 * sum(chosen)
+        with torch.no_grad():
+            logits, imp = model(batch, with_importance=True)
+            torch.testing.assert_close(logits, model.head(padded_by_hand(model, tabs, chosen)), rtol=1e-5, atol=1e-5)
+        assert imp.sum(1).tolist() == pytest.approx([1, 1, 0, 1, 1], abs=1e-5) and imp[4, 0] == 0
+    assert element_rank(torch.tensor([0, 0, 2, 2, 2, 3]), 4).tolist() == [0, 1, 0, 1, 2, 0]
+    with pytest.raises(ValueError, match="slots"):
+        build_model("concat_padded", INFOS, 2, options)
+
+
+def test_block_importance_is_the_l1_share_of_the_first_layer() -> None:
     torch.manual_seed(1)
-    model = ConcatModel(INFOS, num_classes=2, dim=4, hidden=[8], dropout=0.0).eval()
+    model = build_model("concat_mean", INFOS, 2, parse_options(["dim=4", "hidden=8", "dropout=0"])).eval()
     batch = pack(tables(), torch.arange(5))
     with torch.no_grad():
         _, imp = model(batch, with_importance=True)
@@ -242,13 +308,13 @@ def test_concat_importance_is_the_l1_share_of_the_first_layer() -> None:
         expected = mass / mass.sum() if mass.sum() > 0 else mass
         torch.testing.assert_close(imp[b], expected.detach())
     # without hidden layers the first layer is the output layer
-    flat = ConcatModel(INFOS, num_classes=2, dim=4, hidden=[], dropout=0.0).eval()
+    flat = build_model("concat_mean", INFOS, 2, parse_options(["dim=4", "hidden=", "dropout=0"])).eval()
     with torch.no_grad():
         _, imp = flat(batch, with_importance=True)
     assert imp.sum(1).tolist() == pytest.approx([1, 1, 0, 1, 1], abs=1e-5)
-    blocks = torch.zeros(2, 3, 4)
-    blocks[0, 1] = 1.0  # one block only -> all of the mass
-    assert block_importance(torch.randn(8, 12), blocks).tolist() == [[0, 1, 0], [0, 0, 0]]
+    fused = torch.zeros(2, 12)
+    fused[0, 4:10] = 1.0  # the second block only (blocks of 4, 6 and 2 columns) -> all of the mass
+    assert block_importance(torch.randn(8, 12), fused, [4, 6, 2]).tolist() == [[0, 1, 0], [0, 0, 0]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,7 +372,7 @@ def test_encoder_option_reaches_the_model() -> None:
     infos = [FeatureInfo("image", "dense", 4), FeatureInfo("objects", "index", 7)]
     options = parse_options(["encoder.objects=cnn", "dim=8"])
     assert options.encoders == {"objects": "cnn"} and options.to_dict()["encoders"] == {"objects": "cnn"}
-    for pool in ("max", "concat"):
+    for pool in ("max", "max_per_modality", "concat_mean"):
         model = build_model(pool, infos, 2, options)
         assert isinstance(model.encoders[1], CNNTextEncoder)
     with pytest.raises(ValueError, match="use one of bag, cnn"):

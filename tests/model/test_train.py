@@ -98,15 +98,27 @@ def test_synthetic_signal_is_learned_and_most_important(toy, tmp_path) -> None:
     assert mean.argmax() == 0, mean
 
 
-def test_concat_baseline_trains_with_absent_modalities(toy, tmp_path) -> None:
+@pytest.mark.parametrize("pool", ["concat_mean", "concat_padded", "max_per_modality"])
+def test_baselines_and_set_per_modality_train_with_absent_modalities(toy, tmp_path, pool) -> None:
     manifest, specs = toy
-    metrics = train(manifest, specs, "concat", 0, tmp_path / "concat", options=parse_options(FAST), log=None)
-    assert metrics["f1_micro"] > 0.8 and metrics["method"] == "concat"
-    with h5py.File(tmp_path / "concat" / "importance.h5", "r") as h5:  # written for every pool
+    metrics = train(manifest, specs, pool, 0, tmp_path / pool, options=parse_options(FAST), log=None)
+    method = {"concat_mean": "concat mean", "concat_padded": "concat padded", "max_per_modality": "set per modality"}
+    assert metrics["f1_micro"] > 0.8 and metrics["method"] == method[pool] and metrics["pool"] == pool
+    with h5py.File(tmp_path / pool / "importance.h5", "r") as h5:  # written for every pool
         importance = h5["importance"][()]
-        assert h5.attrs["pool"] == "concat" and importance.shape == (metrics["n_test"], 3)
+        assert h5.attrs["pool"] == pool and importance.shape == (metrics["n_test"], 3)
     nonempty = importance.sum(1) > 0
     assert nonempty.any() and np.allclose(importance[nonempty].sum(1), 1.0, atol=1e-5)
+    checkpoint = torch.load(tmp_path / pool / "model.pt", weights_only=False)
+    if pool == "concat_padded":  # the cap per feature, from the training split, recorded in the run
+        tables = load_features(specs, pd.read_csv(manifest, dtype=str)["id"].tolist(), 10, 0)
+        train_rows = np.flatnonzero(pd.read_csv(manifest, dtype=str)["split"] == "train")
+        most = [max(int(t.counts[train_rows].max()), 1) if t.info.kind == "dense" else 1 for t in tables]
+        assert metrics["slots"] == checkpoint["slots"] == dict(zip(metrics["features"], most))
+        assert most[1] > 1  # `noise` has several rows per sample: padded, not pooled
+        assert checkpoint["state_dict"]["head.0.weight"].shape[1] == 16 * sum(most)
+    else:
+        assert "slots" not in metrics and "slots" not in checkpoint
 
 
 def test_training_is_deterministic_on_cpu(toy, tmp_path) -> None:
@@ -157,6 +169,28 @@ def test_cli_train_writes_the_run_folder(toy, tmp_path) -> None:
     state = torch.load(out / "model.pt", weights_only=False)
     assert state["pool"] == "max" and "head.3.bias" in state["state_dict"]
 
+
+
+def test_cli_trains_a_cells_runs_in_one_process_as_each_alone(toy, tmp_path) -> None:
+    """`--run SEED[:FOLD]=DIR` per run: one process, the run folders of separate `--seed --out` runs."""
+    manifest, specs = toy
+    features = [a for spec in specs for a in ("--feature", f"{spec.name}={spec.path}")]
+    common = ["train", "--manifest", str(manifest), *features, "--pool", "concat_padded", "--set", "epochs=3",
+              "--set", "dim=8"]
+    assert main(common + ["--run", f"4={tmp_path / 'cell/seed4'}", "--run", f"2={tmp_path / 'cell/seed2'}"]) == 0
+    for seed in (4, 2):
+        assert main(common + ["--seed", str(seed), "--out", str(tmp_path / f"alone{seed}")]) == 0
+        with h5py.File(tmp_path / f"cell/seed{seed}/predictions.h5") as a, \
+                h5py.File(tmp_path / f"alone{seed}/predictions.h5") as b:
+            assert np.array_equal(a["probabilities"][()], b["probabilities"][()])
+        assert json.loads((tmp_path / f"cell/seed{seed}/metrics.json").read_text())["seed"] == seed
+    from model.__main__ import run_spec
+
+    assert run_spec("1:3=runs/seed1-fold3") == (1, 3, "runs/seed1-fold3")  # fold K: --set fold=K for that run
+    with pytest.raises(SystemExit):
+        main(common + ["--run", "seven=x"])
+    assert main(common + ["--seed", "1"]) == 2  # --seed without --out
+    assert main(common + ["--run", f"1={tmp_path / 'x'}", "--out", str(tmp_path / "y")]) == 2
 
 
 def test_cli_rejects_unknown_option(toy, tmp_path, capsys) -> None:

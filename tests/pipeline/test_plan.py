@@ -12,8 +12,8 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from pipeline.paths import RUN_DIR, parse_run, run_file, run_name
-from pipeline.plan import Plan
+from pipeline.paths import parse_run, run_name
+from pipeline.plan import Plan, check_renamed
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = "config/config.yaml, mine.yaml"
@@ -49,19 +49,43 @@ def wc(**fields) -> SimpleNamespace:
     return SimpleNamespace(**fields)
 
 
-def test_grid_is_in_table_order_with_the_concat_baseline_of_multi_feature_combinations() -> None:
+def test_grid_is_in_table_order_with_the_concat_baselines_of_multi_feature_combinations() -> None:
     plan = make_plan({"mine": table_dataset()})
-    assert plan.grid("mine") == [
-        ("i", "max", "seed0"), ("i", "max", "seed1"), ("i", "sum", "seed0"), ("i", "sum", "seed1"),
-        ("i_t", "max", "seed0"), ("i_t", "max", "seed1"), ("i_t", "concat", "seed0"), ("i_t", "concat", "seed1"),
-        ("t", "max", "seed0"), ("t", "max", "seed1"), ("t", "sum", "seed0"), ("t", "sum", "seed1"),
-        ("t", "concat", "seed0"), ("t", "concat", "seed1")]
+    cells = [("i", "max"), ("i", "sum"), ("i_t", "max"), ("i_t", "concat_mean"), ("i_t", "concat_padded"),
+             ("t", "max"), ("t", "sum"), ("t", "concat_mean"), ("t", "concat_padded")]
+    assert plan.grid("mine") == [(c, p, f"seed{s}") for c, p in cells for s in (0, 1)]
     assert plan.grid("mine", ["i_t"], "max") == [("i_t", "max", "seed0"), ("i_t", "max", "seed1")]
-    assert plan.grid_metrics("mine", pool="concat")[0] == "results/mine/runs/i_t/concat/seed0/metrics.json"
+    assert plan.grid_cells("mine", pool="concat_mean") == ["results/mine/runs/i_t/concat_mean",
+                                                           "results/mine/runs/t/concat_mean"]
+    assert plan.grid_cells("mine", ["i"]) == ["results/mine/runs/i/max", "results/mine/runs/i/sum"]
     no_baseline = table_dataset()
     no_baseline["experiments"]["combinations"]["i_t"]["baseline"] = False
     assert make_plan({"mine": no_baseline}).combination_pools("mine", "i_t") == ["max"]
     assert plan.multi_feature_combinations("mine") == ["i_t"]
+
+
+def test_combinations_ask_for_per_modality_pools_and_a_list_of_baselines() -> None:
+    ds = table_dataset()
+    ds["experiments"]["combinations"]["i_t"] |= {"pools": ["max", "attention_per_modality"],
+                                                 "baseline": ["concat_padded"]}
+    plan = make_plan({"mine": ds})
+    assert plan.combination_pools("mine", "i_t") == ["max", "attention_per_modality", "concat_padded"]
+    ds["experiments"]["combinations"]["t"]["pools"] = ["max_per_modality"]  # one feature: nothing to keep apart
+    with pytest.raises(ValueError, match="'t' has one feature: max_per_modality would pool it exactly as max"):
+        make_plan({"mine": ds}).combination_pools("mine", "t")
+
+
+@pytest.mark.parametrize("where", ["pools", "combination pools", "baseline"])
+def test_the_old_concat_pool_is_refused_naming_the_new_ones(where) -> None:
+    ds = table_dataset()
+    if where == "pools":
+        ds["experiments"]["pools"] = ["max", "concat"]
+    else:
+        ds["experiments"]["combinations"]["i_t"]["pools" if where != "baseline" else "baseline"] = ["concat"]
+    with pytest.raises(ValueError, match=r"datasets\.mine\.experiments\..*renamed: `concat_mean` is that model.*"
+                                         r"concat_padded.*baseline: \[concat_mean, concat_padded\]"):
+        check_renamed({"datasets": {"mine": ds}})
+    check_renamed({"datasets": {"mine": table_dataset()}})  # nothing renamed: no error
 
 
 def test_cross_validated_datasets_run_every_fold_of_every_seed() -> None:
@@ -70,8 +94,6 @@ def test_cross_validated_datasets_run_every_fold_of_every_seed() -> None:
                                       "seed1-fold0", "seed1-fold1", "seed1-fold2"]
     assert [parse_run(r) for r in plan.run_names("mine")[:2]] == [(0, 0), (0, 1)]
     assert parse_run(run_name(12)) == (12, None) and run_name(3, 4) == "seed3-fold4"
-    assert run_file("model.pt", dataset="d", combination="c", pool="max", run="seed0") == \
-        RUN_DIR.format(dataset="d", combination="c", pool="max", run="seed0") + "/model.pt"
 
 
 def test_schema_takes_lr_auto_and_threshold_dev_and_refuses_bad_values() -> None:
@@ -83,7 +105,7 @@ def test_schema_takes_lr_auto_and_threshold_dev_and_refuses_bad_values() -> None
         ds = table_dataset()
         ds["experiments"]["train"] = train
         plan = make_plan({"mine": ds})
-        args = plan.train_args(wc(dataset="mine", combination="i", run="seed0"))
+        args = plan.train_args(wc(dataset="mine", combination="i", pool="max"))
         assert all(f"--set {k}={v}" in args for k, v in train.items())
         assert plan.lr_trainings("mine") == trainings
     for bad in ({"lr": "fast"}, {"lr": 0}, {"threshold": 1.5}, {"threshold": "best"}):
@@ -93,17 +115,21 @@ def test_schema_takes_lr_auto_and_threshold_dev_and_refuses_bad_values() -> None
             make_plan({"mine": ds})
 
 
-def test_train_args_carry_the_fold_encoders_and_collapsed_features() -> None:
-    ds = table_dataset(folds=5)
+def test_one_training_job_per_cell_carries_every_run_encoders_and_collapsed_features() -> None:
+    ds = table_dataset(folds=2)
     ds["experiments"]["train"] = {"lr": 0.01, "epochs": 3}
     ds["experiments"]["combinations"]["i_t"] |= {"encoders": {"txt": "cnn"}, "collapse": {"img": "mean"}}
     plan = make_plan({"mine": ds})
-    args = plan.train_args(wc(dataset="mine", combination="i_t", run="seed1-fold4"))
-    assert args == ("--set collapse.img=mean --set encoder.txt=cnn --set epochs=3 --set fold=4 "
-                    "--set lr=0.01")
-    assert plan.train_args(wc(dataset="mine", combination="i", run="seed0-fold0")) == \
-        "--set epochs=3 --set fold=0 --set lr=0.01"
-    assert plan.run_seed(wc(run="seed7-fold2")) == 7
+    args = plan.train_args(wc(dataset="mine", combination="i_t", pool="max"))
+    assert args == "--set collapse.img=mean --set encoder.txt=cnn --set epochs=3 --set lr=0.01"
+    assert plan.train_args(wc(dataset="mine", combination="i", pool="sum")) == "--set epochs=3 --set lr=0.01"
+    cell = "results/mine/runs/i_t/concat_padded"
+    assert plan.train_runs(wc(dataset="mine", combination="i_t", pool="concat_padded")) == (
+        f"--run 0:0={cell}/seed0-fold0 --run 0:1={cell}/seed0-fold1 --run 1:0={cell}/seed1-fold0 "
+        f"--run 1:1={cell}/seed1-fold1")
+    plain = make_plan({"mine": table_dataset()})
+    assert plain.train_runs(wc(dataset="mine", combination="i", pool="max")) == (
+        "--run 0=results/mine/runs/i/max/seed0 --run 1=results/mine/runs/i/max/seed1")
     inputs = plan.train_inputs(wc(dataset="mine", combination="i_t"))
     assert inputs == {"manifest": "results/mine/manifest.csv", "img": "results/mine/features/img.h5",
                       "txt": "results/mine/features/txt.h5"}
@@ -138,17 +164,18 @@ def test_a_predict_model_of_no_trained_dataset_is_refused() -> None:
 def test_a_predict_dataset_extracts_the_model_combinations_features_and_their_inputs() -> None:
     ds = table_dataset()
     ds["experiments"]["combinations"]["o"] = {"features": ["ocr_txt", "img"]}
-    datasets = {"mine": ds, "new": {"format": "table", "table": "new.csv", "predict": {"model": "mine/o/concat/seed1"}}}
+    datasets = {"mine": ds, "new": {"format": "table", "table": "new.csv",
+                                    "predict": {"model": "mine/o/concat_padded/seed1"}}}
     plan = make_plan(datasets)
-    assert plan.predict_model("new") == ("mine", "o", "concat", "seed1")
+    assert plan.predict_model("new") == ("mine", "o", "concat_padded", "seed1")
     assert list(plan.dataset_features("new")) == ["ocr_txt", "img", "ocr"]
     assert plan.dataset_features("new")["ocr_txt"] == plan.dataset_features("mine")["ocr_txt"]
     assert plan.dataset_outputs("new") == ["results/new/predictions.csv"]
     inputs = plan.predict_inputs(wc(dataset="new"))
-    assert inputs == {"manifest": "results/new/manifest.csv", "model": "results/mine/runs/o/concat/seed1/model.pt",
+    assert inputs == {"manifest": "results/new/manifest.csv", "model": "results/mine/runs/o/concat_padded",
                       "ocr_txt": "results/new/features/ocr_txt.h5", "img": "results/new/features/img.h5"}
     assert plan.predict_args(wc(dataset="new"), Files(inputs)) == (
-        "--run results/mine/runs/o/concat/seed1 --feature ocr_txt=results/new/features/ocr_txt.h5 "
+        "--run results/mine/runs/o/concat_padded/seed1 --feature ocr_txt=results/new/features/ocr_txt.h5 "
         "--feature img=results/new/features/img.h5")
     assert plan.predict_model("mine") is None
 
@@ -157,17 +184,17 @@ def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     plan = make_plan(config["datasets"], ["demo"])
     outputs = plan.default_targets()
-    assert outputs[:6] == [f"results/demo/features/{f}.h5"
-                           for f in ("image", "text", "faces", "ocr", "ocr_text", "ocr_words")]
-    assert outputs[6:] == [
+    assert outputs[:5] == [f"results/demo/features/{f}.h5" for f in ("image", "text", "faces", "ocr", "ocr_words")]
+    assert outputs[5:] == [
         "results/demo_table.csv", "results/demo_table.md",
-        "results/demo/figures/importance_image_text.png",
         "results/demo/figures/importance_all.png", "results/demo/figures/importance_all_mean.png",
         "results/demo/figures/matrices/overview.png",
         "results/demo_comparisons.csv", "results/demo_comparisons.md",
         "results/demo_robustness.csv", "results/demo/gallery/index.html"]
-    assert len(plan.grid("demo")) == 26  # as config/config.yaml says
-    assert len(plan.grid("imdb")) == 28 * 3  # Table 3's 20 rows of ours + 8 concat baselines, 3 seeds
+    assert len(plan.grid("demo")) == 55 and len(plan.grid_cells("demo")) == 11  # as config/config.yaml says
+    assert len(plan.run_names("demo")) >= 5  # every row compared with a concat baseline: 5 seeds at least
+    assert plan.combination_pools("demo", "all") == ["max", "max_per_modality", "concat_mean", "concat_padded"]
+    assert len(plan.grid("imdb")) == 36 * 3  # Table 3's 20 rows of ours + 2 x 8 concat baselines, 3 seeds
     assert plan.run_names("ads") == [f"seed{s}-fold{k}" for s in (0, 1, 2) for k in range(5)]
     single = table_dataset()
     single["experiments"]["combinations"] = {"i": {"features": ["img"]}}
@@ -196,13 +223,18 @@ def test_manifest_and_download_arguments_per_format() -> None:
         "imdb": {"format": "mmimdb", "root": "r", "genres": ["Drama", "Comedy"],
                  "download": {"url": "http://x/m.tar.gz", "sha256": "ab"}},
         "local": {"format": "mmimdb", "root": "data/mm"},
-        "broken": {"format": "ads"}})
-    source = {name: plan.manifest_source(wc(dataset=name)) for name in ("mine", "ads", "imdb")}
-    assert source == {"mine": "mine.csv", "ads": "a.csv", "imdb": "r/split.json"}
+        "broken": {"format": "ads"},
+        "new": {"format": "table", "table": "new.csv", "allow_missing_images": True,
+                "predict": {"model": "mine/i/max/seed0"}}})
+    source = {name: plan.manifest_source(wc(dataset=name)) for name in ("mine", "ads", "imdb", "new")}
+    assert source == {"mine": "mine.csv", "ads": "a.csv", "imdb": "r/split.json", "new": "new.csv"}
     args = {name: plan.manifest_args(wc(dataset=name), Files(source=source.get(name, "a.csv")))
-            for name in ("mine", "ads", "ads0", "imdb")}
+            for name in ("mine", "ads", "ads0", "imdb", "new")}
     assert args == {
         "mine": "--format table --table mine.csv --split-ratios 0.8,0.1,0.1 --sep ';' --strict-images --split-seed 3",
+        # a dataset to predict on: no split, no class warnings
+        "new": "--format table --table new.csv --split-ratios 0.6,0.1,0.3 --allow-missing-images --split-seed 0 "
+               "--predict",
         "ads": "--format ads --annotations a.csv --folds 5 --seed 2",
         "ads0": "--format ads --annotations a.csv --seed 0",
         "imdb": "--format mmimdb --root r --plot all --genres Drama,Comedy"}
@@ -248,9 +280,11 @@ def test_report_arguments() -> None:
     assert plan.label_args(wc(dataset="mine")) == "--label 'img=WSL(i)' --label 'txt=RoBERTa(t)'"
     assert plan.table_command(wc(dataset="mine")) == "paper-table --paper imdb"
     assert plan.table_command(wc(dataset="other")) == "table"
-    runs = plan.grid_metrics("mine", ["i_t"])
-    assert plan.run_folders(wc(), Files(runs=runs)) == " ".join(str(Path(p).parent) for p in runs)
+    cells = plan.grid_cells("mine", ["i_t"])
+    assert plan.run_folders(wc(dataset="mine"), Files(runs=cells)) == " ".join(
+        f"results/mine/runs/i_t/{pool}/seed{s}" for pool in ("max", "concat_mean", "concat_padded") for s in (0, 1))
     gallery = plan.gallery_inputs(wc(dataset="mine"))
-    assert gallery == {"manifest": "results/mine/manifest.csv", "runs": plan.grid_metrics("mine", pool="max"),
+    assert gallery == {"manifest": "results/mine/manifest.csv",
+                       "runs": ["results/mine/runs/i/max", "results/mine/runs/i_t/max", "results/mine/runs/t/max"],
                        "removal": "results/mine_robustness_removal.h5", "stores": ["results/mine/features/ocr.h5"]}
     assert plan.gallery_stores(wc(), Files(gallery)) == "--store results/mine/features/ocr.h5"

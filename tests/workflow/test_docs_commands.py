@@ -177,6 +177,24 @@ def test_own_data_snippet_takes_every_image_format(project) -> None:
         "m4": "images/m4.tif", "m5": "images/m5.bmp", "m6": "images/m6.jpg", "m7": ""}
 
 
+def test_own_data_snippet_matches_ids_and_file_names_in_any_case(tmp_path) -> None:
+    """Ids in upper case, files in lower case (and a suffix in upper case): the snippet matched
+    ids to file names exactly and lost 1,870 of 1,886 images that way."""
+    images = tmp_path / "mine/images"
+    images.mkdir(parents=True)
+    ids = [f"TT{k:04d}" for k in range(12)] + ["Mixed", "plain"]
+    for k, sid in enumerate(ids):
+        Image.new("RGB", (4, 4)).save(images / f"{sid.lower()}{'.JPG' if k == 3 else '.png'}")
+    pd.DataFrame({"id": ids, "text": "caption", "labels": "a"}).to_csv(tmp_path / "mine/captions.csv", index=False)
+    done = subprocess.run([sys.executable, "-c", readme_block("python", "## Your own data")], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0 of 14 ids have no image"
+    table = pd.read_csv(tmp_path / "mine/table.csv", dtype=str, keep_default_na=False).set_index("id")["image"]
+    assert table["TT0000"] == "images/tt0000.png" and table["TT0003"] == "images/tt0003.JPG"
+    assert all((tmp_path / "mine" / path).is_file() for path in table)
+
+
 def test_unlock_after_kill_9_as_the_readme_says(project) -> None:
     """A run killed with SIGKILL leaves its lock: the next run is refused and names --unlock;
     `snakemake --unlock` (as the README writes it) clears it."""

@@ -21,7 +21,7 @@ def test_table_dataset_gets_a_stratified_split_and_its_table(workflow) -> None:
     assert manifest.loc[manifest["id"] == "s005", "image"].item() == ""  # missing file: no image ...
     assert manifest.loc[manifest["id"] == "s005", "text"].item() != ""  # ... the text is kept
     table = pd.read_csv(workflow / "results/mine_table.csv")
-    assert set(table["Pool"]) == {"max", "concat"} and table["f1_micro"].between(0, 1).all()
+    assert set(table["Method"]) == {"set", "concat mean", "concat padded"} and table["f1_micro"].between(0, 1).all()
     assert (workflow / "results/mine_robustness.csv").exists()
     assert (workflow / "results/mine/gallery/index.html").exists()
 

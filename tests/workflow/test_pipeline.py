@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -58,20 +59,26 @@ def test_end_to_end_table_and_figures(pipeline):
     workdir, _ = pipeline
     table = pd.read_csv(workdir / "results/demo_table.csv")
     cells = set(zip(table["Method"], table["Modalities"], table["Pool"]))
-    assert cells == {("set", "image", "max"), ("set", "image+text+faces+ocr_text", "max"),
-                     ("set", "image+text+faces+ocr_text", "attention"),
-                     ("concat", "image+text+faces+ocr_text", "concat"),
+    every = "image+text+faces+ocr_text"
+    assert cells == {("set", "image", "max"), ("set", every, "max"), ("set per modality", every, "attention"),
+                     ("concat mean", every, "mean"), ("concat padded", every, "-"),
                      ("set", "image+text+faces:mean+ocr_text", "max")}
-    assert (table["seeds"] == 2).all() and table["f1_micro"].between(0, 1).all()
+    assert (table["seeds"] == 3).all() and table["f1_micro"].between(0, 1).all()
     assert "±" in (workdir / "results/demo_table.md").read_text()
     assert (workdir / "results/demo/figures/importance_all.png").stat().st_size > 1000
     assert (workdir / "results/demo/figures/matrices/overview.png").stat().st_size > 1000
     for store in ("faces", "ocr", "ocr_text"):
         assert read_store(workdir / f"results/demo/features/{store}.h5").ids == read_store(
             workdir / "results/demo/features/image.h5").ids
-    run = workdir / "results/demo/runs/all/max/seed0"
-    for name in ("metrics.json", "history.csv", "predictions.h5", "importance.h5", "model.pt"):
-        assert (run / name).exists(), name
+    for seed in (0, 1, 2):  # one training job per cell wrote every seed's run folder
+        run = workdir / f"results/demo/runs/all/concat_padded/seed{seed}"
+        for name in ("metrics.json", "history.csv", "predictions.h5", "importance.h5", "model.pt"):
+            assert (run / name).exists(), name
+    slots = json.loads((run / "metrics.json").read_text())["slots"]  # the padding caps, from train
+    assert slots["image"] == slots["text"] == 1 and slots["faces"] >= 1 and slots["ocr_text"] == 1
+    log = (workdir / "logs/demo/train/all/concat_padded.log").read_text()
+    assert [line.split(":")[0] for line in log.splitlines() if line.startswith("run ")] == [
+        f"run results/demo/runs/all/concat_padded/seed{s}" for s in (0, 1, 2)]
 
 
 def test_end_to_end_comparisons_and_two_views(pipeline):
@@ -80,11 +87,14 @@ def test_end_to_end_comparisons_and_two_views(pipeline):
     workdir, _ = pipeline
     frame = pd.read_csv(workdir / "results/demo_comparisons.csv")
     assert list(frame.columns) == ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value",
-                                   "seeds", "samples"]
+                                   "ci_over", "seeds", "samples"]
     assert ((frame["ci_low"] <= frame["delta"]) & (frame["delta"] <= frame["ci_high"])).all()
-    assert set(frame["metric"]) == {"f1_micro", "f1_macro"} and (frame["seeds"] == 2).all()
+    assert set(frame["metric"]) == {"f1_micro", "f1_macro"} and (frame["seeds"] == 3).all()
+    assert (frame["ci_over"] == "seeds+samples").all()
     kinds = frame["baseline"].str.split(":").str[0]
-    assert {"best single", "concat", "collapsed"} <= set(kinds)
+    assert {"best single", "concat mean", "concat padded", "collapsed"} <= set(kinds)
+    per_modality = frame[frame["row"].str.endswith("(attention per modality)")]
+    assert set(per_modality["baseline"].str.split(":").str[0]) == {"best single", "concat mean", "concat padded"}
     collapsed = frame[kinds == "collapsed"]
     assert set(collapsed["row"]) == {"MobileNetV2(i), MiniLM(t), Face(i), MiniLM(ocr) (max)"}
     assert "CI excludes 0" in (workdir / "results/demo_comparisons.md").read_text()
@@ -107,7 +117,7 @@ def test_training_option_change_reruns_training_only(pipeline, tmp_path):
     plan = run_snakemake(workdir, "-n", "--cores", "2", configfile=changed, replace=True)
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = job_counts(plan.stdout)
-    assert counts.get("train") == 10 and "table" in counts
+    assert counts.get("train") == 6 and "table" in counts  # one job per cell
     assert not {"extract_shard", "merge_shards", "manifest", "compose_demo"} & set(counts)
 
 

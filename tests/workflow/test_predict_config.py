@@ -43,7 +43,8 @@ def test_predict_model_in_the_grid_plans_its_training_and_predictions(tmp_path) 
     path = write_config(tmp_path, "mine/words/max/seed0")
     plan = snakemake(tmp_path / "work", "-n", "results/new/predictions.csv", configfile=path, timeout=300)
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert "results/mine/runs/words/max/seed0/model.pt" in plan.stdout and "rule predict" in plan.stdout
+    assert "--run results/mine/runs/words/max/seed0 " in plan.stdout and "rule predict" in plan.stdout
+    assert "output: results/mine/runs/words/max\n" in plan.stdout  # the cell's training job
 
 
 def test_unknown_target_names_the_loaded_config_files(tmp_path) -> None:

@@ -51,15 +51,16 @@ def test_slurm_plan_as_shipped_has_partition_account_runtime_and_gpus_for_gpu_ru
     assert {"compose_demo", "manifest", "fetch_weights", "extract_shard", "merge_shards", "train",
             "table"} <= set(rules)
     experiments = yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["demo"]["experiments"]
-    assert rules.count("train") == len(experiments["seeds"]) * sum(
-        len(c.get("pools") or experiments["pools"]) + (len(c["features"]) > 1 and c.get("baseline", True))
+    assert rules.count("train") == sum(  # pools, plus the two concat baselines of multi-feature ones
+        len(c.get("pools") or experiments["pools"]) + 2 * (len(c["features"]) > 1 and c.get("baseline", True))
         for c in experiments["combinations"].values())
     for rule, res in jobs:
         assert res.get("slurm_partition") == "gpu" and res.get("slurm_account") == "my_account", (rule, res)
         assert res.get("runtime", "").isdigit(), (rule, res)
         assert (res.get("gpu") == "1") == (rule in ("extract_shard", "train", "predict")), (rule, res)
     runtimes = {rule: int(res["runtime"]) for rule, res in jobs}
-    assert runtimes["table"] == 60 and runtimes["train"] == 30  # profile default; train on a GPU
+    seeds = len(experiments["seeds"])  # a training job trains its cell's seeds: 10 min + 5 per run on a GPU
+    assert runtimes["table"] == 60 and runtimes["train"] == 10 + 5 * seeds
     # shards: the extractor's peak (rules/resources.smk EXTRACT_MB), not the old flat 32,000 MB
     shard_mem = {int(res["mem_mb"]) for rule, res in jobs if rule == "extract_shard"}
     assert shard_mem and shard_mem <= {3000, 4000}
@@ -76,4 +77,5 @@ def test_cpu_switch_requests_no_gpu(tmp_path):
     assert jobs and all(res.get("gpu", "0") == "0" for _, res in jobs)
     assert all(res.get("slurm_partition") == "gpu" for _, res in jobs)
     runtimes = {rule: int(res["runtime"]) for rule, res in jobs}
-    assert runtimes["train"] == 120  # CPU training runtime
+    seeds = len(yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["demo"]["experiments"]["seeds"])
+    assert runtimes["train"] == 10 + 30 * seeds  # CPU: 30 min per run

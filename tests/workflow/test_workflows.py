@@ -27,7 +27,8 @@ def fake_mmimdb(root: Path, n: int = 12) -> Path:
 
 def test_imdb_plan_on_slurm_profile(tmp_path):
     """`snakemake -n results/imdb_table.csv` with the SLURM profile plans every extraction shard
-    and one training job per grid cell (the rows of the paper's Table 3 plus concat baselines)."""
+    and one training job per grid cell (the rows of the paper's Table 3 plus concat baselines),
+    each training the cell's three seeds."""
     root = fake_mmimdb(tmp_path / "mmimdb")
     override = tmp_path / "imdb.yaml"
     override.write_text(yaml.safe_dump({"shards": 4, "datasets": {"imdb": {"root": str(root)}}}))
@@ -43,8 +44,9 @@ def test_imdb_plan_on_slurm_profile(tmp_path):
                 for f in config["features"].values()}
     assert counts["merge_shards"] == n_features and counts["fetch_weights"] == len(distinct) == n_features - 1
     # Table 3: 5 single-pool rows + 5 combinations x (max, min, sum) = 20 rows of ours,
-    # plus the concat baseline for the 8 multi-feature combinations: 28 cells x 3 seeds.
-    assert counts["train"] == 28 * 3
+    # plus concat mean and concat padded for the 8 multi-feature combinations: 36 cells, one job
+    # each training its 3 seeds.
+    assert counts["train"] == 36 and plan.stdout.count(" --run 2=results/imdb/runs/") == 36
     assert counts["table"] == 1 and "download_mmimdb" not in counts
     assert "gpu=1" in plan.stdout  # the profile asks for CUDA, so GPU rules request a GPU
 
@@ -79,7 +81,7 @@ def test_ads_end_to_end_beside_paper(ads_run):
     ours = table[table["source"] == "dmms"]
     paper = table[table["source"] == "paper"]
     assert len(paper) == 18  # Table 2 as published, prior work included
-    assert set(ours["Pool"]) == {"max", "concat"}
+    assert set(zip(ours["Method"], ours["Pool"])) == {("set", "max"), ("concat padded", "-")}
     single = ours[ours["Features"].str.fullmatch(r"WSL\(i\)")]
     assert len(single) == 1 and single["paper_accuracy"].iloc[0] == pytest.approx(57.726)
     assert single["accuracy"].between(0, 100).all()  # percent, as the paper prints them
