@@ -172,18 +172,23 @@ def test_cli_train_writes_the_run_folder(toy, tmp_path) -> None:
 
 
 def test_cli_trains_a_cells_runs_in_one_process_as_each_alone(toy, tmp_path) -> None:
-    """`--run SEED[:FOLD]=DIR` per run: one process, the run folders of separate `--seed --out` runs."""
+    """`--run SEED[:FOLD]=DIR` per run: one process, the run folders of separate `--seed --out` runs;
+    under lr=auto and threshold=dev (the defaults) each run searches its own lr and threshold."""
     manifest, specs = toy
     features = [a for spec in specs for a in ("--feature", f"{spec.name}={spec.path}")]
     common = ["train", "--manifest", str(manifest), *features, "--pool", "concat_padded", "--set", "epochs=3",
-              "--set", "dim=8"]
+              "--set", "dim=8", "--set", "lr_candidates=1e-3,0.03"]
     assert main(common + ["--run", f"4={tmp_path / 'cell/seed4'}", "--run", f"2={tmp_path / 'cell/seed2'}"]) == 0
     for seed in (4, 2):
         assert main(common + ["--seed", str(seed), "--out", str(tmp_path / f"alone{seed}")]) == 0
         with h5py.File(tmp_path / f"cell/seed{seed}/predictions.h5") as a, \
                 h5py.File(tmp_path / f"alone{seed}/predictions.h5") as b:
             assert np.array_equal(a["probabilities"][()], b["probabilities"][()])
-        assert json.loads((tmp_path / f"cell/seed{seed}/metrics.json").read_text())["seed"] == seed
+        cell = json.loads((tmp_path / f"cell/seed{seed}/metrics.json").read_text())
+        alone = json.loads((tmp_path / f"alone{seed}/metrics.json").read_text())
+        assert cell["seed"] == seed and [t["lr"] for t in cell["lr_search"]] == [1e-3, 0.03]
+        for key in ("lr_search", "lr", "threshold", "threshold_rule", "slots"):
+            assert cell[key] == alone[key], key
     from model.__main__ import run_spec
 
     assert run_spec("1:3=runs/seed1-fold3") == (1, 3, "runs/seed1-fold3")  # fold K: --set fold=K for that run
