@@ -4,7 +4,7 @@ threshold it used, and its time.
 
     python bench/train_defaults.py --manifest results/mine/manifest.csv \
         --feature image=results/mine/features/image.h5 --feature text=results/mine/features/text.h5 \
-        --combination image --combination text --combination image,text --pools max,concat \
+        --combination image --combination text --combination image,text --pools max,concat_mean \
         --seeds 0,1,2 --setting 'today=lr=0.001;threshold=0.5' --setting defaults= \
         --out bench/results/train_defaults_emoji.json
 
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.record import command, machine, write_result  # noqa: E402
 from model.options import TrainOptions, parse_options  # noqa: E402
+from model.pools import BASELINES  # noqa: E402
 from model.spec import FeatureSpec  # noqa: E402
 from model.train import train  # noqa: E402
 
@@ -34,7 +35,8 @@ def main() -> None:
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--feature", action="append", required=True, metavar="NAME=STORE.h5")
     parser.add_argument("--combination", action="append", required=True, help="comma-joined feature names")
-    parser.add_argument("--pools", default="max", help="comma-separated; concat only for several features")
+    parser.add_argument("--pools", default="max",
+                        help="comma-separated (model/pools.py); the concat baselines only for several features")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--setting", action="append", required=True, metavar="NAME=K=V;K=V")
     parser.add_argument("--threads", type=int, default=1)
@@ -58,7 +60,7 @@ def main() -> None:
             for combination in args.combination:
                 features = combination.split(",")
                 for pool in args.pools.split(","):
-                    if pool == "concat" and len(features) < 2:
+                    if pool in BASELINES and len(features) < 2:
                         continue
                     for seed in map(int, args.seeds.split(",")):
                         began = time.perf_counter()
