@@ -12,8 +12,8 @@ seeds both rows have (seed s of the row paired with seed s of the baseline: same
 and element subsets):
 - `delta`: the row's metric minus the baseline's on all test samples, averaged over the S
   seeds; each run scored at its own decision threshold (metrics.json `threshold`, chosen on dev
-  under `threshold: dev`). Cross-validated runs are pooled per seed first: the out-of-fold predictions of all
-  folds form one test set.
+  under `threshold: dev`). Cross-validated runs are pooled per seed first: the out-of-fold
+  predictions of all folds form one test set.
 - `ci_low`, `ci_high`: 95% percentile interval of a two-level bootstrap (`ci_over` =
   `seeds+samples`): each of R resamples draws S seed pairs with replacement and, independently,
   the test samples with replacement (one draw for both rows and every seed, test samples being
@@ -22,7 +22,7 @@ and element subsets):
   are drawn (`ci_over` = `samples`); such an interval leaves training randomness out.
 - `p_value`: two-sided, from the same resamples: 2 x the share (plus one) of resampled deltas on
   the far side of zero, p = min(1, 2 (1 + min(#{d* <= 0}, #{d* >= 0})) / (1 + R)): the test
-  dual to the interval (p < 0.05 where the 95% interval excludes zero).
+  dual to the interval (p <= 0.05 exactly where the 95% interval excludes zero).
 Multi-label counts are resampled as matrix products: per sample and class the run's true
 positives, false positives and false negatives (N, 3C); a resample's totals are its bootstrap
 weights (R, N) times them, giving each seed's delta (R, S); the seed draw is a count per seed
@@ -213,15 +213,18 @@ def resample_chunks(n: int, resamples: int, seeds: int, seed: int = 0
 
 def summarise_stats(delta: float, boot: np.ndarray) -> dict[str, float]:
     """delta, percentile interval at LEVEL and the two-sided bootstrap p-value of the resampled
-    deltas `boot` (R,)."""
-    valid = boot[np.isfinite(boot)]
-    if not len(valid):
+    deltas `boot` (R,). The interval's ends are the k-th smallest and k-th largest of the R
+    deltas, k = floor((R + 1)(1 - LEVEL) / 2) (25 of 1,000; at least 1), so that it excludes zero
+    exactly where p <= 1 - LEVEL (R >= 39 at 95%); an interpolated percentile could exclude zero
+    at p = 0.052."""
+    valid = np.sort(boot[np.isfinite(boot)])
+    r = len(valid)
+    if not r:
         return {"delta": delta, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
-    tail = 100 * (1 - LEVEL) / 2
-    low, high = np.percentile(valid, [tail, 100 - tail])
+    k = max(1, int(np.floor((r + 1) * (1 - LEVEL) / 2 + 1e-9)))
     far = min(np.sum(valid <= 0), np.sum(valid >= 0))
-    p = min(1.0, 2 * (1 + far) / (1 + len(valid)))
-    return {"delta": delta, "ci_low": float(low), "ci_high": float(high), "p_value": float(p)}
+    p = min(1.0, 2 * (1 + far) / (1 + r))
+    return {"delta": delta, "ci_low": float(valid[k - 1]), "ci_high": float(valid[r - k]), "p_value": float(p)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +346,7 @@ def to_markdown(frame: pd.DataFrame, resamples: int = RESAMPLES) -> str:
     lines.append(f"Δ = row − baseline, test metric averaged over the paired seeds. CI: {LEVEL:.0%} percentile "
                  f"interval of a two-level bootstrap ({resamples} resamples): the paired seeds drawn with "
                  "replacement, and the test samples drawn with replacement; p: two-sided, from the same "
-                 "resamples (p < 0.05 where the interval excludes 0). **yes**: the interval excludes zero.")
+                 "resamples (p ≤ 0.05 exactly where the interval excludes 0). **yes**: the interval excludes zero.")
     if (frame["ci_over"] != "seeds+samples").any():
         lines.append("")
         lines.append(f"† fewer than {MIN_SEEDS} paired seeds: the interval and p resample test samples only, for the "

@@ -236,3 +236,19 @@ def test_each_run_is_scored_at_its_own_recorded_threshold(tmp_path):
                     - f1_scores(targets, probs["ab", "concat_mean", s] >= cuts["ab", "concat_mean"][s])["f1_micro"]
                     for s in range(3)])
     assert row["delta"] == pytest.approx(want)
+
+
+def test_the_interval_excludes_zero_exactly_where_p_is_at_most_five_percent():
+    """The interval's ends are order statistics matched to p's (1 + R): an interpolated percentile
+    excluded zero at p = 0.052 (25 of 1,000 resampled deltas at or below zero)."""
+    boot = np.r_[np.full(25, -1e-6), np.ones(975)]
+    stats = C.summarise_stats(0.5, boot)
+    assert stats["p_value"] == pytest.approx(52 / 1001) and stats["ci_low"] < 0
+    stats = C.summarise_stats(0.5, boot[1:])  # 24 of 999 at or below zero
+    assert stats["p_value"] <= 0.05 and stats["ci_low"] > 0
+    rng = np.random.default_rng(0)
+    for r in (40, 100, 999, 1000, 2000):
+        for shift in np.linspace(0, 3, 40):
+            stats = C.summarise_stats(shift, rng.normal(shift, 1, r))
+            excludes = stats["ci_low"] > 0 or stats["ci_high"] < 0
+            assert excludes == (stats["p_value"] <= 0.05), (r, shift, stats)
