@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.record import command, machine, write_result  # noqa: E402
 from model.options import TrainOptions, parse_options  # noqa: E402
-from model.pools import BASELINES  # noqa: E402
+from model.pools import BASELINES, PER_MODALITY  # noqa: E402
 from model.spec import FeatureSpec  # noqa: E402
 from model.train import train  # noqa: E402
 
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--feature", action="append", required=True, metavar="NAME=STORE.h5")
     parser.add_argument("--combination", action="append", required=True, help="comma-joined feature names")
     parser.add_argument("--pools", default="max",
-                        help="comma-separated (model/pools.py); the concat baselines only for several features")
+                        help="comma-separated (model/pools.py); baselines and per-modality pools only for several features")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--setting", action="append", required=True, metavar="NAME=K=V;K=V")
     parser.add_argument("--threads", type=int, default=1)
@@ -60,7 +60,7 @@ def main() -> None:
             for combination in args.combination:
                 features = combination.split(",")
                 for pool in args.pools.split(","):
-                    if pool in BASELINES and len(features) < 2:
+                    if (pool in BASELINES or pool.endswith(PER_MODALITY)) and len(features) < 2:
                         continue
                     for seed in map(int, args.seeds.split(",")):
                         began = time.perf_counter()
