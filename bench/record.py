@@ -13,14 +13,16 @@ from typing import Any
 from core.atomic import atomic_write
 
 
-def write_result(result: dict[str, Any], out: str | Path | None) -> None:
-    """Print `result` as JSON and, when `out` is given, write it there (e.g. bench/results/X.json)."""
+def write_result(result: dict[str, Any], out: str | Path | None, echo: bool = True) -> None:
+    """Print `result` as JSON (unless not `echo`) and, when `out` is given, write it there (e.g.
+    bench/results/X.json)."""
     text = json.dumps(result, indent=1)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out) as tmp:
             tmp.write_text(text + "\n")
-    print(text, flush=True)
+    if echo:
+        print(text, flush=True)
 
 
 def command() -> str:

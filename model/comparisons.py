@@ -11,8 +11,9 @@ Statistics, per comparison and main metric (F1 micro / macro, or accuracy / AUC)
 seeds both rows have (seed s of the row paired with seed s of the baseline: same training order
 and element subsets):
 - `delta`: the row's metric minus the baseline's on all test samples, averaged over the S
-  seeds. Cross-validated runs are pooled per seed first: the out-of-fold predictions of all
-  folds form one test set.
+  seeds; each run scored at its own decision threshold (metrics.json `threshold`, chosen on dev
+  under `threshold: dev`). Cross-validated runs are pooled per seed first: the out-of-fold
+  predictions of all folds form one test set.
 - `ci_low`, `ci_high`: 95% percentile interval of a two-level bootstrap (`ci_over` =
   `seeds+samples`): each of R resamples draws S seed pairs with replacement and, independently,
   the test samples with replacement (one draw for both rows and every seed, test samples being
@@ -21,7 +22,7 @@ and element subsets):
   are drawn (`ci_over` = `samples`); such an interval leaves training randomness out.
 - `p_value`: two-sided, from the same resamples: 2 x the share (plus one) of resampled deltas on
   the far side of zero, p = min(1, 2 (1 + min(#{d* <= 0}, #{d* >= 0})) / (1 + R)): the test
-  dual to the interval (p < 0.05 where the 95% interval excludes zero).
+  dual to the interval (p <= 0.05 exactly where the 95% interval excludes zero).
 Multi-label counts are resampled as matrix products: per sample and class the run's true
 positives, false positives and false negatives (N, 3C); a resample's totals are its bootstrap
 weights (R, N) times them, giving each seed's delta (R, S); the seed draw is a count per seed
@@ -39,7 +40,7 @@ import pandas as pd
 
 from model.options import COLLAPSE
 from model.report import KEYS, read_runs
-from model.runfiles import read_metrics, read_predictions, write_csv_md
+from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
 
 MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
 COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "ci_over", "seeds", "samples"]
@@ -49,6 +50,8 @@ MIN_SEEDS = 3  # paired seeds needed to resample seeds (fewer: `ci_over` = sampl
 SETS = ("set", "set per modality")
 CONCATS = ("concat mean", "concat padded")
 CHUNK_ELEMENTS = 2**23  # resamples x samples drawn at once (bounds memory for large test sets)
+
+
 @dataclass
 class Side:
     """One table row's test predictions, pooled per seed, samples in `ids` order."""
@@ -57,20 +60,20 @@ class Side:
     probs: dict[int, np.ndarray]  # seed -> (N, C) float32
     targets: np.ndarray  # (N, C) uint8
     task: str
-    threshold: float
+    thresholds: dict[int, np.ndarray]  # seed -> (N, 1) each sample's run's decision threshold
 
 
 def load_side(run_dirs: Sequence[str | Path]) -> Side:
     """The runs of one row: per seed, the test predictions of all its runs (folds) pooled."""
-    by_seed: dict[int, list[tuple[list[str], np.ndarray, np.ndarray]]] = {}
-    task, threshold = "", 0.5
+    by_seed: dict[int, list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]] = {}
+    task = ""
     for run_dir in run_dirs:
         metrics = read_metrics(run_dir)
         ids, probs, targets, _, run_task = read_predictions(run_dir)
         task = run_task or metrics.get("task", "")
-        threshold = float((metrics.get("config") or {}).get("threshold", 0.5))
-        by_seed.setdefault(int(metrics.get("seed") or 0), []).append((ids, probs, targets))
-    probs_by_seed, reference = {}, None
+        threshold = np.full((len(ids), 1), run_threshold(metrics), dtype=np.float32)
+        by_seed.setdefault(int(metrics.get("seed") or 0), []).append((ids, probs, targets, threshold))
+    probs_by_seed, thresholds, reference = {}, {}, None
     for seed, parts in sorted(by_seed.items()):
         ids = np.concatenate([np.asarray(p[0], dtype=str) for p in parts])
         order = np.argsort(ids, kind="stable")
@@ -86,7 +89,8 @@ def load_side(run_dirs: Sequence[str | Path]) -> Side:
             raise ValueError(f"the seeds of {run_dirs[0]}'s row test different samples; retrain them on "
                              "one manifest")
         probs_by_seed[seed] = probs
-    return Side(reference[0], probs_by_seed, reference[1], task, threshold)
+        thresholds[seed] = np.concatenate([p[3] for p in parts])[order]
+    return Side(reference[0], probs_by_seed, reference[1], task, thresholds)
 
 
 def paired_seeds(a: Side, b: Side, row: str, baseline: str) -> list[int]:
@@ -126,7 +130,7 @@ def seed_weights(seeds: int, resamples: int, seed: int | Sequence[int] = 2) -> n
     return bootstrap_weights(draws, seeds)
 
 
-def label_counts(probs: np.ndarray, targets: np.ndarray, threshold: float) -> np.ndarray:
+def label_counts(probs: np.ndarray, targets: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
     """(N, 3C) float32 per sample and class: true positives, false positives, false negatives."""
     p, t = probs >= threshold, targets.astype(bool)
     return np.concatenate([p & t, p & ~t, ~p & t], axis=1).astype(np.float32)
@@ -169,14 +173,15 @@ def multilabel_deltas(a: list[np.ndarray], b: list[np.ndarray],
     return {m: (float((point_a[m] - point_b[m]).mean()), fa[m] - fb[m]) for m in MAIN["multilabel"]}
 
 
-def binary_deltas(a: list[np.ndarray], b: list[np.ndarray], targets: np.ndarray, threshold: float,
+def binary_deltas(a: list[np.ndarray], b: list[np.ndarray], targets: np.ndarray,
+                  thresholds: tuple[np.ndarray, np.ndarray],
                   index: np.ndarray) -> dict[str, tuple[float, np.ndarray]]:
-    """As `multilabel_deltas` for a binary task: `a`, `b` S lists of probabilities (N,),
-    bootstrap draws `index` (R, N)."""
+    """As `multilabel_deltas` for a binary task: `a`, `b` S lists of probabilities (N,), their
+    decision `thresholds` ((S, N) or scalars) each, bootstrap draws `index` (R, N)."""
     y = targets.reshape(-1).astype(bool)
     P, Q = np.stack(a), np.stack(b)  # (S, N)
-    correct = lambda p: ((p >= threshold) == y).astype(np.float32)  # noqa: E731
-    gap = correct(P) - correct(Q)  # (S, N)
+    correct = lambda p, t: ((p >= t) == y).astype(np.float32)  # noqa: E731
+    gap = correct(P, thresholds[0]) - correct(Q, thresholds[1])  # (S, N)
     weights = bootstrap_weights(index, len(y)) / len(y)
     out = {"accuracy": (float(gap.mean()), weights @ gap.T)}  # (R, S)
     point = np.mean([auc_rows(P[i][None], y)[0] - auc_rows(Q[i][None], y)[0] for i in range(len(P))])
@@ -208,15 +213,18 @@ def resample_chunks(n: int, resamples: int, seeds: int, seed: int = 0
 
 def summarise_stats(delta: float, boot: np.ndarray) -> dict[str, float]:
     """delta, percentile interval at LEVEL and the two-sided bootstrap p-value of the resampled
-    deltas `boot` (R,)."""
-    valid = boot[np.isfinite(boot)]
-    if not len(valid):
+    deltas `boot` (R,). The interval's ends are the k-th smallest and k-th largest of the R
+    deltas, k = floor((R + 1)(1 - LEVEL) / 2) (25 of 1,000; at least 1), so that it excludes zero
+    exactly where p <= 1 - LEVEL (R >= 39 at 95%); an interpolated percentile could exclude zero
+    at p = 0.052."""
+    valid = np.sort(boot[np.isfinite(boot)])
+    r = len(valid)
+    if not r:
         return {"delta": delta, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
-    tail = 100 * (1 - LEVEL) / 2
-    low, high = np.percentile(valid, [tail, 100 - tail])
+    k = max(1, int(np.floor((r + 1) * (1 - LEVEL) / 2 + 1e-9)))
     far = min(np.sum(valid <= 0), np.sum(valid >= 0))
-    p = min(1.0, 2 * (1 + far) / (1 + len(valid)))
-    return {"delta": delta, "ci_low": float(low), "ci_high": float(high), "p_value": float(p)}
+    p = min(1.0, 2 * (1 + far) / (1 + r))
+    return {"delta": delta, "ci_low": float(valid[k - 1]), "ci_high": float(valid[r - k]), "p_value": float(p)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,13 +279,14 @@ def plan_comparisons(table: pd.DataFrame, metrics: Sequence[str]) -> list[tuple[
 def pair_stats(a: Side, b: Side, seeds: list[int], chunks) -> dict[str, tuple[float, np.ndarray]]:
     """Per metric: (delta, resampled deltas (R,)) of two rows over their paired `seeds`."""
     if a.task == "multilabel":
-        counts_a = [label_counts(a.probs[s], a.targets, a.threshold) for s in seeds]
-        counts_b = [label_counts(b.probs[s], b.targets, b.threshold) for s in seeds]
+        counts_a = [label_counts(a.probs[s], a.targets, a.thresholds[s]) for s in seeds]
+        counts_b = [label_counts(b.probs[s], b.targets, b.thresholds[s]) for s in seeds]
         parts = [(multilabel_deltas(counts_a, counts_b, w), drawn) for _, w, drawn in chunks]
     else:
         probs_a = [a.probs[s].reshape(-1) for s in seeds]
         probs_b = [b.probs[s].reshape(-1) for s in seeds]
-        parts = [(binary_deltas(probs_a, probs_b, a.targets, a.threshold, x), drawn) for x, _, drawn in chunks]
+        cut = tuple(np.stack([side.thresholds[s].reshape(-1) for s in seeds]) for side in (a, b))  # (S, N) each
+        parts = [(binary_deltas(probs_a, probs_b, a.targets, cut, x), drawn) for x, _, drawn in chunks]
     return {m: (parts[0][0][m][0], np.concatenate([seed_average(d[m][1], drawn) for d, drawn in parts]))
             for m in parts[0][0]}
 
@@ -337,7 +346,7 @@ def to_markdown(frame: pd.DataFrame, resamples: int = RESAMPLES) -> str:
     lines.append(f"Δ = row − baseline, test metric averaged over the paired seeds. CI: {LEVEL:.0%} percentile "
                  f"interval of a two-level bootstrap ({resamples} resamples): the paired seeds drawn with "
                  "replacement, and the test samples drawn with replacement; p: two-sided, from the same "
-                 "resamples (p < 0.05 where the interval excludes 0). **yes**: the interval excludes zero.")
+                 "resamples (p ≤ 0.05 exactly where the interval excludes 0). **yes**: the interval excludes zero.")
     if (frame["ci_over"] != "seeds+samples").any():
         lines.append("")
         lines.append(f"† fewer than {MIN_SEEDS} paired seeds: the interval and p resample test samples only, for the "

@@ -104,8 +104,9 @@ def confident_errors(combo: Combination, count: int, exclude: Sequence[str] = ()
     if count < 1:
         return []
     probs, targets = combo.probabilities, combo.targets > 0  # (N, C)
-    wrong = (probs >= combo.threshold) != targets  # (N, C)
-    confidence = np.where(wrong, np.abs(probs - combo.threshold), -1.0).max(1)  # (N,)
+    cut = combo.thresholds[:, None]  # (N, 1)
+    wrong = (probs >= cut) != targets  # (N, C)
+    confidence = np.where(wrong, np.abs(probs - cut), -1.0).max(1)  # (N,)
     order = np.argsort(-confidence, kind="stable")
     skip = set(exclude)
     chosen = [combo.ids[k] for k in order if confidence[k] >= 0 and combo.ids[k] not in skip]
@@ -120,11 +121,17 @@ def label_rows(combo: Combination, sample_id: str) -> list[dict]:
     top = set(np.argsort(-probs)[:3].tolist())
     rows = []
     for c in np.argsort(-probs):
-        predicted = bool(probs[c] >= combo.threshold)
+        predicted = bool(probs[c] >= combo.thresholds[k])
         if targets[c] or predicted or c in top:
             rows.append({"name": combo.classes[c], "p": float(probs[c]), "true": bool(targets[c]),
                          "predicted": predicted})
     return rows
+
+
+def threshold_text(thresholds: np.ndarray) -> str:
+    """`0.35`, or `0.3-0.45` when the runs (folds) of the shown combination differ."""
+    low, high = float(thresholds.min()), float(thresholds.max())
+    return f"{low:g}" if low == high else f"{low:g}-{high:g} (per fold)"
 
 
 def main_combination(combos: Sequence[Combination]) -> Combination:
@@ -223,7 +230,7 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     template = env.get_template("gallery.html.j2")
     for name, embedded in (("index.html", False), (STANDALONE, True)):
         page = template.render(
-            cards=cards, run=main.features, seed=main.seed, threshold=main.threshold,
+            cards=cards, run=main.features, seed=main.seed, threshold=threshold_text(main.thresholds),
             combinations=[c.features for c in combos], task=main.task, embedded=embedded,
             inline=lambda path: data_uri(out_dir / path),
             ocr_min_score=max([layer.min_score for layer in layers if layer.kind == "ocr"], default=None))

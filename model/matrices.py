@@ -35,9 +35,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from model.report import importance_groups, run_key
+from model.report import check_experiments, importance_groups, run_key
 from extract.store import read_store
-from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions, write_csv
+from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions, run_threshold, write_csv
 from model.spec import FeatureSpec
 
 
@@ -55,7 +55,7 @@ class Combination:
     probabilities: np.ndarray | None = None  # (N, C)
     targets: np.ndarray | None = None  # (N, C)
     classes: list[str] = field(default_factory=list)
-    threshold: float = 0.5
+    thresholds: np.ndarray | None = None  # (N,) each sample's run's decision threshold
     stores: dict[str, str] = field(default_factory=dict)  # name -> store path (first run)
     task: str = "multilabel"
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # id -> row
@@ -74,8 +74,9 @@ def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
     has no run with `seed`); ordered by number of modalities, then as first given."""
     labels = labels or {}
     groups: dict[str, dict[int | None, list[tuple[Path, dict]]]] = {}
-    for run_dir in map(Path, run_dirs):
-        metrics = read_metrics(run_dir)
+    found = [(Path(run_dir), read_metrics(run_dir)) for run_dir in run_dirs]
+    check_experiments(found, labels)
+    for run_dir, metrics in found:
         if metrics["pool"] != pool or not (run_dir / IMPORTANCE).exists():
             continue
         key = run_key(metrics, labels)["Features"]
@@ -91,9 +92,8 @@ def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
         first = members[0][1]
         names = list(first["features"])
         combo = Combination(features, names, [labels.get(n, n) for n in names], chosen,
-                            threshold=float((first.get("config") or {}).get("threshold", 0.5)),
                             stores=dict(first.get("feature_stores") or {}), task=first.get("task", "multilabel"))
-        ids, imps, probs, targets = [], [], [], []
+        ids, imps, probs, targets, cuts = [], [], [], [], []
         for run_dir, metrics in members:
             imp_ids, importance, modalities = read_importance(run_dir)  # (N, M)
             if modalities != names:
@@ -112,10 +112,12 @@ def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
             ids += imp_ids
             imps.append(importance)
             probs.append(prob[take])
+            cuts.append(np.full(len(take), run_threshold(metrics)))
             targets.append(target[take])
         combo.ids = ids
         combo.importance = np.concatenate(imps).astype(np.float64)
         combo.probabilities = np.concatenate(probs)
+        combo.thresholds = np.concatenate(cuts)
         combo.targets = np.concatenate(targets)
         combo.finish()
         combos.append(combo)
@@ -156,7 +158,7 @@ def predicted(combo: Combination, sample_id: str) -> list[str] | None:
     k = combo.row(sample_id)
     if k is None:
         return None
-    return label_names(combo.classes, combo.probabilities[k] >= combo.threshold, combo.task)
+    return label_names(combo.classes, combo.probabilities[k] >= combo.thresholds[k], combo.task)
 
 
 def truth(combos: Sequence[Combination], sample_id: str) -> list[str]:

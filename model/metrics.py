@@ -4,6 +4,7 @@ multilabel: f1_micro, f1_macro, f1_samples, f1_weighted at a threshold, and map 
 classes that have positives of their average precision).
 binary: accuracy at a threshold, auc (ROC AUC; NaN when only one class occurs), and
 accuracy_<fine> per fine-grained class when fine class names per sample are given.
+`best_threshold`: the decision threshold of `threshold: dev`, one value for every class.
 
 Definitions are scikit-learn's (`f1_score(zero_division=0)`, `average_precision_score`,
 `roc_auc_score`; tests check equality on random data with ties); written here because importing
@@ -21,6 +22,7 @@ import numpy as np
 MULTILABEL_METRICS = ("f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map")
 BINARY_METRICS = ("accuracy", "auc")
 DEFAULT_SELECT = {"multilabel": "f1_micro", "binary": "accuracy"}
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)  # the grid `best_threshold` searches
 
 
 def fine_key(name: str) -> str:
@@ -97,9 +99,10 @@ def multilabel_metrics(targets: np.ndarray, probs: np.ndarray, threshold: float 
     return out
 
 
-def binary_metrics(targets: np.ndarray, probs: np.ndarray, threshold: float = 0.5,
+def binary_metrics(targets: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray = 0.5,
                    fine: Sequence[str] | None = None) -> dict[str, float]:
-    """`targets` and `probs` (N,) or (N, 1); `fine` (N,) optional fine class name per sample."""
+    """`targets` and `probs` (N,) or (N, 1); `threshold` one value or one per sample (N,); `fine`
+    (N,) optional fine class name per sample."""
     targets = np.asarray(targets).reshape(-1).astype(int)
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
     if len(targets) == 0:
@@ -123,6 +126,22 @@ def evaluate(task: str, targets: np.ndarray, probs: np.ndarray, threshold: float
     if task == "multilabel":
         return multilabel_metrics(targets, probs, threshold)
     raise ValueError(f"unknown task {task!r}; use binary or multilabel")
+
+
+def best_threshold(task: str, targets: np.ndarray, probs: np.ndarray, metric: str) -> float:
+    """The threshold of THRESHOLDS that scores best on (`targets`, `probs`) (dev), one value for
+    every class: `metric` when a threshold moves it (an F1, accuracy), else the task's
+    DEFAULT_SELECT. Ties go to the threshold nearest 0.5, then the lower one."""
+    if task == "binary":
+        y = np.asarray(targets).reshape(-1) > 0
+        p = np.asarray(probs).reshape(-1)
+        scores = ((p[None, :] >= THRESHOLDS[:, None]) == y).mean(1)  # (T,) accuracy
+    else:
+        metric = metric if metric.startswith("f1_") else DEFAULT_SELECT[task]
+        probs = np.asarray(probs)
+        scores = np.array([f1_scores(targets, probs >= t)[metric] for t in THRESHOLDS])  # (T,)
+    order = np.lexsort((THRESHOLDS, np.abs(THRESHOLDS - 0.5)))  # nearest 0.5 first, then lower
+    return float(THRESHOLDS[order[np.argmax(scores[order])]])
 
 
 def metric_names(task: str) -> tuple[str, ...]:

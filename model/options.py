@@ -13,17 +13,20 @@ TASKS = ("auto", "binary", "multilabel")
 FEATURE_DEVICES = ("auto", "device", "host")
 ENCODERS = ("bag", "cnn")  # index-feature encoders: bag of embeddings, CNN-text (model/sets.py)
 COLLAPSE = ("mean",)  # `collapse.NAME=mean`: a dense feature's set replaced by its mean row (model/data.py)
+LR_AUTO = "auto"  # `lr=auto`: one training per `lr_candidates`, the best dev score kept (model/train.py)
+THRESHOLD_DEV = "dev"  # `threshold=dev`: the decision threshold with the best dev score (model/metrics.py)
 
 
 @dataclass
 class TrainOptions:
-    dim: int = 32  # D, the common element dimension (paper: 32 Ads, 1024 IMDb)
-    hidden: str = "32"  # head hidden sizes, comma-separated ("256,128" for IMDb; "" = none)
+    dim: int = 128  # D, the common element dimension (paper: 32 Ads, 1024 IMDb; BENCHMARKS.md for 128)
+    hidden: str = "128"  # head hidden sizes, comma-separated ("256,128" for IMDb; "" = none)
     dropout: float = 0.25
     epochs: int = 40
     batch_size: int = 64
     eval_batch_size: int = 1024
-    lr: float = 1e-3  # peak learning rate
+    lr: float | str = LR_AUTO  # peak learning rate, or auto: chosen among lr_candidates on dev
+    lr_candidates: str = "3e-4,1e-3,3e-3,1e-2,3e-2"  # comma-separated peak rates tried by lr=auto
     warmup_epochs: float = 5.0  # linear warm-up from 0, then cosine decay to 0
     weight_decay: float = 0.01  # AdamW (decoupled)
     class_weights: str = "none"  # none | inv_sqrt (per-class loss weight 1/sqrt(train frequency))
@@ -34,7 +37,7 @@ class TrainOptions:
     collapse: dict[str, str] = field(default_factory=dict)  # `collapse.NAME=mean`: each sample's mean row instead of its set
     fold: int | None = None  # test fold of integer-fold manifests (train = the other folds less a dev carve of dev_fraction)
     classes: str = ""  # `|`-joined class order; default by descending frequency then name
-    threshold: float = 0.5
+    threshold: float | str = THRESHOLD_DEV  # on probabilities, or dev: one value chosen on dev per run
     task: str = "auto"  # auto | binary | multilabel
     amp: bool = False  # bf16 autocast on CUDA
     feature_device: str = "auto"  # auto | device | host: where feature tables live (auto: device if they fit)
@@ -46,7 +49,27 @@ class TrainOptions:
         except ValueError:
             raise ValueError(f"hidden={self.hidden!r}: write comma-separated sizes like 256,128") from None
 
+    def lr_values(self) -> list[float]:
+        """The peak learning rates to train, ascending: `lr`, or every `lr_candidates` for auto."""
+        if self.lr != LR_AUTO:
+            return [float(self.lr)]
+        try:
+            values = sorted({float(v) for v in self.lr_candidates.replace(" ", "").split(",") if v})
+        except ValueError:
+            raise ValueError(f"lr_candidates={self.lr_candidates!r}: write comma-separated rates like "
+                             "3e-4,1e-3,3e-3") from None
+        if not values or min(values) <= 0:
+            raise ValueError(f"lr_candidates={self.lr_candidates!r}: give at least one positive rate")
+        return values
+
     def validate(self) -> "TrainOptions":
+        self.lr = _number_or(self.lr, LR_AUTO, "lr", "a peak rate such as 0.001")
+        self.threshold = _number_or(self.threshold, THRESHOLD_DEV, "threshold", "a probability such as 0.5")
+        if self.lr != LR_AUTO and self.lr <= 0:
+            raise ValueError(f"lr={self.lr}: use a positive rate or {LR_AUTO}")
+        if self.threshold != THRESHOLD_DEV and not 0 < self.threshold < 1:
+            raise ValueError(f"threshold={self.threshold}: use a probability in (0, 1) or {THRESHOLD_DEV}")
+        self.lr_values()
         if self.class_weights not in CLASS_WEIGHTS:
             raise ValueError(f"class_weights={self.class_weights!r}: use one of {', '.join(CLASS_WEIGHTS)}")
         if self.task not in TASKS:
@@ -72,6 +95,16 @@ class TrainOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _number_or(value: float | str, word: str, key: str, example: str) -> float | str:
+    """`value` as a float, or `word` itself (`--set` gives text, YAML numbers)."""
+    if isinstance(value, str) and value.strip().lower() == word:
+        return word
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}={value!r}: use {word} or {example}") from None
 
 
 PER_FEATURE = {"max_elements": "max_elements_by", "encoder": "encoders", "collapse": "collapse"}  # KEY.NAME=VALUE

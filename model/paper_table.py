@@ -40,7 +40,7 @@ from data.paper import load_table, split_features
 from extract.store import read_attrs
 from model.metrics import binary_metrics
 from model.report import KEYS, class_note, read_runs, run_key, summarise
-from model.runfiles import read_metrics, read_predictions, write_csv_md
+from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
 from model.spec import FeatureSpec
 
 # paper column -> our metrics.json key (model/metrics.py; fine classes via `fine_key`)
@@ -122,9 +122,10 @@ def run_substitutes(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def pooled_oof(metrics: dict, runs: Sequence[str | Path]) -> dict[str, float]:
-    """Accuracy and AUC over the concatenated test predictions of one seed's folds (binary task)."""
-    ids, probs, targets = [], [], []
+def pooled_oof(runs: Sequence[str | Path]) -> dict[str, float]:
+    """Accuracy and AUC over the concatenated test predictions of one seed's folds (binary task),
+    each fold's predictions at its run's threshold."""
+    ids, probs, targets, cuts = [], [], [], []
     for run in runs:
         run_ids, run_probs, run_targets, _, task = read_predictions(run)
         if task != "binary":
@@ -132,12 +133,12 @@ def pooled_oof(metrics: dict, runs: Sequence[str | Path]) -> dict[str, float]:
         ids += run_ids
         probs.append(run_probs.reshape(-1))
         targets.append(run_targets.reshape(-1))
+        cuts.append(np.full(len(run_ids), run_threshold(read_metrics(run))))  # each fold at its own
     repeated = pd.Index(ids).duplicated()
     if repeated.any():
         raise ValueError(f"runs {', '.join(map(str, runs))} test sample {ids[int(np.argmax(repeated))]!r} "
                          "twice: give each fold of a seed once (one run folder per fold)")
-    threshold = float((metrics.get("config") or {}).get("threshold", 0.5))
-    scores = binary_metrics(np.concatenate(targets), np.concatenate(probs), threshold)
+    scores = binary_metrics(np.concatenate(targets), np.concatenate(probs), np.concatenate(cuts))
     return {"oof_accuracy": scores["accuracy"], "oof_auc": scores["auc"], "oof_samples": len(ids)}
 
 
@@ -148,7 +149,7 @@ def run_extras(run_dirs: Sequence[str | Path], labels: dict[str, str]) -> pd.Dat
     for run in run_dirs:
         metrics = read_metrics(run)
         runs.append({**run_key(metrics, labels), "seed": metrics.get("seed"), "fold": metrics.get("fold"),
-                     "run": run, "metrics": metrics, "substitutes": run_substitutes(metrics, labels)})
+                     "run": run, "substitutes": run_substitutes(metrics, labels)})
     frame = pd.DataFrame(runs)
     rows = []
     for key, group in frame.groupby(KEYS, sort=False):
@@ -162,7 +163,7 @@ def run_extras(run_dirs: Sequence[str | Path], labels: dict[str, str]) -> pd.Dat
         row["_substitutes"] = substitutes
         folded = group[group["fold"].notna()]
         if len(folded):
-            per_seed = pd.DataFrame([pooled_oof(g["metrics"].iloc[0], list(g["run"]))
+            per_seed = pd.DataFrame([pooled_oof(list(g["run"]))
                                      for _, g in folded.groupby("seed", sort=True, dropna=False)])
             for column in OOF:
                 row[column] = per_seed[column].mean()

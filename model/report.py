@@ -3,10 +3,18 @@
 `read_runs` gives one row per run and `summarise` one row per (Method, Modalities, Features,
 Pool) with mean and std over seeds (runs of several folds are averaged per seed first), so other
 tables (e.g. with the paper's reference rows) can reuse them.
+
+One row is one experiment: `check_experiments` (called by `read_runs`, and by every other reader
+that groups runs by `run_key`) refuses runs of one row that differ in anything defining the
+experiment (`experiment`: the training options but `RUNTIME_OPTIONS`, and each feature store's
+extractor, backend, dim, model, input, precision and extractor options but `RUNTIME_EXTRACT`), or
+that repeat a seed and fold. The `lr` and `threshold` columns give the settings and the values
+the runs used.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Sequence
@@ -15,10 +23,15 @@ import numpy as np
 import pandas as pd
 
 from model import pools
-from model.options import COLLAPSE
-from model.runfiles import PREDICTIONS, read_importance, read_metrics, read_predictions, write_csv_md
+from model.options import COLLAPSE, LR_AUTO, THRESHOLD_DEV
+from model.runfiles import (PREDICTIONS, read_importance, read_metrics, read_predictions, run_threshold,
+                            write_csv_md)
 
 KEYS = ["Method", "Modalities", "Features", "Pool"]
+SETTINGS = ["lr", "threshold"]  # text columns: setting and the values used (`settings`)
+RUNTIME_OPTIONS = ("fold", "feature_device", "eval_batch_size")  # training options that do not change the experiment
+RUNTIME_EXTRACT = ("batch_size", "cuda_batch_size", "workers")  # extractor options alike
+STORE_KEYS = ("extractor", "backend", "dim", "model", "input", "precision", "config")  # store attrs compared
 
 
 def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
@@ -64,20 +77,91 @@ def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
             "Pool": pools.reduction(metrics["pool"])}
 
 
+def experiment(metrics: dict) -> dict[str, object]:
+    """What defines a run's experiment beyond its `run_key`, flattened to `train.KEY` and
+    `store.FEATURE.KEY`: its training options as given (lr `auto`, not the lr it chose;
+    `lr_candidates` only under auto) but RUNTIME_OPTIONS, and its stores' STORE_KEYS (extractor
+    options but RUNTIME_EXTRACT)."""
+    config = dict(metrics.get("config") or {})
+    if config.get("lr") != LR_AUTO:
+        config.pop("lr_candidates", None)
+    out: dict[str, object] = {f"train.{k}": v for k, v in config.items() if k not in RUNTIME_OPTIONS}
+    for name, store in (metrics.get("stores") or {}).items():
+        for key in STORE_KEYS:
+            if key not in store:
+                continue
+            value = store[key]
+            if key == "config":
+                options = json.loads(value) if isinstance(value, str) else dict(value)
+                value = {k: v for k, v in options.items() if k not in RUNTIME_EXTRACT}
+            out[f"store.{name}.{key}"] = value
+    return out
+
+
+def check_experiments(runs: Sequence[tuple[str, dict]], labels: dict[str, str] | None = None) -> None:
+    """Refuse (ValueError naming the row, what differs and the fix) runs (run folder, metrics) of
+    one `run_key` row that differ in `experiment` (a key missing on either side is not compared),
+    or that repeat a (seed, fold)."""
+    rows: dict[tuple, list[tuple[str, dict, dict]]] = {}
+    for run_dir, metrics in runs:
+        key = tuple(run_key(metrics, labels or {}).values())
+        rows.setdefault(key, []).append((str(run_dir), metrics, experiment(metrics)))
+    for key, members in rows.items():
+        name = f"{key[2]} ({key[3]}, {key[0]})"
+        first_dir, _, first = members[0]
+        for run_dir, _, other in members[1:]:
+            differ = sorted(k for k in first.keys() & other.keys() if first[k] != other[k])
+            if differ:
+                shown = "; ".join(f"{k}: {first[k]!r} vs {other[k]!r}" for k in differ[:4])
+                raise ValueError(f"table row {name} would average different experiments: {first_dir} and "
+                                 f"{run_dir} differ in {shown}. A row is one experiment over seeds: "
+                                 "pass the runs of one setting (one table per setting)")
+        seen: dict[tuple, str] = {}
+        for run_dir, metrics, _ in members:
+            at = (metrics.get("seed"), metrics.get("fold"))
+            if at in seen:
+                raise ValueError(f"table row {name}: runs {seen[at]} and {run_dir} are both seed {at[0]}"
+                                 + (f" fold {at[1]}" if at[1] is not None else "")
+                                 + "; pass each run once (one run folder per seed and fold)")
+            seen[at] = run_dir
+
+
+def settings(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per KEYS group, the `lr` and `threshold` columns: the setting and, where chosen on dev,
+    the distinct values the runs used (`auto: 0.003, 0.01`; `dev: 0.35`; `0.001`)."""
+    def text(setting: str, used: pd.Series, word: str) -> str:
+        values = ", ".join(f"{v:g}" for v in sorted(set(used.dropna())))
+        return f"{word}: {values}" if setting == word else values
+
+    rows = []
+    for key, group in runs.groupby(KEYS, sort=False):
+        rows.append({**dict(zip(KEYS, key)),
+                     "lr": text(group["lr_setting"].iloc[0], group["lr_used"], LR_AUTO),
+                     "threshold": text(group["threshold_setting"].iloc[0], group["threshold_used"], THRESHOLD_DEV)})
+    return pd.DataFrame(rows, columns=KEYS + SETTINGS)
+
+
 def read_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """One row per run (KEYS, seed, fold, run, metrics) and the metric columns in order."""
+    """One row per run (KEYS, seed, fold, run, the lr and threshold as set and as used, metrics)
+    and the metric columns in order; runs of one row must be one experiment (`check_experiments`)."""
     labels = labels or {}
-    rows, metric_cols = [], []
+    rows, metric_cols, found = [], [], []
     for run_dir in run_dirs:
         metrics = read_metrics(run_dir)
+        found.append((str(run_dir), metrics))
         names = metrics.get("metric_names", [])
         metric_cols += [m for m in names if m not in metric_cols]
+        config = metrics.get("config") or {}
+        lr_used = pd.to_numeric(metrics.get("lr", config.get("lr")), errors="coerce")  # NaN when unknown
         row = run_key(metrics, labels)
-        row.update({"seed": metrics.get("seed"), "fold": metrics.get("fold"), "run": str(run_dir)})
+        row.update({"seed": metrics.get("seed"), "fold": metrics.get("fold"), "run": str(run_dir),
+                    "lr_setting": str(config.get("lr", "")), "lr_used": lr_used,
+                    "threshold_setting": str(config.get("threshold", "")), "threshold_used": run_threshold(metrics)})
         row.update({m: metrics.get(m) for m in names})
         rows.append(row)
     if not rows:
         raise ValueError("no runs given; pass run folders with --runs")
+    check_experiments(found, labels)
     frame = pd.DataFrame(rows)
     for m in metric_cols:
         frame[m] = pd.to_numeric(frame[m], errors="coerce")
@@ -97,6 +181,8 @@ def summarise(runs: pd.DataFrame, metric_cols: Sequence[str]) -> pd.DataFrame:
     table["seeds"] = grouped["seed"].nunique()
     table["runs"] = runs.groupby(KEYS, sort=False).size()
     table = table.reset_index()
+    if "lr_setting" in runs.columns:
+        table = table.merge(settings(runs), on=KEYS, how="left", validate="one_to_one")
     table["_n"] = table["Modalities"].str.count(r"\+") + 1
     by = ["_n"] + ([metric_cols[0]] if metric_cols else [])
     table = table.sort_values(by, ascending=[True] + [False] * (len(by) - 1), kind="stable")
@@ -112,15 +198,26 @@ def _cell(mean: float, std: float) -> str:
 
 
 def to_markdown(table: pd.DataFrame, metric_cols: Sequence[str]) -> str:
-    """Markdown table with `mean ± std` cells."""
-    header = KEYS + list(metric_cols) + ["seeds"]
+    """Markdown table with `mean ± std` cells, the lr column, and the decision thresholds under it
+    (`threshold_note`)."""
+    header = KEYS + list(metric_cols) + ["lr", "seeds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
         cells = [str(row[k]) for k in KEYS]
         cells += [_cell(row[m], row[f"{m}_std"]) for m in metric_cols]
-        cells.append(str(int(row["seeds"])))
+        cells += [str(row["lr"]), str(int(row["seeds"]))]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + threshold_note(table)) + "\n"
+
+
+def threshold_note(table: pd.DataFrame) -> list[str]:
+    """The lines under a table giving each row's decision threshold (one line when all agree)."""
+    lead = ("Decision threshold on the predicted probabilities (dev: chosen per run on its dev split, one "
+            "value for all classes; the values used)")
+    if table["threshold"].nunique() == 1:
+        return [f"{lead}: {table['threshold'].iloc[0]} for every row."]
+    return [f"{lead}:", ""] + [f"- {r['Features']} ({r['Pool']}, {r['Method']}): {r['threshold']}"
+                               for _, r in table.iterrows()]
 
 
 def class_note(run_dirs: Sequence[str | Path]) -> list[str]:
@@ -171,8 +268,9 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
     non-empty sets, then over runs (seeds, folds), and its std over runs."""
     labels = labels or {}
     groups: dict[tuple, dict] = {}
-    for run_dir in run_dirs:
-        metrics = read_metrics(run_dir)
+    found = [(str(run_dir), read_metrics(run_dir)) for run_dir in run_dirs]
+    check_experiments(found, labels)
+    for run_dir, metrics in found:
         if metrics["pool"] != pool:
             continue
         _, importance, modalities = read_importance(run_dir)  # (N, M)

@@ -50,7 +50,7 @@ from model import pools
 from model.data import FeatureTable
 from model.metrics import evaluate
 from model.removal import Removal, read_removal, removal_path, write_removal
-from model.report import feature_labels, run_key
+from model.report import check_experiments, feature_labels, run_key
 from model.runfiles import read_importance, read_metrics, read_predictions, write_csv, write_csv_md
 from model.spec import FeatureSpec
 
@@ -154,8 +154,10 @@ def raw_scores(run_dirs: Sequence[str | Path], device: str | torch.device = "cpu
     removal effects appended to `removal` when given. Label-free: the expensive part, which a
     change of display labels does not redo (the pipeline's `robustness_scores` job)."""
     rows = []
-    for run_dir in run_dirs:
-        features = read_metrics(run_dir)["features"]
+    found = [(str(run_dir), read_metrics(run_dir)) for run_dir in run_dirs]
+    check_experiments(found)
+    for run_dir, metrics in found:
+        features = metrics["features"]
         if len(features) < 2:
             print(f"note: {run_dir} has one feature ({features[0]}); nothing to remove", file=sys.stderr)
             continue

@@ -52,6 +52,13 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def run_threshold(metrics: dict[str, Any]) -> float:
+    """The decision threshold a run scored at: metrics.json `threshold` (the value used, chosen on
+    dev under `threshold: dev`), else (runs written before it was recorded) `config.threshold`."""
+    value = metrics.get("threshold", (metrics.get("config") or {}).get("threshold", 0.5))
+    return float(value)
+
+
 def write_history(run_dir: Path, rows: Sequence[dict[str, Any]]) -> Path:
     path = Path(run_dir) / HISTORY
     with atomic_write(path) as tmp:

@@ -4,8 +4,14 @@ AdamW; lr warmed up linearly from 0 over `warmup_epochs` (per step), then cosine
 sigmoid cross-entropy for binary and multi-label; model selection on dev by `select_metric`;
 test metrics, predictions and importance at the best dev epoch.
 
+`lr=auto` trains once per `lr_candidates` value, each from the same initial weights and batch
+order, and keeps the run with the best dev score (ties: the smaller lr); `threshold=dev` scores
+each epoch's dev split at its best threshold (model/metrics.py `best_threshold`), and the test
+split at the kept epoch's.
+
 Steps, each usable alone: `load_run_data` -> `build_model` (model/build.py) -> `fit` (epochs,
-dev selection) -> `evaluate_split` (`infer`, model/build.py) -> `write_run` (model/runfiles.py). The epoch loop never waits for the device: batches are planned on the host
+dev selection) -> `evaluate_split` (`infer`, model/build.py) -> `write_run` (model/runfiles.py);
+`search_lr` runs `fit` per candidate. The epoch loop never waits for the device: batches are planned on the host
 (`model.data.Batches`) and the loss is read once per epoch.
 """
 
@@ -32,8 +38,8 @@ from model.baseline import padding_slots
 from model.build import build_model, infer
 from model.data import Batches, FeatureTable, load_features, table_bytes
 from model.manifest import class_names, select_splits, target_matrix
-from model.metrics import DEFAULT_SELECT, evaluate, metric_names
-from model.options import FEATURE_DEVICES, TrainOptions
+from model.metrics import DEFAULT_SELECT, best_threshold, evaluate, metric_names
+from model.options import FEATURE_DEVICES, LR_AUTO, THRESHOLD_DEV, TrainOptions
 from model.pools import CONCAT_PADDED, check_pool, method
 from model.sets import FusionModel
 from model.spec import FeatureSpec
@@ -168,14 +174,52 @@ def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: i
     with deterministic(seed):
         data = load_run_data(manifest, specs, options, seed, dev)
         _log(log, describe(data))
+        check_dev(data, options, manifest)
         slots = padding_slots(data.tables, data.splits["train"]) if pool == CONCAT_PADDED else None
-        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options, slots).to(dev)
-        fitted = fit(model, data, options, seed, log)
-        model.load_state_dict(fitted.state)
-        test = evaluate_split(model, data, data.splits["test"], options)
-        metrics = write_run(Path(out), data, model, pool, seed, options, fitted, test, slots)
-    _log(log, f"test at epoch {fitted.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
+        model, fitted, trials = search_lr(pool, data, options, seed, dev, log, slots)
+        test = evaluate_split(model, data, data.splits["test"], options, fitted.threshold)
+        metrics = write_run(Path(out), data, model, pool, seed, options, fitted, test, trials, slots)
+    _log(log, f"test at lr {fitted.lr:g}, epoch {fitted.epoch}, threshold {fitted.threshold:g}: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in test.metrics.items()))
     return metrics
+
+
+def check_dev(data: "RunData", options: TrainOptions, manifest: str | Path) -> None:
+    """`lr=auto` and `threshold=dev` choose on the dev split: refuse a run without one."""
+    choices = [f"{k}={v}" for k, v in (("lr", options.lr), ("threshold", options.threshold))
+               if v in (LR_AUTO, THRESHOLD_DEV)]
+    if choices and not len(data.splits["dev"]):
+        raise ValueError(f"{' and '.join(choices)}: chosen on the dev split, but {manifest} gives this run no "
+                         "dev samples; give the manifest a dev split (folds: dev_fraction > 0) or fix the "
+                         "values (e.g. --set lr=0.001 --set threshold=0.5)")
+
+
+def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev: torch.device,
+              log: TextIO | None = None, slots: Sequence[int] | None = None
+              ) -> tuple[FusionModel, "Fit", list[dict]]:
+    """`fit` once per peak lr of `options.lr_values()` (one unless lr=auto), each from the same
+    initial weights (torch reseeded) and batch order; returns the model holding the best dev
+    score's weights (ties and NaN: the smaller lr), its Fit and one row per candidate. `slots`:
+    concat_padded's blocks per feature (model/build.py)."""
+    best: tuple[FusionModel, Fit] | None = None
+    best_score, trials = math.nan, []
+    values = options.lr_values()
+    for lr in values:
+        torch.manual_seed(seed)
+        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options, slots).to(dev)
+        if len(values) > 1:
+            _log(log, f"lr {lr:g} ({len(trials) + 1} of {len(values)} candidates)")
+        fitted = fit(model, data, dataclasses.replace(options, lr=lr), seed, log)
+        score = fitted.dev.get(data.select, math.nan)
+        trials.append({"lr": lr, "dev_metric": score, "best_epoch": fitted.epoch, "threshold": fitted.threshold})
+        if best is None or (not math.isnan(score) and (math.isnan(best_score) or score > best_score)):
+            best, best_score = (model, fitted), score
+    model, fitted = best
+    model.load_state_dict(fitted.state)
+    if len(values) > 1:
+        _log(log, f"lr {fitted.lr:g} chosen: dev {data.select} "
+                  + ", ".join(f"{t['lr']:g}: {t['dev_metric']:.4f}" for t in trials))
+    return model, fitted, trials
 
 
 def train_runs(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str,
@@ -263,7 +307,9 @@ class Fit:
     state: dict[str, Tensor]  # state_dict at `epoch` (copies)
     epoch: int
     dev: dict[str, float]  # dev metrics at `epoch` ({} without a dev split)
-    history: list[dict]  # epoch, loss, lr, seconds, dev_<metric>
+    history: list[dict]  # epoch, loss, lr, seconds, dev_<metric>, dev_threshold
+    lr: float  # the peak lr trained
+    threshold: float  # the decision threshold at `epoch` (options.threshold, or chosen on dev)
 
 
 @dataclass
@@ -274,22 +320,30 @@ class Evaluation:
     probs: np.ndarray  # (n, C)
     importance: np.ndarray | None  # (n, M); None when the model gives none
     metrics: dict[str, float]
+    threshold: float  # the decision threshold `metrics` were computed at
 
 
 def evaluate_split(model: FusionModel, data: RunData, positions: np.ndarray,
-                   options: TrainOptions) -> Evaluation:
-    """Score the samples `positions` (manifest rows) and compute the task's metrics."""
+                   options: TrainOptions, threshold: float | str) -> Evaluation:
+    """Score the samples `positions` (manifest rows) and compute the task's metrics at `threshold`,
+    or (`dev`: dev samples only) at the threshold that scores best on them."""
     probs, importance = infer(model, data.tables, positions, options.eval_batch_size,
                               _autocast(model, options.amp))
     fine = None if data.fine is None else data.fine[positions]
-    metrics = evaluate(data.task, data.targets[positions], probs, options.threshold, fine)
-    return Evaluation(positions, probs, importance, metrics)
+    targets = data.targets[positions]
+    threshold = (best_threshold(data.task, targets, probs, data.select) if threshold == THRESHOLD_DEV
+                 else float(threshold))
+    metrics = evaluate(data.task, targets, probs, threshold, fine)
+    return Evaluation(positions, probs, importance, metrics, threshold)
 
 
 def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
         log: TextIO | None = None) -> Fit:
-    """Train `options.epochs` epochs on the train split; after each, score dev and keep the
-    weights of the best `data.select` (no dev split: the last epoch)."""
+    """Train `options.epochs` epochs on the train split at one peak lr (`search_lr` runs lr=auto);
+    after each, score dev and keep the weights of the best `data.select` (no dev split: the last
+    epoch)."""
+    if options.lr == LR_AUTO:
+        raise ValueError("fit trains one lr; lr=auto is search_lr's (or give --set lr=RATE)")
     dev = next(model.parameters()).device
     train_rows = data.splits["train"]
     targets = torch.from_numpy(data.targets).to(dev)  # (N, C)
@@ -305,6 +359,8 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
     history: list[dict] = []
     best, best_state, best_dev, best_epoch = -math.inf, None, {}, 0
     counter = Progress("train", options.epochs, "epochs", stream=log) if log is not None else None  # progress view
+    fixed = math.nan if options.threshold == THRESHOLD_DEV else float(options.threshold)
+    best_threshold_, dev_threshold = fixed, fixed
     for epoch in range(1, options.epochs + 1):
         began = time.perf_counter()
         model.train()
@@ -321,16 +377,19 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
             loss_sum += loss.detach() * len(index)
         dev_metrics: dict[str, float] = {}
         if len(data.splits["dev"]):
-            dev_metrics = evaluate_split(model, data, data.splits["dev"], options).metrics
+            scored = evaluate_split(model, data, data.splits["dev"], options, options.threshold)
+            dev_metrics, dev_threshold = scored.metrics, scored.threshold
         mean_loss = float(loss_sum) / len(order)  # the epoch's one wait for the device
         seconds = time.perf_counter() - began
         score = dev_metrics.get(select, math.nan) if dev_metrics else epoch  # no dev: last epoch
         if best_state is None or (not math.isnan(score) and score > best):
-            best, best_epoch, best_dev = score, epoch, dev_metrics
+            best, best_epoch, best_dev, best_threshold_ = score, epoch, dev_metrics, dev_threshold
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         row = {"epoch": epoch, "loss": mean_loss, "lr": options.lr * factor(optimiser.steps),
                "seconds": seconds}
         row.update({f"dev_{k}": v for k, v in dev_metrics.items()})
+        if dev_metrics:
+            row["dev_threshold"] = dev_threshold
         history.append(row)
         _log(log, f"epoch {epoch}/{options.epochs} loss {row['loss']:.4f} lr {row['lr']:.2e} "
                   f"dev {select} {dev_metrics.get(select, math.nan):.4f} "
@@ -339,14 +398,18 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
             counter.update()
     if counter is not None:
         counter.close()
-    return Fit(best_state, best_epoch, best_dev, history)
+    return Fit(best_state, best_epoch, best_dev, history, float(options.lr), best_threshold_)
 
 
 def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, seed: int,
-              options: TrainOptions, fitted: Fit, test: Evaluation, slots: Sequence[int] | None = None) -> dict:
+              options: TrainOptions, fitted: Fit, test: Evaluation, trials: list[dict] | None = None,
+              slots: Sequence[int] | None = None) -> dict:
     """Write the run folder (predictions.h5, importance.h5, history.csv, model.pt,
     metrics.json, in that order: metrics.json last marks a complete run); returns the metrics.
-    `slots`: concat_padded's blocks per feature, recorded in model.pt and metrics.json."""
+    model.pt's `config` holds the lr and threshold the kept model ran with; metrics.json's
+    `config` the options as given (`lr: auto`, `threshold: dev`), `lr` and `threshold` the
+    values used, `lr_search` each candidate's dev score, epoch and threshold. `slots`:
+    concat_padded's blocks per feature, recorded in model.pt and metrics.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     infos = [t.info for t in data.tables]
@@ -360,8 +423,9 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
     else:
         (out / runfiles.IMPORTANCE).unlink(missing_ok=True)
     runfiles.write_history(out, fitted.history)
+    used = dataclasses.replace(options, lr=fitted.lr, threshold=test.threshold)
     padding = {"slots": dict(zip(names, slots))} if slots is not None else {}
-    runfiles.write_model(out, {"state_dict": fitted.state, "config": options.to_dict(), "pool": pool,
+    runfiles.write_model(out, {"state_dict": fitted.state, "config": used.to_dict(), "pool": pool,
                                "features": [dataclasses.asdict(i) for i in infos], "classes": data.classes,
                                "task": data.task, "seed": seed, "stores": data.stores, **padding})
     dev = next(model.parameters()).device
@@ -378,6 +442,10 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
         "n_train": len(data.splits["train"]), "n_dev": len(data.splits["dev"]), "n_test": len(rows),
         "fold": options.fold, "device": str(dev), "feature_device": "host" if data.host else "device",
         "manifest": data.manifest, "config": options.to_dict(),
+        "lr": fitted.lr, "threshold": test.threshold,
+        "threshold_rule": "dev" if options.threshold == THRESHOLD_DEV else "fixed",
+        "lr_search": trials or [{"lr": fitted.lr, "dev_metric": fitted.dev.get(data.select),
+                                 "best_epoch": fitted.epoch, "threshold": fitted.threshold}],
     })
     runfiles.write_metrics(out, metrics)
     return metrics

@@ -21,9 +21,10 @@ CHECKED_ATTRS = ("extractor", "backend", "dim", "feature", "input")
 
 
 def store_attrs(path: str | Path) -> dict[str, Any]:
-    """The attrs of a feature store that identify what produced it (reads attrs only)."""
+    """The attrs of a feature store that identify what produced it: CHECKED_ATTRS, the model, its
+    precision and extractor options (`config`, JSON), which tables compare (reads attrs only)."""
     attrs = read_attrs(path)
-    return {key: attrs[key] for key in (*CHECKED_ATTRS, "model") if key in attrs}
+    return {key: attrs[key] for key in (*CHECKED_ATTRS, "model", "precision", "config") if key in attrs}
 
 
 def check_ids(specs: Sequence[FeatureSpec], ids: Sequence[str]) -> dict[str, dict[str, str]]:

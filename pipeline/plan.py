@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 from extract.registry import WEIGHT_OPTIONS, WEIGHTLESS
+from model.options import TrainOptions
 from model.pools import BASELINES, PER_MODALITY, RENAMED
 from pipeline.paths import (CELL_DIR, COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS,
                             ROBUSTNESS, RUN_DIR, STORE, STORES, TABLE, WEIGHTS_READY, parse_run, run_name)
@@ -349,6 +350,13 @@ class Plan:
         options |= {f"encoder.{name}": kind for name, kind in combo["encoders"].items()}
         options |= {f"collapse.{name}": how for name, how in combo["collapse"].items()}
         return set_args(options)
+
+    def lr_trainings(self, dataset: str) -> int:
+        """Trainings per run: 1 with a pinned `lr`, else one per `lr_candidates` (`lr: auto`, the
+        default of model/options.py), which the rules' runtime multiplies by."""
+        train = self.experiments(dataset)["train"]
+        options = TrainOptions(**{k: str(train[k]) for k in ("lr", "lr_candidates") if k in train})
+        return len(options.validate().lr_values())
 
     def predict_features(self, wildcards) -> list[str]:
         model_ds, combination, *_ = self.predict_model(wildcards.dataset)

@@ -181,15 +181,17 @@ def model_mem_mb(wildcards, input, attempt):
     return attempt * int(1500 + 2 * size_mb(input))
 
 
-def run_minutes(runs, attempt):
-    """Minutes: 10 to start, plus per run 30 on the CPU (40 epochs of one MM-IMDb run take ~15 min
-    on one CPU thread) or 5 on a GPU (~1 min)."""
-    return attempt * (10 + runs * (5 if config["device"] == "cuda" else 30))
+def run_minutes(trainings, attempt):
+    """Minutes: 10 to start, plus per training 30 on the CPU (40 epochs of one MM-IMDb run take
+    ~15 min on one CPU thread) or 5 on a GPU (~1 min)."""
+    return attempt * (10 + trainings * (5 if config["device"] == "cuda" else 30))
 
 
 def train_runtime(wildcards, input, attempt):
-    """A training job trains its cell's runs (seeds, folds) one after another."""
-    return run_minutes(len(PLAN.run_names(wildcards.dataset)), attempt)
+    """A training job trains its cell's runs (seeds, folds) one after another, each once per lr
+    candidate under `lr: auto`."""
+    runs = len(PLAN.run_names(wildcards.dataset))
+    return run_minutes(runs * PLAN.lr_trainings(wildcards.dataset), attempt)
 
 
 def predict_runtime(wildcards, input, attempt):

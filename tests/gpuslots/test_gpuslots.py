@@ -577,9 +577,12 @@ def test_dry_run_with_two_gpus_visible_plans_cuda_under_gpuslots(tmp_path, monke
     assert len(shells) == counts["extract_shard"] + counts["train"]  # every GPU job
     assert all(s.startswith("python -m gpuslots run --kind ") and "--gpus 2 " in s and "--device cuda" in s
                for s in shells)
-    # each names its job by its output, for the messages of jobs waiting for its GPU
+    # each names its job by its output, for the messages of jobs waiting for its GPU: a training
+    # job by its grid cell's folder (it trains the cell's seeds), an extraction job by its shard
     assert any(s.startswith("python -m gpuslots run --kind train --gpus 2 --share 8 --units 8 --job "
-                            "results/demo/runs/image/max/seed0/metrics.json -- python -m model train") for s in shells)
+                            "results/demo/runs/image/max -- python -m model train") for s in shells)
+    jobs = [s.split(" --job ")[1].split(" -- ")[0] for s in shells]
+    assert len(set(jobs)) == len(shells)  # one name per job
     assert any(s.startswith("python -m gpuslots run --kind extract_shard --gpus 2 --share 1 --units 8 --job "
                             "results/demo/features/shards/image/1-of-") for s in shells)
 

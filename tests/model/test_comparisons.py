@@ -59,7 +59,7 @@ def test_binary_resamples_match_a_plain_loop():
     a = [np.round(_probs(rng, n, 1, y[:, None], 0.8)[:, 0], 2) for _ in range(seeds)]  # rounded: ties
     b = [np.round(_probs(rng, n, 1, y[:, None], 0.6)[:, 0], 2) for _ in range(seeds)]
     index, drawn = C.resample_indices(n, r, 0), C.seed_weights(seeds, r, 2)
-    stats = C.binary_deltas(a, b, y[:, None], 0.5, index)
+    stats = C.binary_deltas(a, b, y[:, None], (0.5, 0.5), index)
     for m in ("accuracy", "auc"):
         delta, per_seed = stats[m]
         assert delta == pytest.approx(np.mean([binary_metrics(y, p)[m] - binary_metrics(y, q)[m] for p, q in zip(a, b)]))
@@ -80,7 +80,7 @@ def test_seeds_are_resampled_from_three_paired_seeds_on():
 
 
 def _run(root: Path, name: str, features: list[str], pool: str, seed: int, ids, probs, targets,
-         fold=None, collapse=None, task="multilabel") -> Path:
+         fold=None, collapse=None, task="multilabel", threshold=None) -> Path:
     """A run folder as training writes it (predictions.h5 and metrics.json)."""
     out = root / name / pool / (f"seed{seed}" + (f"-fold{fold}" if fold is not None else ""))
     out.mkdir(parents=True)
@@ -90,7 +90,8 @@ def _run(root: Path, name: str, features: list[str], pool: str, seed: int, ids, 
               else f1_scores(targets, (probs >= 0.5).astype(int)))
     write_metrics(out, {**scores, "metric_names": list(scores), "task": task, "pool": pool, "seed": seed,
                         "fold": fold, "features": features,
-                        "config": {"threshold": 0.5, "collapse": collapse or {}}})
+                        "config": {"threshold": 0.5, "collapse": collapse or {}}}
+                  | ({"threshold": threshold} if threshold is not None else {}))
     return out
 
 
@@ -213,3 +214,41 @@ def test_resamples_in_chunks_give_the_same_table(grid, monkeypatch):
     assert (chunked[chunked["baseline"].str.startswith("concat")]["p_value"] < 0.01).all()
     chunks = C.resample_chunks(400, 200, 3)
     assert [len(x) for x, _, _ in chunks] == [30] * 6 + [20] and all(d.shape == (len(x), 3) for x, _, d in chunks)
+
+
+def test_each_run_is_scored_at_its_own_recorded_threshold(tmp_path):
+    """`threshold: dev` gives every run (seed, fold) its own threshold, recorded in metrics.json;
+    the comparisons read it (they read config.threshold, 0.5, before)."""
+    rng = np.random.default_rng(5)
+    n, c = 300, 3
+    ids = [f"{k:04d}" for k in range(n)]
+    targets = (rng.random((n, c)) < 0.4).astype(np.uint8)
+    cuts = {("ab", "max"): (0.3, 0.7, 0.5), ("ab", "concat_mean"): (0.6, 0.45, 0.35)}
+    probs, runs = {}, []
+    for seed in range(3):
+        for (name, pool), threshold in cuts.items():
+            probs[name, pool, seed] = _probs(rng, n, c, targets, 0.8)
+            runs.append(_run(tmp_path, name, ["a", "b"], pool, seed, ids, probs[name, pool, seed], targets,
+                             threshold=threshold[seed]))
+    frame = C.compare(runs, resamples=50)
+    row = frame[frame["metric"] == "f1_micro"].iloc[0]
+    want = np.mean([f1_scores(targets, probs["ab", "max", s] >= cuts["ab", "max"][s])["f1_micro"]
+                    - f1_scores(targets, probs["ab", "concat_mean", s] >= cuts["ab", "concat_mean"][s])["f1_micro"]
+                    for s in range(3)])
+    assert row["delta"] == pytest.approx(want)
+
+
+def test_the_interval_excludes_zero_exactly_where_p_is_at_most_five_percent():
+    """The interval's ends are order statistics matched to p's (1 + R): an interpolated percentile
+    excluded zero at p = 0.052 (25 of 1,000 resampled deltas at or below zero)."""
+    boot = np.r_[np.full(25, -1e-6), np.ones(975)]
+    stats = C.summarise_stats(0.5, boot)
+    assert stats["p_value"] == pytest.approx(52 / 1001) and stats["ci_low"] < 0
+    stats = C.summarise_stats(0.5, boot[1:])  # 24 of 999 at or below zero
+    assert stats["p_value"] <= 0.05 and stats["ci_low"] > 0
+    rng = np.random.default_rng(0)
+    for r in (40, 100, 999, 1000, 2000):
+        for shift in np.linspace(0, 3, 40):
+            stats = C.summarise_stats(shift, rng.normal(shift, 1, r))
+            excludes = stats["ci_low"] > 0 or stats["ci_high"] < 0
+            assert excludes == (stats["p_value"] <= 0.05), (r, shift, stats)

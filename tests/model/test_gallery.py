@@ -124,11 +124,14 @@ def test_confident_errors_ranked_by_margin() -> None:
 
     combo = Combination("a, b", ["a", "b"], ["a", "b"], 0, ids=["x", "y", "z", "w"],
                         probabilities=np.array([[0.9, 0.1], [0.6, 0.2], [0.1, 0.2], [0.02, 0.9]]),
-                        targets=np.array([[0, 0], [0, 0], [0, 0], [1, 1]]), classes=["c", "d"])
+                        targets=np.array([[0, 0], [0, 0], [0, 0], [1, 1]]), classes=["c", "d"],
+                        thresholds=np.full(4, 0.5))
     combo.finish()
     # x: wrong c at 0.9 (margin 0.4); y: wrong c at 0.6 (0.1); z: right; w: wrong c at 0.02 (0.48)
     assert confident_errors(combo, 5) == ["w", "x", "y"]
     assert confident_errors(combo, 1, exclude=["w"]) == ["x"]
+    combo.thresholds[:] = [0.95, 0.7, 0.5, 0.05]  # each sample's run's own: x and y now predict nothing
+    assert confident_errors(combo, 5) == ["w"]     # (right); w misses c (0.02 < 0.05)
 
 
 def test_matrix_png_puts_the_poster_beside_the_matrix(setup, tmp_path) -> None:

@@ -13,7 +13,7 @@ import torch
 from model.__main__ import main
 from model.matrices import (choose_samples, label_names, load_combinations, modality_columns, predicted,
                             sample_matrix)
-from model.runfiles import read_importance
+from model.runfiles import read_importance, read_metrics
 from tests.builders import make_toy
 
 torch.set_num_threads(1)
@@ -72,14 +72,15 @@ def test_cli_writes_pngs_with_importance_values(runs, tmp_path) -> None:
                 assert cell["in_combination"] and cell["importance"] == pytest.approx(expected[cell["modality"]], abs=1e-6)
             else:  # masked: the modality is not part of the combination
                 assert not cell["in_combination"] and np.isnan(cell["importance"])
-    # predicted labels are the run's probabilities >= 0.5
+    # predicted labels are the run's probabilities >= its threshold (chosen on dev)
     with h5py.File(runs["pair"] / "predictions.h5") as h5:
         ids = list(h5["ids"].asstr()[()])
         probs = h5["probabilities"][ids.index(chosen[0])]
         classes = list(h5["classes"].asstr()[()])
     row = cells[(cells["sample"] == chosen[0]) & (cells["features"] == "WSL(i), RoBERTa(t)")].iloc[0]
     shown = "" if pd.isna(row["predicted"]) else str(row["predicted"])
-    assert shown == "|".join(c for c, p in zip(classes, probs) if p >= 0.5)
+    threshold = read_metrics(runs["pair"])["threshold"]
+    assert shown == "|".join(c for c, p in zip(classes, probs) if p >= threshold)
     mean = cells[(cells["sample"] == "(mean)") & (cells["features"] == "WSL(i)")].set_index("modality")
     assert mean.loc["WSL(i)", "importance"] == pytest.approx(1.0)  # the only modality wins every dim
     assert np.isnan(mean.loc["RoBERTa(t)", "importance"])
@@ -148,6 +149,12 @@ def test_predicted_labels_use_the_threshold(runs) -> None:
     combo = combos[0]
     sample_id = combo.ids[3]
     combo.probabilities[3] = [0.7, 0.2, 0.5]  # (C,) in the run's class order
+    assert combo.thresholds[3] == read_metrics(runs["pair"])["threshold"]  # the run's, chosen on dev
+    combo.thresholds[3] = 0.5
     assert predicted(combo, sample_id) == [combo.classes[0], combo.classes[2]]
+    combo.thresholds[3] = 0.45
+    assert predicted(combo, sample_id) == [combo.classes[0], combo.classes[2]]
+    combo.thresholds[3] = 0.55
+    assert predicted(combo, sample_id) == [combo.classes[0]]
     assert label_names(["parallel"], np.array([False]), "binary") == ["not parallel"]
     assert label_names(["a", "b"], np.array([False, False]), "multilabel") == []

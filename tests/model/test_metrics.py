@@ -77,3 +77,15 @@ def test_metrics_equal_scikit_learn_on_random_data_with_ties() -> None:
         probs = np.round(rng.random(n), 1)
         assert binary_metrics(targets, probs)["auc"] == pytest.approx(roc_auc_score(targets, probs), abs=1e-12)
 
+
+
+def test_best_threshold_searches_the_grid_ties_nearest_half() -> None:
+    from model.metrics import best_threshold
+
+    targets = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    probs = np.array([[0.3, 0.1], [0.2, 0.35], [0.32, 0.4], [0.1, 0.05]])
+    assert best_threshold("multilabel", targets, probs, "f1_micro") == 0.3  # 0.25 and 0.3 score 1
+    assert best_threshold("multilabel", targets, probs, "map") == 0.3  # map has no threshold: f1_micro
+    y = np.array([1, 1, 0, 0])
+    assert best_threshold("binary", y, np.array([0.6, 0.7, 0.4, 0.45]), "accuracy") == 0.5
+    assert best_threshold("binary", y[:, None], np.array([[0.2], [0.25], [0.1], [0.05]]), "accuracy") == 0.2

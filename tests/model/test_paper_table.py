@@ -21,6 +21,7 @@ torch.set_num_threads(1)
 IMDB_LABELS = ["--label", "image=WSL(i)", "--label", "text=RoBERTa(t)", "--label", "boxes=WSL(bbox)"]
 LABELS = {"image": "WSL(i)", "text": "RoBERTa(t)", "boxes": "WSL(bbox)"}
 FAST = ["--set", "epochs=2", "--set", "dim=8", "--set", "hidden=8", "--set", "batch_size=64"]
+CUTS = {0: 0.5, 1: 0.65}  # decision threshold per fold (chosen on each run's dev split)
 
 
 def fake_run(root: Path, features: list[str], pool: str, seed: int, values: dict[str, float],
@@ -119,10 +120,12 @@ def test_ads_folds_and_percent(tmp_path) -> None:
     runs, pooled = [], {0: [], 1: []}
     for seed, fold, value in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]:
         run = fake_run(tmp_path, ["image"], "max", seed, {k: value for k in keys}, fold=fold)
+        metrics = json.loads((run / "metrics.json").read_text())
+        write_metrics(run, {**metrics, "threshold": CUTS[fold]})  # each fold's run chose its own on dev
         rows = np.arange(fold, 40, 2)  # fold 0: even ads, fold 1: odd ads
         probs = np.clip(targets[rows] * 0.3 + rng.random(len(rows)) * 0.7, 0, 1)[:, None]
         write_predictions(run, ids[rows].tolist(), probs, targets[rows, None], ["parallel"], "binary")
-        pooled[seed].append((targets[rows], probs[:, 0]))
+        pooled[seed].append((targets[rows], probs[:, 0], np.full(len(rows), CUTS[fold])))
         runs.append(run)
     table = build_table(runs, "ads", {"image": "WSL(i)"})
     row = table[table["source"] == "dmms"].iloc[0]
@@ -136,9 +139,8 @@ def test_ads_folds_and_percent(tmp_path) -> None:
     # pooled out-of-fold: each seed's two folds scored together over all 40 ads, then over seeds
     per_seed = []
     for seed in (0, 1):
-        y = np.concatenate([t for t, _ in pooled[seed]])
-        p = np.concatenate([q for _, q in pooled[seed]])
-        per_seed.append((np.mean((p >= 0.5) == y), roc_auc(y, p)))
+        y, p, cut = (np.concatenate(part) for part in zip(*pooled[seed]))
+        per_seed.append((np.mean((p >= cut) == y), roc_auc(y, p)))
     acc, auc = np.array(per_seed).T
     assert row["oof_accuracy"] == pytest.approx(100 * acc.mean())
     assert row["oof_auc"] == pytest.approx(100 * auc.mean())
@@ -153,7 +155,7 @@ def test_oof_refuses_a_fold_given_twice(tmp_path) -> None:
         run = fake_run(tmp_path / str(k), ["image"], "max", 0, {"accuracy": 0.5, "auc": 0.5}, fold=fold)
         write_predictions(run, ["a", "b"], np.array([[0.2], [0.8]]), np.array([[0], [1]]), ["parallel"], "binary")
         runs.append(run)
-    with pytest.raises(ValueError, match="twice: give each fold of a seed once"):
+    with pytest.raises(ValueError, match="both seed 0 fold 0; pass each run once"):
         build_table(runs, "ads")
 
 

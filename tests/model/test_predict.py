@@ -14,6 +14,7 @@ from extract.store import read_store, write_store
 from model import runfiles
 from model.__main__ import main
 from model.options import parse_options
+from model.runfiles import read_metrics
 from model.spec import FeatureSpec
 from model.train import train
 from tests.builders import make_toy
@@ -52,12 +53,16 @@ def test_predict_writes_csv_and_h5_for_every_id(trained, tmp_path) -> None:
     assert sorted(classes) == ["c0", "c1"]
     probs = frame[[f"p_{c}" for c in classes]].to_numpy()
     assert ((probs >= 0) & (probs <= 1)).all()
-    # predicted labels follow the run's threshold (0.5), and the model generalises to the new set
-    expected = ["|".join(c for c, p in zip(classes, row) if p >= 0.5) for row in probs]
+    # predicted labels follow the run's threshold (chosen on its dev split, recorded in metrics.json
+    # and model.pt), and the model generalises to the new set
+    threshold = read_metrics(run)["threshold"]
+    assert read_metrics(run)["config"]["threshold"] == "dev" and 0 < threshold < 1
+    expected = ["|".join(c for c, p in zip(classes, row) if p >= threshold) for row in probs]
     assert frame["predicted"].tolist() == expected
     truth_flags = np.stack([truth.str.contains(c).to_numpy() for c in classes], axis=1)
-    assert ((probs >= 0.5) == truth_flags).mean() > 0.8
+    assert ((probs >= threshold) == truth_flags).mean() > 0.8
     with h5py.File(out.with_suffix(".h5"), "r") as h5:
+        assert h5.attrs["threshold"] == threshold
         assert json.loads(h5.attrs["modalities"]) == ["signal", "noise", "tags"]
         importance, winners = h5["importance"][()], h5["winners"][()]
         assert importance.shape == (len(ids), 3) and winners.shape == (len(ids), 3)

@@ -124,3 +124,64 @@ def test_importance_figure_with_removal_effects_beside(runs, tmp_path) -> None:
     plain = tmp_path / "plain.png"
     assert main(["figure", "--runs", *map(str, runs), "--out", str(plain)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.read_bytes() != plain.read_bytes()
+
+
+def with_settings(run: Path, **changes) -> Path:
+    """The fake run's metrics.json with `changes` merged in (config, stores, lr, threshold)."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    write_metrics(run, {**metrics, **changes})
+    return run
+
+
+def test_table_refuses_runs_of_one_row_that_differ_in_lr(tmp_path, capsys) -> None:
+    """Two image+text/max/seed0 runs trained with lr 1e-3 and 1e-2 came out as one row, "seeds 1,
+    runs 2", no std."""
+    config = {"lr": 0.001, "threshold": 0.5, "dim": 32, "fold": None, "feature_device": "auto"}
+    a = with_settings(fake_run(tmp_path / "a", ["image", "text"], "max", 0, 0.6), config=config)
+    b = with_settings(fake_run(tmp_path / "b", ["image", "text"], "max", 0, 0.7), config={**config, "lr": 0.01})
+    out = tmp_path / "t.csv"
+    assert main(["table", "--runs", str(a), str(b), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "table row image, text (max, set) would average different experiments" in error
+    assert "train.lr: 0.001 vs 0.01" in error and not out.exists()
+    for command in (["comparisons"], ["paper-table", "--paper", "imdb"]):
+        assert main([*command, "--runs", str(a), str(b), "--out", str(out)]) == 2
+        assert "would average different experiments" in capsys.readouterr().err
+    # runtime options do not define the experiment; a repeated seed is refused as such
+    c = with_settings(fake_run(tmp_path / "c", ["image", "text"], "max", 1, 0.7),
+                      config={**config, "fold": None, "feature_device": "host"})
+    assert main(["table", "--runs", str(a), str(c), "--out", str(out)]) == 0
+    d = with_settings(fake_run(tmp_path / "d", ["image", "text"], "max", 0, 0.7), config=config)
+    assert main(["table", "--runs", str(a), str(d), "--out", str(out)]) == 2
+    assert "are both seed 0; pass each run once" in capsys.readouterr().err
+
+
+def test_table_refuses_runs_whose_stores_were_extracted_differently(tmp_path) -> None:
+    from model.report import check_experiments
+
+    store = {"path": "a/image.h5", "extractor": "image", "backend": "timm", "dim": 512, "model": "resnet18",
+             "config": json.dumps({"model": "resnet18", "batch_size": 16})}
+    runs = []
+    for seed, options in ((0, {"model": "resnet18", "batch_size": 16}), (1, {"model": "resnet18", "batch_size": 64}),
+                          (2, {"model": "resnet18", "full": True, "batch_size": 16})):
+        runs.append((f"run{seed}", {"features": ["image"], "pool": "max", "seed": seed, "method": "set",
+                                    "stores": {"image": {**store, "path": f"s{seed}/image.h5",
+                                                         "config": json.dumps(options)}}}))
+    check_experiments(runs[:2])  # another batch size or store path: the same features
+    with pytest.raises(ValueError, match=r"store.image.config: \{'model': 'resnet18'\} vs \{'model': 'resnet18', 'full': True\}"):
+        check_experiments(runs)
+
+
+def test_table_shows_lr_and_thresholds_used(tmp_path) -> None:
+    auto = {"lr": "auto", "lr_candidates": "1e-3,1e-2", "threshold": "dev"}
+    runs = [with_settings(fake_run(tmp_path, ["text"], "max", seed, 0.5), config=auto, lr=lr, threshold=t)
+            for seed, lr, t in ((0, 0.01, 0.35), (1, 0.001, 0.4), (2, 0.01, 0.35))]
+    runs.append(with_settings(fake_run(tmp_path, ["image"], "max", 0, 0.4), config={"lr": 0.001, "threshold": 0.5}))
+    out = tmp_path / "t.csv"
+    assert main(["table", "--runs", *map(str, runs), "--out", str(out)]) == 0
+    table = pd.read_csv(out).set_index("Modalities")
+    assert table.loc["text", "lr"] == "auto: 0.001, 0.01" and table.loc["text", "threshold"] == "dev: 0.35, 0.4"
+    assert str(table.loc["image", "lr"]) == "0.001" and str(table.loc["image", "threshold"]) == "0.5"
+    md = out.with_suffix(".md").read_text()
+    assert "| lr | seeds |" in md and "| auto: 0.001, 0.01 | 3 |" in md
+    assert "Decision threshold on the predicted probabilities" in md and "- text (max, set): dev: 0.35, 0.4" in md

@@ -38,7 +38,7 @@ def test_options_typed_and_unknown_key() -> None:
                              "max_elements.faces=4", "classes=a|b"])
     assert options.dim == 8 and options.dropout == 0.1 and options.fold == 3 and options.amp is True
     assert options.hidden_sizes() == [256, 128] and options.max_elements_by == {"faces": 4}
-    assert TrainOptions().hidden_sizes() == [32] and parse_options(["fold=none"]).fold is None
+    assert TrainOptions().hidden_sizes() == [128] and parse_options(["fold=none"]).fold is None
     with pytest.raises(ValueError, match="unknown option"):
         parse_options(["dimension=8"])
     with pytest.raises(ValueError, match="expected int"):
@@ -138,7 +138,7 @@ def test_binary_folds_with_fine_classes(tmp_path) -> None:
     assert metrics["task"] == "binary" and metrics["select_metric"] == "accuracy"
     assert (metrics["n_train"], metrics["n_dev"], metrics["n_test"]) == (108, 12, 30)
     last = train(manifest, specs, "sum", 1, tmp_path / "nodev", log=None,
-                 options=parse_options(FAST + ["epochs=3", "fold=2", "dev_fraction=0"]))
+                 options=parse_options(FAST + ["epochs=3", "fold=2", "dev_fraction=0", "threshold=0.5"]))
     assert (last["n_train"], last["n_dev"], last["best_epoch"]) == (120, 0, 3)  # no dev: last epoch
     assert {"accuracy", "auc", "accuracy_upper", "accuracy_lower"} <= set(metrics)
     with pytest.raises(ValueError, match="fold=K"):
@@ -172,18 +172,23 @@ def test_cli_train_writes_the_run_folder(toy, tmp_path) -> None:
 
 
 def test_cli_trains_a_cells_runs_in_one_process_as_each_alone(toy, tmp_path) -> None:
-    """`--run SEED[:FOLD]=DIR` per run: one process, the run folders of separate `--seed --out` runs."""
+    """`--run SEED[:FOLD]=DIR` per run: one process, the run folders of separate `--seed --out` runs;
+    under lr=auto and threshold=dev (the defaults) each run searches its own lr and threshold."""
     manifest, specs = toy
     features = [a for spec in specs for a in ("--feature", f"{spec.name}={spec.path}")]
     common = ["train", "--manifest", str(manifest), *features, "--pool", "concat_padded", "--set", "epochs=3",
-              "--set", "dim=8"]
+              "--set", "dim=8", "--set", "lr_candidates=1e-3,0.03"]
     assert main(common + ["--run", f"4={tmp_path / 'cell/seed4'}", "--run", f"2={tmp_path / 'cell/seed2'}"]) == 0
     for seed in (4, 2):
         assert main(common + ["--seed", str(seed), "--out", str(tmp_path / f"alone{seed}")]) == 0
         with h5py.File(tmp_path / f"cell/seed{seed}/predictions.h5") as a, \
                 h5py.File(tmp_path / f"alone{seed}/predictions.h5") as b:
             assert np.array_equal(a["probabilities"][()], b["probabilities"][()])
-        assert json.loads((tmp_path / f"cell/seed{seed}/metrics.json").read_text())["seed"] == seed
+        cell = json.loads((tmp_path / f"cell/seed{seed}/metrics.json").read_text())
+        alone = json.loads((tmp_path / f"alone{seed}/metrics.json").read_text())
+        assert cell["seed"] == seed and [t["lr"] for t in cell["lr_search"]] == [1e-3, 0.03]
+        for key in ("lr_search", "lr", "threshold", "threshold_rule", "slots"):
+            assert cell[key] == alone[key], key
     from model.__main__ import run_spec
 
     assert run_spec("1:3=runs/seed1-fold3") == (1, 3, "runs/seed1-fold3")  # fold K: --set fold=K for that run
@@ -267,7 +272,7 @@ def test_steps_reused_outside_train(toy) -> None:
     fitted = fit(model, data, options, seed=0)
     assert [h["epoch"] for h in fitted.history] == [1, 2, 3] and 1 <= fitted.epoch <= 3
     model.load_state_dict(fitted.state)
-    test = evaluate_split(model, data, data.splits["test"], options)
+    test = evaluate_split(model, data, data.splits["test"], options, fitted.threshold)
     assert test.probs.shape == (len(data.splits["test"]), 2)
     assert test.importance.shape == (len(data.splits["test"]), 3)
     assert set(test.metrics) == {"f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"}
@@ -360,3 +365,62 @@ def test_collapse_mean_feeds_each_samples_mean_row(toy, tmp_path) -> None:
         load_features(specs[:1], ids, 0, 0, collapse={"nope": "mean"})
     with pytest.raises(ValueError, match="collapse.noise=max"):
         parse_options(["collapse.noise=max"])
+
+
+def test_lr_auto_trains_each_candidate_and_keeps_the_best_dev(toy, tmp_path) -> None:
+    """lr=auto: one training per candidate from the same start; the best dev score is kept and
+    recorded (metrics.json `lr`, `lr_search`; model.pt's config holds the lr that ran)."""
+    manifest, specs = toy
+    base = [o for o in FAST if not o.startswith("lr=")] + ["epochs=6", "threshold=0.5"]
+    metrics = train(manifest, specs, "max", 0, tmp_path / "auto", log=None,
+                    options=parse_options(base + ["lr=auto", "lr_candidates=0.03, 1e-4"]))
+    search = metrics["lr_search"]
+    assert [t["lr"] for t in search] == [1e-4, 0.03] and metrics["config"]["lr"] == "auto"
+    best = max(search, key=lambda t: t["dev_metric"])
+    assert best["lr"] == 0.03 and best["dev_metric"] > search[0]["dev_metric"]
+    assert (metrics["lr"], metrics["dev_metric"], metrics["best_epoch"]) == (0.03, best["dev_metric"], best["best_epoch"])
+    alone = train(manifest, specs, "max", 0, tmp_path / "alone", options=parse_options(base + ["lr=0.03"]), log=None)
+    assert alone["f1_micro"] == metrics["f1_micro"] and alone["lr_search"] == [search[1]]  # same start, same batches
+    assert torch.load(tmp_path / "auto" / "model.pt", weights_only=True)["config"]["lr"] == 0.03
+
+
+def test_threshold_dev_is_chosen_on_dev_and_scores_the_test_split(toy, tmp_path) -> None:
+    from model.metrics import THRESHOLDS, multilabel_metrics
+    from model.runfiles import read_predictions
+
+    manifest, specs = toy
+    metrics = train(manifest, specs, "max", 0, tmp_path / "dev", options=parse_options(FAST + ["epochs=4"]), log=None)
+    threshold = metrics["threshold"]
+    assert metrics["config"]["threshold"] == "dev" and metrics["threshold_rule"] == "dev"
+    assert threshold in THRESHOLDS and threshold != 0.5  # 4 short epochs: probabilities still low
+    history = pd.read_csv(tmp_path / "dev" / "history.csv")
+    assert history.loc[metrics["best_epoch"] - 1, "dev_threshold"] == threshold
+    _, probs, targets, _, _ = read_predictions(tmp_path / "dev")
+    assert multilabel_metrics(targets, probs, threshold)["f1_micro"] == pytest.approx(metrics["f1_micro"])
+    assert torch.load(tmp_path / "dev" / "model.pt", weights_only=True)["config"]["threshold"] == threshold
+    fixed = train(manifest, specs, "max", 0, tmp_path / "fixed", log=None,
+                  options=parse_options(FAST + ["epochs=4", "threshold=0.5"]))
+    assert (fixed["threshold"], fixed["threshold_rule"]) == (0.5, "fixed")
+
+
+def test_lr_auto_and_threshold_dev_refuse_a_run_without_dev(tmp_path, capsys) -> None:
+    manifest, stores = make_toy(tmp_path / "ads", n=150, classes=1, folds=5)
+    specs = [f"--feature={name}={path}" for name, path in stores.items()]
+    args = ["train", "--manifest", str(manifest), *specs, "--pool", "max", "--seed", "0", "--out",
+            str(tmp_path / "run"), "--set", "epochs=1", "--set", "fold=2", "--set", "dev_fraction=0"]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: lr=auto and threshold=dev: chosen on the dev split") and "\n" not in error
+    assert main(args + ["--set", "threshold=0.5"]) == 2 and "error: lr=auto: chosen" in capsys.readouterr().err
+    assert main(args + ["--set", "threshold=0.5", "--set", "lr=0.01"]) == 0
+
+
+def test_lr_and_threshold_options() -> None:
+    assert (TrainOptions().lr, TrainOptions().threshold) == ("auto", "dev")
+    assert parse_options(["lr_candidates=1e-2, 3e-4,1e-2"]).lr_values() == [3e-4, 1e-2]
+    assert parse_options(["lr=0.01", "threshold=0.3"]).lr_values() == [0.01]
+    assert parse_options(["lr=AUTO"]).lr == "auto"
+    for bad, match in (("lr=fast", "lr='fast': use auto"), ("lr=0", "lr=0.0: use a positive"),
+                       ("threshold=1", "threshold=1.0: use a probability"), ("lr_candidates=a", "lr_candidates")):
+        with pytest.raises(ValueError, match=match):
+            parse_options([bad])

@@ -96,6 +96,25 @@ def test_cross_validated_datasets_run_every_fold_of_every_seed() -> None:
     assert parse_run(run_name(12)) == (12, None) and run_name(3, 4) == "seed3-fold4"
 
 
+def test_schema_takes_lr_auto_and_threshold_dev_and_refuses_bad_values() -> None:
+    from snakemake.exceptions import WorkflowError
+
+    # trainings per run (the rules' runtime): one per candidate rate unless lr is pinned
+    for train, trainings in (({"lr": "auto", "threshold": "dev"}, 5), ({"lr": 0.001, "threshold": 0.5}, 1),
+                             ({"lr": "3e-4"}, 1), ({"threshold": ".4", "lr_candidates": "1e-3,1e-2"}, 2)):
+        ds = table_dataset()
+        ds["experiments"]["train"] = train
+        plan = make_plan({"mine": ds})
+        args = plan.train_args(wc(dataset="mine", combination="i", pool="max"))
+        assert all(f"--set {k}={v}" in args for k, v in train.items())
+        assert plan.lr_trainings("mine") == trainings
+    for bad in ({"lr": "fast"}, {"lr": 0}, {"threshold": 1.5}, {"threshold": "best"}):
+        ds = table_dataset()
+        ds["experiments"]["train"] = bad
+        with pytest.raises(WorkflowError):
+            make_plan({"mine": ds})
+
+
 def test_one_training_job_per_cell_carries_every_run_encoders_and_collapsed_features() -> None:
     ds = table_dataset(folds=2)
     ds["experiments"]["train"] = {"lr": 0.01, "epochs": 3}

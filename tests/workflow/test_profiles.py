@@ -35,9 +35,11 @@ def test_default_profile_does_not_override_the_slurm_profile():
     assert not clashes
 
 
-def plan(tmp_path, profile):
+def plan(tmp_path, profile, train=None):
+    """The demo's planned jobs under `profile` (`train`: options over the demo's `train:`)."""
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({"datasets": {"demo": {"compose": {"n": 12, "seed": 3}}}}))
+    demo = {"compose": {"n": 12, "seed": 3}} | ({"experiments": {"train": train}} if train else {})
+    config.write_text(yaml.safe_dump({"datasets": {"demo": demo}}))
     run = snakemake(tmp_path / "work", "-n", "-F", "--profile", str(profile), "results/demo_table.csv",
                     configfile=config, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -67,15 +69,16 @@ def test_slurm_plan_as_shipped_has_partition_account_runtime_and_gpus_for_gpu_ru
 
 
 def test_cpu_switch_requests_no_gpu(tmp_path):
-    """`device: cpu`, the profile's one switch for clusters without GPUs: no job asks for one."""
+    """`device: cpu`, the profile's one switch for clusters without GPUs: no job asks for one.
+    Without a pinned lr (`lr: auto`), a training job's runtime counts every candidate's training."""
     profile = tmp_path / "slurm"
     profile.mkdir()
     text = SLURM.read_text()
     assert text.count("\n  device: cuda\n") == 1
     (profile / "config.yaml").write_text(text.replace("\n  device: cuda\n", "\n  device: cpu\n"))
-    jobs = plan(tmp_path, profile)
+    jobs = plan(tmp_path, profile, train={"lr": "auto", "lr_candidates": "1e-3,1e-2,3e-2"})
     assert jobs and all(res.get("gpu", "0") == "0" for _, res in jobs)
     assert all(res.get("slurm_partition") == "gpu" for _, res in jobs)
     runtimes = {rule: int(res["runtime"]) for rule, res in jobs}
     seeds = len(yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["demo"]["experiments"]["seeds"])
-    assert runtimes["train"] == 10 + 30 * seeds  # CPU: 30 min per run
+    assert runtimes["train"] == 10 + 30 * seeds * 3  # CPU: 30 min per run and lr candidate
