@@ -162,9 +162,13 @@ def _log(stream: TextIO | None, text: str) -> None:
 
 def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: int, out: str | Path,
           device: str = "cpu", options: TrainOptions | None = None,
-          log: TextIO | None = sys.stderr) -> dict:
-    """Run one training; writes the run folder `out` and returns the metrics written."""
+          log: TextIO | None = sys.stderr, progress: Progress | None = None) -> dict:
+    """Run one training; writes the run folder `out` and returns the metrics written. `progress`
+    counts epochs over a whole job (`train_runs`); without it, over this run's trainings."""
     options = (options or TrainOptions()).validate()
+    if progress is None and log is not None:
+        with epoch_progress(options, 1, log) as own:
+            return train(manifest, specs, pool, seed, out, device, options, log, own)
     check_pool(pool)
     if not specs:
         raise ValueError("give at least one --feature NAME=STORE.h5")
@@ -176,7 +180,7 @@ def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: i
         _log(log, describe(data))
         check_dev(data, options, manifest)
         slots = padding_slots(data.tables, data.splits["train"]) if pool == CONCAT_PADDED else None
-        model, fitted, trials = search_lr(pool, data, options, seed, dev, log, slots)
+        model, fitted, trials = search_lr(pool, data, options, seed, dev, log, slots, progress)
         test = evaluate_split(model, data, data.splits["test"], options, fitted.threshold)
         metrics = write_run(Path(out), data, model, pool, seed, options, fitted, test, trials, slots)
     _log(log, f"test at lr {fitted.lr:g}, epoch {fitted.epoch}, threshold {fitted.threshold:g}: "
@@ -195,7 +199,7 @@ def check_dev(data: "RunData", options: TrainOptions, manifest: str | Path) -> N
 
 
 def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev: torch.device,
-              log: TextIO | None = None, slots: Sequence[int] | None = None
+              log: TextIO | None = None, slots: Sequence[int] | None = None, progress: Progress | None = None
               ) -> tuple[FusionModel, "Fit", list[dict]]:
     """`fit` once per peak lr of `options.lr_values()` (one unless lr=auto), each from the same
     initial weights (torch reseeded) and batch order; returns the model holding the best dev
@@ -209,7 +213,7 @@ def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev:
         model = build_model(pool, [t.info for t in data.tables], len(data.classes), options, slots).to(dev)
         if len(values) > 1:
             _log(log, f"lr {lr:g} ({len(trials) + 1} of {len(values)} candidates)")
-        fitted = fit(model, data, dataclasses.replace(options, lr=lr), seed, log)
+        fitted = fit(model, data, dataclasses.replace(options, lr=lr), seed, log, progress)
         score = fitted.dev.get(data.select, math.nan)
         trials.append({"lr": lr, "dev_metric": score, "best_epoch": fitted.epoch, "threshold": fitted.threshold})
         if best is None or (not math.isnan(score) and (math.isnan(best_score) or score > best_score)):
@@ -228,13 +232,22 @@ def train_runs(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str,
     """Several runs of one combination and pool, one after another in this process: each
     `(seed, fold, out)` is `train` with that seed (and `fold=`) writing its own run folder, exactly
     as alone. A grid cell's seeds (and folds) pay one process start (imports) instead of one each."""
-    options = options or TrainOptions()
+    options = (options or TrainOptions()).validate()
     results = []
-    for seed, fold, out in runs:
-        _log(log, f"run {out}: seed {seed}" + ("" if fold is None else f", fold {fold}"))
-        run_options = options if fold is None else dataclasses.replace(options, fold=fold)
-        results.append(train(manifest, specs, pool, seed, out, device, run_options, log))
+    with epoch_progress(options, len(runs), log) as progress:
+        for seed, fold, out in runs:
+            _log(log, f"run {out}: seed {seed}" + ("" if fold is None else f", fold {fold}"))
+            run_options = options if fold is None else dataclasses.replace(options, fold=fold)
+            results.append(train(manifest, specs, pool, seed, out, device, run_options, log, progress))
     return results
+
+
+def epoch_progress(options: TrainOptions, runs: int, log: TextIO | None) -> contextlib.AbstractContextManager:
+    """One progress line counter for a training job: epochs of all its runs and lr candidates
+    (`core/progress.py`; the progress view reads it from the job's log). None without a log."""
+    if log is None:
+        return contextlib.nullcontext()
+    return Progress("train", runs * len(options.lr_values()) * options.epochs, "epochs", stream=log)
 
 
 @dataclass
@@ -338,10 +351,10 @@ def evaluate_split(model: FusionModel, data: RunData, positions: np.ndarray,
 
 
 def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
-        log: TextIO | None = None) -> Fit:
+        log: TextIO | None = None, progress: Progress | None = None) -> Fit:
     """Train `options.epochs` epochs on the train split at one peak lr (`search_lr` runs lr=auto);
     after each, score dev and keep the weights of the best `data.select` (no dev split: the last
-    epoch)."""
+    epoch). `progress` counts the epochs."""
     if options.lr == LR_AUTO:
         raise ValueError("fit trains one lr; lr=auto is search_lr's (or give --set lr=RATE)")
     dev = next(model.parameters()).device
@@ -358,7 +371,6 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
     generator = torch.Generator().manual_seed(seed)
     history: list[dict] = []
     best, best_state, best_dev, best_epoch = -math.inf, None, {}, 0
-    counter = Progress("train", options.epochs, "epochs", stream=log) if log is not None else None  # progress view
     fixed = math.nan if options.threshold == THRESHOLD_DEV else float(options.threshold)
     best_threshold_, dev_threshold = fixed, fixed
     for epoch in range(1, options.epochs + 1):
@@ -394,10 +406,8 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
         _log(log, f"epoch {epoch}/{options.epochs} loss {row['loss']:.4f} lr {row['lr']:.2e} "
                   f"dev {select} {dev_metrics.get(select, math.nan):.4f} "
                   f"(best {best_dev.get(select, math.nan):.4f} @ {best_epoch}) {seconds:.2f}s")
-        if counter is not None:
-            counter.update()
-    if counter is not None:
-        counter.close()
+        if progress is not None:
+            progress.update()
     return Fit(best_state, best_epoch, best_dev, history, float(options.lr), best_threshold_)
 
 

@@ -367,6 +367,25 @@ def test_collapse_mean_feeds_each_samples_mean_row(toy, tmp_path) -> None:
         parse_options(["collapse.noise=max"])
 
 
+def test_a_training_job_counts_every_epoch_of_its_runs_and_lr_candidates(toy, tmp_path) -> None:
+    """One progress counter per job: the progress view's ETA is the whole cell's (2 runs x 2 lr
+    candidates x 3 epochs), not the current run's."""
+    import io
+
+    from core.progress import parse
+    from model.train import train_runs
+
+    manifest, specs = toy
+    options = parse_options(["epochs=3", "dim=8", "lr_candidates=1e-3,0.03"])
+    log = io.StringIO()
+    train_runs(manifest, specs, "max", [(0, None, tmp_path / "seed0"), (1, None, tmp_path / "seed1")],
+               options=options, log=log)
+    lines = [parse(line) for line in log.getvalue().splitlines()]
+    found = [line for line in lines if line is not None]
+    assert {line.total for line in found} == {12} and {line.unit for line in found} == {"epochs"}
+    assert found[-1].finished and found[-1].done == 12 and sum(line.finished for line in found) == 1
+
+
 def test_lr_auto_trains_each_candidate_and_keeps_the_best_dev(toy, tmp_path) -> None:
     """lr=auto: one training per candidate from the same start; the best dev score is kept and
     recorded (metrics.json `lr`, `lr_search`; model.pt's config holds the lr that ran)."""
