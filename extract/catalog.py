@@ -94,7 +94,8 @@ class Entry:
 # - GPU seconds: the previous version's H200 figures in BENCHMARKS.md (random weights of the
 #   paper's models): WSL 5 ms, faces 20 ms (MTCNN included), Faster R-CNN 72 ms, WSL on 10 box
 #   crops 25 ms, roberta-base 12 ms per text. OCR: see its entry. index only reads a column or
-#   another store's words (0.1 ms).
+#   another store's words, on either device: 0.1 ms (rules/resources.smk had 1 ms; a shard's
+#   runtime rounds to the same minute either way up to 30,000 samples a shard; MM-IMDb: 25,959).
 # - CPU seconds (one thread): roberta-base measured at 0.42 s per text
 #   (bench/results/extract_throughput_cpu.json), rounded up; the others estimated from the demo's
 #   per-poster times and the models' sizes. Stand-ins: BENCHMARKS.md "Per poster on the demo, one
@@ -124,12 +125,12 @@ CATALOG: dict[str, Entry] = {e.name: e for e in (
     # The paper's OCR model (its reference [3]) is unnamed: no backend runs it; EasyOCR stands in.
     # On a GPU 40 ms, not the 0.3 s rules/resources.smk had (neither was measured on a GPU;
     # bench/gpu_check.sh does not time OCR). BENCHMARKS.md bounds it: on the CPU EasyOCR took
-    # 0.26 s per poster detecting at mag_ratio 0.3 and 0.40 s at 0.5, so about 0.18 s per poster
-    # plus 0.875 s per unit of detector area: at full size (1 s) the detector network is most of
-    # the work, and on a GPU the networks above run 50-400x faster than on the CPU (faces 1 s ->
-    # 20 ms). Even if all of the 0.18 s stayed at CPU speed a poster would cost under 0.2 s; 40 ms,
-    # twice the faces pipeline (also a detector, then a network per found region), assumes the
-    # rest speeds up as the networks do.
+    # 0.26 s per poster detecting at mag_ratio 0.3 and 0.40 s at 0.5, i.e. about
+    # 0.18 s + 0.875 s x mag_ratio^2 (the detector's input area): at full size (1 s) the detector
+    # network is most of the work, and the figures here put the networks 40-600x faster on a GPU
+    # (text 0.5 s -> 12 ms, faces 1 s -> 20 ms). Even if none of the 0.18 s got faster a poster
+    # would cost about 0.2 s, so 0.3 s is out of range; 40 ms, twice the faces pipeline (also a
+    # detector, then a network per found region), assumes the rest speeds up as the networks do.
     Entry("ocr", "extract.ocr", "OCR model from its reference [3], unnamed in its text", (), "easyocr-en",
           gpu_seconds=0.04, cpu_seconds=1.0, peak_mb=3000, weights=EASYOCR_FILES, draws_boxes=True),
     Entry("index", "extract.index", "no model (index embeddings of class indices)", ("metadata",), "metadata",
