@@ -18,7 +18,7 @@ For each GPU count G:
      start to last job end; and the most load any GPU ever carried (never above 1).
 
 Durations (seconds on one H200, then x scale): extraction shard = per-item cost of its extractor
-(gpuslots/shards.py COST_MS, from BENCHMARKS.md) x 25,959 / shards + EXTRACT_START_S; training job
+(extract/catalog.py `gpu_seconds`, from BENCHMARKS.md) x 25,959 / shards + EXTRACT_START_S; training job
 = its runs (seeds) x epochs (40, config) x TRAIN_EPOCH_S + TRAIN_OUTSIDE_S, the same whether it
 shares its GPU (what gpu_share train: 8 assumes: a run alone leaves most of the device idle); CPU
 jobs CPU_JOB_S.
@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.record import command, machine, write_result  # noqa: E402
-from gpuslots.shards import cost_ms  # noqa: E402
+from extract.catalog import entry  # noqa: E402
 
 SAMPLES = 25959
 TRAIN_EPOCH_S = 0.9  # one H200, MM-IMDb scale: 0.74-1.09 s per epoch (BENCHMARKS.md, previous version)
@@ -99,7 +99,7 @@ def duration(job: dict, extractors: dict[str, str], epochs: int) -> float:
     if job["rule"] == "extract_shard":
         feature, shard = job["output"][0].split("/")[-2:]
         shards = int(shard.removesuffix(".h5").split("-of-")[1])
-        return cost_ms(extractors[feature]) * SAMPLES / shards / 1000 + EXTRACT_START_S
+        return entry(extractors[feature]).gpu_seconds * SAMPLES / shards + EXTRACT_START_S
     if job["rule"] == "train":  # one job trains its cell's runs (seeds), one `--run` each
         return job["shell"].count(" --run ") * epochs * TRAIN_EPOCH_S + TRAIN_OUTSIDE_S
     return CPU_JOB_S

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from extract import registry
+from extract.catalog import CATALOG
 from core.atomic import atomic_write
 from extract.store import merge_stores
 
@@ -43,7 +44,7 @@ def fetch(argv: list[str]) -> int:
     downloaded where there is a network); record what was found."""
     p = argparse.ArgumentParser(prog="python -m extract fetch",
                                 description="Resolve an extractor's weights ahead of extraction.")
-    p.add_argument("extractor", choices=sorted(registry.MODULES))
+    p.add_argument("extractor", choices=sorted(CATALOG))
     p.add_argument("--backend")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True, help="JSON record of the weight files found")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m extract {" + ",".join(sorted(registry.MODULES)) + "} --manifest M --out S ...\n"
+        print("usage: python -m extract {" + ",".join(sorted(CATALOG)) + "} --manifest M --out S ...\n"
               "       python -m extract merge SHARD.h5 ... --out STORE.h5\n"
               "       python -m extract fetch EXTRACTOR [--backend B] [--set K=V] --out READY.json")
         return 0
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_extractor(name: str, argv: list[str]) -> int:
+    if name not in CATALOG:
+        raise SystemExit(f"python -m extract: {name!r} is no command or extractor; "
+                         f"choose merge, fetch or one of {', '.join(sorted(CATALOG))}")
     import torch
 
     from core.manifest import read_manifest

@@ -21,6 +21,7 @@ from torchvision.models import mobilenet_v2
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from extract.base import to_device
+from extract.catalog import WSL_WEIGHTS
 from extract.hub import parse_pretrained
 from extract.weights import WeightFile, load_weight_file, published_mismatch
 
@@ -28,10 +29,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 WEIGHTS = {
-    "resnext101_32x16d_wsl": WeightFile(
-        "ig_resnext101_32x16-c6f796b0.pth",
-        url="https://download.pytorch.org/models/ig_resnext101_32x16-c6f796b0.pth",
-        sha256_prefix="c6f796b0", release="torch hub's WSL-Images release"),
+    "resnext101_32x16d_wsl": WSL_WEIGHTS,
     "mobilenet_v2": WeightFile(
         "mobilenet_v2-b0353104.pth",
         url="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from extract.substitutes import DETECTRON2_WEIGHTS, detectron2_problem
+from extract.catalog import DETECTRON2_WEIGHTS
+from extract.substitutes import detectron2_problem
 from extract.weights import WeightFile, file_sha256, resolve
 
 CONFIG = "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"
-# what model_zoo.get_checkpoint_url(CONFIG) returns; the spec lives in extract.substitutes (no torch)
+# what model_zoo.get_checkpoint_url(CONFIG) returns; the spec lives in extract.catalog (no torch)
 # so that the weights rule and the paper_strict check need neither detectron2 nor torch
 WEIGHTS = DETECTRON2_WEIGHTS
 CHECKPOINT_URL = WEIGHTS.url

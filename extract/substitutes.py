@@ -1,4 +1,5 @@
-"""The paper's model for each extractor, and what a configured feature runs instead.
+"""What a configured feature runs instead of the paper's model (extract/catalog.py names the
+paper's model, backends and weight files of each extractor).
 
 `substitution(extractor, backend, options)` says in one line what differs from the paper for one
 configured feature (None when it runs the paper's model); every extractor writes it to its store
@@ -27,55 +28,15 @@ import importlib.util
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from core.offline import offline
-from extract.weights import (SENET50_256, WeightFile, local_mismatch, obtainable, own_senet, published_mismatch,
-                             weights_dir)
+from extract.catalog import (DETECTRON2_WEIGHTS, EASYOCR_FILES, ROBERTA_BASE_FILES, ROBERTA_BASE_REPO, SENET50_256,
+                             WSL_MODEL, WSL_WEIGHTS, entry)
+from extract.weights import WeightFile, local_mismatch, obtainable, published_mismatch, weights_dir
 
-
-@dataclass(frozen=True)
-class PaperModel:
-    model: str  # what the paper ran (its Sec. 4.2 wording)
-    backends: tuple[str, ...]  # this project's backends that run it; () when none can
-    default: str  # the extractor's default backend (its class's `backends[0]`)
-
-
-WSL = "ResNeXt-101 32x16d WSL (pretrained on 940 million public images and ImageNet-1k)"
-PAPER: dict[str, PaperModel] = {
-    "image": PaperModel(f"{WSL}, second-to-last layer, 2048-d", ("resnext101_32x16d_wsl",),
-                        "resnext101_32x16d_wsl"),
-    "text": PaperModel("RoBERTa base (fairseq release), first output of the final layer, 768-d, "
-                       "at most 512 tokens", ("roberta-base", "fairseq"), "roberta-base"),
-    "faces": PaperModel("MTCNN + SE-ResNet-50-256D trained on VGGFace2, 256-d per face",
-                        ("senet50_256",), "senet50_256"),
-    "objects": PaperModel("detectron2 model zoo Faster R-CNN R50-FPN 1x on COCO, score threshold 0.65",
-                          ("detectron2",), "auto"),
-    "boxes": PaperModel(f"{WSL} on the detected object boxes", ("backbone",), "backbone"),
-    "ocr": PaperModel("OCR model from its reference [3], unnamed in its text", (), "easyocr-en"),
-    "index": PaperModel("no model (index embeddings of class indices)", ("metadata",), "metadata"),
-}
 PAPER_BACKBONE = "resnext101_32x16d_wsl"  # boxes: the WSL model on box crops
-# Weight files of the paper's models, for the parse-time check: detectron2's checkpoint (used by
-# extract.detectron) and the WSL file (kept equal to extract.backbones.WEIGHTS by a test).
-WSL_WEIGHTS = WeightFile("ig_resnext101_32x16-c6f796b0.pth",
-                         url="https://download.pytorch.org/models/ig_resnext101_32x16-c6f796b0.pth",
-                         sha256_prefix="c6f796b0", release="torch hub's WSL-Images release")
-# No hash is published for detectron2's model zoo files (its 6 hex digits are not documented as one).
-DETECTRON2_WEIGHTS = WeightFile(
-    "model_final_b275ba.pkl", url="https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/"
-                                  "faster_rcnn_R_50_FPN_1x/137257794/model_final_b275ba.pkl")
-# Hugging Face's roberta-base (FacebookAI/roberta-base): the sha256 its Git LFS pointers publish for
-# the weight files transformers loads (model.safetensors first), as of revision e2da8e2f811d.
-ROBERTA_BASE_REPO = "https://huggingface.co/FacebookAI/roberta-base"
-ROBERTA_BASE_FILES = {name: WeightFile(name, url=f"{ROBERTA_BASE_REPO}/resolve/main/{name}", sha256=digest,
-                                       release="Hugging Face's roberta-base")
-                      for name, digest in (
-                          ("model.safetensors", "5bde1d28afb363d0103324efeb5afc8b2b397fe5e04beabb9b1ef355255ade81"),
-                          ("pytorch_model.bin", "278b7a95739c4392fae9b818bb5343dde20be1b89318f37a6d939e1e1b9e461b"))}
-EASYOCR_FILES = ("craft_mlt_25k.pth", "english_g2.pth")  # detector, recogniser (extract.ocr)
 PAPER_TEXT_MODELS = {"roberta-base": "roberta-base", "fairseq": "roberta.base"}  # default `model` option
 PAPER_SCORE_THRESHOLD = 0.65
 PAPER_MAX_TOKENS = 512
@@ -136,7 +97,7 @@ def detectron2_available() -> bool:
 def resolved_backend(extractor: str, backend: str) -> str:
     """The backend that will run: the extractor's default for "", detectron2 or torchvision for
     objects' `auto` (as `extract.objects` decides: detectron2 when its model zoo imports)."""
-    backend = backend or PAPER[extractor].default
+    backend = backend or entry(extractor).default_backend
     if extractor == "objects" and backend == "auto":
         return "detectron2" if detectron2_available() else "torchvision"
     return backend
@@ -155,17 +116,15 @@ def face_margin(backend: str, options: Mapping[str, Any]) -> float:
 
 def substitution(extractor: str, backend: str = "", options: Mapping[str, Any] | None = None) -> str | None:
     """One line on what differs from the paper for this configured feature; None if nothing."""
-    if extractor not in PAPER:
-        raise ValueError(f"unknown extractor {extractor!r}; known: {', '.join(sorted(PAPER))}")
+    paper = entry(extractor)  # an extractor the catalogue lacks is refused there
     options = dict(options or {})
     backend = resolved_backend(extractor, backend)
-    paper = PAPER[extractor]
     diffs: list[str] = []
-    if backend not in paper.backends:
+    if backend not in paper.paper_backends:
         what = STAND_INS.get(backend, "a stand-in")
         if extractor == "faces" and backend == "backbone":
             what = f"MTCNN + {options.get('backbone', 'mobilenet_v2')} on face crops"
-        diffs.append(_instead(f"{extractor} backend {backend} ({what})", paper.model))
+        diffs.append(_instead(f"{extractor} backend {backend} ({what})", paper.paper_model))
     elif extractor == "text":
         model = str(options.get("model") or PAPER_TEXT_MODELS[backend])
         if Path(model).name != PAPER_TEXT_MODELS[backend]:
@@ -177,7 +136,7 @@ def substitution(extractor: str, backend: str = "", options: Mapping[str, Any] |
         if str(options.get("channel_order", "rgb")) != "rgb":
             diffs.append("SE-ResNet-50-256D fed BGR (for a Caffe conversion; the VGGFace2 PyTorch release takes RGB)")
     elif extractor == "boxes" and options.get("backbone", PAPER_BACKBONE) != PAPER_BACKBONE:
-        diffs.append(_instead(f"box crops embedded by {options['backbone']}", WSL))
+        diffs.append(_instead(f"box crops embedded by {options['backbone']}", WSL_MODEL))
     if extractor == "text" and int(options.get("max_tokens") or PAPER_MAX_TOKENS) != PAPER_MAX_TOKENS:
         diffs.append(f"at most {options['max_tokens']} tokens (paper: {PAPER_MAX_TOKENS})")
     if extractor == "objects" and float(options.get("score_threshold", PAPER_SCORE_THRESHOLD)) != PAPER_SCORE_THRESHOLD:
@@ -209,7 +168,7 @@ def _missing_module(name: str, hint: str) -> str:
 def _ocr_problem() -> str:
     if importlib.util.find_spec("easyocr") is None:
         return "easyocr is not importable: pip install -r requirements.txt"
-    files = EASYOCR_FILES
+    files = [f.file for f in EASYOCR_FILES]
     folders = [weights_dir(), weights_dir() / "easyocr"]
     if any(all((f / n).is_file() for n in files) for f in folders):
         return ""
@@ -288,6 +247,13 @@ def _roberta_problem(name: str) -> str:
             f"Hugging Face cache. {get}")
 
 
+def own_senet(file: str) -> WeightFile:
+    """A SE-ResNet-50-256D state dict of the user's (faces option `weights`), not the release."""
+    return WeightFile(file, note=f"copy your SE-ResNet-50-256D state dict {file} (the release's layer "
+                                 f"names or extract/senet.py's; or drop option weights to use "
+                                 f"{SENET50_256.url})")
+
+
 def _faces_problem(options: Mapping[str, Any]) -> str:
     missing = _missing_module("facenet_pytorch", "facenet-pytorch (MTCNN) is not importable: "
                               "pip install --no-deps -r requirements-nodeps.txt")
@@ -324,18 +290,19 @@ def strict_problems(features: Mapping[str, Mapping[str, Any]]) -> list[str]:
     problems = []
     for name, spec in features.items():
         extractor = spec["extractor"]
-        requested = spec.get("backend") or PAPER[extractor].default
+        paper = entry(extractor)
+        requested = spec.get("backend") or paper.default_backend
         options = spec.get("options") or {}
         if extractor == "objects" and requested == "auto" and (why := detectron2_problem()):
             problems.append(f"{name}: objects backend auto would fall back to torchvision's Faster R-CNN "
                             f"(not the paper's detectron2 R50-FPN 1x); {why}")
             continue
         differs = substitution(extractor, requested, options)
-        if not PAPER[extractor].backends and differs == substitution(extractor, requested):
+        if not paper.paper_backends and differs == substitution(extractor, requested):
             differs = None  # the stand-in for a model nobody can run (OCR [3]) with no other change: accepted
         if differs:
             problems.append(f"{name}: {differs}. To fix: set the paper's backend "
-                            f"({' or '.join(PAPER[extractor].backends)}) and options in config/config.yaml")
+                            f"({' or '.join(paper.paper_backends)}) and options in config/config.yaml")
             continue
         missing = install_problem(extractor, resolved_backend(extractor, requested), options)
         if missing:

@@ -30,9 +30,10 @@ import torch
 
 from core.offline import offline
 from extract.base import BadInput, Extractor, Item, Options, Output, for_backends
+from extract.catalog import ROBERTA_BASE_FILES
 from extract.hub import hf_cached, hub_weight_info, model_label
 from extract.registry import register
-from extract.substitutes import ROBERTA_BASE_FILES, model_attrs, roberta_mismatch, roberta_weights_file
+from extract.substitutes import model_attrs, roberta_mismatch, roberta_weights_file
 from extract.weights import MissingWeights, hub_model_dir, weight_info, weights_dir
 
 

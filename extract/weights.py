@@ -1,4 +1,4 @@
-"""The one place weight files are found.
+"""The one place weight files are found (what identifies the paper's files: extract/catalog.py).
 
 Order: `resources/weights/<file>` (or `$DMMS_WEIGHTS/<file>`), the torch hub cache
 (`$TORCH_HOME/hub/checkpoints/<file>`), an installed package that ships the file, then a download
@@ -54,26 +54,6 @@ class WeightFile:
     size: int = 0  # expected bytes of the file (0: unchecked)
     sha256: str = ""  # expected sha256 of the file ("" : unchecked)
     release: str = ""  # who publishes the file, for messages ("torch hub's WSL-Images release")
-
-
-# The VGGFace2 PyTorch release of SE-ResNet-50-256D (the paper's face embedder): a tarball holding
-# senet50_256.py and the state dict senet50_256.pth.
-SENET50_256 = WeightFile(
-    "senet50_256.pth",
-    url="http://www.robots.ox.ac.uk/~vgg/data/vgg_face2/models/pytorch/senet50_256_pytorch.tar.gz",
-    archive_member="senet50_256.pth", size=106_517_252,
-    sha256="3a3c7e03fcd9ccfdbf6eeab19186242ba1cf2b19f95d95511280e584dbc3a7de",
-    release="the VGGFace2 PyTorch release",
-    note="extract senet50_256.pth from that tarball (VGGFace2's PyTorch models, "
-         "https://www.robots.ox.ac.uk/~vgg/data/vgg_face2/ ; mind its licence; a state dict, no "
-         "conversion needed)")
-
-
-def own_senet(file: str) -> WeightFile:
-    """A SE-ResNet-50-256D state dict of the user's (faces option `weights`), not the release."""
-    return WeightFile(file, note=f"copy your SE-ResNet-50-256D state dict {file} (the release's layer "
-                                 f"names or extract/senet.py's; or drop option weights to use "
-                                 f"{SENET50_256.url})")
 
 
 def weights_dir() -> Path:

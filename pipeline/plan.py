@@ -17,13 +17,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
-from extract.registry import WEIGHT_OPTIONS, WEIGHTLESS
+from extract.catalog import entry
 from model.options import TrainOptions
 from model.pools import BASELINES, PER_MODALITY, RENAMED
 from pipeline.paths import (CELL_DIR, COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS,
                             ROBUSTNESS, RUN_DIR, STORE, STORES, TABLE, WEIGHTS_READY, parse_run, run_name)
-
-DRAWN = ("faces", "objects", "ocr")  # extractors whose boxes the gallery draws
 
 
 def quoted(args: Iterable[Any]) -> str:
@@ -256,7 +254,7 @@ class Plan:
         ds, feature = wildcards.dataset, wildcards.feature
         source = self.feature_config(wildcards)["input"]  # refuses an unknown feature first
         inputs = {"manifest": MANIFEST.format(dataset=ds)}
-        if self.dataset_features(ds)[feature]["extractor"] not in WEIGHTLESS:
+        if not entry(self.dataset_features(ds)[feature]["extractor"]).weightless:
             inputs["weights"] = self.weights_record(ds, feature)
         if source:
             inputs["store"] = STORE.format(dataset=ds, feature=source)
@@ -270,10 +268,17 @@ class Plan:
         return WEIGHTS_READY.format(weights=self.weights_key(self.dataset_features(dataset)[feature]))
 
     @staticmethod
+    def weight_options(settings: dict[str, Any]) -> dict[str, Any]:
+        """The options of a feature that pick weight files (its extractor's catalogue entry,
+        `weight_options`)."""
+        names = entry(settings["extractor"]).weight_options
+        return {k: v for k, v in settings["options"].items() if k in names}
+
+    @staticmethod
     def weights_key(settings: dict[str, Any]) -> str:
         """`EXTRACTOR-BACKEND`, plus a digest of the options that pick weight files
-        (`extract.registry.WEIGHT_OPTIONS`) when the feature sets any."""
-        options = {k: v for k, v in settings["options"].items() if k in WEIGHT_OPTIONS}
+        (`weight_options`) when the feature sets any."""
+        options = Plan.weight_options(settings)
         key = f"{settings['extractor']}-{settings['backend'] or 'default'}"
         if options:
             key += "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
@@ -292,7 +297,7 @@ class Plan:
         files, so no other option of the feature reruns `fetch_weights`."""
         dataset, feature = self.weights_users(wildcards)[0]
         settings = self.feature_config(SimpleNamespace(dataset=dataset, feature=feature))
-        options = {k: v for k, v in settings["options"].items() if k in WEIGHT_OPTIONS}
+        options = self.weight_options(settings)
         return quoted([settings["extractor"]]) + " " + self.option_args(settings["backend"], options)
 
     def extractor_name(self, wildcards) -> str:
@@ -393,7 +398,7 @@ class Plan:
         """The manifest, the drawn stores (faces, objects, ocr), every max-pool run and the
         robustness job's removal effects."""
         ds = wildcards.dataset
-        drawn = [n for n, f in self.dataset_features(ds).items() if f["extractor"] in DRAWN]
+        drawn = [n for n, f in self.dataset_features(ds).items() if entry(f["extractor"]).draws_boxes]
         return {
             "manifest": MANIFEST.format(dataset=ds),
             "runs": self.grid_cells(ds, pool="max"),

@@ -13,7 +13,7 @@ rule fetch_weights:
     localrule: True
     conda:
         "../envs/extract.yaml"
-    # Only what picks the weight files (extractor, backend, WEIGHT_OPTIONS; the record's name):
+    # Only what picks the weight files (extractor, backend, the entry's weight_options; the record's name):
     # another option of a feature (e.g. faces min_face_size) does not rerun this job.
     params:
         args=PLAN.weights_args,

@@ -4,7 +4,8 @@ import os
 
 from snakemake.logging import logger
 
-from gpuslots.shards import chain_costs, shard_counts
+from extract.catalog import entry as catalog_entry
+from pipeline.shards import chain_costs, shard_counts
 
 # --- GPU slots -----------------------------------------------------------------------------
 # With device cuda on one machine, `gpus` devices (default: those visible) are each shared by
@@ -38,7 +39,7 @@ EXTRACT_PRIORITY = 10
 
 def extract_priority(wildcards):
     """Extraction jobs before training (10 and up), and stores on the longest chain of per-item
-    cost first (objects, which boxes reads: gpuslots/shards.py `chain_costs`)."""
+    cost first (objects, which boxes reads: pipeline/shards.py `chain_costs`)."""
     return feature_priority(wildcards.dataset, wildcards.feature)
 
 
@@ -83,17 +84,20 @@ _SHARDS = {}
 
 
 def shard_count(dataset, feature):
-    """Shards of one store: `shards: N`, or `auto` (gpuslots/shards.py): in proportion to the
-    extractor's per-item cost and the GPUs of this machine (without local GPUs: the costliest
-    store in 2, the others in proportion).
+    """Shards of one store: `shards: N`, or `auto` (pipeline/shards.py): in proportion to the
+    per-item cost on this run's device and the GPUs of this machine (without local GPUs: the
+    costliest store in 2, the others in proportion).
     """
     if config["shards"] != "auto":
         return int(config["shards"])
     if dataset not in _SHARDS:
-        extractors = {
-            n: f["extractor"] for n, f in PLAN.dataset_features(dataset).items()
+        features = {
+            n: (f["extractor"], f["backend"])
+            for n, f in PLAN.dataset_features(dataset).items()
         }
-        _SHARDS[dataset] = shard_counts(extractors, 0 if SLOTS is None else SLOTS.gpus)
+        _SHARDS[dataset] = shard_counts(
+            features, config["device"], 0 if SLOTS is None else SLOTS.gpus
+        )
     return _SHARDS[dataset][feature]
 
 
@@ -119,26 +123,7 @@ def shard_spec(wildcards):
 # threads. A retry (profiles/slurm `retries`) gets attempt x both, so a job killed for memory or
 # time comes back bigger. Where each number comes from: docs/DESIGN.md, "Cluster resources".
 
-# Peak MB of one extraction shard with the paper's backends (the demo's are smaller).
-EXTRACT_MB = {
-    "image": 4000,
-    "text": 3000,
-    "faces": 4000,
-    "objects": 4500,
-    "boxes": 4500,
-    "ocr": 3000,
-    "index": 1000,
-}
-# Seconds per sample of one shard, (GPU, CPU one thread), with the paper's backends.
-EXTRACT_SECONDS = {
-    "image": (0.005, 2.0),
-    "text": (0.012, 0.5),
-    "faces": (0.02, 1.0),
-    "objects": (0.072, 6.0),
-    "boxes": (0.025, 15.0),
-    "ocr": (0.3, 1.0),
-    "index": (0.001, 0.001),
-}
+# An extraction shard's peak MB and seconds per sample: extract/catalog.py (`peak_mb`, `seconds`).
 # Planned runtimes assume MM-IMDb's size before the manifest exists (dry runs).
 MMIMDB_SAMPLES = 25959
 
@@ -161,13 +146,18 @@ def size_mb(paths):
 def extract_mem_mb(wildcards, input, attempt):
     """The extractor's peak plus the store it reads (ocr for ocr_text, objects for boxes)."""
     store_mb = size_mb([input.get("store")])
-    return attempt * int(EXTRACT_MB[PLAN.extractor_name(wildcards)] + store_mb)
+    return attempt * int(
+        catalog_entry(PLAN.extractor_name(wildcards)).peak_mb + store_mb
+    )
 
 
 def extract_runtime(wildcards, input, attempt):
-    """Loading (10 min) plus the shard's samples at the extractor's rate, doubled for slack."""
-    gpu_s, cpu_s = EXTRACT_SECONDS[PLAN.extractor_name(wildcards)]
-    per_sample = gpu_s if config["device"] == "cuda" else cpu_s
+    """Loading (10 min) plus the shard's samples at the backend's rate on this run's device,
+    doubled for slack."""
+    feature = PLAN.feature_config(wildcards)
+    per_sample = catalog_entry(feature["extractor"]).seconds(
+        config["device"], feature["backend"]
+    )
     samples = manifest_rows(input.manifest) / shard_count(
         wildcards.dataset, wildcards.feature
     )

@@ -241,8 +241,7 @@ def test_senet_release_weights_through_the_cli_store(tmp_path, offline):
     digest = sha256(offline / "senet50_256.pth")
     out = tmp_path / "faces.h5"
     with pytest.MonkeyPatch.context() as mp:  # this file stands for the release
-        mp.setattr(weights, "SENET50_256", weights.WeightFile("senet50_256.pth", sha256=digest))
-        mp.setattr("extract.faces.SENET50_256", weights.SENET50_256)
+        mp.setattr("extract.faces.SENET50_256", weights.WeightFile("senet50_256.pth", sha256=digest))
         assert main(["faces", "--manifest", manifest, "--out", str(out), "--backend", "senet50_256",
                      "--no-progress", "--set", "dtype=float32"]) == 0
         grown = tmp_path / "faces_margin.h5"  # VGGFace2's own 0.3 margin: recorded as a difference

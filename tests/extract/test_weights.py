@@ -70,7 +70,7 @@ def tarball_spec(tmp_path, monkeypatch, **checks):
     import hashlib
     import io
 
-    from extract.weights import SENET50_256
+    from extract.catalog import SENET50_256
 
     buf = io.BytesIO()
     torch.save({"feat_extract.weight": torch.arange(6.0).view(3, 2, 1, 1)}, buf)
@@ -83,7 +83,7 @@ def tarball_spec(tmp_path, monkeypatch, **checks):
 
 
 def test_release_defaults_are_the_vggface2_tarball():
-    from extract.weights import SENET50_256
+    from extract.catalog import SENET50_256
 
     assert SENET50_256.url.endswith("/vgg_face2/models/pytorch/senet50_256_pytorch.tar.gz")
     assert SENET50_256.archive_member == SENET50_256.file == "senet50_256.pth"
@@ -127,7 +127,8 @@ def test_failed_fetch_falls_back_to_the_put_it_there_message(tmp_path, monkeypat
 
 
 def test_obtainable_is_cheap_and_honest(tmp_path, monkeypatch):
-    from extract.weights import SENET50_256, obtainable
+    from extract.catalog import SENET50_256
+    from extract.weights import obtainable
 
     monkeypatch.delenv("DMMS_OFFLINE", raising=False)
     assert obtainable(SENET50_256) == ""  # downloadable

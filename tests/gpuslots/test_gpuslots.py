@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from gpuslots import Plan, acquire, lock_dir, plan, resolve_device, visible_gpus
-from gpuslots.shards import COST_MS, chain_costs, shard_counts
 from gpuslots.slots import device_ids
 from tests.workflow.snakemake_run import ROOT, job_counts, snakemake
 
@@ -627,30 +626,6 @@ def test_slurm_profile_requests_gpus_not_slots(tmp_path):
     res = resources(plan_run.stdout)
     assert res["train"] and all("gpu=1" in r and "gpu_slots=0" in r for r in res["train"])
     assert "gpuslots" not in plan_run.stdout
-
-
-def test_shards_auto_follow_per_item_cost_and_gpu_count():
-    imdb = {"image": "image", "text": "text", "faces": "faces", "objects": "objects", "boxes": "boxes",
-            "ocr": "ocr", "ocr_words": "index", "ocr_text": "text"}
-    one, eight = shard_counts(imdb, 1), shard_counts(imdb, 8)
-    # no local GPU: the costliest store (objects) in 2 shards, the others in proportion to cost
-    cpu = shard_counts(imdb, 0)
-    assert cpu["objects"] == 2 and min(cpu.values()) == 1
-    assert all(cpu[a] >= cpu[b] for a in imdb for b in imdb if COST_MS[imdb[a]] >= COST_MS[imdb[b]])
-    demo = {"image": "image", "text": "text", "faces": "faces", "ocr": "ocr", "ocr_words": "text"}
-    assert shard_counts(demo, 0) == {"image": 1, "text": 1, "faces": 1, "ocr": 2, "ocr_words": 1}
-    assert eight["objects"] > eight["boxes"] > eight["image"] and eight["objects"] >= 13 * eight["image"]
-    assert all(eight[n] >= one[n] for n in imdb) and sum(eight.values()) > 2 * sum(one.values())
-    total = sum(COST_MS[k] for k in imdb.values())
-    for gpus, counts in ((1, one), (8, eight)):  # no shard costs over a quarter of a GPU's share
-        assert all(COST_MS[imdb[n]] / counts[n] <= total / gpus / 4 + 1e-9 for n in imdb)
-
-
-def test_longest_chain_of_stores_goes_first():
-    chains = chain_costs({"objects": ("objects", None), "boxes": ("boxes", "objects"), "image": ("image", None),
-                          "ocr": ("ocr", None), "ocr_text": ("text", "ocr")})
-    assert chains["objects"] == COST_MS["objects"] + COST_MS["boxes"]
-    assert sorted(chains, key=chains.get, reverse=True) == ["objects", "ocr", "boxes", "ocr_text", "image"]
 
 
 def test_on_one_gpu_extraction_does_not_wait_for_the_training_grid(tmp_path):

@@ -4,26 +4,50 @@ SLURM plan must carry the profile's partition, account and runtimes as shipped."
 
 from __future__ import annotations
 
+import math
 import re
 
 import yaml
 
+from extract.catalog import entry
+from pipeline.shards import shard_counts
 from tests.workflow.snakemake_run import ROOT, snakemake
 
 SLURM = ROOT / "profiles/slurm/config.yaml"
+PLANNED_SAMPLES = 25959  # rules/resources.smk MMIMDB_SAMPLES: a dry run has no manifest yet
 
 
 def plan_resources(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, {resource: value}) of every job of a printed plan."""
-    jobs, rule = [], None
+    """(rule, {resource: value}) of every job of a printed plan; an extraction shard's `feature`
+    and `shard` wildcards are added as `_feature`, `_shard`."""
+    jobs, rule, wildcards = [], None, {}
     for line in output.splitlines():
         if line.startswith(("rule ", "localrule ")):
-            rule = line.split()[1].rstrip(":")
+            rule, wildcards = line.split()[1].rstrip(":"), {}
+        elif line.strip().startswith("wildcards:"):
+            wildcards = {f"_{k}": v.strip() for k, v in re.findall(r"(\w+)=([^,]*)", line.split("wildcards:")[1])}
         elif line.strip().startswith("resources:") and rule:
             items = re.findall(r"(\w+)=([^,]*)", line.split("resources:")[1])
-            jobs.append((rule, {k: v.strip() for k, v in items}))
+            jobs.append((rule, {k: v.strip() for k, v in items} | wildcards))
             rule = None
     return jobs
+
+
+def check_shards_and_runtimes(jobs, device: str) -> None:
+    """The shard counts and each shard's runtime (10 min + 2 x its samples x seconds per sample)
+    read one per-item cost: the catalogue's, for the demo's backends on `device` (the shard policy
+    once used 40 ms per OCR item on a GPU and the runtimes 0.3 s)."""
+    demo = yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["demo"]["features"]
+    settings = {name: (f["extractor"], f.get("backend", "")) for name, f in demo.items()}
+    counts = shard_counts(settings, device, 0)  # the SLURM profile: gpus 0, no local slots
+    shards = [res for rule, res in jobs if rule == "extract_shard"]
+    assert {res["_feature"] for res in shards} == set(demo)
+    for res in shards:
+        extractor, backend = settings[res["_feature"]]
+        n = int(res["_shard"].split("-of-")[1])
+        seconds = entry(extractor).seconds(device, backend)
+        assert n == counts[res["_feature"]], res
+        assert int(res["runtime"]) == 10 + math.ceil(2 * seconds * PLANNED_SAMPLES / n / 60), (res, seconds)
 
 
 def test_default_profile_does_not_override_the_slurm_profile():
@@ -63,9 +87,10 @@ def test_slurm_plan_as_shipped_has_partition_account_runtime_and_gpus_for_gpu_ru
     runtimes = {rule: int(res["runtime"]) for rule, res in jobs}
     seeds = len(experiments["seeds"])  # a training job trains its cell's seeds: 10 min + 5 per run on a GPU
     assert runtimes["table"] == 60 and runtimes["train"] == 10 + 5 * seeds
-    # shards: the extractor's peak (rules/resources.smk EXTRACT_MB), not the old flat 32,000 MB
+    # shards: the extractor's peak (extract/catalog.py peak_mb), not the old flat 32,000 MB
     shard_mem = {int(res["mem_mb"]) for rule, res in jobs if rule == "extract_shard"}
     assert shard_mem and shard_mem <= {3000, 4000}
+    check_shards_and_runtimes(jobs, "cuda")
 
 
 def test_cpu_switch_requests_no_gpu(tmp_path):
@@ -82,3 +107,4 @@ def test_cpu_switch_requests_no_gpu(tmp_path):
     runtimes = {rule: int(res["runtime"]) for rule, res in jobs}
     seeds = len(yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["demo"]["experiments"]["seeds"])
     assert runtimes["train"] == 10 + 30 * seeds * 3  # CPU: 30 min per run and lr candidate
+    check_shards_and_runtimes(jobs, "cpu")

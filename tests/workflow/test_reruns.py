@@ -54,7 +54,7 @@ def test_weights_are_fetched_once_per_extractor_backend_and_weight_options(work,
     predict dataset, which is extracted with mine's settings and has no record of its own."""
     config = yaml.safe_load((work.parent / "shared.yaml").read_text())
     features = [f for name, ds in config["datasets"].items() if name != "new" for f in ds["features"].values()
-                if f["extractor"] != "index"]  # no weight files, no fetch (extract/registry.py WEIGHTLESS)
+                if f["extractor"] != "index"]  # no weight files, no fetch (extract/catalog.py)
     keys = {Plan.weights_key({"backend": None, "options": {}, **f}) for f in features}
     records = {p.stem for p in (work / "resources/weights/ready").glob("*.json")}
     assert records == keys and len(keys) < len(features)
