@@ -3,6 +3,7 @@
 # Job resources (GPU slots, shards, memory, runtime): rules/resources.smk.
 import os
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 import gpuslots
@@ -22,6 +23,7 @@ from pipeline.paths import (
     TABLE,
     WEIGHTS_READY,
 )
+from pipeline.interpreter import job_path
 from pipeline.plan import Plan, check_renamed
 
 # A renamed pool (`concat`) is named with what it is now, before the schema refuses it.
@@ -51,6 +53,14 @@ def config_sources():
 
 
 PLAN = Plan(config, config_sources())
+
+# Jobs run `python -m ...` from PATH: under a venv's snakemake started without activating the venv,
+# its Python goes first (pipeline/interpreter.py); conda/apptainer deployments bring their own.
+if not workflow.deployment_settings.deployment_method:
+    _path, _why = job_path(os.environ)
+    if _path:
+        os.environ["PATH"] = _path
+        logger.warning(_why)
 
 
 def extract_inputs(wildcards):
