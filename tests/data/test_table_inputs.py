@@ -178,7 +178,7 @@ def test_bad_images_are_kept_as_recorded_failures_or_stop_when_strict(tmp_path, 
     assert counts["bad_image"] == 1 and counts["missing_image"] == 1 and row.loc["x003", "image"] == ""
     assert row.loc["x002", "image"].endswith("cut.png")  # extraction records it, as the empty one:
     from extract.base import BadInput
-    from extract.images import load_rgb
+    from extract.image_files import load_rgb
 
     for sid in ("x001", "x002"):
         with pytest.raises(BadInput):
