@@ -2,9 +2,9 @@
 
 Snakemake limits concurrent jobs by summing a resource over running jobs. Every device is cut
 into `units` = lcm(gpu_share values) slots; a rule whose jobs may share a device `share` ways asks
-for units // share of the resource `gpu_slots`, whose global limit is gpus x units. With
-gpu_share {extract_shard: 1, train: 8}: units 8; an extraction shard asks for 8 (a whole device),
-a training run for 1, and 2 GPUs hold 16 units: 2 shards, or 16 runs, or 1 shard and 8 runs.
+for units // share of the resource `gpu_slots`. With gpu_share {extract_shard: 1, train: 8}:
+units 8; an extraction shard asks for 8 (a whole device), a training job for 1, and 2 GPUs hold 16
+units (`total`): 2 shards, or 16 training jobs, or 1 shard and 8 training jobs.
 
 Snakemake refills each freed unit with a ready job that fits, so with one limit a whole-device
 job (8 units) would wait until every ready sharing job (1 unit) had run: 8 units are never free
