@@ -201,7 +201,7 @@ def simulate(gpus: int, target_s: float, min_scale: float, base: Path) -> dict:
         (work / path).touch()
     slots = [j["gpu_slots"] for j in jobs if j["gpu_slots"]]
     units = max(slots)  # a whole device: what an extraction shard asks for
-    limit, shared = (gpus + 1) * units, gpus * units  # gpuslots.Plan limit and total, as rules/resources.smk registers them
+    limit, shared = (gpus + 1) * units, gpus * units  # gpuslots.SlotResources limit and total, as rules/resources.smk registers them
     cores = (gpus + 1) * units + 2
     started = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "snakemake", "all", "--cores", str(cores), "--resources",

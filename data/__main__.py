@@ -65,28 +65,28 @@ def manifest(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if args.format == "ads":
         if not args.annotations:
             p.error("--format ads needs --annotations ADS.csv")
-        from data.ads import build_manifest as build_ads
+        from data.ads import manifest_from_ads
 
-        frame, counts = build_ads(args.annotations, folds=args.folds, seed=args.seed)
+        frame, counts = manifest_from_ads(args.annotations, folds=args.folds, seed=args.seed)
     elif args.format == "table":
         if not args.table:
             p.error("--format table needs --table FILE")
-        from data.table import build_manifest as build_table, parse_ratios
+        from data.table import manifest_from_table, parse_ratios
 
         try:
             ratios = parse_ratios(args.split_ratios)
         except ValueError as err:
             p.error(f"--split-ratios: {err}")
-        frame, counts = build_table(args.table, ratios, args.split_seed, sep=args.sep,
-                                    strict_images=args.strict_images,
-                                    allow_missing_images=args.allow_missing_images, predict=args.predict)
+        frame, counts = manifest_from_table(args.table, ratios, args.split_seed, sep=args.sep,
+                                            strict_images=args.strict_images,
+                                            allow_missing_images=args.allow_missing_images, predict=args.predict)
     else:
         if not args.root:
             p.error("--format mmimdb needs --root ROOT")
-        from data.mmimdb import build_manifest
+        from data.mmimdb import manifest_from_mmimdb
 
         genres = [g.strip() for g in args.genres.split(",") if g.strip()]
-        frame, counts = build_manifest(args.root, genres or None, plot=args.plot)
+        frame, counts = manifest_from_mmimdb(args.root, genres or None, plot=args.plot)
     if args.predict:
         frame["split"] = ""
         counts = {k: v for k, v in counts.items() if not k.startswith("split=")}

@@ -174,7 +174,7 @@ def assign_folds(ids: pd.Series, fine: pd.Series, folds: int = 5, seed: int = 0)
     return result
 
 
-def build_manifest(annotations: str | Path, folds: int = 5, seed: int = 0) -> tuple[pd.DataFrame, Counter]:
+def manifest_from_ads(annotations: str | Path, folds: int = 5, seed: int = 0) -> tuple[pd.DataFrame, Counter]:
     """Manifest rows of an Ads annotation CSV (in its row order) and counts of what was absent."""
     rows, counts = read_annotations(annotations)
     if rows.empty:

@@ -70,8 +70,8 @@ def plot_text(meta: dict, plot: str = "all") -> str:
     raise ValueError(f"plot={plot!r}: use one of {', '.join(PLOTS)}")
 
 
-def build_manifest(root: str | Path, genres: list[str] | None = None,
-                   plot: str = "all") -> tuple[pd.DataFrame, Counter]:
+def manifest_from_mmimdb(root: str | Path, genres: list[str] | None = None,
+                         plot: str = "all") -> tuple[pd.DataFrame, Counter]:
     """The manifest rows of an MM-IMDb-format folder and counts of what was missing; `plot`:
     all | longest | first (module docstring)."""
     if plot not in PLOTS:

@@ -452,9 +452,9 @@ def _no_image_report(table: Path, rows: dict[int, tuple[str, str]], hints: dict[
     return text
 
 
-def build_manifest(table: str | Path, ratios=RATIOS, seed: int = 0, sep: str = "",
-                   strict_images: bool = False, allow_missing_images: bool = False,
-                   predict: bool = False) -> tuple[pd.DataFrame, Counter]:
+def manifest_from_table(table: str | Path, ratios=RATIOS, seed: int = 0, sep: str = "",
+                        strict_images: bool = False, allow_missing_images: bool = False,
+                        predict: bool = False) -> tuple[pd.DataFrame, Counter]:
     """Manifest rows of a table (in its row order) and counts of what was absent or unreadable.
     `strict_images`: a missing, empty, unreadable or truncated image is a bad row (every image is
     decoded in full); otherwise such rows are kept (see the module docstring), and when half the

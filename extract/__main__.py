@@ -1,4 +1,5 @@
-"""`python -m extract EXTRACTOR ...` writes one store (or shard); `python -m extract merge ...`."""
+"""`python -m extract EXTRACTOR ...` writes one store (or shard); `python -m extract merge ...` joins
+shards; `python -m extract fetch ...` resolves an extractor's weight files before its shards run."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import torch
 from extract.backbones import load_backbone
 from extract.base import BadInput, Extractor, Item, Options, Output
 from extract.crops import crop
-from extract.images import load_rgb
+from extract.image_files import load_rgb
 from extract.registry import register
 from extract.substitutes import model_attrs
 

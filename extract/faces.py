@@ -2,7 +2,7 @@
 
 At most `max_faces` faces per image with detection probability >= `threshold`, most probable
 first. Rows: `features` (n, dim), `boxes` (n, 4) float32 x1, y1, x2, y2 in pixels of the image
-as loaded (`extract.images.load_rgb`), `scores` (n,) float32 detection probabilities.
+as loaded (`extract.image_files.load_rgb`), `scores` (n,) float32 detection probabilities.
 Backends (the face embedder):
   senet50_256                  SE-ResNet-50-256D trained on VGGFace2 (the paper's), 256-d
   inception_resnet_v1_vggface2 facenet-pytorch's InceptionResnetV1 trained on VGGFace2, 512-d
@@ -39,7 +39,7 @@ from torch import nn
 from extract.backbones import load_backbone
 from extract.base import Extractor, Item, Options, Output, for_backends
 from extract.crops import clip_boxes, crop
-from extract.images import load_rgb
+from extract.image_files import load_rgb
 from extract.registry import register
 from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
 from extract.catalog import SENET50_256

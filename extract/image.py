@@ -17,7 +17,7 @@ import torch
 
 from extract.backbones import load_backbone
 from extract.base import Extractor, Item, Options, Output, for_backends
-from extract.images import load_rgb
+from extract.image_files import load_rgb
 from extract.registry import register
 from extract.substitutes import model_attrs
 

@@ -3,7 +3,7 @@
 Rows per sample: at most `max_boxes` detections with score >= `score_threshold`, best first:
 `labels` (n,) int64, the 80 contiguous COCO classes 0..79 (attrs `class_names`, `vocab_size`),
 `scores` (n,) float32, `boxes` (n, 4) float32 x1, y1, x2, y2 in pixels of the image as loaded
-(`extract.images.load_rgb`). No `features` column: the store is an index feature (`dim` 0).
+(`extract.image_files.load_rgb`). No `features` column: the store is an index feature (`dim` 0).
 Backends:
   auto         detectron2 when `from detectron2 import model_zoo` works, else torchvision (the
                store's `backend`, `model` and `substitute` attrs record which ran)
@@ -27,7 +27,7 @@ from torch import nn
 from extract import coco, detectron
 from extract.base import Extractor, Item, Options, Output
 from extract.crops import clip_boxes
-from extract.images import load_rgb
+from extract.image_files import load_rgb
 from extract.registry import register
 from extract.substitutes import model_attrs
 from extract.weights import WeightFile, load_weight_file, published_mismatch

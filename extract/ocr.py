@@ -30,7 +30,7 @@ import torch
 
 from core.hashing import sha256
 from extract.base import Extractor, Item, Options, Output
-from extract.images import load_rgb
+from extract.image_files import load_rgb
 from extract.registry import register
 from extract.catalog import EASYOCR_FILES
 from extract.substitutes import model_attrs

@@ -92,53 +92,6 @@ class RaggedStore:
         return out
 
 
-class StoreBuilder:
-    """Collects per-sample outputs in manifest order, then writes one store."""
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.counts: list[int] = []
-        self.row_parts: dict[str, list[np.ndarray]] = {}
-        self.sample_values: dict[str, list[Any]] = {}
-        self.failed: dict[str, str] = {}
-
-    def add(self, sample_id: str, rows: dict[str, np.ndarray] | None = None,
-            samples: dict[str, Any] | None = None) -> None:
-        rows = rows or {}
-        n = {len(v) for v in rows.values()}
-        if len(n) > 1:
-            raise ValueError(f"sample {sample_id}: row columns disagree on length {sorted(n)}")
-        count = n.pop() if n else 0
-        for name, value in rows.items():
-            self.row_parts.setdefault(name, []).append(np.asarray(value))
-        for name, value in (samples or {}).items():
-            self.sample_values.setdefault(name, [None] * len(self.ids)).append(value)
-        self.ids.append(sample_id)
-        self.counts.append(count)
-        for values in self.sample_values.values():
-            if len(values) < len(self.ids):
-                values.append(None)
-
-    def fail(self, sample_id: str, reason: str, samples: dict[str, Any] | None = None) -> None:
-        """Record a sample whose input could not be processed: zero rows, reason kept."""
-        self.add(sample_id, None, samples)
-        self.failed[sample_id] = reason
-
-    def build(self, attrs: dict[str, Any], empty_rows: dict[str, tuple[tuple[int, ...], Any]]) -> RaggedStore:
-        """`empty_rows` gives (trailing shape, dtype) per row column, used when no sample had rows."""
-        offsets = np.zeros(len(self.ids) + 1, dtype=np.int64)
-        np.cumsum(self.counts, out=offsets[1:])
-        rows: dict[str, np.ndarray] = {}
-        for name, (shape, dtype) in empty_rows.items():
-            parts = [p for p in self.row_parts.get(name, []) if len(p)]
-            rows[name] = (np.concatenate(parts).astype(dtype, copy=False) if parts
-                          else np.zeros((0, *shape), dtype=dtype))
-        samples = {}
-        for name, values in self.sample_values.items():
-            samples[name] = np.array(["" if v is None else v for v in values], dtype=object)
-        return RaggedStore(list(self.ids), offsets, rows, samples, dict(self.failed), attrs)
-
-
 def base_attrs(extractor: str, backend: str, dim: int, config: dict[str, Any],
                weights: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
     """The attrs every store carries; `weights` is (file name, sha256) pairs."""

@@ -1,11 +1,14 @@
-"""The one place weight files are found (what identifies the paper's files: extract/catalog.py).
+"""Where a published weight file (`WeightFile`; the paper's: extract/catalog.py) is found, checked
+and downloaded, and the weights folder (`weights_dir`) every other finder starts from: models named
+by the user (timm, open_clip) in extract/hub.py, Hugging Face model folders (`hub_model_dir`), and
+the folder releases of fairseq and EasyOCR in their extractors and extract/substitutes.py.
 
-Order: `resources/weights/<file>` (or `$DMMS_WEIGHTS/<file>`), the torch hub cache
-(`$TORCH_HOME/hub/checkpoints/<file>`), an installed package that ships the file, then a download
-into `resources/weights/` when the network is there (never when `DMMS_OFFLINE=1`). A release
-packed in a tar archive (`archive_member`) is downloaded whole and only that member is kept. A
-download is checked against the spec's size and sha256 when it has them. When none works the
-error names the file, the URL and where to put it.
+A `WeightFile` is looked for in order: `resources/weights/<file>` (or `$DMMS_WEIGHTS/<file>`), the
+torch hub cache (`$TORCH_HOME/hub/checkpoints/<file>`), an installed package that ships the file,
+then a download into `resources/weights/` when the network is there (never when
+`DMMS_OFFLINE=1`). A release packed in a tar archive (`archive_member`) is downloaded whole and
+only that member is kept. A download is checked against the spec's size and sha256 when it has
+them. When none works the error names the file, the URL and where to put it.
 
 Every local copy is also compared with the published file (`published_mismatch`): its full sha256
 where the publisher gives one, else the sha256 prefix torch hub writes into the file name

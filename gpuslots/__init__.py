@@ -5,14 +5,15 @@ device `share` ways holds units // share units of one device for its whole life,
 CUDA_VISIBLE_DEVICES set to that device, and frees them when it and its command's whole process
 tree are gone (a killed job too: the kernel drops a lock when its last holder dies). The lock
 folder is the machine's (/tmp/gpuslots or $GPUSLOTS_DIR), shared by every user, so every run on
-the machine sees every other. `python -m gpuslots run ... --
-COMMAND` is the wrapper the rules use; `plan()` is what rules/resources.smk asks for the resource
-sizes and the wrapper prefix.
+the machine sees every other. `python -m gpuslots run ... -- COMMAND` is the wrapper the rules
+use; `slot_resources()` is what rules/resources.smk asks for the resource sizes and the wrapper
+prefix.
 
-Importing this package needs the standard library only (no torch): the Snakefile imports it.
+Importing this package needs the standard library only (no torch): the rules import it.
 """
 
-from gpuslots.plan import Plan, plan, resolve_device
+from gpuslots.resources import SlotResources, resolve_device, slot_resources
 from gpuslots.slots import Holding, LockFolderError, acquire, lock_dir, visible_gpus
 
-__all__ = ["Holding", "LockFolderError", "Plan", "acquire", "lock_dir", "plan", "resolve_device", "visible_gpus"]
+__all__ = ["Holding", "LockFolderError", "SlotResources", "acquire", "lock_dir", "resolve_device", "slot_resources",
+           "visible_gpus"]

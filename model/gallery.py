@@ -31,7 +31,7 @@ import numpy as np
 from core.manifest import read_manifest
 from core.atomic import atomic_write
 from extract.base import BadInput
-from extract.images import load_rgb
+from extract.image_files import load_rgb
 from extract.store import read_store
 from model.matrices import (Combination, choose_samples, load_combinations, modality_columns, safe_name,
                             truth, write_sample)

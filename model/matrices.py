@@ -316,7 +316,7 @@ def load_posters(combos: Sequence[Combination], ids: Sequence[str]) -> dict[str,
     without a readable image (or runs whose manifest is gone) are left out."""
     from core.manifest import read_manifest
     from extract.base import BadInput
-    from extract.images import load_rgb
+    from extract.image_files import load_rgb
 
     manifest = read_metrics(combos[0].runs[0]).get("manifest") if combos and combos[0].runs else None
     if not manifest or not Path(manifest).exists():

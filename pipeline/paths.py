@@ -1,5 +1,8 @@
-"""Every path the workflow writes, as a pattern written once: rules name a pattern as their output,
-the plan `.format()`s it. Patterns without a suffix are jobs that write several files."""
+"""The paths of what the workflow makes under results/ and its weights records, each a pattern
+written once: rules name a pattern as their output, the plan `.format()`s it. Patterns without a
+suffix are jobs that write several files. Not here: each rule's log under logs/, and the dataset
+files rules/data.smk composes or downloads under resources/ (a dataset's `root:` in the config
+points there)."""
 
 from __future__ import annotations
 

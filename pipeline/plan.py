@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
@@ -63,6 +64,17 @@ def combination_pools(experiments: dict[str, Any], name: str) -> list[str]:
     baseline = combo.get("baseline", several)
     baseline = list(BASELINES) if baseline is True else [] if baseline is False else baseline
     return pools + list(dict.fromkeys(baseline))
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """The trained run a `predict:` dataset predicts with: its `predict.model`,
+    DATASET/COMBINATION/POOL/RUN, a cell of that dataset's grid."""
+
+    dataset: str
+    combination: str
+    pool: str
+    run: str
 
 
 class Plan:
@@ -122,8 +134,8 @@ class Plan:
 
     # --- features --------------------------------------------------------------------------------
 
-    def predict_model(self, dataset: str) -> tuple[str, str, str, str] | None:
-        """(model dataset, combination, pool, run) of a `predict:` dataset, else None. The run must
+    def predict_model(self, dataset: str) -> ModelRun | None:
+        """The run a `predict:` dataset predicts with, else None. The run must
         be a cell of the model dataset's grid (one the workflow trains), so a typo is refused while
         the DAG is built instead of training a run nobody configured."""
         spec = self.datasets[dataset].get("predict")
@@ -143,7 +155,7 @@ class Plan:
                 f"dataset {dataset!r}: predict.model {spec['model']!r} is not a run of the grid of "
                 f"{model_ds!r} in {self.sources}; configured runs: {', '.join(runs) or 'none'}"
             )
-        return model_ds, combination, pool, run
+        return ModelRun(model_ds, combination, pool, run)
 
     def dataset_features(self, dataset: str) -> dict[str, dict[str, Any]]:
         """Feature name -> extraction settings. A `predict:` dataset is extracted with the model
@@ -151,7 +163,8 @@ class Plan:
         model = self.predict_model(dataset)
         if model is None:
             return self.datasets[dataset]["features"]
-        return self.with_inputs(model[0], self.experiments(model[0])["combinations"][model[1]]["features"])
+        features = self.experiments(model.dataset)["combinations"][model.combination]["features"]
+        return self.with_inputs(model.dataset, features)
 
     def with_inputs(self, dataset: str, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Feature name -> settings of `names` of a (trained) dataset and the features they read
@@ -364,19 +377,19 @@ class Plan:
         return len(options.validate().lr_values())
 
     def predict_features(self, wildcards) -> list[str]:
-        model_ds, combination, *_ = self.predict_model(wildcards.dataset)
-        return self.experiments(model_ds)["combinations"][combination]["features"]
+        model = self.predict_model(wildcards.dataset)
+        return self.experiments(model.dataset)["combinations"][model.combination]["features"]
 
     def predict_inputs(self, wildcards) -> dict[str, str]:
-        model_ds, combination, pool, run = self.predict_model(wildcards.dataset)
+        model = self.predict_model(wildcards.dataset)
         inputs = {
             "manifest": MANIFEST.format(dataset=wildcards.dataset),
-            "model": CELL_DIR.format(dataset=model_ds, combination=combination, pool=pool),
+            "model": CELL_DIR.format(dataset=model.dataset, combination=model.combination, pool=model.pool),
         }
         return inputs | self.stores(wildcards.dataset, self.predict_features(wildcards))
 
     def predict_args(self, wildcards, input) -> str:
-        run = quoted(["--run", f"{input.model}/{self.predict_model(wildcards.dataset)[3]}"])
+        run = quoted(["--run", f"{input.model}/{self.predict_model(wildcards.dataset).run}"])
         return f"{run} {self.feature_args(self.predict_features(wildcards), input)}"
 
     # --- rule report.smk ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""How many shards each feature store is extracted in (`shards: auto`), and which stores go first:
-both by the per-item cost of what runs (extract/catalog.py) on the device that runs it.
+"""How many shards each feature store is extracted in (`shards: auto`), and which stores go first,
+from the per-item costs of extract/catalog.py: shard counts from the cost of the configured
+backend on the run's device, the order from GPU costs (`chain_costs`).
 
 Extraction costs differ by 14x per item on a GPU (Faster R-CNN vs the image network), so a fixed
 shard count leaves one GPU working on the slow store long after the others are idle. With `auto` a
@@ -8,8 +9,8 @@ share of the whole extraction (total cost / gpus), so GPUs finish within about a
 other however the stores' costs differ. Without local GPU slots (a CPU, or a cluster that assigns
 the GPUs) the costliest store gets TOP_SHARDS shards and the others shards in proportion to their
 cost (at least one): a cheap store is not split into jobs that each pay a process start and a
-model load for seconds of work (the demo: 7 shard jobs instead of 12). The count depends on the
-config only, so a dry run, the run and a cluster's job processes agree.
+model load for seconds of work (the demo: 6 shard jobs for its 5 stores, OCR's 2 among them). The
+count depends on the config only, so a dry run, the run and a cluster's job processes agree.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-# Datasets: compose (the bundled demo), download (MM-IMDb) or read (Ads annotations), then one
-# manifest per dataset.
+# Datasets: compose (the bundled demo), download (MM-IMDb) or read (an MM-IMDb folder, Ads
+# annotations, an own table), then one manifest per dataset.
 
 
 rule compose_demo:

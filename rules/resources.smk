@@ -12,11 +12,14 @@ from pipeline.shards import chain_costs, shard_counts
 # up to gpu_share[RULE] jobs of a rule. A job asks for SLOTS.need(RULE) of the resource
 # `gpu_slots`, whose global limit (SLOTS.limit: the devices' units plus one device's worth for a
 # waiting whole-device job) is set here, so `--cores N` alone fills the box; sharing jobs also ask
-# for `gpu_shared` (limit: the devices' units), so they never take that spare (gpuslots/plan.py);
-# its command runs under `python -m gpuslots run`, which binds it to one device.
+# for `gpu_shared` (limit: the devices' units), so they never take that spare
+# (gpuslots/resources.py); its command runs under `python -m gpuslots run`, which binds it to one
+# device.
 # `gpus: 0` (the SLURM profile) turns slots off: the scheduler assigns devices from `gpu=1`.
 # Extraction rules run before training (priority): the slowest stores are on the critical path.
-SLOTS = gpuslots.plan(config["device"], config.get("gpus"), config["gpu_share"])
+SLOTS = gpuslots.slot_resources(
+    config["device"], config.get("gpus"), config["gpu_share"]
+)
 if SLOTS is not None and "gpu_slots" not in workflow.global_resources:
     workflow.register_resource("gpu_slots", SLOTS.limit)
 if SLOTS is not None and "gpu_shared" not in workflow.global_resources:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from data.__main__ import main as data_main
-from data.ads import FINE, AdsFormatError, build_manifest, read_annotations
+from data.ads import FINE, AdsFormatError, manifest_from_ads, read_annotations
 from core.manifest import read_manifest
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "ads" / "annotations.csv"
@@ -68,7 +68,7 @@ def test_manifest_contract(ads_csv, tmp_path):
 
 def test_counts_and_missing_image_warning(ads_csv, caplog):
     with caplog.at_level(logging.WARNING, logger="data.ads"):
-        _, counts = build_manifest(ads_csv)
+        _, counts = manifest_from_ads(ads_csv)
     assert counts["samples"] == 30 and counts["parallel"] == 20
     assert counts["missing_image"] == 1 and counts["no_image"] == 1 and counts["no_text"] == 1
     assert counts["fine=non-parallel"] == 10 and counts["fine=parallel-equivalent"] == 12
@@ -77,7 +77,7 @@ def test_counts_and_missing_image_warning(ads_csv, caplog):
 
 
 def test_folds_are_stratified_on_fine(ads_csv):
-    m, _ = build_manifest(ads_csv, folds=5, seed=0)
+    m, _ = manifest_from_ads(ads_csv, folds=5, seed=0)
     assert m.groupby("split").size().tolist() == [6] * 5
     per_fold = m.groupby(["fine", "split"]).size().unstack(fill_value=0)
     totals = m["fine"].value_counts()
@@ -87,17 +87,17 @@ def test_folds_are_stratified_on_fine(ads_csv):
 
 
 def test_folds_depend_on_seed_only(ads_csv, tmp_path):
-    first = build_manifest(ads_csv, seed=0)[0].set_index("id")["split"]
-    again = build_manifest(ads_csv, seed=0)[0].set_index("id")["split"]
+    first = manifest_from_ads(ads_csv, seed=0)[0].set_index("id")["split"]
+    again = manifest_from_ads(ads_csv, seed=0)[0].set_index("id")["split"]
     assert first.equals(again)
     # reordering the CSV's rows changes nothing
     rows = _rows(ads_csv)
     shuffled = _write(ads_csv.parent / "shuffled.csv", rows[::-1][5:] + rows[::-1][:5])
-    reordered = build_manifest(shuffled, seed=0)[0].set_index("id")["split"]
+    reordered = manifest_from_ads(shuffled, seed=0)[0].set_index("id")["split"]
     assert reordered.loc[first.index].equals(first)
-    other = build_manifest(ads_csv, seed=1)[0].set_index("id")["split"]
+    other = manifest_from_ads(ads_csv, seed=1)[0].set_index("id")["split"]
     assert not other.equals(first)
-    assert build_manifest(ads_csv, folds=3)[0]["split"].nunique() == 3
+    assert manifest_from_ads(ads_csv, folds=3)[0]["split"].nunique() == 3
 
 
 def test_row_errors_name_line_and_problem(ads_csv):
@@ -149,7 +149,7 @@ def test_missing_columns_and_extra_fields(ads_csv, tmp_path):
 def test_too_few_ads_for_the_folds(ads_csv, tmp_path):
     small = _write(tmp_path / "ads" / "small.csv", _rows(ads_csv)[:3])
     with pytest.raises(AdsFormatError, match="3 ads cannot be split into 5 folds"):
-        build_manifest(small)
+        manifest_from_ads(small)
 
 
 def test_cli_reports_format_errors(ads_csv, tmp_path, caplog):
@@ -171,5 +171,5 @@ def test_fold_sizes_match_paper_scale(tmp_path):
     rows = [{"id": f"{k:04d}", "image": "", "slogan": "", "parallel": "0" if f == "non-parallel" else "1",
              "fine": f, "naturalness": "", "concreteness": ""}
             for k, f in enumerate(f for f, n in classes.items() for _ in range(n))]
-    m, _ = build_manifest(_write(tmp_path / "big.csv", rows))
+    m, _ = manifest_from_ads(_write(tmp_path / "big.csv", rows))
     assert sorted(m.groupby("split").size().tolist()) == [65, 65, 65, 66, 66]

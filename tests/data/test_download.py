@@ -16,7 +16,7 @@ from PIL import Image
 from data.__main__ import main as data_main
 from data.download import (MARKER, MMIMDB_URL, DownloadError, UnsafeArchive, fetch, find_root,
                            part_path, unpack)
-from data.mmimdb import build_manifest
+from data.mmimdb import manifest_from_mmimdb
 
 MOVIES = {"0000011": ("Drama", "Romance"), "0000022": ("Comedy",), "0000033": ("Horror", "Thriller")}
 
@@ -60,7 +60,7 @@ def test_resume_verify_unpack_and_manifest(archive, tmp_path):
     assert find_root(dest) == root and not (dest / ".unpacking").exists()
     assert unpack(out, dest) == root  # marker: not unpacked again
 
-    frame, counts = build_manifest(find_root(dest))
+    frame, counts = manifest_from_mmimdb(find_root(dest))
     assert frame["id"].tolist() == list(MOVIES) and counts["samples"] == 3 and counts["no_image"] == 0
     assert frame.set_index("id").loc["0000011", "labels"] == "Drama|Romance"
     assert frame["split"].tolist() == ["train", "dev", "test"]

@@ -8,7 +8,7 @@ import pytest
 
 from data.__main__ import main as data_main
 from core.manifest import read_manifest
-from data.mmimdb import GENRES, build_manifest
+from data.mmimdb import GENRES, manifest_from_mmimdb
 
 
 @pytest.fixture
@@ -48,12 +48,12 @@ def test_manifest_from_mmimdb_layout(mmimdb_root, tmp_path):
 
 
 def test_counts_and_genre_subset(mmimdb_root):
-    frame, counts = build_manifest(mmimdb_root, ["Drama", "Comedy"])
+    frame, counts = manifest_from_mmimdb(mmimdb_root, ["Drama", "Comedy"])
     assert counts["no_json"] == 1 and counts["no_plot"] == 1 and counts["no_image"] == 1
     assert frame.set_index("id").loc["0000003", "labels"] == ""
     assert counts["no_label"] == 2
     with pytest.raises(ValueError, match="unknown genres"):
-        build_manifest(mmimdb_root, ["Dramedy"])
+        manifest_from_mmimdb(mmimdb_root, ["Dramedy"])
 
 
 @pytest.mark.parametrize("plot, text", [
@@ -77,7 +77,7 @@ def test_plot_choice(mmimdb_root, tmp_path, plot, text):
     if plot == "all":
         assert got == "First entry. The second, much longer entry. Third."
     with pytest.raises(ValueError, match="use one of all, longest, first"):
-        build_manifest(mmimdb_root, plot="every")
+        manifest_from_mmimdb(mmimdb_root, plot="every")
 
 
 def test_genre_list_is_mmimdb():
@@ -86,4 +86,4 @@ def test_genre_list_is_mmimdb():
 
 def test_missing_split_is_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="split.json"):
-        build_manifest(tmp_path)
+        manifest_from_mmimdb(tmp_path)

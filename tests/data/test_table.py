@@ -15,7 +15,7 @@ from PIL import Image
 from data.__main__ import main as data_main
 from core.manifest import read_manifest
 from data.stratify import iterative_split
-from data.table import TableFormatError, build_manifest, parse_ratios, stratified_split
+from data.table import TableFormatError, manifest_from_table, parse_ratios, stratified_split
 
 CLASSES = ("cat", "dog", "car", "tree", "boat")
 
@@ -77,7 +77,7 @@ def test_every_bad_row_is_reported_at_once(tmp_path):
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(TableFormatError) as err:
-        build_manifest(path, strict_images=True)
+        manifest_from_table(path, strict_images=True)
     text = str(err.value)
     assert "6 bad rows" in text and "strict_images: true refuses" in text
     assert "line 4 (id x000): id 'x000' repeats line 2" in text
@@ -89,7 +89,7 @@ def test_every_bad_row_is_reported_at_once(tmp_path):
     assert data_main(["manifest", "--format", "table", "--table", str(path), "--out", str(tmp_path / "m.csv"),
                       "--strict-images"]) == 1
     with pytest.raises(TableFormatError) as err:  # unreadable images kept by default: 4 bad rows left
-        build_manifest(path)
+        manifest_from_table(path)
     assert "4 bad rows" in str(err.value) and "broken.png" not in str(err.value)
 
 
@@ -98,7 +98,7 @@ def test_given_split_and_folds_are_kept(tmp_path):
     frame["split"] = [str(k % 5) for k in range(10)]
     path = tmp_path / "folds.csv"
     frame.to_csv(path, index=False)
-    m, counts = build_manifest(path)
+    m, counts = manifest_from_table(path)
     assert m["split"].tolist() == frame["split"].tolist() and counts["split=0"] == 2
 
 
@@ -107,12 +107,12 @@ def test_unlabeled_table_for_predictions(tmp_path, caplog):
     path = tmp_path / "new.csv"
     frame.to_csv(path, index=False)
     with caplog.at_level(logging.WARNING, logger="data.table"):
-        m, counts = build_manifest(path)
+        m, counts = manifest_from_table(path)
     assert "no `labels` column" in caplog.text
     assert (m["labels"] == "").all() and (m["split"] == "").all() and counts["no_label"] == 5
     text_only = tmp_path / "text.csv"
     pd.DataFrame({"id": ["a", "b"], "text": ["one", "two"]}).to_csv(text_only, index=False)
-    m, _ = build_manifest(text_only)
+    m, _ = manifest_from_table(text_only)
     assert m["image"].tolist() == ["", ""] and m["text"].tolist() == ["one", "two"]
 
 
@@ -120,9 +120,9 @@ def test_table_needs_id_and_a_modality(tmp_path):
     path = tmp_path / "t.csv"
     pd.DataFrame({"name": ["a"], "labels": ["x"]}).to_csv(path, index=False)
     with pytest.raises(TableFormatError, match="needs `id` and at least one of `image` and `text`"):
-        build_manifest(path)
+        manifest_from_table(path)
     with pytest.raises(TableFormatError, match="unknown table type '.xlsx'"):
-        build_manifest(tmp_path / "t.xlsx")
+        manifest_from_table(tmp_path / "t.xlsx")
 
 
 def test_parquet(tmp_path, monkeypatch):
@@ -134,12 +134,12 @@ def test_parquet(tmp_path, monkeypatch):
     frame["labels"] = [names.split("|") if names else [] for names in frame["labels"]]
     path = tmp_path / "t.parquet"
     frame.to_parquet(path)
-    m, _ = build_manifest(path)
+    m, _ = manifest_from_table(path)
     assert m["id"].tolist() == frame["id"].tolist() and Path(m["image"].iloc[0]).is_file()
     assert m["labels"].tolist() == ["|".join(names) for names in frame["labels"]]
     monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)
     with pytest.raises(TableFormatError, match="needs pyarrow.*pip install -r requirements.txt"):
-        build_manifest(path)
+        manifest_from_table(path)
 
 
 def test_split_is_seeded_and_order_free():

@@ -14,7 +14,7 @@ from PIL import Image
 
 from core.manifest import read_manifest
 from data.__main__ import main as data_main
-from data.table import TableFormatError, build_manifest
+from data.table import TableFormatError, manifest_from_table
 
 
 def manifest(table: Path, *args: str) -> int:
@@ -62,7 +62,7 @@ def test_any_missing_image_is_a_warning_with_the_suffix_hint(tmp_path, caplog):
     pd.DataFrame({"id": [f"p{k}" for k in range(10)], "image": [f"images/p{k}.jpg" for k in range(10)],
                   "text": "t", "labels": "a"}).to_csv(table, index=False)
     with caplog.at_level(logging.WARNING, logger="data.table"):
-        frame, counts = build_manifest(table)
+        frame, counts = manifest_from_table(table)
     assert [r.levelname for r in caplog.records if "rows have no image" in r.message] == ["WARNING"]
     assert "2 of 10 rows have no image (2 naming a file not found)" in caplog.text
     assert f"; {tmp_path / 'images/p8.JPG'} exists" in caplog.text
@@ -79,7 +79,7 @@ def test_empty_image_cells_count_and_the_id_names_the_file(tmp_path):
     pd.DataFrame({"id": ids, "image": [""] * 30 + ["images/42.jpg", "images/43.jpg"], "text": "t",
                   "labels": "a"}).to_csv(table, index=False)
     with pytest.raises(TableFormatError) as err:
-        build_manifest(table)
+        manifest_from_table(table)
     said = str(err.value)
     assert "30 of 32 rows have no image (30 with an empty image cell)" in said
     assert f"line 2 (id TT000): empty image cell; {tmp_path / 'images/tt000.jpg'} exists" in said
@@ -90,7 +90,7 @@ def test_a_text_only_table_is_not_warned(tmp_path, caplog):
     table = tmp_path / "table.csv"
     pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "labels": ["p", "q"]}).to_csv(table, index=False)
     with caplog.at_level(logging.WARNING, logger="data.table"):
-        build_manifest(table)
+        manifest_from_table(table)
     assert "no image" not in caplog.text
 
 
@@ -129,11 +129,11 @@ def test_a_near_miss_column_name_is_refused_naming_it(tmp_path, header, column, 
     table.write_text(f"{header}\n{row}\n")
     with pytest.raises(TableFormatError, match=f"{column!r} would be read as other data, not as `{name}`: "
                                                f"rename {column!r} to {name!r}"):
-        build_manifest(table)
+        manifest_from_table(table)
     jsonl = tmp_path / "table.jsonl"
     jsonl.write_text(json.dumps({"id": "a", "text": "x", column: "test"}) + "\n")
     with pytest.raises(TableFormatError, match=f"rename {column!r} to {name!r}"):
-        build_manifest(jsonl)
+        manifest_from_table(jsonl)
 
 
 def test_a_bar_inside_a_json_list_label_is_refused_naming_the_line(tmp_path):
@@ -143,11 +143,11 @@ def test_a_bar_inside_a_json_list_label_is_refused_naming_the_line(tmp_path):
                   "labels": ['["drama"]', '["romance|action", "war"]', "a|b"]}).to_csv(table, index=False)
     with pytest.raises(TableFormatError, match=r"1 bad rows.*\n  line 3 \(id b\): labels item 'romance\|action' "
                                                r"holds '\|'.*\[\"romance\", \"action\"\]"):
-        build_manifest(table)
+        manifest_from_table(table)
     jsonl = tmp_path / "table.jsonl"
     jsonl.write_text('{"id": "a", "text": "t", "labels": ["x"]}\n{"id": "b", "text": "t", "labels": ["y|z"]}\n')
     with pytest.raises(TableFormatError, match=r"line 2 \(id b\): labels item 'y\|z' holds '\|'"):
-        build_manifest(jsonl)
+        manifest_from_table(jsonl)
 
 
 def test_json_lines_end_at_newline_only(tmp_path):
@@ -158,12 +158,12 @@ def test_json_lines_end_at_newline_only(tmp_path):
     assert all(ch in "".join(lines) for ch in "\u2028\u2029\u0085")  # raw, not escaped
     jsonl = tmp_path / "table.jsonl"
     jsonl.write_text("\r\n".join(lines) + "\r\n\r\n", encoding="utf-8")  # CRLF and a blank line: fine too
-    m, _ = build_manifest(jsonl)
+    m, _ = manifest_from_table(jsonl)
     assert m["id"].tolist() == ["s0", "s1", "s2"] and m["text"].tolist() == ["one two"] * 3
     jsonl.write_text("\n".join(lines + ['{"id": "s3", "text": "x"', '{"id": "s4", "text": "y"}']) + "\n",
                      encoding="utf-8")
     with pytest.raises(TableFormatError) as err:
-        build_manifest(jsonl)
+        manifest_from_table(jsonl)
     assert "1 bad lines" in str(err.value) and "\n  line 4: not JSON" in str(err.value)
 
 
@@ -179,7 +179,7 @@ def test_an_image_cell_that_cannot_be_a_path_is_a_row_warning(tmp_path, caplog):
     jsonl = tmp_path / "table.jsonl"
     jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with caplog.at_level(logging.WARNING, logger="data.table"):
-        m, counts = build_manifest(jsonl)
+        m, counts = manifest_from_table(jsonl)
     assert m["image"].tolist()[1:4] == ["", "", ""] and m["text"].tolist()[1] == "t"
     assert counts["not_a_path"] == 3
     said = caplog.text
@@ -189,7 +189,7 @@ def test_an_image_cell_that_cannot_be_a_path_is_a_row_warning(tmp_path, caplog):
     assert "line 3 (id s2)" in said and "it holds a NUL character" in said
     assert "line 4 (id s3)" in said and "a name of 300 bytes" in said
     with pytest.raises(TableFormatError, match=r"3 bad rows .*\n  line 2 \(id s1\): the image cell"):
-        build_manifest(jsonl, strict_images=True)
+        manifest_from_table(jsonl, strict_images=True)
     table = tmp_path / "table.csv"
     pd.DataFrame(rows).drop(index=2).to_csv(table, index=False)  # a CSV cannot hold a NUL
     assert manifest(table) == 0

@@ -14,7 +14,7 @@ from PIL import Image
 from data.__main__ import main as data_main
 from data.classes import unscorable
 from core.manifest import read_manifest
-from data.table import TableFormatError, build_manifest
+from data.table import TableFormatError, manifest_from_table
 
 from tests.data.test_table import make_table
 
@@ -35,7 +35,7 @@ def test_a_stray_quote_is_an_error_naming_its_line(tmp_path):
     rows[26] = 's26,,"he said hello,cat'  # line 28 (the header is line 1)
     path = write_rows(tmp_path / "t.csv", "id,image,text,labels", rows)
     with pytest.raises(TableFormatError, match=r"t\.csv line 28: .*unexpected end of data.*up to line 69"):
-        build_manifest(path)
+        manifest_from_table(path)
     assert data_main(["manifest", "--format", "table", "--table", str(path), "--out", str(tmp_path / "m.csv")]) == 1
     assert not (tmp_path / "m.csv").exists()
 
@@ -46,11 +46,11 @@ def test_a_stray_quote_closed_by_a_later_one_is_an_error(tmp_path):
     rows[10] = 's10,,"a, quoted text",dog'
     path = write_rows(tmp_path / "t.csv", "id,image,text,labels", rows)
     with pytest.raises(TableFormatError, match=r"line 6: .*expected after"):
-        build_manifest(path)
+        manifest_from_table(path)
     rows[10] = 's10,,stray",dog'  # closes so that the field count happens to fit: the spanned lines
     path = write_rows(tmp_path / "t.csv", "id,image,text,labels", rows)  # look like rows -> refused
     with pytest.raises(TableFormatError, match=r"line 6 \(id s04\): .*quoted field runs over 7 lines"):
-        build_manifest(path)
+        manifest_from_table(path)
 
 
 def test_wrong_field_counts_are_errors_and_quoted_newlines_are_fine(tmp_path):
@@ -60,14 +60,14 @@ def test_wrong_field_counts_are_errors_and_quoted_newlines_are_fine(tmp_path):
     rows[4] = 's04,,"a text\nover two lines, with a comma",cat'  # lines 6-7: valid
     path = write_rows(tmp_path / "t.csv", "id,image,text,labels", rows)
     with pytest.raises(TableFormatError) as err:
-        build_manifest(path)
+        manifest_from_table(path)
     text = str(err.value)
     assert "2 bad rows" in text
     assert "line 3 (id s01): 3 fields, the header has 4" in text
     assert "line 5 (id s03): 5 fields, the header has 4" in text
     rows[1], rows[3] = "s01,,three fields,cat", "s03,,two,cat"
     write_rows(path, "id,image,text,labels", rows)
-    m, _ = build_manifest(path, allow_missing_images=True)  # no row has an image: allowed here
+    m, _ = manifest_from_table(path, allow_missing_images=True)  # no row has an image: allowed here
     assert m.set_index("id").loc["s04", "text"] == "a text over two lines, with a comma"
     assert len(m) == 6
 
@@ -81,7 +81,7 @@ def test_label_look_alikes_and_case_variants_warn(tmp_path, caplog):
     rows[3] = 's03,,t,animal'
     path = write_rows(tmp_path / "t.csv", "id,image,text,labels", rows)
     with caplog.at_level(logging.WARNING, logger="data.table"):
-        m, _ = build_manifest(path, allow_missing_images=True)
+        m, _ = manifest_from_table(path, allow_missing_images=True)
     assert "class 'person;space' (1 rows, first line 2) holds ';'" in caplog.text
     assert "(person|space)" in caplog.text
     assert "class 'object, food' (1 rows, first line 3) holds ','" in caplog.text
@@ -95,12 +95,12 @@ def test_a_json_list_in_a_delimited_cell(tmp_path, suffix):
                           "labels": ['["cat", "dog"]', "cat", "[]"]})
     path = tmp_path / f"t{suffix}"
     frame.to_csv(path, index=False, sep="," if suffix == ".csv" else "\t")
-    m, _ = build_manifest(path)
+    m, _ = manifest_from_table(path)
     assert m["labels"].tolist() == ["cat|dog", "cat", ""]
     frame.loc[1, "labels"] = "[cat, dog]"  # not JSON: refused, not a class named '[cat'
     frame.to_csv(path, index=False, sep="," if suffix == ".csv" else "\t")
     with pytest.raises(TableFormatError, match=r"line 3 \(id b\): labels '\[cat, dog\]' starts with '\[' but is not"):
-        build_manifest(path)
+        manifest_from_table(path)
 
 
 # --- item 7: messages ---------------------------------------------------------------------
@@ -109,9 +109,9 @@ def test_another_separator_in_a_csv_is_named(tmp_path, sep, name):
     path = tmp_path / "t.csv"
     pd.DataFrame({"id": ["a"], "image": [""], "text": ["x"], "labels": ["cat"]}).to_csv(path, index=False, sep=sep)
     with pytest.raises(TableFormatError, match=f"line 1: the header .* holds {name}s: the file looks {name}-separated"):
-        build_manifest(path)
+        manifest_from_table(path)
     if sep == ";":
-        m, _ = build_manifest(path, sep=";", allow_missing_images=True)
+        m, _ = manifest_from_table(path, sep=";", allow_missing_images=True)
         assert m["text"].tolist() == ["x"]
         out = tmp_path / "m.csv"
         assert data_main(["manifest", "--format", "table", "--table", str(path), "--sep", ";", "--out", str(out),
@@ -123,11 +123,11 @@ def test_non_utf8_names_the_line(tmp_path):
     path.write_bytes("id,text,labels\na,caf\u00e9,cat\nb,na\u00efve,dog\n".encode("utf-8")
                      + "c,r\u00e9sum\u00e9,cat\n".encode("latin-1"))
     with pytest.raises(TableFormatError, match=r"t\.csv line 4, column 4: byte 0xe9 is not UTF-8.*save it as UTF-8"):
-        build_manifest(path)
+        manifest_from_table(path)
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_bytes(b'{"id": "a", "text": "x"}\n{"id": "b", "text": "\xe9"}\n')
     with pytest.raises(TableFormatError, match=r"line 2, column 22: byte 0xe9"):
-        build_manifest(jsonl)
+        manifest_from_table(jsonl)
 
 
 def test_missing_table_is_one_line(tmp_path, caplog, capsys):
@@ -146,13 +146,13 @@ def test_json_objects_in_cells_are_refused(tmp_path):
                {"id": ["c"], "text": "z", "labels": [["cat"]]}]
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     with pytest.raises(TableFormatError) as err:
-        build_manifest(path)
+        manifest_from_table(path)
     text = str(err.value)
     assert "2 bad rows" in text
     assert "line 1 (id a): column 'meta' holds a JSON object {\"a\": 1}; write a string" in text
     assert "line 3: column 'id' holds a list; write one value; column 'labels' holds a nested list" in text
     path.write_text(json.dumps(records[1]) + "\n")
-    m, _ = build_manifest(path)  # a list of sentences is one text; a list of labels is `|`-joined
+    m, _ = manifest_from_table(path)  # a list of sentences is one text; a list of labels is `|`-joined
     assert m["text"].tolist() == ["two sentences"] and m["labels"].tolist() == ["cat|dog"]
 
 
@@ -171,21 +171,21 @@ def test_bad_images_are_kept_as_recorded_failures_or_stop_when_strict(tmp_path, 
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
     with caplog.at_level(logging.WARNING, logger="data.table"):
-        m, counts = build_manifest(path)
+        m, counts = manifest_from_table(path)
     row = m.set_index("id")
     assert row.loc["x001", "image"].endswith("empty.png") and row.loc["x001", "text"] == "one line"
     assert "line 3 (id x001): image" in caplog.text and "is empty (0 bytes)" in caplog.text
     assert counts["bad_image"] == 1 and counts["missing_image"] == 1 and row.loc["x003", "image"] == ""
     assert row.loc["x002", "image"].endswith("cut.png")  # extraction records it, as the empty one:
     from extract.base import BadInput
-    from extract.images import load_rgb
+    from extract.image_files import load_rgb
 
     for sid in ("x001", "x002"):
         with pytest.raises(BadInput):
             load_rgb(row.loc[sid, "image"])
     assert len(good) > 0
     with pytest.raises(TableFormatError) as err:
-        build_manifest(path, strict_images=True)
+        manifest_from_table(path, strict_images=True)
     text = str(err.value)
     assert "3 bad rows" in text and "strict_images: true refuses" in text
     assert "line 3 (id x001): image" in text and "empty (0 bytes)" in text
@@ -227,11 +227,11 @@ def test_more_bad_inputs_are_refused_with_the_line(tmp_path, name, content, mess
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(TableFormatError, match=message):
-        build_manifest(path, sep=";" if name == "sep.jsonl" else "")
+        manifest_from_table(path, sep=";" if name == "sep.jsonl" else "")
 
 
 def test_a_long_quoted_text_is_not_a_csv_error(tmp_path):
     path = tmp_path / "long.csv"
     path.write_text('id,text,labels\na,"' + "word " * 60_000 + '",cat\n')  # past csv's 131,072 default
-    m, _ = build_manifest(path)
+    m, _ = manifest_from_table(path)
     assert len(m["text"].iloc[0]) == len("word " * 60_000) - 1

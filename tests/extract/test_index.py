@@ -87,7 +87,8 @@ def test_hashed_ocr_words_from_an_input_store(tmp_path):
 
     from extract.__main__ import main as extract_main
     from extract.index import hash_tokens
-    from extract.store import StoreBuilder, base_attrs, read_store, write_store
+    from extract.store import base_attrs, read_store, write_store
+    from tests.builders import StoreBuilder
 
     b = StoreBuilder()
     b.add("a", {"words": np.array(["FEAR THE", "night"], dtype=object)}, {"text": "FEAR THE night"})

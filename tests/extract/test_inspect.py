@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from extract.inspect import WIDTH
-from extract.store import StoreBuilder, base_attrs, write_store
+from extract.store import base_attrs, write_store
+from tests.builders import StoreBuilder
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSTITUTE = ("image backend timm (a timm model named by option model; the store's model attr names it) instead "

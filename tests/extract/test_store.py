@@ -11,8 +11,9 @@ import pytest
 from extract.__main__ import main as extract_main
 from extract.inspect import main as inspect_main
 import extract.store as store_module
-from extract.store import (RaggedStore, StoreBuilder, StoreWriter, base_attrs, merge_stores, read_attrs, read_sample,
-                           read_store, write_store)
+from extract.store import (RaggedStore, StoreWriter, base_attrs, merge_stores, read_attrs, read_sample, read_store,
+                           write_store)
+from tests.builders import StoreBuilder
 
 
 def build(ids, counts, dim=4, seed=0, fail=()):

@@ -216,7 +216,8 @@ def test_ocr_stand_in_reaches_the_stores_that_read_it(tmp_path):
     import pandas as pd
 
     from extract.__main__ import main as extract_main
-    from extract.store import StoreBuilder, base_attrs, read_store, write_store
+    from extract.store import base_attrs, read_store, write_store
+    from tests.builders import StoreBuilder
 
     b = StoreBuilder()
     b.add("a", {"words": np.array(["FEAR"], dtype=object)}, {"text": "FEAR"})

@@ -10,8 +10,9 @@ import torch
 from core.hashing import sha256
 from extract.__main__ import main
 from extract.base import Item
-from extract.store import StoreBuilder, base_attrs, read_store, write_store
+from extract.store import base_attrs, read_store, write_store
 from extract.text import TextExtractor, TextOptions, minilm_dir
+from tests.builders import StoreBuilder
 from tests.tiny_roberta import hf_vocab, save_hf_roberta, save_hf_tokenizer, train_bpe
 
 CPU = torch.device("cpu")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpuslots import Plan, acquire, lock_dir, plan, resolve_device, visible_gpus
+from gpuslots import SlotResources, acquire, lock_dir, resolve_device, slot_resources, visible_gpus
 from gpuslots.slots import device_ids
 from tests.workflow.snakemake_run import ROOT, job_counts, snakemake
 
@@ -48,25 +48,26 @@ def gone(pid: int) -> bool:
         return True
 
 
-def test_plan_sizes():
-    p = Plan(2, {"extract_shard": 1, "train": 8})
+def test_slot_resource_sizes():
+    p = SlotResources(2, {"extract_shard": 1, "train": 8})
     assert (p.units, p.total, p.limit, p.need("extract_shard"), p.need("train")) == (8, 16, 24, 8, 1)
     assert (p.shared("extract_shard"), p.shared("train")) == (0, 1)  # whole devices never count
-    assert Plan(1, {"extract_shard": 3, "train": 8}).units == 24  # every share divides the units
+    assert SlotResources(1, {"extract_shard": 3, "train": 8}).units == 24  # every share divides the units
     assert "--gpus 2 --share 8 --units 8 --" in p.prefix("train")
     assert p.prefix("train", job="runs/a b/metrics.json").endswith(" --units 8 --job 'runs/a b/metrics.json' -- ")
     with pytest.raises(KeyError, match="gpu_share: {predict: N}"):
         p.need("predict")
     with pytest.raises(ValueError, match=">= 1"):
-        Plan(1, {"train": 0})
+        SlotResources(1, {"train": 0})
     shares = {"extract_shard": 1, "train": "4"}  # --config passes nested values as strings
     two = {"CUDA_VISIBLE_DEVICES": "0,1"}
-    assert plan("cuda", 2, shares, environ=two).need("extract_shard") == 4
-    assert plan("cpu", 2, shares, environ=two) is None and plan("cuda", 0, shares, environ=two) is None
-    assert plan("cuda", None, shares, environ={"CUDA_VISIBLE_DEVICES": ""}) is None
-    assert plan("cuda", None, shares, environ={"CUDA_VISIBLE_DEVICES": "2,3"}).total == 8
+    assert slot_resources("cuda", 2, shares, environ=two).need("extract_shard") == 4
+    assert slot_resources("cpu", 2, shares, environ=two) is None
+    assert slot_resources("cuda", 0, shares, environ=two) is None
+    assert slot_resources("cuda", None, shares, environ={"CUDA_VISIBLE_DEVICES": ""}) is None
+    assert slot_resources("cuda", None, shares, environ={"CUDA_VISIBLE_DEVICES": "2,3"}).total == 8
     with pytest.raises(ValueError, match=r"gpus: 3, but 2 GPU\(s\) are visible \(2,3"):
-        plan("cuda", 3, shares, environ={"CUDA_VISIBLE_DEVICES": "2,3"})
+        slot_resources("cuda", 3, shares, environ={"CUDA_VISIBLE_DEVICES": "2,3"})
 
 
 def test_device_auto_follows_the_visible_gpus():
@@ -632,8 +633,8 @@ def test_on_one_gpu_extraction_does_not_wait_for_the_training_grid(tmp_path):
     """The real scheduler with the workflow's limits (gpu_slots (gpus + 1) x units, gpu_shared
     gpus x units) and priorities: 24 sharing runs fill the one GPU; an extraction job that becomes
     ready meanwhile starts as soon as the runs already on the GPU drain, not after the grid."""
-    plan_ = Plan(1, {"extract_shard": 1, "train": 8})
-    limit, shared = plan_.limit, plan_.total
+    slots = SlotResources(1, {"extract_shard": 1, "train": 8})
+    limit, shared = slots.limit, slots.total
     prefix = "python -m gpuslots run --kind {kind} --gpus 1 --share {share} --units 8 --timeout 60 -- "
     stamp = 'sh -c "date +%s.%N > {output}; sleep {secs}"'
     rules = ["rule all:", "    input: ['extract.done'] + [f'train{k}.done' for k in range(24)]", "",
@@ -641,7 +642,7 @@ def test_on_one_gpu_extraction_does_not_wait_for_the_training_grid(tmp_path):
              "rule extract:", "    input: 'ready'", "    output: 'extract.done'", "    priority: 10",
              "    resources: gpu_slots=8",
              f"    shell: {(prefix.format(kind='extract_shard', share=1) + stamp.format(output='{output}', secs=1))!r}", "",
-             "rule train:", "    output: 'train{k}.done'", f"    resources: gpu_slots=1, gpu_shared={plan_.shared('train')}",
+             "rule train:", "    output: 'train{k}.done'", f"    resources: gpu_slots=1, gpu_shared={slots.shared('train')}",
              f"    shell: {(prefix.format(kind='train', share=8) + stamp.format(output='{output}', secs=2))!r}", ""]
     (tmp_path / "Snakefile").write_text("\n".join(rules))
     env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="0", GPUSLOTS_DIR=str(tmp_path / "locks"),

@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from extract.store import StoreBuilder, base_attrs, write_store
+from extract.store import base_attrs, write_store
 from model.__main__ import main
 from model.options import parse_options
 from model.spec import FeatureSpec
 from model.train import train
-from tests.builders import make_toy
+from tests.builders import StoreBuilder, make_toy
 
 torch.set_num_threads(1)
 FAST = ["epochs=10", "batch_size=32", "dim=16", "hidden=16", "warmup_epochs=2", "lr=0.01"]

@@ -17,7 +17,7 @@ from model.options import parse_options
 from model.runfiles import read_metrics
 from model.spec import FeatureSpec
 from model.train import train
-from tests.builders import make_toy
+from tests.builders import StoreBuilder, make_toy
 
 torch.set_num_threads(1)
 FAST = ["epochs=25", "batch_size=32", "dim=16", "hidden=16", "warmup_epochs=2", "lr=0.01"]
@@ -142,7 +142,7 @@ def test_predict_refuses_a_store_of_another_feature(tmp_path, capsys) -> None:
     """An index store of hashed OCR words given as an index feature read from a manifest column:
     same extractor, backend and dim, but another feature and input (recorded by the CLI)."""
     from extract.__main__ import main as extract_main
-    from extract.store import StoreBuilder, base_attrs
+    from extract.store import base_attrs
 
     manifest, toy = make_toy(tmp_path / "toy", n=120, seed=3)
     frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
@@ -177,7 +177,6 @@ def test_predict_refuses_a_store_of_another_feature(tmp_path, capsys) -> None:
 def test_predict_marks_samples_whose_extraction_failed(trained, tmp_path, capsys) -> None:
     """A sample whose image could not be read is scored without it, as a missing modality, and
     the predictions say so (it used to be indistinguishable from any other row)."""
-    from extract.store import StoreBuilder
 
     run, manifest, stores, _ = trained
     store = read_store(stores["signal"])

@@ -13,7 +13,7 @@ from model.options import parse_options
 from model.pools import REDUCTIONS
 from model.sets import (CNN_WIDTHS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
                         segment_softmax, set_pool, winner_importance)
-from tests.builders import pack
+from tests.builders import StoreBuilder, pack
 
 torch.set_num_threads(1)
 
@@ -388,7 +388,7 @@ def order_cue_data(root, n: int = 240, seed: int = 0):
     negative, amid 0-3 filler indices (3..7) on each side; both classes hold the same multiset."""
     import pandas as pd
 
-    from extract.store import StoreBuilder, base_attrs, write_store
+    from extract.store import base_attrs, write_store
     from model.spec import FeatureSpec
 
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ import yaml
 from snakemake.utils import validate
 
 from pipeline.paths import parse_run, run_name
-from pipeline.plan import Plan, check_renamed
+from pipeline.plan import ModelRun, Plan, check_renamed
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = "config/config.yaml, mine.yaml"
@@ -167,7 +167,9 @@ def test_a_predict_dataset_extracts_the_model_combinations_features_and_their_in
     datasets = {"mine": ds, "new": {"format": "table", "table": "new.csv",
                                     "predict": {"model": "mine/o/concat_padded/seed1"}}}
     plan = make_plan(datasets)
-    assert plan.predict_model("new") == ("mine", "o", "concat_padded", "seed1")
+    model = plan.predict_model("new")  # a record with named fields, not a tuple to index
+    assert model == ModelRun(dataset="mine", combination="o", pool="concat_padded", run="seed1")
+    assert (model.dataset, model.combination, model.pool, model.run) == ("mine", "o", "concat_padded", "seed1")
     assert list(plan.dataset_features("new")) == ["ocr_txt", "img", "ocr"]
     assert plan.dataset_features("new")["ocr_txt"] == plan.dataset_features("mine")["ocr_txt"]
     assert plan.dataset_outputs("new") == ["results/new/predictions.csv"]

@@ -1,4 +1,4 @@
-"""Reading images robustly: every odd input is converted to RGB or rejected with a reason."""
+"""Reading image files robustly: every odd input is decoded to RGB or rejected with a reason."""
 
 from __future__ import annotations
 

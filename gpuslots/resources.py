@@ -2,9 +2,9 @@
 
 Snakemake limits concurrent jobs by summing a resource over running jobs. Every device is cut
 into `units` = lcm(gpu_share values) slots; a rule whose jobs may share a device `share` ways asks
-for units // share of the resource `gpu_slots`, whose global limit is gpus x units. With
-gpu_share {extract_shard: 1, train: 8}: units 8; an extraction shard asks for 8 (a whole device),
-a training run for 1, and 2 GPUs hold 16 units: 2 shards, or 16 runs, or 1 shard and 8 runs.
+for units // share of the resource `gpu_slots`. With gpu_share {extract_shard: 1, train: 8}:
+units 8; an extraction shard asks for 8 (a whole device), a training job for 1, and 2 GPUs hold 16
+units (`total`): 2 shards, or 16 training jobs, or 1 shard and 8 training jobs.
 
 Snakemake refills each freed unit with a ready job that fits, so with one limit a whole-device
 job (8 units) would wait until every ready sharing job (1 unit) had run: 8 units are never free
@@ -25,7 +25,10 @@ from gpuslots.slots import visible_gpus
 
 
 @dataclass(frozen=True)
-class Plan:
+class SlotResources:
+    """A run's device slots: units per device, the limits of the resources `gpu_slots` and
+    `gpu_shared`, what one job of a kind asks of each, and the wrapper prefix of its command."""
+
     gpus: int  # devices handed out
     shares: dict[str, int]  # rule kind -> jobs of that kind per device
 
@@ -81,8 +84,8 @@ def resolve_device(device: str, environ=None) -> str:
     return device
 
 
-def plan(device: str, gpus: int | None, shares: dict[str, int], environ=None) -> Plan | None:
-    """The slot plan of a run, or None when slots are off: device cpu, `gpus: 0` (the SLURM
+def slot_resources(device: str, gpus: int | None, shares: dict[str, int], environ=None) -> SlotResources | None:
+    """The slot resources of a run, or None when slots are off: device cpu, `gpus: 0` (the SLURM
     profile: the scheduler assigns devices) or no GPU visible and `gpus` not set. More `gpus`
     than are visible is an error (CUDA_VISIBLE_DEVICES would hand out devices that are not there)."""
     if device != "cuda":
@@ -97,4 +100,4 @@ def plan(device: str, gpus: int | None, shares: dict[str, int], environ=None) ->
                          f"({','.join(visible) or 'none'}, from CUDA_VISIBLE_DEVICES or the driver): "
                          f"set --config gpus={len(visible)} or fewer, or leave gpus unset")
     # `--config gpu_share={train: 4}` passes nested values as strings; the schema allows digits.
-    return Plan(gpus, {kind: int(share) for kind, share in shares.items()})
+    return SlotResources(gpus, {kind: int(share) for kind, share in shares.items()})
