@@ -6,8 +6,7 @@ import argparse
 import sys
 from typing import Callable, NamedTuple
 
-from model.options import TrainOptions
-from model.pools import check_pool
+from model.options import TrainOptions, check_pool
 
 
 # --- arguments shared by several subcommands ---------------------------------------------------
@@ -40,7 +39,7 @@ def removal(p: argparse.ArgumentParser, text: str) -> None:
 
 
 def pool_name(text: str) -> str:
-    """--pool: a name of model/pools.py (a renamed one says what it is now)."""
+    """--pool: a name of model/options.py (a renamed one says what it is now)."""
     try:
         return check_pool(text)
     except ValueError as error:
@@ -70,7 +69,7 @@ def labels(args: argparse.Namespace) -> dict[str, str]:
 def train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, help="results/{dataset}/manifest.csv")
     feature(p, "a feature (modality); repeat for several; order = modality order")
-    p.add_argument("--pool", required=True, type=pool_name, help="model/pools.py ALL_POOLS")
+    p.add_argument("--pool", required=True, type=pool_name, help="model/options.py ALL_POOLS")
     p.add_argument("--seed", type=int, help="the run's seed (with --out)")
     p.add_argument("--out", help="run folder")
     p.add_argument("--run", action="append", default=[], type=run_spec, metavar="SEED[:FOLD]=RUN_DIR",
@@ -86,8 +85,7 @@ def train_args(p: argparse.ArgumentParser) -> None:
 
 
 def train(args: argparse.Namespace) -> str | None:
-    from model.options import parse_options
-    from model.spec import FeatureSpec
+    from model.options import FeatureSpec, parse_options
     from model.train import train_runs
 
     if args.threads:
@@ -155,7 +153,7 @@ def predict_args(p: argparse.ArgumentParser) -> None:
 
 def predict(args: argparse.Namespace) -> str:
     from model.predict import predict_new
-    from model.spec import FeatureSpec
+    from model.options import FeatureSpec
 
     specs = [FeatureSpec.parse(text) for text in args.feature]
     csv, h5 = predict_new(args.run, args.manifest, specs, args.out, args.device, args.batch_size)

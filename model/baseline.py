@@ -1,4 +1,4 @@
-"""Models that keep the modalities apart and concatenate them (model/pools.py names them).
+"""Models that keep the modalities apart and concatenate them (model/options.py names them).
 
 - `ModalityModel`: each modality's set pooled on its own, the M pooled (B, D) vectors
   concatenated into (B, M * D), then the head. With max/min/sum/attention it is `set per
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import Tensor, nn
 
-from model.pools import SET_POOLS
+from model.options import SET_POOLS
 from model.sets import FusionModel, attention_pool, set_pool
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -24,14 +24,13 @@ from torch import Tensor
 from model import runfiles
 from model.baseline import ModalityModel, PaddedModel
 from model.data import Batches, FeatureInfo, FeatureTable
-from model.options import TrainOptions
-from model.pools import CONCAT_MEAN, CONCAT_PADDED, PER_MODALITY, check_pool
+from model.options import CONCAT_MEAN, CONCAT_PADDED, PER_MODALITY, TrainOptions, check_pool
 from model.sets import FusionModel, SetModel
 
 
 def build_model(pool: str, features: Sequence[FeatureInfo], num_classes: int,
                 options: TrainOptions, slots: Sequence[int] | None = None) -> FusionModel:
-    """The model of `pool` (model/pools.py); `slots` (one per feature): `concat_padded`'s blocks."""
+    """The model of `pool` (model/options.py); `slots` (one per feature): `concat_padded`'s blocks."""
     kwargs = dict(dim=options.dim, hidden=options.hidden_sizes(), dropout=options.dropout,
                   encoders=options.encoders)
     if check_pool(pool) == CONCAT_PADDED:

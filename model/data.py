@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from extract.store import RaggedStore, read_store
-from model.spec import FeatureSpec
+from model.options import FeatureSpec
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import pandas as pd
 from model.report import check_experiments, importance_groups, run_key
 from extract.store import read_store
 from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions, run_threshold, write_csv
-from model.spec import FeatureSpec
+from model.options import FeatureSpec
 
 
 @dataclass

@@ -27,7 +27,7 @@ from core.atomic import atomic_write
 from core.manifest import read_manifest
 from model.build import TrainedRun, infer, load_trained
 from model.data import load_features
-from model.spec import FeatureSpec
+from model.options import FeatureSpec
 from model.trained import check_ids, check_stores
 
 STR = h5py.string_dtype("utf-8")

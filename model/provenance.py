@@ -18,7 +18,7 @@ import pandas as pd
 
 from extract.store import read_store
 from model.runfiles import write_csv_md
-from model.spec import FeatureSpec
+from model.options import FeatureSpec
 
 COLUMNS = ["feature", "extractor", "backend", "model", "weights", "substitute", "dim", "samples", "failed",
            "device", "store"]

@@ -22,8 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from model import pools
-from model.options import COLLAPSE, LR_AUTO, THRESHOLD_DEV
+from model.options import COLLAPSE, LR_AUTO, THRESHOLD_DEV, pool_label, pool_method, pool_reduction
 from model.runfiles import (PREDICTIONS, read_importance, read_metrics, read_predictions, run_threshold,
                             write_csv_md)
 
@@ -69,12 +68,12 @@ def feature_labels(metrics: dict, labels: dict[str, str]) -> list[str]:
 
 
 def run_key(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
-    """The run's table row: Method and Pool from its pool name (model/pools.py; a run of the
+    """The run's table row: Method and Pool from its pool name (model/options.py; a run of the
     renamed `concat` pool is refused with its new names)."""
-    return {"Method": pools.method(metrics["pool"]),
+    return {"Method": pool_method(metrics["pool"]),
             "Modalities": "+".join(feature_keys(metrics)),
             "Features": ", ".join(feature_labels(metrics, labels)),
-            "Pool": pools.reduction(metrics["pool"])}
+            "Pool": pool_reduction(metrics["pool"])}
 
 
 def experiment(metrics: dict) -> dict[str, object]:

@@ -6,7 +6,7 @@ condition: `intact`, `without X` (feature X made empty for every sample: zero se
 each feature, and `only X` (every other feature made empty). A set model then pools the elements
 that are left; a model that concatenates modalities (set per modality, the concat baselines) sees
 zeros in the removed modality's block, as it does for an absent modality in training. Rows name
-the pool as model/pools.py `label` does (`max`, `max per modality`, `concat padded`). Features
+the pool as model/options.py `pool_label` does (`max`, `max per modality`, `concat padded`). Features
 are loaded as in training (the run's stores, the whole manifest, its `max_elements` and seed),
 and scored in the run's eval batches, so `intact` reproduces the run's metrics.json.
 
@@ -46,13 +46,12 @@ import pandas as pd
 import torch
 
 from core.manifest import read_manifest
-from model import pools
+from model.options import FeatureSpec, pool_label
 from model.data import FeatureTable
 from model.metrics import evaluate
 from model.removal import Removal, read_removal, removal_path, write_removal
 from model.report import check_experiments, feature_labels, run_key
 from model.runfiles import read_importance, read_metrics, read_predictions, write_csv, write_csv_md
-from model.spec import FeatureSpec
 
 INTACT = "intact"
 METRICS = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}  # first = main
@@ -180,7 +179,7 @@ def label_scores(frame: pd.DataFrame, labels: dict[str, str] | None = None) -> p
         key = run_key(metrics, labels or {})
         names = feature_labels(metrics, labels or {})
         rows = rows.assign(combination=key["Features"], modalities=key["Modalities"],
-                           pool=pools.label(metrics["pool"]), condition=[INTACT if kind == INTACT else f"{kind} {names[int(p)]}"
+                           pool=pool_label(metrics["pool"]), condition=[INTACT if kind == INTACT else f"{kind} {names[int(p)]}"
                                       for kind, p in zip(rows["kind"], rows["position"])])
         out.append(rows)
     return pd.concat(out, ignore_index=True)
@@ -277,7 +276,7 @@ def views(removal: Sequence[Removal], labels: dict[str, str] | None = None) -> p
             mean_importance = np.full(len(names), np.nan)
         for m, label in enumerate(names):
             rows.append({"combination": key["Features"], "modalities": key["Modalities"],
-                         "pool": pools.label(metrics["pool"]),
+                         "pool": pool_label(metrics["pool"]),
                          "modality": label, "importance": mean_importance[m], "removal_prob": item.prob[:, m].mean(),
                          "removal_share": item.mean_share()[m], "removal_loss": item.loss[:, m].mean()})
     frame = pd.DataFrame(rows)

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import Tensor, nn
 
-from model.options import ENCODERS
-from model.pools import REDUCTIONS, SET_POOLS
+from model.options import ENCODERS, REDUCTIONS, SET_POOLS
 
 if TYPE_CHECKING:  # pragma: no cover
     from model.data import Batch, FeatureInfo

@@ -39,10 +39,9 @@ from model.build import build_model, infer
 from model.data import Batches, FeatureTable, load_features, table_bytes
 from model.manifest import class_names, select_splits, target_matrix
 from model.metrics import DEFAULT_SELECT, best_threshold, evaluate, metric_names
-from model.options import FEATURE_DEVICES, LR_AUTO, THRESHOLD_DEV, TrainOptions
-from model.pools import CONCAT_PADDED, check_pool, method
+from model.options import (CONCAT_PADDED, FEATURE_DEVICES, LR_AUTO, THRESHOLD_DEV, FeatureSpec, TrainOptions,
+                           check_pool, pool_method)
 from model.sets import FusionModel
-from model.spec import FeatureSpec
 from model.trained import store_attrs
 
 
@@ -442,7 +441,7 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
     metrics = dict(test.metrics)
     metrics.update({
         "metric_names": list(test.metrics), "task": data.task,
-        "method": method(pool), "pool": pool, "seed": seed, "features": names, **padding,
+        "method": pool_method(pool), "pool": pool, "seed": seed, "features": names, **padding,
         "feature_stores": {name: s["path"] + (f":{s['column']}" if s["column"] else "")
                            for name, s in data.stores.items()},
         "stores": data.stores,

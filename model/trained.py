@@ -12,7 +12,7 @@ import pandas as pd
 
 from extract.store import read_attrs, read_store
 from model.build import TrainedRun
-from model.spec import FeatureSpec
+from model.options import FeatureSpec
 
 # Store attrs that must agree between the training store and a store a run is applied to:
 # what made it, and what it was built from (`feature`, `input`: stores written since they are

@@ -15,8 +15,7 @@ from PIL import Image
 
 from extract.store import StoreBuilder, base_attrs, write_store
 from model.__main__ import main
-from model.options import parse_options
-from model.spec import FeatureSpec
+from model.options import FeatureSpec, parse_options
 from model.train import train
 from tests.builders import make_toy
 

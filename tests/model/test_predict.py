@@ -13,9 +13,8 @@ import torch
 from extract.store import read_store, write_store
 from model import runfiles
 from model.__main__ import main
-from model.options import parse_options
+from model.options import FeatureSpec, parse_options
 from model.runfiles import read_metrics
-from model.spec import FeatureSpec
 from model.train import train
 from tests.builders import make_toy
 

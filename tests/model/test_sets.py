@@ -9,8 +9,7 @@ import torch
 from model.baseline import ModalityModel, PaddedModel, block_importance, element_rank, padding_slots
 from model.build import build_model
 from model.data import FeatureInfo, FeatureTable
-from model.options import parse_options
-from model.pools import REDUCTIONS
+from model.options import REDUCTIONS, parse_options
 from model.sets import (CNN_WIDTHS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
                         segment_softmax, set_pool, winner_importance)
 from tests.builders import pack
@@ -389,7 +388,7 @@ def order_cue_data(root, n: int = 240, seed: int = 0):
     import pandas as pd
 
     from extract.store import StoreBuilder, base_attrs, write_store
-    from model.spec import FeatureSpec
+    from model.options import FeatureSpec
 
     rng = np.random.default_rng(seed)
     builder, labels = StoreBuilder(), []

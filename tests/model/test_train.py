@@ -17,8 +17,7 @@ import torch
 from model.__main__ import main
 from model.data import load_features
 from model.manifest import class_names, select_splits, target_matrix
-from model.options import TrainOptions, parse_options
-from model.spec import FeatureSpec
+from model.options import FeatureSpec, TrainOptions, parse_options
 from model.train import train, warmup_cosine
 from tests.builders import make_toy
 
