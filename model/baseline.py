@@ -28,7 +28,7 @@ from model.options import SET_POOLS
 from model.sets import FusionModel, attention_pool, set_pool
 
 if TYPE_CHECKING:  # pragma: no cover
-    from model.data import Batch, FeatureInfo, FeatureTable
+    from model.inputs import Batch, FeatureInfo, FeatureTable
 
 
 def block_importance(weight: Tensor, fused: Tensor, widths: Sequence[int]) -> Tensor:
@@ -93,7 +93,7 @@ class ModalityModel(FusionModel):
 
 def element_rank(segment: Tensor, num_sets: int) -> Tensor:
     """(E,) rank of each element among its set's elements, for `segment` (E,) grouped by set (each
-    set's elements contiguous and in ascending set order, as `model.data.pack` gives them)."""
+    set's elements contiguous and in ascending set order, as `model.inputs.materialise` gives them)."""
     ones = torch.ones_like(segment)
     counts = torch.zeros(num_sets, dtype=segment.dtype, device=segment.device).index_add(0, segment, ones)
     starts = torch.cumsum(counts, 0) - counts  # (S,) first element of each set

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from model import runfiles
 from model.baseline import ModalityModel, PaddedModel
-from model.data import Batches, FeatureInfo, FeatureTable
+from model.inputs import Batches, FeatureInfo, FeatureTable
 from model.options import CONCAT_MEAN, CONCAT_PADDED, PER_MODALITY, TrainOptions, check_pool
 from model.sets import FusionModel, SetModel
 

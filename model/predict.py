@@ -26,7 +26,7 @@ import torch
 from core.atomic import atomic_write
 from core.manifest import read_manifest
 from model.build import TrainedRun, infer, load_trained
-from model.data import load_features
+from model.inputs import load_features
 from model.options import FeatureSpec
 from model.trained import check_ids, check_stores
 

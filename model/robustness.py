@@ -47,7 +47,7 @@ import torch
 
 from core.manifest import read_manifest
 from model.options import FeatureSpec, pool_label
-from model.data import FeatureTable
+from model.inputs import FeatureTable
 from model.metrics import evaluate
 from model.removal import Removal, read_removal, removal_path, write_removal
 from model.report import check_experiments, feature_labels, run_key

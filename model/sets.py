@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from model.options import ENCODERS, REDUCTIONS, SET_POOLS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from model.data import Batch, FeatureInfo
+    from model.inputs import Batch, FeatureInfo
 
 PRIOR = 0.01  # pi of the last-layer bias initialisation -log((1 - pi) / pi)
 CNN_WIDTHS = (3, 4, 5)  # CNN-text kernel widths (Kim 2014), ascending

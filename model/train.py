@@ -12,7 +12,7 @@ split at the kept epoch's.
 Steps, each usable alone: `load_run_data` -> `build_model` (model/build.py) -> `fit` (epochs,
 dev selection) -> `evaluate_split` (`infer`, model/build.py) -> `write_run` (model/runfiles.py);
 `search_lr` runs `fit` per candidate. The epoch loop never waits for the device: batches are planned on the host
-(`model.data.Batches`) and the loss is read once per epoch.
+(`model.inputs.Batches`) and the loss is read once per epoch.
 """
 
 from __future__ import annotations
@@ -36,13 +36,12 @@ from core.progress import Progress
 from model import runfiles
 from model.baseline import padding_slots
 from model.build import build_model, infer
-from model.data import Batches, FeatureTable, load_features, table_bytes
-from model.manifest import class_names, select_splits, target_matrix
+from model.inputs import (Batches, FeatureTable, class_names, load_features, select_splits, store_attrs, table_bytes,
+                          target_matrix)
 from model.metrics import DEFAULT_SELECT, best_threshold, evaluate, metric_names
 from model.options import (CONCAT_PADDED, FEATURE_DEVICES, LR_AUTO, THRESHOLD_DEV, FeatureSpec, TrainOptions,
                            check_pool, pool_method)
 from model.sets import FusionModel
-from model.trained import store_attrs
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:

@@ -5,26 +5,14 @@ attrs (`check_stores`), every sample of the manifest present (`check_ids`).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import pandas as pd
 
-from extract.store import read_attrs, read_store
+from extract.store import read_store
 from model.build import TrainedRun
+from model.inputs import CHECKED_ATTRS, store_attrs
 from model.options import FeatureSpec
-
-# Store attrs that must agree between the training store and a store a run is applied to:
-# what made it, and what it was built from (`feature`, `input`: stores written since they are
-# recorded; a key missing on either side is not compared).
-CHECKED_ATTRS = ("extractor", "backend", "dim", "feature", "input")
-
-
-def store_attrs(path: str | Path) -> dict[str, Any]:
-    """The attrs of a feature store that identify what produced it: CHECKED_ATTRS, the model, its
-    precision and extractor options (`config`, JSON), which tables compare (reads attrs only)."""
-    attrs = read_attrs(path)
-    return {key: attrs[key] for key in (*CHECKED_ATTRS, "model", "precision", "config") if key in attrs}
 
 
 def check_ids(specs: Sequence[FeatureSpec], ids: Sequence[str]) -> dict[str, dict[str, str]]:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from extract.coco import COCO_IDS, NUM_CLASSES
 from extract.store import StoreBuilder, base_attrs, write_store
-from model.data import Batch, FeatureTable, materialise, plan
+from model.inputs import Batch, FeatureTable, materialise, plan_batch
 
 
 def make_toy(root: str | Path, n: int = 360, classes: int = 2, missing: float = 0.1, seed: int = 0,
@@ -73,7 +73,7 @@ def pack(tables: Sequence[FeatureTable], index: Tensor | np.ndarray,
     host_index = index.cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
     device = torch.device(device)
     host = any(t.values.device != device for t in tables)
-    _, batch = materialise(tables, plan(tables, host_index.astype(np.int64)), device, host)
+    _, batch = materialise(tables, plan_batch(tables, host_index.astype(np.int64)), device, host)
     return batch
 
 

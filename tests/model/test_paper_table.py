@@ -260,12 +260,12 @@ def test_ads_cnn_text_rows_match_the_papers(tmp_path) -> None:
 
 
 def test_store_attributes_are_read_through_the_store_reader(tmp_path):
-    """`store_substitute` and `trained.store_attrs` go through extract/store.py: a real store's attrs
+    """`store_substitute` and `inputs.store_attrs` go through extract/store.py: a real store's attrs
     are read, an HDF5 file that is not a store is refused (raw h5py read it as a store)."""
     import h5py
 
     from model.paper_table import store_substitute
-    from model.trained import store_attrs
+    from model.inputs import store_attrs
 
     attrs = {"extractor": "image", "backend": "mobilenet_v2", "dim": 4, "substitute": "MobileNetV2",
              "model": "mobilenet_v2", "row_columns": '["features"]'}

@@ -46,7 +46,7 @@ def test_conditions_and_emptied_tables() -> None:
     names = [name for name, _ in conditions(["a", "b", "c"])]
     assert names == ["intact", "without a", "without b", "without c", "only a", "only b", "only c"]
     assert dict(conditions(["a", "b"]))["only b"] == [False, True]
-    from model.data import FeatureInfo, FeatureTable
+    from model.inputs import FeatureInfo, FeatureTable
 
     table = FeatureTable(FeatureInfo("x", "dense", 3), torch.tensor([0, 2, 2, 5]), torch.ones(5, 3))
     empty = emptied(table)

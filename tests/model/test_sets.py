@@ -8,7 +8,7 @@ import torch
 
 from model.baseline import ModalityModel, PaddedModel, block_importance, element_rank, padding_slots
 from model.build import build_model
-from model.data import FeatureInfo, FeatureTable
+from model.inputs import FeatureInfo, FeatureTable
 from model.options import REDUCTIONS, parse_options
 from model.sets import (CNN_WIDTHS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
                         segment_softmax, set_pool, winner_importance)

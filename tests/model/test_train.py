@@ -15,8 +15,7 @@ import pytest
 import torch
 
 from model.__main__ import main
-from model.data import load_features
-from model.manifest import class_names, select_splits, target_matrix
+from model.inputs import class_names, load_features, select_splits, target_matrix
 from model.options import FeatureSpec, TrainOptions, parse_options
 from model.train import train, warmup_cosine
 from tests.builders import make_toy
@@ -324,7 +323,7 @@ def test_feature_device_auto_budgets_by_the_jobs_share(monkeypatch) -> None:
 
 
 def test_collapse_mean_feeds_each_samples_mean_row(toy, tmp_path) -> None:
-    from model.data import collapse_rows
+    from model.inputs import collapse_rows
     from model.predict import load_for_run
     from model.build import load_trained
 
