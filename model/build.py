@@ -22,26 +22,9 @@ import torch
 from torch import Tensor
 
 from model import runfiles
-from model.baseline import ModalityModel, PaddedModel
-from model.inputs import Batches, FeatureInfo, FeatureTable
-from model.options import CONCAT_MEAN, CONCAT_PADDED, PER_MODALITY, TrainOptions, check_pool
-from model.sets import FusionModel, SetModel
-
-
-def build_model(pool: str, features: Sequence[FeatureInfo], num_classes: int,
-                options: TrainOptions, slots: Sequence[int] | None = None) -> FusionModel:
-    """The model of `pool` (model/options.py); `slots` (one per feature): `concat_padded`'s blocks."""
-    kwargs = dict(dim=options.dim, hidden=options.hidden_sizes(), dropout=options.dropout,
-                  encoders=options.encoders)
-    if check_pool(pool) == CONCAT_PADDED:
-        if slots is None:
-            raise ValueError("concat_padded needs its slots per feature (from the training split)")
-        return PaddedModel(features, num_classes, slots, **kwargs)
-    if pool == CONCAT_MEAN:
-        return ModalityModel(features, num_classes, pool="mean", **kwargs)
-    if pool.endswith(PER_MODALITY):
-        return ModalityModel(features, num_classes, pool=pool.removesuffix(PER_MODALITY), **kwargs)
-    return SetModel(features, num_classes, pool=pool, **kwargs)
+from model.inputs import FeatureInfo
+from model.networks import FusionModel, build_model
+from model.options import TrainOptions
 
 
 @dataclass
@@ -86,33 +69,3 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> Tra
     return TrainedRun(run_dir, model, options, checkpoint["pool"], features, list(checkpoint["classes"]),
                       checkpoint["task"], int(checkpoint["seed"]),
                       {k: dict(v) for k, v in checkpoint["stores"].items()})
-
-
-@torch.no_grad()
-def infer(model: FusionModel, tables: Sequence[FeatureTable], positions: Tensor | np.ndarray | None = None,
-          batch_size: int = 1024,
-          autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-          ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities (n, C) and importance (n, M) (None for a model that gives none) for the
-    samples `positions` of `tables` (None: all of them).
-
-    Results stay on the device until the end: one transfer (and one sync) per call."""
-    model.eval()
-    device = next(model.parameters()).device
-    host = any(t.values.device != device for t in tables)
-    if positions is None:
-        positions = np.arange(len(tables[0].counts))
-    positions = positions.cpu().numpy() if isinstance(positions, Tensor) else np.asarray(positions)
-    probs, importance = [], []
-    for _, batch in Batches(tables, positions.astype(np.int64), batch_size, device, host):
-        with autocast():
-            logits, imp = model(batch, with_importance=True)
-        probs.append(torch.sigmoid(logits.float()))
-        if imp is not None:
-            importance.append(imp.float())
-    num_classes = model.head[-1].out_features
-    prob = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, num_classes), np.float32)
-    imp = torch.cat(importance).cpu().numpy() if importance else None
-    if imp is None:
-        imp = np.zeros((0, model.num_modalities), np.float32)
-    return prob, imp

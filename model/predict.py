@@ -25,8 +25,9 @@ import torch
 
 from core.atomic import atomic_write
 from core.manifest import read_manifest
-from model.build import TrainedRun, infer, load_trained
+from model.build import TrainedRun, load_trained
 from model.inputs import load_features
+from model.networks import infer
 from model.options import FeatureSpec
 from model.trained import check_ids, check_stores
 

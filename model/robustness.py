@@ -115,7 +115,8 @@ def score_run(run_dir: str | Path, device: str | torch.device = "cpu",
     fold, task, `kind` (intact, without, only), `position` (the modality's place in the run's
     feature order; -1 for intact) and the main metrics. With `removal`, the run's per-sample
     removal effects are appended to it."""
-    from model.build import infer, load_trained
+    from model.build import load_trained
+    from model.networks import infer
     from model.predict import load_for_run
 
     run_dir = Path(run_dir)

@@ -9,8 +9,8 @@ order, and keeps the run with the best dev score (ties: the smaller lr); `thresh
 each epoch's dev split at its best threshold (model/metrics.py `best_threshold`), and the test
 split at the kept epoch's.
 
-Steps, each usable alone: `load_run_data` -> `build_model` (model/build.py) -> `fit` (epochs,
-dev selection) -> `evaluate_split` (`infer`, model/build.py) -> `write_run` (model/runfiles.py);
+Steps, each usable alone: `load_run_data` -> `build_model` (model/networks.py) -> `fit` (epochs,
+dev selection) -> `evaluate_split` (`infer`, model/networks.py) -> `write_run` (model/runfiles.py);
 `search_lr` runs `fit` per candidate. The epoch loop never waits for the device: batches are planned on the host
 (`model.inputs.Batches`) and the loss is read once per epoch.
 """
@@ -34,14 +34,12 @@ from torch import Tensor, nn
 from core.manifest import read_manifest
 from core.progress import Progress
 from model import runfiles
-from model.baseline import padding_slots
-from model.build import build_model, infer
 from model.inputs import (Batches, FeatureTable, class_names, load_features, select_splits, store_attrs, table_bytes,
                           target_matrix)
 from model.metrics import DEFAULT_SELECT, best_threshold, evaluate, metric_names
+from model.networks import FusionModel, build_model, infer, padding_slots
 from model.options import (CONCAT_PADDED, FEATURE_DEVICES, LR_AUTO, THRESHOLD_DEV, FeatureSpec, TrainOptions,
                            check_pool, pool_method)
-from model.sets import FusionModel
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
@@ -202,7 +200,7 @@ def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev:
     """`fit` once per peak lr of `options.lr_values()` (one unless lr=auto), each from the same
     initial weights (torch reseeded) and batch order; returns the model holding the best dev
     score's weights (ties and NaN: the smaller lr), its Fit and one row per candidate. `slots`:
-    concat_padded's blocks per feature (model/build.py)."""
+    concat_padded's blocks per feature (model/networks.py)."""
     best: tuple[FusionModel, Fit] | None = None
     best_score, trials = math.nan, []
     values = options.lr_values()

@@ -14,7 +14,8 @@ import yaml
 
 from model import runfiles
 from model.__main__ import _parser
-from model.build import build_model, infer, load_trained
+from model.build import load_trained
+from model.networks import build_model, infer
 from model.inputs import FeatureInfo
 from model.options import ALL_POOLS, BASELINES, GRID_POOLS, TrainOptions, pool_wildcard
 from tests.builders import make_toy

@@ -259,7 +259,7 @@ def test_run_records_training_stores(toy, tmp_path) -> None:
 
 def test_steps_reused_outside_train(toy) -> None:
     """load_run_data -> build_model -> fit -> evaluate_split without writing a run folder."""
-    from model.build import build_model
+    from model.networks import build_model
     from model.train import evaluate_split, fit, load_run_data
 
     manifest, specs = toy
