@@ -1,6 +1,6 @@
 """Missing-modality robustness: trained runs scored on their test split with modalities removed.
 
-Every run with several features is rebuilt from its `model.pt` (`model.build.load_trained`,
+Every run with several features is rebuilt from its `model.pt` (`model.predict.load_trained`,
 no retraining) and scores its own test samples (the ids of its predictions.h5) under each
 condition: `intact`, `without X` (feature X made empty for every sample: zero set elements) for
 each feature, and `only X` (every other feature made empty). A set model then pools the elements
@@ -115,9 +115,8 @@ def score_run(run_dir: str | Path, device: str | torch.device = "cpu",
     fold, task, `kind` (intact, without, only), `position` (the modality's place in the run's
     feature order; -1 for intact) and the main metrics. With `removal`, the run's per-sample
     removal effects are appended to it."""
-    from model.build import load_trained
     from model.networks import infer
-    from model.predict import load_for_run
+    from model.predict import load_for_run, load_trained
 
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)

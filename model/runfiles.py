@@ -1,6 +1,6 @@
 """Files of a run folder: metrics.json, history.csv, predictions.h5, importance.h5, model.pt.
 
-Writers are used by training, readers by the report and by model/build.py (`model.pt`). Every
+Writers are used by training, readers by the reports and by model/predict.py (`model.pt`). Every
 file is written whole through `atomic_write`; `write_csv_md` is the tables' CSV + MD + HTML ending.
 """
 

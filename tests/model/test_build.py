@@ -1,4 +1,4 @@
-"""model/options.py (the one list of pools), model/build.py (builder, loading, inference) and
+"""model/options.py (the one list of pools), model/networks.py (builder, inference), model/predict.py (loading) and
 model.pt through model/runfiles.py."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import yaml
 
 from model import runfiles
 from model.__main__ import _parser
-from model.build import load_trained
-from model.networks import build_model, infer
 from model.inputs import FeatureInfo
+from model.networks import build_model, infer
 from model.options import ALL_POOLS, BASELINES, GRID_POOLS, TrainOptions, pool_wildcard
+from model.predict import load_trained
 from tests.builders import make_toy
 from model.train import deterministic, train
 

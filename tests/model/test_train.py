@@ -324,8 +324,7 @@ def test_feature_device_auto_budgets_by_the_jobs_share(monkeypatch) -> None:
 
 def test_collapse_mean_feeds_each_samples_mean_row(toy, tmp_path) -> None:
     from model.inputs import collapse_rows
-    from model.predict import load_for_run
-    from model.build import load_trained
+    from model.predict import load_for_run, load_trained
 
     values = np.arange(12, dtype=np.float16).reshape(6, 2)
     means, offsets = collapse_rows(values, np.array([0, 2, 2, 6]))
