@@ -10,14 +10,14 @@ rule table:
     output:
         csv=report(
             f"{TABLE}.csv",
-            caption="../report/table.rst",
+            caption="captions/table.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "table": "results", "format": "csv"},
         ),
         md=f"{TABLE}.md",
         html=report(
             f"{TABLE}.html",
-            caption="../report/table.rst",
+            caption="captions/table.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "table": "results", "format": "table"},
         ),
@@ -44,7 +44,7 @@ rule stores:
         md=f"{STORES}.md",
         html=report(
             f"{STORES}.html",
-            caption="../report/stores.rst",
+            caption="captions/stores.rst",
             category="Tables",
             labels={
                 "dataset": "{dataset}",
@@ -71,7 +71,7 @@ rule importance_figure:
     output:
         report(
             IMPORTANCE_FIGURE,
-            caption="../report/importance.rst",
+            caption="captions/importance.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "combination": "{combination}"},
         ),
@@ -96,13 +96,13 @@ rule importance_matrices:
     output:
         overview=report(
             f"{MATRICES}/overview.png",
-            caption="../report/matrices.rst",
+            caption="captions/matrices.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "figure": "overview"},
         ),
         samples=report(
             f"{MATRICES}/samples.png",
-            caption="../report/matrices.rst",
+            caption="captions/matrices.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "figure": "samples"},
         ),
@@ -160,26 +160,26 @@ rule robustness:
     output:
         csv=report(
             f"{ROBUSTNESS}.csv",
-            caption="../report/robustness.rst",
+            caption="captions/robustness.rst",
             category="Robustness",
             labels={"dataset": "{dataset}", "table": "robustness", "format": "csv"},
         ),
         md=f"{ROBUSTNESS}.md",
         html=report(
             f"{ROBUSTNESS}.html",
-            caption="../report/robustness.rst",
+            caption="captions/robustness.rst",
             category="Robustness",
             labels={"dataset": "{dataset}", "table": "robustness", "format": "table"},
         ),
         views=report(
             f"{ROBUSTNESS}_views.csv",
-            caption="../report/views.rst",
+            caption="captions/views.rst",
             category="Robustness",
             labels={"dataset": "{dataset}", "table": "two views", "format": "csv"},
         ),
         png=report(
             f"{ROBUSTNESS}.png",
-            caption="../report/robustness.rst",
+            caption="captions/robustness.rst",
             category="Robustness",
             labels={
                 "dataset": "{dataset}",
@@ -207,7 +207,7 @@ rule gallery:
         index=f"{GALLERY}/index.html",
         standalone=report(
             f"{GALLERY}/standalone.html",
-            caption="../report/gallery.rst",
+            caption="captions/gallery.rst",
             category="Gallery",
             labels={"dataset": "{dataset}", "page": "gallery"},
         ),
@@ -240,14 +240,14 @@ rule comparisons:
     output:
         csv=report(
             f"{COMPARISONS}.csv",
-            caption="../report/comparisons.rst",
+            caption="captions/comparisons.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "table": "comparisons", "format": "csv"},
         ),
         md=f"{COMPARISONS}.md",
         html=report(
             f"{COMPARISONS}.html",
-            caption="../report/comparisons.rst",
+            caption="captions/comparisons.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "table": "comparisons", "format": "table"},
         ),
