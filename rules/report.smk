@@ -30,7 +30,7 @@ rule table:
         labels=PLAN.label_args,
         command=PLAN.table_command,
     shell:
-        "python -m model {params.command} --runs {params.runs} --out {output.csv} {params.labels} "
+        "python -m report {params.command} --runs {params.runs} --out {output.csv} {params.labels} "
         "> {log} 2>&1"
 
 
@@ -59,7 +59,7 @@ rule stores:
     params:
         stores=PLAN.store_args,
     shell:
-        "python -m model stores {params.stores} --out {output.csv} > {log} 2>&1"
+        "python -m report stores {params.stores} --out {output.csv} > {log} 2>&1"
 
 
 rule importance_figure:
@@ -83,7 +83,7 @@ rule importance_figure:
         runs=PLAN.run_folders,
         labels=PLAN.label_args,
     shell:
-        "python -m model figure --runs {params.runs} --out {output} --removal {input.removal} "
+        "python -m report figure --runs {params.runs} --out {output} --removal {input.removal} "
         "{params.labels} > {log} 2>&1"
 
 
@@ -121,7 +121,7 @@ rule importance_matrices:
         ),
         out=MATRICES,
     shell:
-        "python -m model matrices --runs {params.runs} --out-dir {params.out} "
+        "python -m report matrices --runs {params.runs} --out-dir {params.out} "
         "--samples {params.samples} {params.labels} > {log} 2>&1"
 
 
@@ -147,7 +147,7 @@ rule robustness_scores:
         runs=PLAN.run_folders,
         out=f"{ROBUSTNESS}.csv",
     shell:
-        "python -m model robustness-scores --runs {params.runs} --out {params.out} > {log} 2>&1"
+        "python -m report robustness-scores --runs {params.runs} --out {params.out} > {log} 2>&1"
 
 
 rule robustness:
@@ -194,7 +194,7 @@ rule robustness:
     params:
         labels=PLAN.label_args,
     shell:
-        "python -m model robustness --scored --out {output.csv} {params.labels} > {log} 2>&1"
+        "python -m report robustness --scored --out {output.csv} {params.labels} > {log} 2>&1"
 
 
 rule gallery:
@@ -226,7 +226,7 @@ rule gallery:
         ),
         out=GALLERY,
     shell:
-        "python -m model gallery --manifest {input.manifest} --runs {params.runs} {params.stores} "
+        "python -m report gallery --manifest {input.manifest} --runs {params.runs} {params.stores} "
         "--removal {input.removal} --samples {params.samples} --out-dir {params.out} {params.labels} "
         "> {log} 2>&1"
 
@@ -259,5 +259,5 @@ rule comparisons:
         runs=PLAN.run_folders,
         labels=PLAN.label_args,
     shell:
-        "python -m model comparisons --runs {params.runs} --out {output.csv} {params.labels} "
+        "python -m report comparisons --runs {params.runs} --out {output.csv} {params.labels} "
         "> {log} 2>&1"

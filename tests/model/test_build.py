@@ -12,14 +12,15 @@ import pytest
 import torch
 import yaml
 
+from core.cli import parser
 from model import runfiles
-from model.__main__ import _parser
+from model.__main__ import COMMANDS
 from model.inputs import FeatureInfo
 from model.networks import build_model, infer
 from model.options import ALL_POOLS, BASELINES, GRID_POOLS, TrainOptions, pool_wildcard
 from model.predict import load_trained
-from tests.builders import make_toy
 from model.train import deterministic, train
+from tests.builders import make_toy
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = TrainOptions(dim=8, hidden="8", epochs=2, batch_size=32, warmup_epochs=1)
@@ -43,11 +44,11 @@ def test_rules_cli_and_builder_take_every_pool_and_only_those() -> None:
     assert all(re.fullmatch(pool_wildcard(), p) for p in ALL_POOLS)
     assert not re.fullmatch(pool_wildcard(), "median")
     for pool in ALL_POOLS:
-        args = _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", pool,
+        args = parser("python -m model", "", COMMANDS).parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", pool,
                                      "--seed", "0", "--out", "o"])
         assert args.pool == pool
     with pytest.raises(SystemExit):
-        _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "median",
+        parser("python -m model", "", COMMANDS).parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "median",
                               "--seed", "0", "--out", "o"])
     features = [FeatureInfo("a", "dense", 4)]
     for pool in ALL_POOLS:
@@ -59,10 +60,10 @@ def test_rules_cli_and_builder_take_every_pool_and_only_those() -> None:
 def test_the_old_concat_pool_is_refused_with_its_new_names(capsys) -> None:
     """`concat` was the mean-per-modality baseline; it is refused, naming concat_mean and concat_padded,
     on the command line, in the builder and when a table reads an old run."""
-    from model.report import run_key
+    from report.results import run_key
 
     with pytest.raises(SystemExit):
-        _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "concat",
+        parser("python -m model", "", COMMANDS).parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "concat",
                               "--seed", "0", "--out", "o"])
     assert "concat_mean" in capsys.readouterr().err
     for call in (lambda: build_model("concat", [FeatureInfo("a", "dense", 4)], 2, FAST),

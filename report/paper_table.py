@@ -39,9 +39,9 @@ import pandas as pd
 from data.paper import load_table, split_features
 from extract.store import read_attrs
 from model.metrics import binary_metrics
-from model.report import KEYS, class_note, read_runs, run_key, summarise
-from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
 from model.options import FeatureSpec
+from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
+from report.results import KEYS, class_note, read_runs, run_key, summarise
 
 # paper column -> our metrics.json key (model/metrics.py; fine classes via `fine_key`)
 METRICS: dict[str, dict[str, str]] = {

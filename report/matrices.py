@@ -19,7 +19,7 @@ the lowest id.
 Outputs in the output folder: `<id>.png` per sample, `samples.png` (the chosen samples side by
 side, like the paper's last figure row), `overview.png` (mean importance over all test samples
 and runs per combination x modality) and `matrices.csv` (every cell, long format). This module
-computes what is drawn; model/plots.py draws it.
+computes what is drawn; report/plots.py draws it.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from model.report import check_experiments, importance_groups, run_key
 from extract.store import read_store
-from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions, run_threshold, write_csv
 from model.options import FeatureSpec
+from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions, run_threshold, write_csv
+from report.results import check_experiments, importance_groups, run_key
 
 
 @dataclass
@@ -245,7 +245,7 @@ def choose_samples(combos: Sequence[Combination], columns: Sequence[str], count:
 
 
 # ---------------------------------------------------------------------------------------------
-# what the figures show (model/plots.py draws them)
+# what the figures show (report/plots.py draws them)
 
 
 def _wrap(names: Sequence[str], width: int = 34) -> str:
@@ -304,7 +304,7 @@ def sample_panel(combos: Sequence[Combination], columns: Sequence[str], sample_i
 def write_sample(combos: Sequence[Combination], columns: Sequence[str], sample_id: str,
                  out: Path, pool: str, poster=None) -> Path:
     """`out` PNG: the importance matrix of `sample_id`, its poster (PIL image) beside it if given."""
-    from model import plots
+    from report import plots
 
     matrix, row_labels, colors, title = sample_panel(combos, columns, sample_id)
     return plots.sample_png(matrix, columns, row_labels, colors, f"sample {title}", legend_text(combos, pool), out,
@@ -336,7 +336,7 @@ def load_posters(combos: Sequence[Combination], ids: Sequence[str]) -> dict[str,
 def write_samples_row(combos: Sequence[Combination], columns: Sequence[str], ids: Sequence[str],
                       out: Path, pool: str) -> Path:
     """The chosen samples side by side (the paper's last figure row)."""
-    from model import plots
+    from report import plots
 
     panels = [sample_panel(combos, columns, sample_id, 40) for sample_id in ids]
     return plots.samples_png(panels, columns, legend_text(combos, pool), out)
@@ -359,7 +359,7 @@ def overview_matrix(run_dirs: Sequence[str | Path], columns: Sequence[str], comb
 
 def write_overview(matrix: np.ndarray, counts: Sequence[int], combos: Sequence[Combination],
                    columns: Sequence[str], out: Path, pool: str) -> Path:
-    from model import plots
+    from report import plots
 
     row_labels = [f"{r}: {_wrap(c.labels, 30)}  [{n} runs]" for r, (c, n) in enumerate(zip(combos, counts), 1)]
     return plots.overview_png(matrix, columns, row_labels,

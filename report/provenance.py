@@ -1,4 +1,4 @@
-"""Where a dataset's features came from: `python -m model stores --store NAME=STORE.h5 ... --out X.csv`.
+"""Where a dataset's features came from: `python -m report stores --store NAME=STORE.h5 ... --out X.csv`.
 
 One row per feature store, read from its attrs and its ids alone (no feature rows): the feature,
 extractor and backend, the exact model that ran (`model`), every weight file with its sha256
@@ -17,8 +17,8 @@ from typing import Sequence
 import pandas as pd
 
 from extract.store import read_store
-from model.runfiles import write_csv_md
 from model.options import FeatureSpec
+from model.runfiles import write_csv_md
 
 COLUMNS = ["feature", "extractor", "backend", "model", "weights", "substitute", "dim", "samples", "failed",
            "device", "store"]

@@ -46,12 +46,12 @@ import pandas as pd
 import torch
 
 from core.manifest import read_manifest
-from model.options import FeatureSpec, pool_label
 from model.inputs import FeatureTable
 from model.metrics import evaluate
-from model.removal import Removal, read_removal, removal_path, write_removal
-from model.report import check_experiments, feature_labels, run_key
+from model.options import FeatureSpec, pool_label
 from model.runfiles import read_importance, read_metrics, read_predictions, write_csv, write_csv_md
+from report.removal import Removal, read_removal, removal_path, write_removal
+from report.results import check_experiments, feature_labels, run_key
 
 INTACT = "intact"
 METRICS = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}  # first = main
@@ -322,7 +322,7 @@ def write_robustness(run_dirs: Sequence[str | Path] | None, out: str | Path, lab
     (importance vs removal effect per modality). The runs are scored here (also writing
     OUT_removal.h5, per-sample removal effects), or, with `scored`, read from OUT_scores.csv and
     OUT_removal.h5 of `write_scores` (then only labels and summaries are computed)."""
-    from model import plots
+    from report import plots
 
     if scored:
         frame = pd.read_csv(scores_path(out), dtype={"run": str})

@@ -1,6 +1,6 @@
 """Differences between rows of a dataset's table, with confidence intervals and p-values.
 
-A row is a table row (`model.report.KEYS`: method, modalities, pool) with its runs. Compared:
+A row is a table row (`report.results.KEYS`: method, modalities, pool) with its runs. Compared:
 every multi-feature row against its best single-feature row (per metric, the single-feature row
 of one of its features with the highest mean); a `set` or `set per modality` row against the
 `concat mean` and `concat padded` rows on the same features; a `set` row against the `set per
@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 from model.options import COLLAPSE
-from model.report import KEYS, read_runs
 from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
+from report.results import KEYS, read_runs
 
 MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
 COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "ci_over", "seeds", "samples"]

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from model.__main__ import main
-from model.removal import read_removal, removal_path
-from model.robustness import conditions, emptied, removal_effects, score_runs, summarise, write_robustness
+from model.__main__ import main as model_main
 from model.runfiles import read_importance, read_metrics
+from report.__main__ import main
+from report.removal import read_removal, removal_path
+from report.robustness import conditions, emptied, removal_effects, score_runs, summarise, write_robustness
 from tests.builders import make_toy
 
 torch.set_num_threads(1)
@@ -24,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def train(manifest: Path, stores: dict, features: list[str], pool: str, seed: int, out: Path,
           extra: list[str] = ()) -> Path:
     sets = [a for option in [*FAST, *extra] for a in ("--set", option)]
-    assert main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
+    assert model_main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
                  "--pool", pool, "--seed", str(seed), "--out", str(out), *sets]) == 0
     return out
 

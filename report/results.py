@@ -289,7 +289,7 @@ def importance_groups(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
 
 def removal_shares(group: dict, removal: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean (M,) and std over runs of the group's mean removal-effect share, or None when a run
-    is missing from `removal` (run folder -> model.removal.Removal)."""
+    is missing from `removal` (run folder -> report.removal.Removal)."""
     import os
 
     per_run = []
@@ -307,7 +307,7 @@ def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
                  removal: str | Path | None = None) -> Path:
     """PNG: one bar panel per run group, mean importance per modality with std over runs; with
     `removal` (the robustness output's OUT_removal.h5) the removal-effect share beside it."""
-    from model import plots
+    from report import plots
 
     groups = importance_groups(run_dirs, labels, pool)
     if not groups:
@@ -317,7 +317,7 @@ def write_figure(run_dirs: Sequence[str | Path], out: str | Path,
               for g in groups]
     second = None
     if removal:
-        from model.removal import read_removal
+        from report.removal import read_removal
 
         effects = read_removal(removal)
         second = [removal_shares(g, effects) for g in groups]

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.__main__ import main
-from model.report import importance_groups, read_runs, summarise
 from core.manifest import write_manifest
 from model.runfiles import write_importance, write_metrics, write_predictions
+from report.__main__ import main
+from report.results import importance_groups, read_runs, summarise
 
 MULTI = ["f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"]
 
@@ -110,8 +110,8 @@ def test_importance_figure(runs, tmp_path) -> None:
 
 
 def test_importance_figure_with_removal_effects_beside(runs, tmp_path) -> None:
-    from model.report import removal_shares
-    from model.robustness import Removal, write_removal
+    from report.results import removal_shares
+    from report.robustness import Removal, write_removal
 
     pair = next(g for g in importance_groups(runs) if g["modalities"] == ["image", "text"])
     effects = [Removal(str(run), ["a", "b"], ["image", "text"], np.array([[0.3, 0.1], [0.0, 0.0]], np.float32),
@@ -157,7 +157,7 @@ def test_table_refuses_runs_of_one_row_that_differ_in_lr(tmp_path, capsys) -> No
 
 
 def test_table_refuses_runs_whose_stores_were_extracted_differently(tmp_path) -> None:
-    from model.report import check_experiments
+    from report.results import check_experiments
 
     store = {"path": "a/image.h5", "extractor": "image", "backend": "timm", "dim": 512, "model": "resnet18",
              "config": json.dumps({"model": "resnet18", "batch_size": 16})}
