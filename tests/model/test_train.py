@@ -276,20 +276,27 @@ def test_steps_reused_outside_train(toy) -> None:
     assert set(test.metrics) == {"f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"}
 
 
-def test_training_job_imports_neither_sklearn_nor_torch_compiler(toy, tmp_path) -> None:
-    """Per-job overhead: sklearn.metrics (~1.2 s) and torch._dynamo (~1.5 s, pulled in by any
-    torch.optim optimizer) stay out of a training job."""
+def test_training_job_imports_six_model_modules_and_neither_sklearn_nor_torch_compiler(toy, tmp_path) -> None:
+    """A training job reads six modules of model/ (docs/DESIGN.md, "Training"), past its command
+    line: what it is given, what it reads, the networks, the loop, the metrics, the run folder; no
+    reporting. Per-job overhead: sklearn.metrics (~1.2 s) and torch._dynamo (~1.5 s, pulled in by
+    any torch.optim optimizer) stay out of it."""
     manifest, specs = toy
     code = ("import sys; from pathlib import Path; from model.__main__ import main; "
             f"code = main(['train', '--manifest', {str(manifest)!r}, '--pool', 'attention', '--seed', '0', "
             f"'--out', {str(tmp_path / 'run')!r}, '--set', 'epochs=2'] + "
             f"{[arg for s in specs for arg in ('--feature', f'{s.name}={s.path}')]!r}); "
-            "print(code, 'sklearn' in sys.modules, 'torch._dynamo' in sys.modules, 'matplotlib' in sys.modules)")
+            "print(code, 'sklearn' in sys.modules, 'torch._dynamo' in sys.modules, 'matplotlib' in sys.modules); "
+            "print(*sorted(m for m in sys.modules if m.split('.')[0] in ('model', 'report') "
+            "and m not in ('model', 'model.__main__')))")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "False", "False", "False"], (done.stdout, done.stderr[-2000:])
+    flags, modules = done.stdout.splitlines()
+    assert flags.split() == ["0", "False", "False", "False"], (done.stdout, done.stderr[-2000:])
+    assert modules.split() == ["model.inputs", "model.metrics", "model.networks", "model.options", "model.runfiles",
+                               "model.train"]
 
 
 def test_feature_device_auto_decides_from_free_device_memory(monkeypatch) -> None:
