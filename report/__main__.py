@@ -35,7 +35,7 @@ def removal(p: argparse.ArgumentParser, text: str) -> None:
 
 
 def labels(args: argparse.Namespace) -> dict[str, str]:
-    from report.results import parse_labels
+    from report.runs import parse_labels
 
     return parse_labels(args.label)
 
@@ -61,7 +61,7 @@ def figure_args(p: argparse.ArgumentParser) -> None:
 
 
 def figure(args: argparse.Namespace) -> str:
-    from report.results import write_figure
+    from report.importance import write_figure
 
     return f"wrote {write_figure(args.runs, args.out, labels(args), args.pool, args.removal)}"
 

@@ -137,10 +137,8 @@ def threshold_text(thresholds: np.ndarray) -> str:
 def main_combination(combos: Sequence[Combination]) -> Combination:
     """The run whose predictions the cards show: the most modalities, trained on sets (a run
     with `collapse.NAME=mean` only when no other has as many modalities), the last given."""
-    from model.runfiles import read_metrics
-
     def rank(k: int) -> tuple[int, bool, int]:
-        collapsed = bool((read_metrics(combos[k].runs[0]).get("config") or {}).get("collapse"))
+        collapsed = bool((combos[k].metrics.get("config") or {}).get("collapse"))
         return len(combos[k].names), not collapsed, k
 
     return combos[max(range(len(combos)), key=rank)]

@@ -60,7 +60,7 @@ def test_rules_cli_and_builder_take_every_pool_and_only_those() -> None:
 def test_the_old_concat_pool_is_refused_with_its_new_names(capsys) -> None:
     """`concat` was the mean-per-modality baseline; it is refused, naming concat_mean and concat_padded,
     on the command line, in the builder and when a table reads an old run."""
-    from report.results import run_key
+    from report.runs import run_key
 
     with pytest.raises(SystemExit):
         parser("python -m model", "", COMMANDS).parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "concat",

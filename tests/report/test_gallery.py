@@ -121,7 +121,7 @@ def test_confident_errors_ranked_by_margin() -> None:
     from report.gallery import confident_errors
     from report.matrices import Combination
 
-    combo = Combination("a, b", ["a", "b"], ["a", "b"], 0, ids=["x", "y", "z", "w"],
+    combo = Combination(("set", "a+b", "a, b", "max"), "a, b", ["a", "b"], ["a", "b"], 0, ids=["x", "y", "z", "w"],
                         probabilities=np.array([[0.9, 0.1], [0.6, 0.2], [0.1, 0.2], [0.02, 0.9]]),
                         targets=np.array([[0, 0], [0, 0], [0, 0], [1, 1]]), classes=["c", "d"],
                         thresholds=np.full(4, 0.5))
