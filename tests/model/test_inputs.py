@@ -1,5 +1,5 @@
 """model/inputs.py: feature specs, rows aligned by id, seeded sub-sampling at load time (packing into
-batches is tested with the models in test_sets.py, loading stores with training in test_train.py)."""
+batches is tested with the models in test_networks.py, loading stores with training in test_train.py)."""
 
 from __future__ import annotations
 
