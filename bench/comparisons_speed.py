@@ -5,8 +5,8 @@
 The imdb grid of config/config.yaml (its combinations, pools, concat baselines and seeds, as
 pipeline/plan.py plans them) gets synthetic run folders: predictions.h5 of 7,799 test samples x
 23 classes per run (probabilities that agree with random targets more often for larger
-combinations) and their metrics.json. Then `python -m model comparisons`' code path
-(`model.comparisons.write_comparisons`, 1,000 two-level resamples) runs on them, timed
+combinations) and their metrics.json. Then `python -m report comparisons`' code path
+(`report.comparisons.write_comparisons`, 1,000 two-level resamples) runs on them, timed
 from reading the runs to writing CSV and markdown, best of `--repeats`. Target: < 60 s on 2 CPU
 cores (issue 18).
 """
@@ -65,7 +65,7 @@ def main() -> int:
     args = p.parse_args()
     import torch  # only to report the thread count numpy's BLAS is likely to use alongside
 
-    from model.comparisons import write_comparisons
+    from report.comparisons import write_comparisons
 
     experiments = yaml.safe_load((ROOT / "config/config.yaml").read_text())["datasets"]["imdb"]["experiments"]
     labels = experiments["labels"]

@@ -24,9 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.record import command, machine, write_result  # noqa: E402
-from model.options import TrainOptions, parse_options  # noqa: E402
-from model.pools import BASELINES, PER_MODALITY  # noqa: E402
-from model.spec import FeatureSpec  # noqa: E402
+from model.options import BASELINES, PER_MODALITY, FeatureSpec, TrainOptions, parse_options  # noqa: E402
 from model.train import train  # noqa: E402
 
 
@@ -36,7 +34,7 @@ def main() -> None:
     parser.add_argument("--feature", action="append", required=True, metavar="NAME=STORE.h5")
     parser.add_argument("--combination", action="append", required=True, help="comma-joined feature names")
     parser.add_argument("--pools", default="max",
-                        help="comma-separated (model/pools.py); baselines and per-modality pools only for several features")
+                        help="comma-separated (model/options.py); baselines and per-modality pools only for several features")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--setting", action="append", required=True, metavar="NAME=K=V;K=V")
     parser.add_argument("--threads", type=int, default=1)

@@ -39,8 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.record import write_result  # noqa: E402
 from extract.store import RaggedStore, base_attrs, read_store, write_store  # noqa: E402
-from model.spec import FeatureSpec  # noqa: E402
-from model.options import parse_options  # noqa: E402
+from model.options import FeatureSpec, parse_options  # noqa: E402
 from model.train import train  # noqa: E402
 
 FEATURES = {  # name: (dim or -vocab, min rows, max rows)

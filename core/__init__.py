@@ -1,1 +1,1 @@
-"""The ground floor: what data/ and extract/ (and above them model/) share. Imports nothing from them."""
+"""The ground floor: what data/ and extract/ (and above them model/ and report/) share. Imports nothing from them."""

@@ -19,7 +19,7 @@ once, by CSV line number, in an `AdsFormatError`.
 Manifest: `split` holds the fold number 0..folds-1 of a `StratifiedKFold` over `fine` (shuffled
 with `seed`, over the rows sorted by id, so the folds do not depend on the CSV's row order). The
 trainer takes test = fold k and trains on the other folds less a stratified dev carve
-(`model.manifest.select_splits`, `dev_fraction`; data/ADS_FORMAT.md). `labels` is `parallel`
+(`model.inputs.select_splits`, `dev_fraction`; data/ADS_FORMAT.md). `labels` is `parallel`
 for parallel ads and empty otherwise (one binary class); `text` = the slogan; `fine`,
 `naturalness` and `concreteness` are extra columns (index lists stay `|`-joined).
 """

@@ -4,7 +4,7 @@ A class with no positive among a run's test samples has F1 = 0 there (scikit-lea
 `zero_division=0`), and a class seen once is either never trained on or never tested; either
 way the macro averages count it as a 0 without saying so. `unscorable(frame)` names them with
 their positives per split, for the warning written with the manifest (`python -m data
-manifest`) and the note under the results table (`model/report.py`).
+manifest`) and the note under the results table (`report/results.py`).
 """
 
 from __future__ import annotations

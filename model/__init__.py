@@ -1,5 +1,8 @@
-"""Deep Multi-Modal Sets: set encoders and pooling, the per-modality and concat baselines, training,
-metrics, reports.
+"""Deep Multi-Modal Sets: training runs and applying them, `python -m model train|predict`
+(model/__main__.py). The tables and figures over run folders are the report/ package.
 
-`python -m model train|table|figure` is the command line; see `model/__main__.py`.
+A training run reads six modules, in this order: options.py (what it is given: pool, features,
+options; torch-free), inputs.py (the manifest's targets and splits, the stores as tables,
+batches), networks.py (the model its pool builds), train.py (load -> build -> fit -> evaluate ->
+write), metrics.py and runfiles.py (the run folder's files). predict.py applies a trained run.
 """

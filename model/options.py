@@ -1,18 +1,113 @@
-"""Training options, set on the command line with `--set KEY=VALUE`."""
+"""What a training run is given on the command line: its pool (`--pool`, one of the pool names
+below), its features (`--feature NAME=STORE.h5[:COLUMN]`, `FeatureSpec`) and its options
+(`--set KEY=VALUE`, `TrainOptions`). Torch-free: Snakemake, pipeline/ and the reports import it.
+
+A pool name is also the run's folder (`runs/{combination}/{pool}/`) and decides its table row;
+these are the one list of pools (config/schema.yaml holds a copy of it that tests pin):
+
+| pools | Method | model |
+|---|---|---|
+| `max`, `min`, `sum`, `mean`, `attention` | `set` | the paper's joint pooling: every element of every modality in one set, one pool (model/networks.py `SetModel`) |
+| `max_per_modality`, ... (not `mean`) | `set per modality` | each modality's set pooled on its own by the same pool, the M vectors concatenated (`ModalityModel`) |
+| `concat_mean` | `concat mean` | per modality the mean of its encoded rows, concatenated (a mean per modality) |
+| `concat_padded` | `concat padded` | the paper's Sec. 3.1 baseline: every occurrence concatenated, zero-padded to a cap per modality (`PaddedModel`) |
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from core import options as core_options
 
+# ---------------------------------------------------------------------------------------------
+# pools (`--pool`)
+
+REDUCTIONS = ("max", "min", "sum", "mean")  # set_pool reductions (the paper's, plus mean)
+SET_POOLS = REDUCTIONS + ("attention",)  # what SetModel accepts; attention is our learned addition
+PER_MODALITY = "_per_modality"  # suffix: that pool applied to each modality's set on its own
+# mean per modality is `concat_mean`, so it has no per-modality name of its own
+MODALITY_POOLS = tuple(p + PER_MODALITY for p in SET_POOLS if p != "mean")
+CONCAT_MEAN, CONCAT_PADDED = "concat_mean", "concat_padded"
+BASELINES = (CONCAT_MEAN, CONCAT_PADDED)  # late-fusion baselines (model/networks.py)
+GRID_POOLS = SET_POOLS + MODALITY_POOLS  # what a combination's `pools:` may list (config/schema.yaml)
+ALL_POOLS = GRID_POOLS + BASELINES
+METHODS = ("set", "set per modality", "concat mean", "concat padded")  # the tables' Method values
+RENAMED = {"concat": "the pool `concat` was renamed: `concat_mean` is that model (per modality the mean of "
+                     "its encoded rows, concatenated); `concat_padded` is the paper's Sec. 3.1 baseline "
+                     "(every occurrence concatenated, zero-padded); retrain old concat runs under one of them"}
+
+
+def pool_wildcard() -> str:
+    """Regex for the `{pool}` wildcard of run folders: any of ALL_POOLS."""
+    return "|".join(ALL_POOLS)
+
+
+def check_pool(pool: str) -> str:
+    if pool in RENAMED:
+        raise ValueError(f"pool {pool}: {RENAMED[pool]}")
+    if pool not in ALL_POOLS:
+        raise ValueError(f"pool {pool}: choose one of {', '.join(ALL_POOLS)}")
+    return pool
+
+
+def pool_method(pool: str) -> str:
+    """The table's Method of a run trained with `pool`."""
+    pool = check_pool(pool)
+    if pool in BASELINES:
+        return pool.replace("_", " ")
+    return "set per modality" if pool.endswith(PER_MODALITY) else "set"
+
+
+def pool_reduction(pool: str) -> str:
+    """The table's Pool: the set pool inside (`max_per_modality` -> `max`, `concat_mean` -> `mean`;
+    `concat_padded` pools nothing: `-`)."""
+    pool = check_pool(pool)
+    if pool == CONCAT_PADDED:
+        return "-"
+    return "mean" if pool == CONCAT_MEAN else pool.removesuffix(PER_MODALITY)
+
+
+def pool_label(pool: str) -> str:
+    """How comparisons and figures name the pool: `max`, `max per modality`, `concat mean`."""
+    return check_pool(pool).replace("_", " ")
+
+
+# ---------------------------------------------------------------------------------------------
+# features (`--feature`): the one parser of a feature's store, for the command line and for what
+# metrics.json records (`feature_stores`)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """`NAME=STORE.h5[:COLUMN]` from the command line; COLUMN picks a row column of the store
+    (default `features`, or `labels` for an index store)."""
+
+    name: str
+    path: Path
+    column: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "FeatureSpec":
+        name, sep, rest = text.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise ValueError(f"--feature {text!r}: write NAME=STORE.h5 (or NAME=STORE.h5:COLUMN)")
+        path, column = rest, None
+        if ":" in rest and not rest.endswith(".h5"):
+            path, _, column = rest.rpartition(":")
+        return cls(name.strip(), Path(path), column or None)
+
+
+# ---------------------------------------------------------------------------------------------
+# training options (`--set`)
+
 CLASS_WEIGHTS = ("none", "inv_sqrt")
 TASKS = ("auto", "binary", "multilabel")
 FEATURE_DEVICES = ("auto", "device", "host")
-ENCODERS = ("bag", "cnn")  # index-feature encoders: bag of embeddings, CNN-text (model/sets.py)
-COLLAPSE = ("mean",)  # `collapse.NAME=mean`: a dense feature's set replaced by its mean row (model/data.py)
+ENCODERS = ("bag", "cnn")  # index-feature encoders: bag of embeddings, CNN-text (model/networks.py)
+COLLAPSE = ("mean",)  # `collapse.NAME=mean`: a dense feature's set replaced by its mean row (model/inputs.py)
 LR_AUTO = "auto"  # `lr=auto`: one training per `lr_candidates`, the best dev score kept (model/train.py)
 THRESHOLD_DEV = "dev"  # `threshold=dev`: the decision threshold with the best dev score (model/metrics.py)
 
@@ -81,7 +176,7 @@ class TrainOptions:
             raise ValueError("dropout must be in [0, 1)")
         if self.feature_device not in FEATURE_DEVICES:
             raise ValueError(f"feature_device={self.feature_device!r}: use one of {', '.join(FEATURE_DEVICES)}")
-        if not 0 <= self.dev_fraction <= 0.5:  # checked here only (model/manifest.py trusts it)
+        if not 0 <= self.dev_fraction <= 0.5:  # checked here only (model/inputs.py trusts it)
             raise ValueError(f"dev_fraction={self.dev_fraction}: use a share in [0, 0.5] (0 = no dev set)")
         for name, kind in self.encoders.items():
             if kind not in ENCODERS:

@@ -1,7 +1,7 @@
 """Files of a run folder: metrics.json, history.csv, predictions.h5, importance.h5, model.pt.
 
-Writers are used by training, readers by the report and by model/build.py (`model.pt`). Every
-file is written whole through `atomic_write`; `write_csv_md` is the tables' CSV + MD + HTML ending.
+Training writes them (model/train.py `write_run`); the reports (report/) read them, and
+model/predict.py reads `model.pt`. Every file is written whole through `atomic_write`.
 """
 
 from __future__ import annotations
@@ -144,41 +144,3 @@ def read_model(run_dir: str | Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}: it was not written by this dmms; retrain the run")
     return checkpoint
-
-
-def write_csv(path: str | Path, frame: pd.DataFrame, float_format: str | None = "%.6f") -> Path:
-    """A table's CSV (floats to 6 decimals; None: every digit, to be read back), written atomically."""
-    path = Path(path)
-    with atomic_write(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format=float_format)
-    return path
-
-
-HTML_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body {{ font-family: sans-serif; margin: 1em; }} table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #bbb; padding: 2px 6px; text-align: left; }} th {{ background: #eee; }}</style>
-</head><body>
-{body}</body></html>
-"""
-
-
-def markdown_html(markdown: str, title: str) -> str:
-    """A table's markdown rendered as a standalone HTML page (markdown-it-py, tables enabled)."""
-    from html import escape
-
-    from markdown_it import MarkdownIt
-
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
-    return HTML_PAGE.format(title=escape(title), body=body)
-
-
-def write_csv_md(out: str | Path, frame: pd.DataFrame, markdown: str) -> tuple[Path, Path]:
-    """TABLE.csv (`write_csv`), TABLE.md beside it and TABLE.html (the markdown rendered, what
-    `snakemake --report` shows), each written atomically."""
-    md = Path(out).with_suffix(".md")
-    with atomic_write(md) as tmp:
-        tmp.write_text(markdown)
-    with atomic_write(md.with_suffix(".html")) as tmp:
-        tmp.write_text(markdown_html(markdown, md.stem), encoding="utf-8")
-    return write_csv(out, frame), md

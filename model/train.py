@@ -9,10 +9,12 @@ order, and keeps the run with the best dev score (ties: the smaller lr); `thresh
 each epoch's dev split at its best threshold (model/metrics.py `best_threshold`), and the test
 split at the kept epoch's.
 
-Steps, each usable alone: `load_run_data` -> `build_model` (model/build.py) -> `fit` (epochs,
-dev selection) -> `evaluate_split` (`infer`, model/build.py) -> `write_run` (model/runfiles.py);
-`search_lr` runs `fit` per candidate. The epoch loop never waits for the device: batches are planned on the host
-(`model.data.Batches`) and the loss is read once per epoch.
+The file reads top to bottom as a run goes, each step usable alone: `train` (one run; `train_runs`,
+a job's runs one after another) -> load (`load_run_data`, model/inputs.py) -> build (`search_lr`:
+`build_model`, model/networks.py, once per lr candidate) -> fit (`fit`: epochs, dev selection)
+-> evaluate (`evaluate_split`: `infer`, model/networks.py; model/metrics.py) -> write
+(`write_run`, model/runfiles.py). The epoch loop never waits for the device: batches are planned
+on the host (`model.inputs.Batches`) and the loss is read once per epoch.
 """
 
 from __future__ import annotations
@@ -34,130 +36,40 @@ from torch import Tensor, nn
 from core.manifest import read_manifest
 from core.progress import Progress
 from model import runfiles
-from model.baseline import padding_slots
-from model.build import build_model, infer
-from model.data import Batches, FeatureTable, load_features, table_bytes
-from model.manifest import class_names, select_splits, target_matrix
+from model.inputs import (Batches, FeatureTable, class_names, load_features, select_splits, store_attrs, table_bytes,
+                          target_matrix)
 from model.metrics import DEFAULT_SELECT, best_threshold, evaluate, metric_names
-from model.options import FEATURE_DEVICES, LR_AUTO, THRESHOLD_DEV, TrainOptions
-from model.pools import CONCAT_PADDED, check_pool, method
-from model.sets import FusionModel
-from model.spec import FeatureSpec
-from model.trained import store_attrs
+from model.networks import FusionModel, build_model, infer, padding_slots
+from model.options import (CONCAT_PADDED, FEATURE_DEVICES, LR_AUTO, THRESHOLD_DEV, FeatureSpec, TrainOptions,
+                           check_pool, pool_method)
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """lr factor for step s (0-based, applied before step s+1): linear 0 -> 1 over the warm-up,
-    then cosine 1 -> 0 over the remaining steps."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        rest = max(total_steps - warmup_steps, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps + 1, rest) / rest))
-
-    return factor
+# ---------------------------------------------------------------------------------------------
+# a job and its runs
 
 
-def class_weight_vector(train_targets: np.ndarray, how: str) -> Tensor | None:
-    """inv_sqrt: per-class loss weight 1/sqrt(frequency of the class in train), scaled to mean 1
-    (classes without a train positive count as one positive)."""
-    if how == "none":
-        return None
-    counts = np.maximum(train_targets.sum(0), 1.0)  # (C,)
-    weights = 1.0 / np.sqrt(counts / max(len(train_targets), 1))
-    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+def train_runs(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str,
+               runs: Sequence[tuple[int, int | None, str | Path]], device: str = "cpu",
+               options: TrainOptions | None = None, log: TextIO | None = sys.stderr) -> list[dict]:
+    """Several runs of one combination and pool, one after another in this process: each
+    `(seed, fold, out)` is `train` with that seed (and `fold=`) writing its own run folder, exactly
+    as alone. A grid cell's seeds (and folds) pay one process start (imports) instead of one each."""
+    options = (options or TrainOptions()).validate()
+    results = []
+    with epoch_progress(options, len(runs), log) as progress:
+        for seed, fold, out in runs:
+            _log(log, f"run {out}: seed {seed}" + ("" if fold is None else f", fold {fold}"))
+            run_options = options if fold is None else dataclasses.replace(options, fold=fold)
+            results.append(train(manifest, specs, pool, seed, out, device, run_options, log, progress))
+    return results
 
 
-class AdamW:
-    """AdamW (decoupled weight decay): the fused kernel `torch.optim.AdamW(fused=True)` runs, one
-    pass over all parameters (CPU and CUDA; tests compare the two step by step).
-
-    Own class because constructing any `torch.optim` optimizer imports torch's compiler stack
-    (`torch._dynamo`, ~1.5 s per training job on the CPU). `lr` is set per step by the caller."""
-
-    def __init__(self, params, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
-        self.params = [p for p in params if p.requires_grad]
-        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.step_count = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
-        self.steps = 0
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        live = [k for k, p in enumerate(self.params) if p.grad is not None]
-        self.steps += 1
-        if not live:
-            return
-        counts = [self.step_count[k] for k in live]
-        torch._foreach_add_(counts, 1)
-        torch._fused_adamw_([self.params[k] for k in live], [self.params[k].grad for k in live],
-                            [self.exp_avg[k] for k in live], [self.exp_avg_sq[k] for k in live], [], counts,
-                            lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
-                            weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
-
-
-DEVICE_MARGIN = 0.6  # share of this job's device memory the feature tables may take (rest: model, batches)
-
-
-def device_budget(free: int, total: int, share: int) -> float:
-    """Bytes of device memory the feature tables of one job may take: DEVICE_MARGIN of its part
-    of the device (total / share: DMMS_GPU_SHARE jobs may share it, gpuslots/), and never more
-    than DEVICE_MARGIN of what is free now."""
-    return DEVICE_MARGIN * min(free, total / max(1, share))
-
-
-def features_on_host(choice: str, dev: torch.device, nbytes: int, share: int | None = None) -> bool:
-    """Whether the feature tables (`nbytes` in all) stay in host memory: `host`; `auto` when they
-    would exceed this job's budget (`device_budget`; `share` defaults to $DMMS_GPU_SHARE, 1 when
-    unset). On the CPU host == device."""
-    if choice not in FEATURE_DEVICES:
-        raise ValueError(f"feature_device={choice!r}: use one of {', '.join(FEATURE_DEVICES)}")
-    if choice == "host":
-        return True
-    if choice == "device" or dev.type != "cuda":
-        return False
-    if share is None:
-        share = int(os.environ.get("DMMS_GPU_SHARE") or 1)
-    free, total = torch.cuda.mem_get_info(dev)
-    return nbytes > device_budget(free, total, share)
-
-
-@contextlib.contextmanager
-def deterministic(seed: int):
-    """Seed everything (CPU and CUDA generators: `torch.manual_seed` seeds both). CPU kernels used here (index_add, scatter_reduce, matmul) are
-    deterministic for a fixed thread count; `torch.use_deterministic_algorithms` is not switched
-    on because merely calling it imports torch's compiler stack (~2.5 s per training job)."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    yield
-
-
-def element_counts(tables: Sequence[FeatureTable]) -> Tensor:
-    """(N,) number of set elements per sample on the CPU (an index feature gives at most one)."""
-    total = torch.zeros_like(tables[0].counts)
-    for table in tables:
-        counts = table.counts
-        total += counts.clamp(max=1) if table.info.kind == "index" else counts
-    return total
-
-
-def _autocast(model: nn.Module, amp: bool) -> Callable[[], contextlib.AbstractContextManager]:
-    cuda = next(model.parameters()).device.type == "cuda"
-    if amp and cuda:
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
-def _log(stream: TextIO | None, text: str) -> None:
-    if stream is not None:
-        print(text, file=stream, flush=True)
+def epoch_progress(options: TrainOptions, runs: int, log: TextIO | None) -> contextlib.AbstractContextManager:
+    """One progress line counter for a training job: epochs of all its runs and lr candidates
+    (`core/progress.py`; the progress view reads it from the job's log). None without a log."""
+    if log is None:
+        return contextlib.nullcontext()
+    return Progress("train", runs * len(options.lr_values()) * options.epochs, "epochs", stream=log)
 
 
 def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: int, out: str | Path,
@@ -188,66 +100,23 @@ def train(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str, seed: i
     return metrics
 
 
-def check_dev(data: "RunData", options: TrainOptions, manifest: str | Path) -> None:
-    """`lr=auto` and `threshold=dev` choose on the dev split: refuse a run without one."""
-    choices = [f"{k}={v}" for k, v in (("lr", options.lr), ("threshold", options.threshold))
-               if v in (LR_AUTO, THRESHOLD_DEV)]
-    if choices and not len(data.splits["dev"]):
-        raise ValueError(f"{' and '.join(choices)}: chosen on the dev split, but {manifest} gives this run no "
-                         "dev samples; give the manifest a dev split (folds: dev_fraction > 0) or fix the "
-                         "values (e.g. --set lr=0.001 --set threshold=0.5)")
+@contextlib.contextmanager
+def deterministic(seed: int):
+    """Seed everything (CPU and CUDA generators: `torch.manual_seed` seeds both). CPU kernels used here (index_add, scatter_reduce, matmul) are
+    deterministic for a fixed thread count; `torch.use_deterministic_algorithms` is not switched
+    on because merely calling it imports torch's compiler stack (~2.5 s per training job)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    yield
 
 
-def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev: torch.device,
-              log: TextIO | None = None, slots: Sequence[int] | None = None, progress: Progress | None = None
-              ) -> tuple[FusionModel, "Fit", list[dict]]:
-    """`fit` once per peak lr of `options.lr_values()` (one unless lr=auto), each from the same
-    initial weights (torch reseeded) and batch order; returns the model holding the best dev
-    score's weights (ties and NaN: the smaller lr), its Fit and one row per candidate. `slots`:
-    concat_padded's blocks per feature (model/build.py)."""
-    best: tuple[FusionModel, Fit] | None = None
-    best_score, trials = math.nan, []
-    values = options.lr_values()
-    for lr in values:
-        torch.manual_seed(seed)
-        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options, slots).to(dev)
-        if len(values) > 1:
-            _log(log, f"lr {lr:g} ({len(trials) + 1} of {len(values)} candidates)")
-        fitted = fit(model, data, dataclasses.replace(options, lr=lr), seed, log, progress)
-        score = fitted.dev.get(data.select, math.nan)
-        trials.append({"lr": lr, "dev_metric": score, "best_epoch": fitted.epoch, "threshold": fitted.threshold})
-        if best is None or (not math.isnan(score) and (math.isnan(best_score) or score > best_score)):
-            best, best_score = (model, fitted), score
-    model, fitted = best
-    model.load_state_dict(fitted.state)
-    if len(values) > 1:
-        _log(log, f"lr {fitted.lr:g} chosen: dev {data.select} "
-                  + ", ".join(f"{t['lr']:g}: {t['dev_metric']:.4f}" for t in trials))
-    return model, fitted, trials
+def _log(stream: TextIO | None, text: str) -> None:
+    if stream is not None:
+        print(text, file=stream, flush=True)
 
 
-def train_runs(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str,
-               runs: Sequence[tuple[int, int | None, str | Path]], device: str = "cpu",
-               options: TrainOptions | None = None, log: TextIO | None = sys.stderr) -> list[dict]:
-    """Several runs of one combination and pool, one after another in this process: each
-    `(seed, fold, out)` is `train` with that seed (and `fold=`) writing its own run folder, exactly
-    as alone. A grid cell's seeds (and folds) pay one process start (imports) instead of one each."""
-    options = (options or TrainOptions()).validate()
-    results = []
-    with epoch_progress(options, len(runs), log) as progress:
-        for seed, fold, out in runs:
-            _log(log, f"run {out}: seed {seed}" + ("" if fold is None else f", fold {fold}"))
-            run_options = options if fold is None else dataclasses.replace(options, fold=fold)
-            results.append(train(manifest, specs, pool, seed, out, device, run_options, log, progress))
-    return results
-
-
-def epoch_progress(options: TrainOptions, runs: int, log: TextIO | None) -> contextlib.AbstractContextManager:
-    """One progress line counter for a training job: epochs of all its runs and lr candidates
-    (`core/progress.py`; the progress view reads it from the job's log). None without a log."""
-    if log is None:
-        return contextlib.nullcontext()
-    return Progress("train", runs * len(options.lr_values()) * options.epochs, "epochs", stream=log)
+# ---------------------------------------------------------------------------------------------
+# load: the manifest's targets and splits, the features' tables
 
 
 @dataclass
@@ -265,14 +134,6 @@ class RunData:
     manifest: str = ""
     stores: dict[str, dict] = dataclasses.field(default_factory=dict)  # feature -> store record
     host: bool = False  # tables' values in host memory (gathered and copied per batch)
-
-
-def store_record(spec: FeatureSpec) -> dict:
-    """What `model.pt` and metrics.json record of a training store: path, column and the attrs
-    that identify what produced it (extractor, backend, dim, model)."""
-    record = {"path": str(spec.path), "column": spec.column}
-    record.update(store_attrs(spec.path))
-    return record
 
 
 def load_run_data(manifest: str | Path, specs: Sequence[FeatureSpec], options: TrainOptions,
@@ -305,12 +166,92 @@ def load_run_data(manifest: str | Path, specs: Sequence[FeatureSpec], options: T
                    str(manifest), stores, host)
 
 
+def store_record(spec: FeatureSpec) -> dict:
+    """What `model.pt` and metrics.json record of a training store: path, column and the attrs
+    that identify what produced it (extractor, backend, dim, model)."""
+    record = {"path": str(spec.path), "column": spec.column}
+    record.update(store_attrs(spec.path))
+    return record
+
+
+DEVICE_MARGIN = 0.6  # share of this job's device memory the feature tables may take (rest: model, batches)
+
+
+def device_budget(free: int, total: int, share: int) -> float:
+    """Bytes of device memory the feature tables of one job may take: DEVICE_MARGIN of its part
+    of the device (total / share: DMMS_GPU_SHARE jobs may share it, gpuslots/), and never more
+    than DEVICE_MARGIN of what is free now."""
+    return DEVICE_MARGIN * min(free, total / max(1, share))
+
+
+def features_on_host(choice: str, dev: torch.device, nbytes: int, share: int | None = None) -> bool:
+    """Whether the feature tables (`nbytes` in all) stay in host memory: `host`; `auto` when they
+    would exceed this job's budget (`device_budget`; `share` defaults to $DMMS_GPU_SHARE, 1 when
+    unset). On the CPU host == device."""
+    if choice not in FEATURE_DEVICES:
+        raise ValueError(f"feature_device={choice!r}: use one of {', '.join(FEATURE_DEVICES)}")
+    if choice == "host":
+        return True
+    if choice == "device" or dev.type != "cuda":
+        return False
+    if share is None:
+        share = int(os.environ.get("DMMS_GPU_SHARE") or 1)
+    free, total = torch.cuda.mem_get_info(dev)
+    return nbytes > device_budget(free, total, share)
+
+
+def check_dev(data: "RunData", options: TrainOptions, manifest: str | Path) -> None:
+    """`lr=auto` and `threshold=dev` choose on the dev split: refuse a run without one."""
+    choices = [f"{k}={v}" for k, v in (("lr", options.lr), ("threshold", options.threshold))
+               if v in (LR_AUTO, THRESHOLD_DEV)]
+    if choices and not len(data.splits["dev"]):
+        raise ValueError(f"{' and '.join(choices)}: chosen on the dev split, but {manifest} gives this run no "
+                         "dev samples; give the manifest a dev split (folds: dev_fraction > 0) or fix the "
+                         "values (e.g. --set lr=0.001 --set threshold=0.5)")
+
+
 def describe(data: RunData) -> str:
     splits = data.splits
     return (f"{len(data.ids)} samples (train {len(splits['train'])}, dev {len(splits['dev'])}, "
             f"test {len(splits['test'])}), {len(data.classes)} classes, task {data.task}, features "
             + ", ".join(f"{t.info.name} ({t.info.kind}, {t.info.input_dim})" for t in data.tables)
             + (", features in host memory" if data.host else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# build: one model per lr candidate, each fitted; the best dev score kept
+
+
+def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev: torch.device,
+              log: TextIO | None = None, slots: Sequence[int] | None = None, progress: Progress | None = None
+              ) -> tuple[FusionModel, "Fit", list[dict]]:
+    """`fit` once per peak lr of `options.lr_values()` (one unless lr=auto), each from the same
+    initial weights (torch reseeded) and batch order; returns the model holding the best dev
+    score's weights (ties and NaN: the smaller lr), its Fit and one row per candidate. `slots`:
+    concat_padded's blocks per feature (model/networks.py)."""
+    best: tuple[FusionModel, Fit] | None = None
+    best_score, trials = math.nan, []
+    values = options.lr_values()
+    for lr in values:
+        torch.manual_seed(seed)
+        model = build_model(pool, [t.info for t in data.tables], len(data.classes), options, slots).to(dev)
+        if len(values) > 1:
+            _log(log, f"lr {lr:g} ({len(trials) + 1} of {len(values)} candidates)")
+        fitted = fit(model, data, dataclasses.replace(options, lr=lr), seed, log, progress)
+        score = fitted.dev.get(data.select, math.nan)
+        trials.append({"lr": lr, "dev_metric": score, "best_epoch": fitted.epoch, "threshold": fitted.threshold})
+        if best is None or (not math.isnan(score) and (math.isnan(best_score) or score > best_score)):
+            best, best_score = (model, fitted), score
+    model, fitted = best
+    model.load_state_dict(fitted.state)
+    if len(values) > 1:
+        _log(log, f"lr {fitted.lr:g} chosen: dev {data.select} "
+                  + ", ".join(f"{t['lr']:g}: {t['dev_metric']:.4f}" for t in trials))
+    return model, fitted, trials
+
+
+# ---------------------------------------------------------------------------------------------
+# fit: epochs on the train split, the best dev epoch kept
 
 
 @dataclass
@@ -323,31 +264,6 @@ class Fit:
     history: list[dict]  # epoch, loss, lr, seconds, dev_<metric>, dev_threshold
     lr: float  # the peak lr trained
     threshold: float  # the decision threshold at `epoch` (options.threshold, or chosen on dev)
-
-
-@dataclass
-class Evaluation:
-    """A split scored by the model: probabilities, importance and metrics."""
-
-    positions: np.ndarray  # (n,) manifest rows
-    probs: np.ndarray  # (n, C)
-    importance: np.ndarray | None  # (n, M); None when the model gives none
-    metrics: dict[str, float]
-    threshold: float  # the decision threshold `metrics` were computed at
-
-
-def evaluate_split(model: FusionModel, data: RunData, positions: np.ndarray,
-                   options: TrainOptions, threshold: float | str) -> Evaluation:
-    """Score the samples `positions` (manifest rows) and compute the task's metrics at `threshold`,
-    or (`dev`: dev samples only) at the threshold that scores best on them."""
-    probs, importance = infer(model, data.tables, positions, options.eval_batch_size,
-                              _autocast(model, options.amp))
-    fine = None if data.fine is None else data.fine[positions]
-    targets = data.targets[positions]
-    threshold = (best_threshold(data.task, targets, probs, data.select) if threshold == THRESHOLD_DEV
-                 else float(threshold))
-    metrics = evaluate(data.task, targets, probs, threshold, fine)
-    return Evaluation(positions, probs, importance, metrics, threshold)
 
 
 def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
@@ -411,6 +327,103 @@ def fit(model: FusionModel, data: RunData, options: TrainOptions, seed: int,
     return Fit(best_state, best_epoch, best_dev, history, float(options.lr), best_threshold_)
 
 
+class AdamW:
+    """AdamW (decoupled weight decay): the fused kernel `torch.optim.AdamW(fused=True)` runs, one
+    pass over all parameters (CPU and CUDA; tests compare the two step by step).
+
+    Own class because constructing any `torch.optim` optimizer imports torch's compiler stack
+    (`torch._dynamo`, ~1.5 s per training job on the CPU). `lr` is set per step by the caller."""
+
+    def __init__(self, params, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.step_count = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        live = [k for k, p in enumerate(self.params) if p.grad is not None]
+        self.steps += 1
+        if not live:
+            return
+        counts = [self.step_count[k] for k in live]
+        torch._foreach_add_(counts, 1)
+        torch._fused_adamw_([self.params[k] for k in live], [self.params[k].grad for k in live],
+                            [self.exp_avg[k] for k in live], [self.exp_avg_sq[k] for k in live], [], counts,
+                            lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                            weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """lr factor for step s (0-based, applied before step s+1): linear 0 -> 1 over the warm-up,
+    then cosine 1 -> 0 over the remaining steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        rest = max(total_steps - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps + 1, rest) / rest))
+
+    return factor
+
+
+def class_weight_vector(train_targets: np.ndarray, how: str) -> Tensor | None:
+    """inv_sqrt: per-class loss weight 1/sqrt(frequency of the class in train), scaled to mean 1
+    (classes without a train positive count as one positive)."""
+    if how == "none":
+        return None
+    counts = np.maximum(train_targets.sum(0), 1.0)  # (C,)
+    weights = 1.0 / np.sqrt(counts / max(len(train_targets), 1))
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def _autocast(model: nn.Module, amp: bool) -> Callable[[], contextlib.AbstractContextManager]:
+    cuda = next(model.parameters()).device.type == "cuda"
+    if amp and cuda:
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate: a split scored at a threshold
+
+
+@dataclass
+class Evaluation:
+    """A split scored by the model: probabilities, importance and metrics."""
+
+    positions: np.ndarray  # (n,) manifest rows
+    probs: np.ndarray  # (n, C)
+    importance: np.ndarray | None  # (n, M); None when the model gives none
+    metrics: dict[str, float]
+    threshold: float  # the decision threshold `metrics` were computed at
+
+
+def evaluate_split(model: FusionModel, data: RunData, positions: np.ndarray,
+                   options: TrainOptions, threshold: float | str) -> Evaluation:
+    """Score the samples `positions` (manifest rows) and compute the task's metrics at `threshold`,
+    or (`dev`: dev samples only) at the threshold that scores best on them."""
+    probs, importance = infer(model, data.tables, positions, options.eval_batch_size,
+                              _autocast(model, options.amp))
+    fine = None if data.fine is None else data.fine[positions]
+    targets = data.targets[positions]
+    threshold = (best_threshold(data.task, targets, probs, data.select) if threshold == THRESHOLD_DEV
+                 else float(threshold))
+    metrics = evaluate(data.task, targets, probs, threshold, fine)
+    return Evaluation(positions, probs, importance, metrics, threshold)
+
+
+# ---------------------------------------------------------------------------------------------
+# write: the run folder
+
+
 def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, seed: int,
               options: TrainOptions, fitted: Fit, test: Evaluation, trials: list[dict] | None = None,
               slots: Sequence[int] | None = None) -> dict:
@@ -442,7 +455,7 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
     metrics = dict(test.metrics)
     metrics.update({
         "metric_names": list(test.metrics), "task": data.task,
-        "method": method(pool), "pool": pool, "seed": seed, "features": names, **padding,
+        "method": pool_method(pool), "pool": pool, "seed": seed, "features": names, **padding,
         "feature_stores": {name: s["path"] + (f":{s['column']}" if s["column"] else "")
                            for name, s in data.stores.items()},
         "stores": data.stores,
@@ -459,3 +472,12 @@ def write_run(out: str | Path, data: RunData, model: FusionModel, pool: str, see
     })
     runfiles.write_metrics(out, metrics)
     return metrics
+
+
+def element_counts(tables: Sequence[FeatureTable]) -> Tensor:
+    """(N,) number of set elements per sample on the CPU (an index feature gives at most one)."""
+    total = torch.zeros_like(tables[0].counts)
+    for table in tables:
+        counts = table.counts
+        total += counts.clamp(max=1) if table.info.kind == "index" else counts
+    return total

@@ -19,8 +19,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 from extract.catalog import entry
-from model.options import TrainOptions
-from model.pools import BASELINES, PER_MODALITY, RENAMED
+from model.options import BASELINES, PER_MODALITY, RENAMED, TrainOptions
 from pipeline.paths import (CELL_DIR, COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS,
                             ROBUSTNESS, RUN_DIR, STORE, STORES, TABLE, WEIGHTS_READY, parse_run, run_name)
 
@@ -36,7 +35,7 @@ def set_args(options: dict[str, Any], flag: str = "--set") -> str:
 
 def check_renamed(config: dict[str, Any]) -> None:
     """Refuse a renamed pool (`concat`) in a config's `pools` or `baseline` lists before the
-    schema does, naming what it is now (model/pools.py RENAMED)."""
+    schema does, naming what it is now (model/options.py RENAMED)."""
     for dataset, section in (config.get("datasets") or {}).items():
         experiments = (section or {}).get("experiments") or {}
         lists = [("pools", experiments.get("pools"))] + [

@@ -7,7 +7,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 import gpuslots
-from model.pools import wildcard as pool_wildcard
+from model.options import pool_wildcard
 from pipeline.paths import (
     CELL_DIR,
     COMPARISONS,
@@ -77,6 +77,6 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]) or "NONE",
     feature=r"[A-Za-z0-9_]+",
     combination=r"[A-Za-z0-9_]+",
-    pool=pool_wildcard(),  # model/pools.py: the one list of pools
+    pool=pool_wildcard(),  # model/options.py: the one list of pools
     shard=r"\d+-of-\d+",
     weights=r"[A-Za-z0-9_.-]+",

@@ -10,14 +10,14 @@ rule table:
     output:
         csv=report(
             f"{TABLE}.csv",
-            caption="../report/table.rst",
+            caption="captions/table.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "table": "results", "format": "csv"},
         ),
         md=f"{TABLE}.md",
         html=report(
             f"{TABLE}.html",
-            caption="../report/table.rst",
+            caption="captions/table.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "table": "results", "format": "table"},
         ),
@@ -30,7 +30,7 @@ rule table:
         labels=PLAN.label_args,
         command=PLAN.table_command,
     shell:
-        "python -m model {params.command} --runs {params.runs} --out {output.csv} {params.labels} "
+        "python -m report {params.command} --runs {params.runs} --out {output.csv} {params.labels} "
         "> {log} 2>&1"
 
 
@@ -44,7 +44,7 @@ rule stores:
         md=f"{STORES}.md",
         html=report(
             f"{STORES}.html",
-            caption="../report/stores.rst",
+            caption="captions/stores.rst",
             category="Tables",
             labels={
                 "dataset": "{dataset}",
@@ -59,7 +59,7 @@ rule stores:
     params:
         stores=PLAN.store_args,
     shell:
-        "python -m model stores {params.stores} --out {output.csv} > {log} 2>&1"
+        "python -m report stores {params.stores} --out {output.csv} > {log} 2>&1"
 
 
 rule importance_figure:
@@ -71,7 +71,7 @@ rule importance_figure:
     output:
         report(
             IMPORTANCE_FIGURE,
-            caption="../report/importance.rst",
+            caption="captions/importance.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "combination": "{combination}"},
         ),
@@ -83,7 +83,7 @@ rule importance_figure:
         runs=PLAN.run_folders,
         labels=PLAN.label_args,
     shell:
-        "python -m model figure --runs {params.runs} --out {output} --removal {input.removal} "
+        "python -m report figure --runs {params.runs} --out {output} --removal {input.removal} "
         "{params.labels} > {log} 2>&1"
 
 
@@ -96,13 +96,13 @@ rule importance_matrices:
     output:
         overview=report(
             f"{MATRICES}/overview.png",
-            caption="../report/matrices.rst",
+            caption="captions/matrices.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "figure": "overview"},
         ),
         samples=report(
             f"{MATRICES}/samples.png",
-            caption="../report/matrices.rst",
+            caption="captions/matrices.rst",
             category="Feature importance",
             labels={"dataset": "{dataset}", "figure": "samples"},
         ),
@@ -121,7 +121,7 @@ rule importance_matrices:
         ),
         out=MATRICES,
     shell:
-        "python -m model matrices --runs {params.runs} --out-dir {params.out} "
+        "python -m report matrices --runs {params.runs} --out-dir {params.out} "
         "--samples {params.samples} {params.labels} > {log} 2>&1"
 
 
@@ -147,7 +147,7 @@ rule robustness_scores:
         runs=PLAN.run_folders,
         out=f"{ROBUSTNESS}.csv",
     shell:
-        "python -m model robustness-scores --runs {params.runs} --out {params.out} > {log} 2>&1"
+        "python -m report robustness-scores --runs {params.runs} --out {params.out} > {log} 2>&1"
 
 
 rule robustness:
@@ -160,26 +160,26 @@ rule robustness:
     output:
         csv=report(
             f"{ROBUSTNESS}.csv",
-            caption="../report/robustness.rst",
+            caption="captions/robustness.rst",
             category="Robustness",
             labels={"dataset": "{dataset}", "table": "robustness", "format": "csv"},
         ),
         md=f"{ROBUSTNESS}.md",
         html=report(
             f"{ROBUSTNESS}.html",
-            caption="../report/robustness.rst",
+            caption="captions/robustness.rst",
             category="Robustness",
             labels={"dataset": "{dataset}", "table": "robustness", "format": "table"},
         ),
         views=report(
             f"{ROBUSTNESS}_views.csv",
-            caption="../report/views.rst",
+            caption="captions/views.rst",
             category="Robustness",
             labels={"dataset": "{dataset}", "table": "two views", "format": "csv"},
         ),
         png=report(
             f"{ROBUSTNESS}.png",
-            caption="../report/robustness.rst",
+            caption="captions/robustness.rst",
             category="Robustness",
             labels={
                 "dataset": "{dataset}",
@@ -194,7 +194,7 @@ rule robustness:
     params:
         labels=PLAN.label_args,
     shell:
-        "python -m model robustness --scored --out {output.csv} {params.labels} > {log} 2>&1"
+        "python -m report robustness --scored --out {output.csv} {params.labels} > {log} 2>&1"
 
 
 rule gallery:
@@ -207,7 +207,7 @@ rule gallery:
         index=f"{GALLERY}/index.html",
         standalone=report(
             f"{GALLERY}/standalone.html",
-            caption="../report/gallery.rst",
+            caption="captions/gallery.rst",
             category="Gallery",
             labels={"dataset": "{dataset}", "page": "gallery"},
         ),
@@ -226,7 +226,7 @@ rule gallery:
         ),
         out=GALLERY,
     shell:
-        "python -m model gallery --manifest {input.manifest} --runs {params.runs} {params.stores} "
+        "python -m report gallery --manifest {input.manifest} --runs {params.runs} {params.stores} "
         "--removal {input.removal} --samples {params.samples} --out-dir {params.out} {params.labels} "
         "> {log} 2>&1"
 
@@ -240,14 +240,14 @@ rule comparisons:
     output:
         csv=report(
             f"{COMPARISONS}.csv",
-            caption="../report/comparisons.rst",
+            caption="captions/comparisons.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "table": "comparisons", "format": "csv"},
         ),
         md=f"{COMPARISONS}.md",
         html=report(
             f"{COMPARISONS}.html",
-            caption="../report/comparisons.rst",
+            caption="captions/comparisons.rst",
             category="Tables",
             labels={"dataset": "{dataset}", "table": "comparisons", "format": "table"},
         ),
@@ -259,5 +259,5 @@ rule comparisons:
         runs=PLAN.run_folders,
         labels=PLAN.label_args,
     shell:
-        "python -m model comparisons --runs {params.runs} --out {output.csv} {params.labels} "
+        "python -m report comparisons --runs {params.runs} --out {output.csv} {params.labels} "
         "> {log} 2>&1"

@@ -1,5 +1,5 @@
 # Training: one job per grid cell (combination, pool): it trains the cell's seeds (and folds) one
-# after another in one process and writes a run folder for each (model/pools.py names the pools).
+# after another in one process and writes a run folder for each (model/options.py names the pools).
 
 
 rule train:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from extract.coco import COCO_IDS, NUM_CLASSES
 from extract.store import RaggedStore, base_attrs, write_store
-from model.data import Batch, FeatureTable, materialise, plan
+from model.inputs import Batch, FeatureTable, materialise, plan_batch
 
 
 class StoreBuilder:
@@ -122,7 +122,7 @@ def pack(tables: Sequence[FeatureTable], index: Tensor | np.ndarray,
     host_index = index.cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
     device = torch.device(device)
     host = any(t.values.device != device for t in tables)
-    _, batch = materialise(tables, plan(tables, host_index.astype(np.int64)), device, host)
+    _, batch = materialise(tables, plan_batch(tables, host_index.astype(np.int64)), device, host)
     return batch
 
 

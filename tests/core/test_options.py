@@ -1,5 +1,5 @@
 """core/options.py: the one KEY=VALUE parser of `python -m extract` and `python -m model train`,
-and model/spec.py: the one NAME=STORE.h5[:COLUMN] parser."""
+and model/options.py FeatureSpec: the one NAME=STORE.h5[:COLUMN] parser."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import pytest
 
 from core.options import parse_options
 from extract.registry import get
-from model.options import TrainOptions
-from model.options import parse_options as train_options
-from model.spec import FeatureSpec
+from model.options import FeatureSpec, TrainOptions, parse_options as train_options
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""model/pools.py (the one list of pools), model/build.py (builder, loading, inference) and
+"""model/options.py (the one list of pools), model/networks.py (builder, inference), model/predict.py (loading) and
 model.pt through model/runfiles.py."""
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import pytest
 import torch
 import yaml
 
+from core.cli import parser
 from model import runfiles
-from model.__main__ import _parser
-from model.build import build_model, infer, load_trained
-from model.data import FeatureInfo
-from model.options import TrainOptions
-from model.pools import ALL_POOLS, BASELINES, GRID_POOLS, wildcard
-from tests.builders import make_toy
+from model.__main__ import COMMANDS
+from model.inputs import FeatureInfo
+from model.networks import build_model, infer
+from model.options import ALL_POOLS, BASELINES, GRID_POOLS, TrainOptions, pool_wildcard
+from model.predict import load_trained
 from model.train import deterministic, train
+from tests.builders import make_toy
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = TrainOptions(dim=8, hidden="8", epochs=2, batch_size=32, warmup_epochs=1)
@@ -39,15 +40,15 @@ def test_rules_cli_and_builder_take_every_pool_and_only_those() -> None:
     line = next(l for l in (ROOT / "rules" / "common.smk").read_text().splitlines()
                 if l.strip().startswith("pool="))
     assert line.strip().startswith("pool=pool_wildcard()")
-    assert "from model.pools import wildcard as pool_wildcard" in (ROOT / "rules" / "common.smk").read_text()
-    assert all(re.fullmatch(wildcard(), p) for p in ALL_POOLS)
-    assert not re.fullmatch(wildcard(), "median")
+    assert "from model.options import pool_wildcard" in (ROOT / "rules" / "common.smk").read_text()
+    assert all(re.fullmatch(pool_wildcard(), p) for p in ALL_POOLS)
+    assert not re.fullmatch(pool_wildcard(), "median")
     for pool in ALL_POOLS:
-        args = _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", pool,
+        args = parser("python -m model", "", COMMANDS).parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", pool,
                                      "--seed", "0", "--out", "o"])
         assert args.pool == pool
     with pytest.raises(SystemExit):
-        _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "median",
+        parser("python -m model", "", COMMANDS).parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "median",
                               "--seed", "0", "--out", "o"])
     features = [FeatureInfo("a", "dense", 4)]
     for pool in ALL_POOLS:
@@ -59,10 +60,10 @@ def test_rules_cli_and_builder_take_every_pool_and_only_those() -> None:
 def test_the_old_concat_pool_is_refused_with_its_new_names(capsys) -> None:
     """`concat` was the mean-per-modality baseline; it is refused, naming concat_mean and concat_padded,
     on the command line, in the builder and when a table reads an old run."""
-    from model.report import run_key
+    from report.runs import run_key
 
     with pytest.raises(SystemExit):
-        _parser().parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "concat",
+        parser("python -m model", "", COMMANDS).parse_args(["train", "--manifest", "m", "--feature", "a=b.h5", "--pool", "concat",
                               "--seed", "0", "--out", "o"])
     assert "concat_mean" in capsys.readouterr().err
     for call in (lambda: build_model("concat", [FeatureInfo("a", "dense", 4)], 2, FAST),
@@ -72,7 +73,7 @@ def test_the_old_concat_pool_is_refused_with_its_new_names(capsys) -> None:
 
 
 def test_pools_import_without_torch() -> None:
-    code = "import sys, model.pools; print('torch' in sys.modules)"
+    code = "import sys, model.options; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -81,7 +82,7 @@ def test_pools_import_without_torch() -> None:
 def run(tmp_path_factory) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("build")
     manifest, stores = make_toy(root, n=120)
-    from model.spec import FeatureSpec
+    from model.options import FeatureSpec
 
     specs = [FeatureSpec(name, path, None) for name, path in stores.items()]
     train(manifest, specs, "max", 1, root / "run", options=FAST, log=None)
@@ -110,7 +111,7 @@ def test_a_checkpoint_without_stores_is_refused(run, tmp_path) -> None:
 
 def test_infer_scores_every_sample_by_default(run) -> None:
     from model.predict import load_for_run
-    from model.spec import FeatureSpec
+    from model.options import FeatureSpec
 
     run_dir, manifest, stores = run
     trained = load_trained(run_dir)

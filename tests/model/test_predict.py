@@ -13,9 +13,8 @@ import torch
 from extract.store import read_store, write_store
 from model import runfiles
 from model.__main__ import main
-from model.options import parse_options
+from model.options import FeatureSpec, parse_options
 from model.runfiles import read_metrics
-from model.spec import FeatureSpec
 from model.train import train
 from tests.builders import StoreBuilder, make_toy
 
@@ -202,7 +201,7 @@ def test_predictions_of_107_classes_raise_no_pandas_warning(tmp_path) -> None:
     import warnings
     from types import SimpleNamespace
 
-    from model.predict import write_predictions
+    from model.predict import write_pred_files
 
     classes = [f"class{k:03d}" for k in range(107)]
     run = SimpleNamespace(classes=classes, names=["image", "text"], pool="max", task="multilabel",
@@ -211,7 +210,7 @@ def test_predictions_of_107_classes_raise_no_pandas_warning(tmp_path) -> None:
     ids = [f"s{k}" for k in range(5)]
     with warnings.catch_warnings():
         warnings.simplefilter("error", pd.errors.PerformanceWarning)
-        csv, _ = write_predictions(tmp_path / "pred", run, ids, probs, np.full((5, 2), 0.5), np.ones((5, 2)))
+        csv, _ = write_pred_files(tmp_path / "pred", run, ids, probs, np.full((5, 2), 0.5), np.ones((5, 2)))
     frame = pd.read_csv(csv, dtype={"id": str}, keep_default_na=False)
     assert list(frame.columns) == ["id", "predicted", "failed", *(f"p_{c}" for c in classes)]
     assert np.allclose(frame[[f"p_{c}" for c in classes]].to_numpy(), probs, atol=1e-6)

@@ -15,10 +15,8 @@ import pytest
 import torch
 
 from model.__main__ import main
-from model.data import load_features
-from model.manifest import class_names, select_splits, target_matrix
-from model.options import TrainOptions, parse_options
-from model.spec import FeatureSpec
+from model.inputs import class_names, load_features, select_splits, target_matrix
+from model.options import FeatureSpec, TrainOptions, parse_options
 from model.train import train, warmup_cosine
 from tests.builders import make_toy
 
@@ -261,7 +259,7 @@ def test_run_records_training_stores(toy, tmp_path) -> None:
 
 def test_steps_reused_outside_train(toy) -> None:
     """load_run_data -> build_model -> fit -> evaluate_split without writing a run folder."""
-    from model.build import build_model
+    from model.networks import build_model
     from model.train import evaluate_split, fit, load_run_data
 
     manifest, specs = toy
@@ -278,20 +276,27 @@ def test_steps_reused_outside_train(toy) -> None:
     assert set(test.metrics) == {"f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"}
 
 
-def test_training_job_imports_neither_sklearn_nor_torch_compiler(toy, tmp_path) -> None:
-    """Per-job overhead: sklearn.metrics (~1.2 s) and torch._dynamo (~1.5 s, pulled in by any
-    torch.optim optimizer) stay out of a training job."""
+def test_training_job_imports_six_model_modules_and_neither_sklearn_nor_torch_compiler(toy, tmp_path) -> None:
+    """A training job reads six modules of model/ (docs/DESIGN.md, "Training"), past its command
+    line: what it is given, what it reads, the networks, the loop, the metrics, the run folder; no
+    reporting. Per-job overhead: sklearn.metrics (~1.2 s) and torch._dynamo (~1.5 s, pulled in by
+    any torch.optim optimizer) stay out of it."""
     manifest, specs = toy
     code = ("import sys; from pathlib import Path; from model.__main__ import main; "
             f"code = main(['train', '--manifest', {str(manifest)!r}, '--pool', 'attention', '--seed', '0', "
             f"'--out', {str(tmp_path / 'run')!r}, '--set', 'epochs=2'] + "
             f"{[arg for s in specs for arg in ('--feature', f'{s.name}={s.path}')]!r}); "
-            "print(code, 'sklearn' in sys.modules, 'torch._dynamo' in sys.modules, 'matplotlib' in sys.modules)")
+            "print(code, 'sklearn' in sys.modules, 'torch._dynamo' in sys.modules, 'matplotlib' in sys.modules); "
+            "print(*sorted(m for m in sys.modules if m.split('.')[0] in ('model', 'report') "
+            "and m not in ('model', 'model.__main__')))")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "False", "False", "False"], (done.stdout, done.stderr[-2000:])
+    flags, modules = done.stdout.splitlines()
+    assert flags.split() == ["0", "False", "False", "False"], (done.stdout, done.stderr[-2000:])
+    assert modules.split() == ["model.inputs", "model.metrics", "model.networks", "model.options", "model.runfiles",
+                               "model.train"]
 
 
 def test_feature_device_auto_decides_from_free_device_memory(monkeypatch) -> None:
@@ -325,9 +330,8 @@ def test_feature_device_auto_budgets_by_the_jobs_share(monkeypatch) -> None:
 
 
 def test_collapse_mean_feeds_each_samples_mean_row(toy, tmp_path) -> None:
-    from model.data import collapse_rows
-    from model.predict import load_for_run
-    from model.build import load_trained
+    from model.inputs import collapse_rows
+    from model.predict import load_for_run, load_trained
 
     values = np.arange(12, dtype=np.float16).reshape(6, 2)
     means, offsets = collapse_rows(values, np.array([0, 2, 2, 6]))

@@ -44,7 +44,7 @@ NOT_RUN = {
     "test runs this form (tests/workflow/snakemake_run.py)",
 }
 COMMENTED = ("Snakefile", "profiles/default/config.yaml", "profiles/slurm/config.yaml")
-PROJECT = ("Snakefile", "rules", "config", "profiles", "report", "envs")
+PROJECT = ("Snakefile", "rules", "config", "profiles", "envs")
 INLINE = re.compile(r"`(snakemake [^`]*)`")
 
 

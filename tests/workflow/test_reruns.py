@@ -37,7 +37,7 @@ def test_a_label_change_reruns_only_what_shows_labels(work, tmp_path) -> None:
     counts, out = plan_after(work, tmp_path, lambda demo: demo["experiments"]["labels"].update(faces="Faces(i)"))
     assert set(counts) == {"table", "comparisons", "robustness", "importance_figure", "importance_matrices",
                            "gallery", "all", "total"}, counts
-    assert "python -m model robustness --scored" in out  # labelling only, from the scores on disk
+    assert "python -m report robustness --scored" in out  # labelling only, from the scores on disk
 
 
 def test_an_extractor_option_reextracts_without_fetching_weights(work, tmp_path) -> None:

@@ -1,11 +1,11 @@
-"""Where a dataset's features came from: `python -m model stores --store NAME=STORE.h5 ... --out X.csv`.
+"""Where a dataset's features came from: `python -m report stores --store NAME=STORE.h5 ... --out X.csv`.
 
 One row per feature store, read from its attrs and its ids alone (no feature rows): the feature,
 extractor and backend, the exact model that ran (`model`), every weight file with its sha256
 (`weights`), what differs from the paper's model (`substitute`, empty when nothing), the width,
 the samples stored and those that failed, the device it ran on (its time is in the store's
 attrs, not here: the table is the same wherever the stores were made). Written as X.csv, X.md and
-X.html (`model.runfiles.write_csv_md`); `snakemake --report` shows the HTML beside the tables.
+X.html (`report.tables.write_csv_md`); `snakemake --report` shows the HTML beside the tables.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Sequence
 import pandas as pd
 
 from extract.store import read_store
-from model.runfiles import write_csv_md
-from model.spec import FeatureSpec
+from model.options import FeatureSpec
+from report.tables import markdown_table, write_csv_md
 
 COLUMNS = ["feature", "extractor", "backend", "model", "weights", "substitute", "dim", "samples", "failed",
            "device", "store"]
@@ -41,15 +41,12 @@ def store_row(name: str, path: str | Path) -> dict:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
+    header = ["Feature", "Extractor", "Model", "Weights (sha256)", "Substitute", "dim", "samples", "failed"]
+    rows = ([r["feature"], f"{r['extractor']} / {r['backend']}", r["model"], r["weights"], r["substitute"] or "—",
+             r["dim"], r["samples"], r["failed"]] for _, r in frame.iterrows())
     lines = ["# Feature stores", "",
              "The model and weights behind every feature, and what differs from the paper's model "
-             "(`substitute`; empty: nothing).", "",
-             "| Feature | Extractor | Model | Weights (sha256) | Substitute | dim | samples | failed |",
-             "|---|---|---|---|---|---|---|---|"]
-    for _, r in frame.iterrows():
-        cells = [r["feature"], f"{r['extractor']} / {r['backend']}", r["model"], r["weights"],
-                 r["substitute"] or "—", r["dim"], r["samples"], r["failed"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+             "(`substitute`; empty: nothing).", ""] + markdown_table(header, rows)
     return "\n".join(lines) + "\n"
 
 

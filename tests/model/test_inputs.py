@@ -1,5 +1,5 @@
-"""model/data.py: feature specs, rows aligned by id, seeded sub-sampling at load time (packing into
-batches is tested with the models in test_sets.py, loading stores with training in test_train.py)."""
+"""model/inputs.py: feature specs, rows aligned by id, seeded sub-sampling at load time (packing into
+batches is tested with the models in test_networks.py, loading stores with training in test_train.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.data import FeatureSpec, align_rows, cap_rows
+from model.inputs import FeatureSpec, align_rows, cap_rows
 
 
 def test_feature_spec_parse() -> None:

@@ -27,7 +27,6 @@ that records no `substitute` (not written by `python -m extract`) reads NO_RECOR
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -35,13 +34,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-
 from data.paper import load_table, split_features
 from extract.store import read_attrs
 from model.metrics import binary_metrics
-from model.report import KEYS, class_note, read_runs, run_key, summarise
-from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
-from model.spec import FeatureSpec
+from model.options import FeatureSpec
+from model.runfiles import read_predictions, run_threshold
+from report.results import class_note, summarise
+from report.runs import KEYS, Row, Run, group_rows, read_runs, run_frame
+from report.tables import cell, markdown_table, write_csv_md
 
 # paper column -> our metrics.json key (model/metrics.py; fine classes via `fine_key`)
 METRICS: dict[str, dict[str, str]] = {
@@ -64,29 +64,25 @@ OOF_HEADERS = {"oof_accuracy": "OOF Accuracy", "oof_auc": "OOF AUC"}
 NO_RECORD = "unknown (the store records no substitution)"  # a store not written by `python -m extract`
 
 
-def _nan(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def paper_key(features: Sequence[str], pool: str) -> tuple[frozenset, str]:
     """Matching key: the feature label set, and the pool (None for single-feature rows)."""
     labels = frozenset(features)
     return labels, (None if len(labels) == 1 else str(pool))
 
 
-def our_rows(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, str] | None = None) -> pd.DataFrame:
-    """Our run groups (summarise) with the paper's metric columns in the paper's unit."""
-    runs, metric_cols = read_runs(run_dirs, labels)
+def our_rows(runs: Sequence[Run], paper: str, labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Our rows (summarise) with the paper's metric columns in the paper's unit."""
+    frame, metric_cols = run_frame(runs)
     for key in METRICS[paper].values():  # metrics our runs do not report stay NaN
-        if key not in runs.columns:
-            runs[key] = np.nan
+        if key not in frame.columns:
+            frame[key] = np.nan
     keys = list(METRICS[paper].values())
-    table = summarise(runs, keys + [m for m in metric_cols if m not in keys])
+    table = summarise(frame, keys + [m for m in metric_cols if m not in keys])
     out = table[["Method", "Modalities", "Features", "Pool", "seeds", "runs"]].copy()
     for column, key in METRICS[paper].items():
         out[column] = table[key] * SCALE[paper]
         out[f"{column}_std"] = table[f"{key}_std"] * SCALE[paper]
-    extras = run_extras(run_dirs, labels or {})
+    extras = run_extras(group_rows(runs), labels or {})
     for column in OOF:
         if column not in extras.columns:
             extras[column] = extras[f"{column}_std"] = np.nan
@@ -122,55 +118,48 @@ def run_substitutes(metrics: dict, labels: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def pooled_oof(runs: Sequence[str | Path]) -> dict[str, float]:
+def pooled_oof(runs: Sequence[Run]) -> dict[str, float]:
     """Accuracy and AUC over the concatenated test predictions of one seed's folds (binary task),
     each fold's predictions at its run's threshold."""
     ids, probs, targets, cuts = [], [], [], []
     for run in runs:
-        run_ids, run_probs, run_targets, _, task = read_predictions(run)
+        run_ids, run_probs, run_targets, _, task = read_predictions(run.dir)
         if task != "binary":
-            raise ValueError(f"{run}: pooled out-of-fold figures need binary runs, found task {task!r}")
+            raise ValueError(f"{run.dir}: pooled out-of-fold figures need binary runs, found task {task!r}")
         ids += run_ids
         probs.append(run_probs.reshape(-1))
         targets.append(run_targets.reshape(-1))
-        cuts.append(np.full(len(run_ids), run_threshold(read_metrics(run))))  # each fold at its own
+        cuts.append(np.full(len(run_ids), run_threshold(run.metrics)))  # each fold at its own
     repeated = pd.Index(ids).duplicated()
     if repeated.any():
-        raise ValueError(f"runs {', '.join(map(str, runs))} test sample {ids[int(np.argmax(repeated))]!r} "
+        raise ValueError(f"runs {', '.join(run.dir for run in runs)} test sample {ids[int(np.argmax(repeated))]!r} "
                          "twice: give each fold of a seed once (one run folder per fold)")
     scores = binary_metrics(np.concatenate(targets), np.concatenate(probs), np.concatenate(cuts))
     return {"oof_accuracy": scores["accuracy"], "oof_auc": scores["auc"], "oof_samples": len(ids)}
 
 
-def run_extras(run_dirs: Sequence[str | Path], labels: dict[str, str]) -> pd.DataFrame:
-    """Per (KEYS) group: `substitutes` of its features and, for cross-validated runs, pooled
-    out-of-fold figures (fractions) as mean and `_std` over seeds, and `oof_samples`."""
-    runs = []
-    for run in run_dirs:
-        metrics = read_metrics(run)
-        runs.append({**run_key(metrics, labels), "seed": metrics.get("seed"), "fold": metrics.get("fold"),
-                     "run": run, "substitutes": run_substitutes(metrics, labels)})
-    frame = pd.DataFrame(runs)
-    rows = []
-    for key, group in frame.groupby(KEYS, sort=False):
+def run_extras(rows: Sequence[Row], labels: dict[str, str]) -> pd.DataFrame:
+    """Per row: `substitutes` of its features and, for cross-validated runs, pooled out-of-fold
+    figures (fractions) as mean and `_std` over seeds, and `oof_samples`."""
+    out = []
+    for row in rows:
         substitutes: dict[str, set[str]] = {}
-        for found in group["substitutes"]:
-            for label, text in found.items():
+        for run in row.runs:
+            for label, text in run_substitutes(run.metrics, labels).items():
                 substitutes.setdefault(label, set()).add(text)
-        row = dict(zip(KEYS, key))
-        row["substitutes"] = "; ".join(f"{label}: {' / '.join(sorted(texts))}"
-                                       for label, texts in substitutes.items())
-        row["_substitutes"] = substitutes
-        folded = group[group["fold"].notna()]
-        if len(folded):
-            per_seed = pd.DataFrame([pooled_oof(list(g["run"]))
-                                     for _, g in folded.groupby("seed", sort=True, dropna=False)])
+        extra: dict[str, object] = row.labels
+        extra["substitutes"] = "; ".join(f"{label}: {' / '.join(sorted(texts))}"
+                                         for label, texts in substitutes.items())
+        extra["_substitutes"] = substitutes
+        folded = Row(row.key, [run for run in row.runs if run.fold is not None]).seeds()
+        if folded:
+            per_seed = pd.DataFrame([pooled_oof(folded[seed]) for seed in sorted(folded, key=lambda s: (s is None, s))])
             for column in OOF:
-                row[column] = per_seed[column].mean()
-                row[f"{column}_std"] = per_seed[column].std(ddof=1)
-            row["oof_samples"] = int(per_seed["oof_samples"].max())
-        rows.append(row)
-    return pd.DataFrame(rows)
+                extra[column] = per_seed[column].mean()
+                extra[f"{column}_std"] = per_seed[column].std(ddof=1)
+            extra["oof_samples"] = int(per_seed["oof_samples"].max())
+        out.append(extra)
+    return pd.DataFrame(out)
 
 
 def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, str] | None = None,
@@ -179,7 +168,8 @@ def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, st
     if paper not in METRICS:
         raise ValueError(f"--paper {paper!r}: choose one of {', '.join(METRICS)}")
     reference = load_table(paper) if paper_folder is None else load_table(paper, paper_folder)
-    ours = our_rows(run_dirs, paper, labels)
+    runs = read_runs(run_dirs, labels)
+    ours = our_rows(runs, paper, labels)
     columns = list(METRICS[paper])
 
     keys = [paper_key(f, p) if f else None for f, p in zip(reference["features"], reference["pool"])]
@@ -238,19 +228,18 @@ def build_table(run_dirs: Sequence[str | Path], paper: str, labels: dict[str, st
     table["substitutes"] = table["substitutes"].fillna("")
     table = table[order].copy()
     table.attrs["substitutes"] = _all_substitutes(ours)  # for the note under the markdown table
-    table.attrs["notes"] = reading_note(run_dirs, labels or {}) + class_note(run_dirs)
+    table.attrs["notes"] = reading_note(runs, labels or {}) + class_note(runs)
     return table
 
 
-def reading_note(run_dirs: Sequence[str | Path], labels: dict[str, str]) -> list[str]:
+def reading_note(runs: Sequence[Run], labels: dict[str, str]) -> list[str]:
     """Where our runs read the paper one way of several: IE(...) features with several indices per
     sample are a mean bag of embeddings, not the [13] CNN (docs/PAPER.md, 'CNN-text(objs) and
     reference [13]')."""
     bags = set()
-    for run_dir in run_dirs:
-        metrics = read_metrics(run_dir)
-        encoders = (metrics.get("config") or {}).get("encoders") or {}
-        for name, kind in (metrics.get("feature_kinds") or {}).items():
+    for run in runs:
+        encoders = (run.metrics.get("config") or {}).get("encoders") or {}
+        for name, kind in (run.metrics.get("feature_kinds") or {}).items():
             if kind == "index" and encoders.get(name, "bag") == "bag":
                 bags.add(labels.get(name, name))
     if not bags:
@@ -270,22 +259,13 @@ def _all_substitutes(ours: pd.DataFrame) -> dict[str, list[str]]:
     return {label: sorted(texts) for label, texts in sorted(merged.items())}
 
 
-def _number(value: float, digits: int, sign: bool = False) -> str:
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
 def _cell(row: pd.Series, column: str, digits: int) -> str:
-    mean = row[column]
-    if _nan(mean):
-        return "-"
-    text = _number(mean, digits)
-    if row["source"] == "dmms":
-        std = row[f"{column}_std"]
-        if not _nan(std):
-            text += f" ± {_number(std, digits)}"
-        diff = row.get(f"diff_{column}")
-        if not _nan(diff):
-            text += f" (Δ {_number(diff, digits, sign=True)})"
+    """A paper row's number as printed; ours `mean ± std (Δ ours - paper)`; `-` without a number."""
+    ours = row["source"] == "dmms"
+    text = cell(row[column], row[f"{column}_std"] if ours else None, digits, empty="-")
+    diff = row.get(f"diff_{column}")
+    if ours and text != "-" and not pd.isna(diff):
+        text += f" (Δ {diff:+.{digits}f})"
     return text
 
 
@@ -315,16 +295,12 @@ def to_markdown(table: pd.DataFrame, paper: str) -> str:
              + f"; Δ = ours − paper for the matching paper row ({n_matched} of {n_ours} of our rows match)."
              + (" OOF: pooled out-of-fold accuracy and AUC (every fold's test predictions of a seed "
                 "scored together), mean ± std over seeds." if oof else ""),
-             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        seeds = "" if pd.isna(row["seeds"]) else str(int(row["seeds"]))
-        cells = [str(row["source"]), str(row["Method"]), str(row["Modalities"]) or "-",
-                 str(row["Features"]) or "-", str(row["Pool"]) or "-"]
-        cells += [_cell(row, c, digits) for c in columns + oof] + [seeds]
-        text = [c.replace("|", "\\|") for c in cells]
-        if row["source"] == "dmms":
-            text[0] = "**dmms**"
-        lines.append("| " + " | ".join(text) + " |")
+             ""]
+    rows = ([("**dmms**" if row["source"] == "dmms" else str(row["source"])), str(row["Method"]),
+             str(row["Modalities"]) or "-", str(row["Features"]) or "-", str(row["Pool"]) or "-",
+             *(_cell(row, c, digits) for c in columns + oof), "" if pd.isna(row["seeds"]) else int(row["seeds"])]
+            for _, row in table.iterrows())
+    lines += markdown_table(header, rows)
     lines += [""] + substitution_note(table.attrs.get("substitutes", {}))
     notes = table.attrs.get("notes", [])
     lines += [""] + notes if notes else []

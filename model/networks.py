@@ -1,24 +1,43 @@
-"""Set pooling, modality encoders, feature importance and the Deep Multi-Modal Sets model.
+"""The networks: set pooling, the feature encoders and the head, and the models a pool name
+builds (`build_model`, model/options.py names the pools); `infer` scores samples with one.
 
 Elements of all sets of a batch are packed together: `x` (E, D) with `segment` (E,) giving the
 set (sample) of each element and `modality` (E,) giving the feature it came from. Nothing here
 loops over sets or samples in Python.
+
+- `SetModel`: Deep Multi-Modal Sets, every element of every modality in one set, one pool.
+- `ModalityModel`: each modality's set pooled on its own, the M pooled (B, D) vectors
+  concatenated into (B, M * D), then the head. With max/min/sum/attention it is `set per
+  modality`; with `mean` it is `concat mean` (per modality the mean of its encoded rows, zeros
+  when absent). Not the paper's baseline: the paper pools nothing before concatenating.
+- `PaddedModel`: `concat padded`, the paper's Sec. 3.1 baseline as written: "a concatenated
+  feature is formed by appending all features into a single vector", each occurrence encoded to D
+  first ("encoding each modality individually before concatenating"), "a placeholder, such as
+  zeros" for a missing modality, and for several occurrences "perhaps you pad with the maximum
+  number of occurrences". Modality m gets `slots[m]` blocks of D, the most occurrences a training
+  sample has (recorded in the run as `slots`); a sample's k-th occurrence (store order) fills
+  block k, blocks past its occurrences are zeros, occurrences past the cap are dropped.
+
+Importance (`with_importance=True`), (B, M): for `SetModel` the share of the D pooled dimensions
+each modality won (max/min), or of the mass (sum, mean, attention); for the two concatenating
+models each modality's share of the L1 mass of the first head layer's pre-activation
+contributions (`block_importance`). An absent modality (a zero block) gets 0; a sample with no
+modality at all gets a row of zeros.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from model.options import ENCODERS
-from model.pools import REDUCTIONS, SET_POOLS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from model.data import Batch, FeatureInfo
-
+from model.inputs import Batch, Batches, FeatureInfo, FeatureTable
+from model.options import (CONCAT_MEAN, CONCAT_PADDED, ENCODERS, PER_MODALITY, REDUCTIONS, SET_POOLS, TrainOptions,
+                           check_pool)
 PRIOR = 0.01  # pi of the last-layer bias initialisation -log((1 - pi) / pi)
 CNN_WIDTHS = (3, 4, 5)  # CNN-text kernel widths (Kim 2014), ascending
 CNN_CHANNELS = 100  # CNN-text feature maps per width (Kim 2014)
@@ -121,6 +140,21 @@ def mass_importance(mass: Tensor, segment: Tensor, modality: Tensor, num_sets: i
     total = total.view(num_sets, num_modalities)  # (S, M)
     norm = total.sum(1, keepdim=True)  # (S, 1)
     return torch.where(norm > 0, total / norm.clamp(min=1e-30), torch.zeros_like(total))
+
+
+def block_importance(weight: Tensor, fused: Tensor, widths: Sequence[int]) -> Tensor:
+    """Share of each input block in the L1 mass of a linear layer's pre-activation.
+
+    `weight` (H, W) of the layer, `fused` (B, W) its input, cut into M blocks of `widths`
+    columns (summing to W). Block m of sample b contributes W_m x_bm (H,); its mass is |W_m x_bm|
+    summed over the H units. Returns (B, M): masses over their total, rows summing to 1, zeros
+    for a sample whose input is all zeros (the bias is nobody's contribution)."""
+    widths = list(widths)
+    masses = [(x @ w.t()).abs().sum(1)  # (B, H) -> (B,)
+              for x, w in zip(fused.split(widths, 1), weight.split(widths, 1))]
+    mass = torch.stack(masses, 1)  # (B, M)
+    norm = mass.sum(1, keepdim=True)  # (B, 1)
+    return torch.where(norm > 0, mass / norm.clamp(min=1e-30), torch.zeros_like(mass))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +260,10 @@ def make_head(in_dim: int, hidden: Sequence[int], num_classes: int, dropout: flo
     return nn.Sequential(*layers)
 
 
+# ---------------------------------------------------------------------------------------------
+# the models
+
+
 class FusionModel(nn.Module):
     """Shared parts: one encoder per feature (modality) and the head. Subclasses fuse."""
 
@@ -300,3 +338,138 @@ class SetModel(FusionModel):
                                                  self.num_modalities)
         logits = self.head(pooled)  # (B, C)
         return (logits, importance) if with_importance else logits
+
+
+def padding_slots(tables: Sequence["FeatureTable"], rows) -> list[int]:
+    """`concat padded`'s blocks per modality: the most elements one sample of `rows` (the
+    training split's manifest positions) has, at least 1 (an index feature is one element)."""
+    index = torch.as_tensor(rows, dtype=torch.long)
+    slots = []
+    for table in tables:
+        counts = table.counts[index]  # (n,)
+        if table.info.kind == "index":
+            counts = counts.clamp(max=1)
+        slots.append(max(int(counts.max()) if len(counts) else 0, 1))
+    return slots
+
+
+class ModalityModel(FusionModel):
+    """Each modality pooled alone by `pool` (one of SET_POOLS), concatenated, then the head."""
+
+    def __init__(self, features: Sequence["FeatureInfo"], num_classes: int, pool: str = "mean",
+                 dim: int = 32, hidden: Sequence[int] = (32,), dropout: float = 0.25,
+                 encoders: dict[str, str] | None = None) -> None:
+        if pool not in SET_POOLS:
+            raise ValueError(f"unknown pool {pool!r} per modality; choose one of {', '.join(SET_POOLS)}")
+        super().__init__(features, num_classes, dim, hidden, dropout, head_in=dim * len(features),
+                         encoders=encoders)
+        self.pool = pool
+        self.scorer = nn.Linear(dim, 1) if pool == "attention" else None
+        if self.scorer is not None:  # start as mean pooling, as the joint attention pool
+            nn.init.zeros_(self.scorer.weight)
+            nn.init.zeros_(self.scorer.bias)
+
+    def forward(self, batch: "Batch", with_importance: bool = False):
+        x, segment, modality = self.encode(batch)  # (E, D), (E,), (E,)
+        size, count = batch.size, self.num_modalities
+        cell = segment * count + modality  # (E,) one set per (sample, modality)
+        if self.scorer is not None:
+            pooled, _ = attention_pool(x, self.scorer(x).squeeze(1).float(), cell, size * count)
+        else:
+            pooled, _ = set_pool(x, cell, size * count, self.pool)  # (B * M, D), zeros when absent
+        fused = pooled.view(size, count * self.dim)  # (B, M * D), modality blocks in order
+        logits = self.head(fused)  # (B, C)
+        if not with_importance:
+            return logits
+        first = self.head[0]  # the first Linear of the head (the last one without hidden layers)
+        return logits, block_importance(first.weight.detach().float(), fused.detach(), [self.dim] * count)
+
+
+def element_rank(segment: Tensor, num_sets: int) -> Tensor:
+    """(E,) rank of each element among its set's elements, for `segment` (E,) grouped by set (each
+    set's elements contiguous and in ascending set order, as `model.inputs.materialise` gives them)."""
+    ones = torch.ones_like(segment)
+    counts = torch.zeros(num_sets, dtype=segment.dtype, device=segment.device).index_add(0, segment, ones)
+    starts = torch.cumsum(counts, 0) - counts  # (S,) first element of each set
+    return torch.arange(len(segment), device=segment.device) - starts[segment]
+
+
+class PaddedModel(FusionModel):
+    """`concat padded`: modality m's occurrences in `slots[m]` zero-padded blocks of D, all
+    blocks concatenated (B, sum(slots) * D), then the head."""
+
+    def __init__(self, features: Sequence["FeatureInfo"], num_classes: int, slots: Sequence[int],
+                 dim: int = 32, hidden: Sequence[int] = (32,), dropout: float = 0.25,
+                 encoders: dict[str, str] | None = None) -> None:
+        slots = [int(s) for s in slots]
+        if len(slots) != len(features) or min(slots, default=0) < 1:
+            raise ValueError(f"concat_padded needs a slot count >= 1 per feature ({len(features)}), got {slots}")
+        super().__init__(features, num_classes, dim, hidden, dropout, head_in=dim * sum(slots), encoders=encoders)
+        self.slots = slots
+
+    def forward(self, batch: "Batch", with_importance: bool = False):
+        parts = self.encode_parts(batch)  # list of (E_i, D)
+        size, blocks = batch.size, []
+        for x, part, cap in zip(parts, batch.parts, self.slots):
+            segment = part.segment.long()
+            rank = element_rank(segment, size)  # (E_i,) occurrence number within its sample
+            keep = rank < cap
+            block = x.new_zeros(size, cap, self.dim).index_put((segment[keep], rank[keep]), x[keep])
+            blocks.append(block.view(size, cap * self.dim))  # (B, cap * D)
+        fused = torch.cat(blocks, dim=1)  # (B, sum(slots) * D)
+        logits = self.head(fused)  # (B, C)
+        if not with_importance:
+            return logits
+        first = self.head[0]
+        widths = [cap * self.dim for cap in self.slots]
+        return logits, block_importance(first.weight.detach().float(), fused.detach(), widths)
+
+
+# ---------------------------------------------------------------------------------------------
+# building and scoring
+
+
+def build_model(pool: str, features: Sequence[FeatureInfo], num_classes: int,
+                options: TrainOptions, slots: Sequence[int] | None = None) -> FusionModel:
+    """The model of `pool` (model/options.py); `slots` (one per feature): `concat_padded`'s blocks."""
+    kwargs = dict(dim=options.dim, hidden=options.hidden_sizes(), dropout=options.dropout,
+                  encoders=options.encoders)
+    if check_pool(pool) == CONCAT_PADDED:
+        if slots is None:
+            raise ValueError("concat_padded needs its slots per feature (from the training split)")
+        return PaddedModel(features, num_classes, slots, **kwargs)
+    if pool == CONCAT_MEAN:
+        return ModalityModel(features, num_classes, pool="mean", **kwargs)
+    if pool.endswith(PER_MODALITY):
+        return ModalityModel(features, num_classes, pool=pool.removesuffix(PER_MODALITY), **kwargs)
+    return SetModel(features, num_classes, pool=pool, **kwargs)
+
+
+@torch.no_grad()
+def infer(model: FusionModel, tables: Sequence[FeatureTable], positions: Tensor | np.ndarray | None = None,
+          batch_size: int = 1024,
+          autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities (n, C) and importance (n, M) (None for a model that gives none) for the
+    samples `positions` of `tables` (None: all of them).
+
+    Results stay on the device until the end: one transfer (and one sync) per call."""
+    model.eval()
+    device = next(model.parameters()).device
+    host = any(t.values.device != device for t in tables)
+    if positions is None:
+        positions = np.arange(len(tables[0].counts))
+    positions = positions.cpu().numpy() if isinstance(positions, Tensor) else np.asarray(positions)
+    probs, importance = [], []
+    for _, batch in Batches(tables, positions.astype(np.int64), batch_size, device, host):
+        with autocast():
+            logits, imp = model(batch, with_importance=True)
+        probs.append(torch.sigmoid(logits.float()))
+        if imp is not None:
+            importance.append(imp.float())
+    num_classes = model.head[-1].out_features
+    prob = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, num_classes), np.float32)
+    imp = torch.cat(importance).cpu().numpy() if importance else None
+    if imp is None:
+        imp = np.zeros((0, model.num_modalities), np.float32)
+    return prob, imp

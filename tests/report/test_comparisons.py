@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import comparisons as C
 from model.metrics import binary_metrics, f1_scores
 from model.runfiles import write_metrics, write_predictions
+from report import comparisons as C
 
 
 def _probs(rng, n, c, targets, skill):
@@ -195,7 +195,7 @@ def test_rows_testing_other_samples_are_refused(grid, tmp_path):
 
 
 def test_cli_writes_csv_and_markdown(grid, tmp_path):
-    from model.__main__ import main
+    from report.__main__ import main
 
     out = tmp_path / "demo_comparisons.csv"
     assert main(["comparisons", "--runs", *map(str, grid), "--out", str(out), "--resamples", "100"]) == 0

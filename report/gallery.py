@@ -1,22 +1,22 @@
-"""A static HTML gallery of test samples: `python -m model gallery ... --out-dir results/D/gallery`.
+"""A static HTML gallery of test samples: `python -m report gallery ... --out-dir results/D/gallery`.
 
 One card per selected test sample: the poster with what the extractors found drawn on it (face
 boxes, object boxes with class names, OCR words), the first lines of the text, the true labels
 against the predicted ones with their probabilities (the max-pool run with the most modalities),
 and the sample's feature importance matrix (the paper's Figures 2/3) with the poster beside it;
 with `--removal` (the robustness output), the two views of importance side by side: per modality
-the importance share and the removal effect (model/robustness.py).
+the importance share and the removal effect (report/robustness.py).
 
 Selection: the samples the importance matrices choose (`--samples`, config `importance_samples`;
-model/matrices.py) plus the `--errors` most confident errors of that run: test samples whose
+report/matrices.py) plus the `--errors` most confident errors of that run: test samples whose
 predicted label set differs from the true one, ranked by the largest |p - threshold| among their
 wrong decisions. index.html links images relatively (`img/...`), so it opens from disk; each
 image links to itself at full size, and the matrix rows are named in the page as well as in the
 figure. standalone.html is the same page with its images inside it (data URIs, no links): one
 file, which `snakemake --report` embeds. OCR rows scoring below `--ocr-min-score` (default 0.3, or the extractor's own
 `min_confidence` if higher) are counted on the card but not drawn. File names come from
-`model.matrices.safe_name` (unique per id). The page is rendered from
-model/templates/gallery.html.j2 with Jinja2 (autoescaped).
+`report.matrices.safe_name` (unique per id). The page is rendered from
+report/templates/gallery.html.j2 with Jinja2 (autoescaped).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from typing import Sequence
 
 import numpy as np
 
-from core.manifest import read_manifest
 from core.atomic import atomic_write
+from core.manifest import read_manifest
 from extract.base import BadInput
 from extract.image_files import load_rgb
 from extract.store import read_store
-from model.matrices import (Combination, choose_samples, load_combinations, modality_columns, safe_name,
+from report.matrices import (Combination, choose_samples, load_combinations, modality_columns, safe_name,
                             truth, write_sample)
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -137,10 +137,8 @@ def threshold_text(thresholds: np.ndarray) -> str:
 def main_combination(combos: Sequence[Combination]) -> Combination:
     """The run whose predictions the cards show: the most modalities, trained on sets (a run
     with `collapse.NAME=mean` only when no other has as many modalities), the last given."""
-    from model.runfiles import read_metrics
-
     def rank(k: int) -> tuple[int, bool, int]:
-        collapsed = bool((read_metrics(combos[k].runs[0]).get("config") or {}).get("collapse"))
+        collapsed = bool((combos[k].metrics.get("config") or {}).get("collapse"))
         return len(combos[k].names), not collapsed, k
 
     return combos[max(range(len(combos)), key=rank)]
@@ -149,7 +147,7 @@ def main_combination(combos: Sequence[Combination]) -> Combination:
 def removal_rows(combo: Combination, sample_id: str, removal: dict) -> list[dict]:
     """Per modality of `combo` (the gallery's main run) for one sample: its importance share
     beside the removal effect (probability change, its share, loss change); [] when the
-    robustness output (`removal`: run folder -> model.removal.Removal) lacks the run."""
+    robustness output (`removal`: run folder -> report.removal.Removal) lacks the run."""
     import os
 
     k = combo.row(sample_id)
@@ -178,8 +176,8 @@ def write_gallery(manifest: str | Path, run_dirs: Sequence[str | Path], stores: 
     (the images inside it); returns index.html's path.
     `ocr_min_score` None: `OCR_MIN_SCORE`. `removal`: the robustness output's OUT_removal.h5, shown
     beside each card's importance."""
-    from model import plots
-    from model.removal import read_removal
+    from report import plots
+    from report.removal import read_removal
 
     ocr_min_score = OCR_MIN_SCORE if ocr_min_score is None else ocr_min_score
     labels = labels or {}

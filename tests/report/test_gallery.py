@@ -14,10 +14,9 @@ import torch
 from PIL import Image
 
 from extract.store import base_attrs, write_store
-from model.__main__ import main
-from model.options import parse_options
-from model.spec import FeatureSpec
+from model.options import FeatureSpec, parse_options
 from model.train import train
+from report.__main__ import main
 from tests.builders import StoreBuilder, make_toy
 
 torch.set_num_threads(1)
@@ -119,10 +118,10 @@ def test_gallery_page_links_only_existing_images(setup, capsys) -> None:
 
 
 def test_confident_errors_ranked_by_margin() -> None:
-    from model.gallery import confident_errors
-    from model.matrices import Combination
+    from report.gallery import confident_errors
+    from report.matrices import Combination
 
-    combo = Combination("a, b", ["a", "b"], ["a", "b"], 0, ids=["x", "y", "z", "w"],
+    combo = Combination(("set", "a+b", "a, b", "max"), "a, b", ["a", "b"], ["a", "b"], 0, ids=["x", "y", "z", "w"],
                         probabilities=np.array([[0.9, 0.1], [0.6, 0.2], [0.1, 0.2], [0.02, 0.9]]),
                         targets=np.array([[0, 0], [0, 0], [0, 0], [1, 1]]), classes=["c", "d"],
                         thresholds=np.full(4, 0.5))
@@ -135,7 +134,7 @@ def test_confident_errors_ranked_by_margin() -> None:
 
 
 def test_matrix_png_puts_the_poster_beside_the_matrix(setup, tmp_path) -> None:
-    from model.matrices import load_combinations, modality_columns, write_sample
+    from report.matrices import load_combinations, modality_columns, write_sample
 
     root, manifest, runs = setup
     combos = load_combinations(runs)
@@ -151,7 +150,7 @@ def test_matrix_png_puts_the_poster_beside_the_matrix(setup, tmp_path) -> None:
 def test_gallery_links_full_size_images_names_rows_and_skips_low_score_ocr(setup, capsys) -> None:
     import re
 
-    from model import plots
+    from report import plots
 
     root, manifest, runs = setup
     out = root / "site2"
@@ -179,7 +178,7 @@ def test_gallery_links_full_size_images_names_rows_and_skips_low_score_ocr(setup
 
 
 def test_file_names_are_unique_per_id() -> None:
-    from model.matrices import safe_name
+    from report.matrices import safe_name
 
     ids = ["a/1", "a_1", "a 1", "a:1", "..", "", "00012", "film.1"]
     names = [safe_name(i) for i in ids]
@@ -189,8 +188,8 @@ def test_file_names_are_unique_per_id() -> None:
 
 
 def test_gallery_shows_both_views_of_importance(setup, tmp_path) -> None:
-    from model.removal import read_removal, removal_path
-    from model.robustness import write_robustness
+    from report.removal import read_removal, removal_path
+    from report.robustness import write_robustness
 
     root, manifest, runs = setup
     write_robustness([runs[1]], tmp_path / "rob.csv")  # the multi-feature run
@@ -208,8 +207,8 @@ def test_gallery_shows_both_views_of_importance(setup, tmp_path) -> None:
 
 
 def test_cards_show_the_set_run_rather_than_its_collapsed_twin(setup, tmp_path) -> None:
-    from model.gallery import main_combination
-    from model.matrices import load_combinations
+    from report.gallery import main_combination
+    from report.matrices import load_combinations
 
     root, manifest, runs = setup
     twin = tmp_path / "collapsed"

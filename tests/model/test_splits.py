@@ -1,4 +1,4 @@
-"""Cross-validation splits: test = one fold, train = the other folds less a stratified dev carve."""
+"""model/inputs.py, the manifest's splits: test = one fold, train = the other folds less a stratified dev carve."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.manifest import select_splits
+from model.inputs import select_splits
 
 FINE = ("non-parallel", "parallel-equivalent", "parallel-non-equivalent")
 

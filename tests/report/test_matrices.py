@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from model.__main__ import main
-from model.matrices import (choose_samples, label_names, load_combinations, modality_columns, predicted,
-                            sample_matrix)
+from model.__main__ import main as model_main
 from model.runfiles import read_importance, read_metrics
+from report.__main__ import main
+from report.matrices import (choose_samples, label_names, load_combinations, modality_columns, predicted,
+                            sample_matrix)
 from tests.builders import make_toy
 
 torch.set_num_threads(1)
@@ -27,7 +28,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def train(manifest: Path, stores: dict, features: list[str], pool: str, seed: int, out: Path,
           fold: int | None = None) -> Path:
     extra = ["--set", f"fold={fold}"] if fold is not None else []
-    assert main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
+    assert model_main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
                  "--pool", pool, "--seed", str(seed), "--out", str(out), *FAST, *extra]) == 0
     return out
 

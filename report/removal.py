@@ -1,4 +1,4 @@
-"""OUT_removal.h5, the robustness job's per-sample removal effects (model/robustness.py writes it;
+"""OUT_removal.h5, the robustness job's per-sample removal effects (report/robustness.py writes it;
 the importance figure and the gallery read it beside the importance). Torch-free."""
 
 from __future__ import annotations

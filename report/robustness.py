@@ -1,12 +1,12 @@
 """Missing-modality robustness: trained runs scored on their test split with modalities removed.
 
-Every run with several features is rebuilt from its `model.pt` (`model.build.load_trained`,
+Every run with several features is rebuilt from its `model.pt` (`model.predict.load_trained`,
 no retraining) and scores its own test samples (the ids of its predictions.h5) under each
 condition: `intact`, `without X` (feature X made empty for every sample: zero set elements) for
 each feature, and `only X` (every other feature made empty). A set model then pools the elements
 that are left; a model that concatenates modalities (set per modality, the concat baselines) sees
 zeros in the removed modality's block, as it does for an absent modality in training. Rows name
-the pool as model/pools.py `label` does (`max`, `max per modality`, `concat padded`). Features
+the pool as model/options.py `pool_label` does (`max`, `max per modality`, `concat padded`). Features
 are loaded as in training (the run's stores, the whole manifest, its `max_elements` and seed),
 and scored in the run's eval batches, so `intact` reproduces the run's metrics.json.
 
@@ -46,13 +46,13 @@ import pandas as pd
 import torch
 
 from core.manifest import read_manifest
-from model import pools
-from model.data import FeatureTable
+from model.inputs import FeatureTable
 from model.metrics import evaluate
-from model.removal import Removal, read_removal, removal_path, write_removal
-from model.report import check_experiments, feature_labels, run_key
-from model.runfiles import read_importance, read_metrics, read_predictions, write_csv, write_csv_md
-from model.spec import FeatureSpec
+from model.options import FeatureSpec, pool_label
+from model.runfiles import read_importance, read_predictions
+from report.removal import Removal, read_removal, removal_path, write_removal
+from report.runs import Run, feature_labels, read_runs
+from report.tables import cell, markdown_table, over_seeds, write_csv, write_csv_md
 
 INTACT = "intact"
 METRICS = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}  # first = main
@@ -110,41 +110,39 @@ def removal_effects(intact: np.ndarray, without: Sequence[np.ndarray], targets: 
     return prob.astype(np.float32), loss.astype(np.float32)
 
 
-def score_run(run_dir: str | Path, device: str | torch.device = "cpu",
-              removal: list[Removal] | None = None) -> list[dict]:
+def score_run(run: Run, device: str | torch.device = "cpu", removal: list[Removal] | None = None) -> list[dict]:
     """One row per condition for one run, without labels (`label_scores` adds them): run, seed,
     fold, task, `kind` (intact, without, only), `position` (the modality's place in the run's
     feature order; -1 for intact) and the main metrics. With `removal`, the run's per-sample
     removal effects are appended to it."""
-    from model.build import infer, load_trained
-    from model.predict import load_for_run
+    from model.networks import infer
+    from model.predict import load_for_run, load_trained
 
-    run_dir = Path(run_dir)
-    metrics = read_metrics(run_dir)
-    run = load_trained(run_dir, device)
+    run_dir = Path(run.dir)
+    trained = load_trained(run_dir, device)
     test_ids, _, targets, _, task = read_predictions(run_dir)
-    task = task or run.task
-    ids, positions = _test_rows(run_dir, metrics, test_ids)
-    specs = [FeatureSpec(name, Path(run.stores[name]["path"]), run.stores[name].get("column"))
-             for name in run.names if name in run.stores]
-    if len(specs) != len(run.names):
+    task = task or trained.task
+    ids, positions = _test_rows(run_dir, run.metrics, test_ids)
+    specs = [FeatureSpec(name, Path(trained.stores[name]["path"]), trained.stores[name].get("column"))
+             for name in trained.names if name in trained.stores]
+    if len(specs) != len(trained.names):
         raise ValueError(f"{run_dir}: model.pt does not record every feature's store; retrain the run")
-    tables = load_for_run(run, specs, ids, device)
+    tables = load_for_run(trained, specs, ids, device)
     cuda = torch.device(device).type == "cuda"
-    autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if run.options.amp and cuda
+    autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if trained.options.amp and cuda
                 else contextlib.nullcontext)
-    base = {"run": str(run_dir), "seed": metrics.get("seed"), "fold": metrics.get("fold"), "task": task}
+    base = {"run": str(run_dir), "seed": run.seed, "fold": run.fold, "task": task}
     rows, outputs = [], {}
     for (kind, position), kept in conditions(list(range(len(tables))), raw=True):
         inputs = [t if keep else emptied(t) for t, keep in zip(tables, kept)]
-        probs, _ = infer(run.model, inputs, positions, run.options.eval_batch_size, autocast)
+        probs, _ = infer(trained.model, inputs, positions, trained.options.eval_batch_size, autocast)
         outputs[kind, position] = probs
-        scores = evaluate(task, targets.astype(np.float32), probs, run.options.threshold)
+        scores = evaluate(task, targets.astype(np.float32), probs, trained.options.threshold)
         rows.append({**base, "kind": kind, "position": position, **{m: scores[m] for m in METRICS[task]}})
     if removal is not None:
         without = [probs for (kind, _), probs in outputs.items() if kind == "without"]
         prob, loss = removal_effects(outputs[INTACT, -1], without, targets.astype(np.float64))
-        removal.append(Removal(str(run_dir), list(test_ids), list(run.names), prob, loss))
+        removal.append(Removal(str(run_dir), list(test_ids), list(trained.names), prob, loss))
     return rows
 
 
@@ -154,14 +152,12 @@ def raw_scores(run_dirs: Sequence[str | Path], device: str | torch.device = "cpu
     removal effects appended to `removal` when given. Label-free: the expensive part, which a
     change of display labels does not redo (the pipeline's `robustness_scores` job)."""
     rows = []
-    found = [(str(run_dir), read_metrics(run_dir)) for run_dir in run_dirs]
-    check_experiments(found)
-    for run_dir, metrics in found:
-        features = metrics["features"]
+    for run in read_runs(run_dirs):
+        features = run.metrics["features"]
         if len(features) < 2:
-            print(f"note: {run_dir} has one feature ({features[0]}); nothing to remove", file=sys.stderr)
+            print(f"note: {run.dir} has one feature ({features[0]}); nothing to remove", file=sys.stderr)
             continue
-        rows += score_run(run_dir, device, removal)
+        rows += score_run(run, device, removal)
     if not rows:
         raise ValueError("none of the runs has more than one feature; pass runs of multi-feature combinations")
     frame = pd.DataFrame(rows)
@@ -174,13 +170,13 @@ def raw_scores(run_dirs: Sequence[str | Path], device: str | torch.device = "cpu
 def label_scores(frame: pd.DataFrame, labels: dict[str, str] | None = None) -> pd.DataFrame:
     """`raw_scores` rows with KEYS (combination = the features' labels, modalities, pool) and
     `condition` (`intact`, `without LABEL`, `only LABEL`) from each run's metrics.json."""
+    runs = {run.dir: run for run in read_runs(frame["run"].unique(), labels)}
     out = []
-    for run, rows in frame.groupby("run", sort=False):
-        metrics = read_metrics(run)
-        key = run_key(metrics, labels or {})
-        names = feature_labels(metrics, labels or {})
-        rows = rows.assign(combination=key["Features"], modalities=key["Modalities"],
-                           pool=pools.label(metrics["pool"]), condition=[INTACT if kind == INTACT else f"{kind} {names[int(p)]}"
+    for run_dir, rows in frame.groupby("run", sort=False):
+        run = runs[run_dir]
+        names = feature_labels(run.metrics, labels or {})
+        rows = rows.assign(combination=run.key[2], modalities=run.key[1], pool=pool_label(run.pool),
+                           condition=[INTACT if kind == INTACT else f"{kind} {names[int(p)]}"
                                       for kind, p in zip(rows["kind"], rows["position"])])
         out.append(rows)
     return pd.concat(out, ignore_index=True)
@@ -193,26 +189,18 @@ def score_runs(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = N
 
 
 def summarise(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Mean and std over seeds per (KEYS, condition), with `intact`, `delta`, `delta_std` of the
-    main metric; and the metric names. Folds are averaged per seed first."""
+    """Mean and std over seeds per (KEYS, condition) (report/tables.py `over_seeds`: folds averaged
+    per seed first), with `intact`, `delta`, `delta_std` of the main metric (the change against
+    intact, per seed); and the metric names."""
     metric_cols = list(METRICS[frame["task"].iloc[0]])
     main = metric_cols[0]
-    per_seed = (frame.groupby(KEYS + ["condition", "seed"], sort=False, dropna=False)[metric_cols]
-                .mean().reset_index())
-    intact = per_seed[per_seed["condition"] == INTACT].set_index(KEYS + ["seed"])[main]
-    per_seed["delta"] = per_seed[main].to_numpy() - intact.reindex(
-        pd.MultiIndex.from_frame(per_seed[KEYS + ["seed"]])).to_numpy()
-    grouped = per_seed.groupby(KEYS + ["condition"], sort=False)
-    table = grouped[metric_cols + ["delta"]].mean()
-    std = grouped[metric_cols + ["delta"]].std(ddof=1)
-    columns = []
-    for m in metric_cols + ["delta"]:
-        table[f"{m}_std"] = std[m]
-        columns += [m, f"{m}_std"]
-    table = table[columns]
-    table["seeds"] = grouped["seed"].nunique()
-    table["runs"] = frame.groupby(KEYS + ["condition"], sort=False).size()
-    table = table.reset_index()
+
+    def delta(per_seed: pd.DataFrame) -> dict[str, np.ndarray]:
+        intact = per_seed[per_seed["condition"] == INTACT].set_index(KEYS + ["seed"])[main]
+        return {"delta": per_seed[main].to_numpy() - intact.reindex(
+            pd.MultiIndex.from_frame(per_seed[KEYS + ["seed"]])).to_numpy()}
+
+    table = over_seeds(frame, KEYS + ["condition"], metric_cols, delta)
     intact_mean = table[table["condition"] == INTACT].set_index(KEYS)[main]
     table.insert(table.columns.get_loc("delta"), "intact",
                  intact_mean.reindex(pd.MultiIndex.from_frame(table[KEYS])).to_numpy())
@@ -221,23 +209,13 @@ def summarise(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return table.reset_index(drop=True), metric_cols
 
 
-def _cell(mean: float, std: float, sign: str = "") -> str:
-    if pd.isna(mean):
-        return ""
-    return f"{mean:{sign}.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
-
-
 def to_markdown(table: pd.DataFrame, metric_cols: Sequence[str]) -> str:
     main = metric_cols[0]
     header = ["Features", "Pool", "Condition", *metric_cols, f"Δ {main} vs intact", "seeds"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        cells = [row["combination"], row["pool"], row["condition"]]
-        cells += [_cell(row[m], row[f"{m}_std"]) for m in metric_cols]
-        cells += ["" if row["condition"] == INTACT else _cell(row["delta"], row["delta_std"], "+"),
-                  str(int(row["seeds"]))]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = ([row["combination"], row["pool"], row["condition"], *(cell(row[m], row[f"{m}_std"]) for m in metric_cols),
+             "" if row["condition"] == INTACT else cell(row["delta"], row["delta_std"], sign="+"), int(row["seeds"])]
+            for _, row in table.iterrows())
+    return "\n".join(markdown_table(header, rows)) + "\n"
 
 
 def delta_matrix(table: pd.DataFrame, main: str) -> tuple[np.ndarray, list[str], list[str]]:
@@ -262,11 +240,11 @@ def views(removal: Sequence[Removal], labels: dict[str, str] | None = None) -> p
     """Per (combination, pool, modality): mean importance (the run's importance.h5, over test
     samples with a non-empty set) beside the mean removal effect (`prob`, `share`, `loss`, over
     test samples), each then averaged over runs; `runs` counted."""
+    runs = {run.dir: run for run in read_runs([item.run for item in removal], labels)}
     rows = []
     for item in removal:
-        metrics = read_metrics(item.run)
-        key = run_key(metrics, labels or {})
-        names = feature_labels(metrics, labels or {})
+        run = runs[item.run]
+        names = feature_labels(run.metrics, labels or {})
         try:
             ids, importance, _ = read_importance(item.run)
             position = pd.Index(ids).get_indexer(item.ids)
@@ -276,8 +254,7 @@ def views(removal: Sequence[Removal], labels: dict[str, str] | None = None) -> p
         except FileNotFoundError:
             mean_importance = np.full(len(names), np.nan)
         for m, label in enumerate(names):
-            rows.append({"combination": key["Features"], "modalities": key["Modalities"],
-                         "pool": pools.label(metrics["pool"]),
+            rows.append({"combination": run.key[2], "modalities": run.key[1], "pool": pool_label(run.pool),
                          "modality": label, "importance": mean_importance[m], "removal_prob": item.prob[:, m].mean(),
                          "removal_share": item.mean_share()[m], "removal_loss": item.loss[:, m].mean()})
     frame = pd.DataFrame(rows)
@@ -288,13 +265,11 @@ def views(removal: Sequence[Removal], labels: dict[str, str] | None = None) -> p
 
 
 def views_markdown(table: pd.DataFrame) -> str:
-    lines = ["| Features | Pool | Modality | importance (mean share) | removal share | removal Δp | removal Δloss | runs |",
-             "|---|---|---|---|---|---|---|---|"]
-    for _, r in table.iterrows():
-        importance = "" if pd.isna(r["importance"]) else f"{r['importance']:.3f}"
-        lines.append(f"| {r['combination']} | {r['pool']} | {r['modality']} | {importance} | "
-                     f"{r['removal_share']:.3f} | {r['removal_prob']:.4f} | {r['removal_loss']:+.4f} | {int(r['runs'])} |")
-    return "\n".join(lines) + "\n"
+    header = ["Features", "Pool", "Modality", "importance (mean share)", "removal share", "removal Δp", "removal Δloss",
+              "runs"]
+    rows = ([r["combination"], r["pool"], r["modality"], cell(r["importance"], digits=3), cell(r["removal_share"], digits=3),
+             cell(r["removal_prob"]), cell(r["removal_loss"], sign="+"), int(r["runs"])] for _, r in table.iterrows())
+    return "\n".join(markdown_table(header, rows)) + "\n"
 
 
 def write_scores(run_dirs: Sequence[str | Path], out: str | Path, device: str = "cpu") -> tuple[Path, Path]:
@@ -323,7 +298,7 @@ def write_robustness(run_dirs: Sequence[str | Path] | None, out: str | Path, lab
     (importance vs removal effect per modality). The runs are scored here (also writing
     OUT_removal.h5, per-sample removal effects), or, with `scored`, read from OUT_scores.csv and
     OUT_removal.h5 of `write_scores` (then only labels and summaries are computed)."""
-    from model import plots
+    from report import plots
 
     if scored:
         frame = pd.read_csv(scores_path(out), dtype={"run": str})

@@ -1,4 +1,4 @@
-"""Set pooling, importance, encoders, packing, set per modality and the concat baselines."""
+"""model/networks.py: set pooling, importance, encoders, packing, set per modality and the concat baselines."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.baseline import ModalityModel, PaddedModel, block_importance, element_rank, padding_slots
-from model.build import build_model
-from model.data import FeatureInfo, FeatureTable
-from model.options import parse_options
-from model.pools import REDUCTIONS
-from model.sets import (CNN_WIDTHS, CNNTextEncoder, SetModel, attention_pool, mass_importance,
-                        segment_softmax, set_pool, winner_importance)
+from model.inputs import FeatureInfo, FeatureTable
+from model.networks import (CNN_WIDTHS, CNNTextEncoder, ModalityModel, PaddedModel, SetModel, attention_pool,
+                            block_importance, build_model, element_rank, mass_importance, padding_slots,
+                            segment_softmax, set_pool, winner_importance)
+from model.options import REDUCTIONS, parse_options
 from tests.builders import StoreBuilder, pack
 
 torch.set_num_threads(1)
@@ -389,7 +387,7 @@ def order_cue_data(root, n: int = 240, seed: int = 0):
     import pandas as pd
 
     from extract.store import base_attrs, write_store
-    from model.spec import FeatureSpec
+    from model.options import FeatureSpec
 
     rng = np.random.default_rng(seed)
     builder, labels = StoreBuilder(), []

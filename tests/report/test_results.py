@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.__main__ import main
-from model.report import importance_groups, read_runs, summarise
 from core.manifest import write_manifest
 from model.runfiles import write_importance, write_metrics, write_predictions
+from report.__main__ import main
+from report.importance import importance_groups
+from report.results import summarise
+from report.runs import read_runs, run_frame
 
 MULTI = ["f1_micro", "f1_macro", "f1_samples", "f1_weighted", "map"]
 
@@ -91,7 +93,7 @@ def test_unscorable_classes_are_noted_under_the_table(tmp_path) -> None:
 def test_folds_are_averaged_per_seed(tmp_path) -> None:
     runs = [fake_run(tmp_path, ["image"], "sum", seed, f1, fold=fold)
             for seed, fold, f1 in [(0, 0, 0.5), (0, 1, 0.7), (1, 0, 0.7), (1, 1, 0.9)]]
-    frame, metrics = read_runs(runs)
+    frame, metrics = run_frame(read_runs(runs))
     table = summarise(frame, metrics)
     assert table.loc[0, "f1_micro"] == pytest.approx(0.7)
     assert table.loc[0, "f1_micro_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
@@ -110,8 +112,8 @@ def test_importance_figure(runs, tmp_path) -> None:
 
 
 def test_importance_figure_with_removal_effects_beside(runs, tmp_path) -> None:
-    from model.report import removal_shares
-    from model.robustness import Removal, write_removal
+    from report.importance import removal_shares
+    from report.robustness import Removal, write_removal
 
     pair = next(g for g in importance_groups(runs) if g["modalities"] == ["image", "text"])
     effects = [Removal(str(run), ["a", "b"], ["image", "text"], np.array([[0.3, 0.1], [0.0, 0.0]], np.float32),
@@ -157,7 +159,7 @@ def test_table_refuses_runs_of_one_row_that_differ_in_lr(tmp_path, capsys) -> No
 
 
 def test_table_refuses_runs_whose_stores_were_extracted_differently(tmp_path) -> None:
-    from model.report import check_experiments
+    from report.runs import Run, check_experiments
 
     store = {"path": "a/image.h5", "extractor": "image", "backend": "timm", "dim": 512, "model": "resnet18",
              "config": json.dumps({"model": "resnet18", "batch_size": 16})}
@@ -167,6 +169,7 @@ def test_table_refuses_runs_whose_stores_were_extracted_differently(tmp_path) ->
         runs.append((f"run{seed}", {"features": ["image"], "pool": "max", "seed": seed, "method": "set",
                                     "stores": {"image": {**store, "path": f"s{seed}/image.h5",
                                                          "config": json.dumps(options)}}}))
+    runs = [Run.of(run_dir, metrics) for run_dir, metrics in runs]
     check_experiments(runs[:2])  # another batch size or store path: the same features
     with pytest.raises(ValueError, match=r"store.image.config: \{'model': 'resnet18'\} vs \{'model': 'resnet18', 'full': True\}"):
         check_experiments(runs)

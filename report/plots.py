@@ -1,5 +1,5 @@
 """Every figure dmms draws. Functions take arrays, labels and text and write one PNG each; what
-is drawn is computed elsewhere (model/matrices.py, model/report.py, model/robustness.py).
+is drawn is computed elsewhere (report/matrices.py, report/importance.py, report/robustness.py).
 
 matplotlib is imported on first use, with the Agg backend (no display needed), so importing
 this module costs nothing for jobs that draw nothing.

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from model.__main__ import main
 from extract.store import RaggedStore, write_store
+from model.__main__ import main as model_main
 from model.metrics import roc_auc
-from model.paper_table import NO_RECORD, build_table, to_markdown
 from model.runfiles import read_predictions, write_metrics, write_predictions
+from report.__main__ import main
+from report.paper_table import NO_RECORD, build_table, to_markdown
 from tests.builders import make_toy
 
 torch.set_num_threads(1)
@@ -197,7 +198,7 @@ def test_trained_runs_end_to_end(tmp_path) -> None:
     for features, pool in ((["signal"], "max"), (["signal", "noise"], "max"), (["signal", "noise"], "concat_padded")):
         for fold in (0, 1):
             out = tmp_path / "runs" / "_".join(features) / pool / f"fold{fold}"
-            assert main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
+            assert model_main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
                          "--pool", pool, "--seed", "0", "--out", str(out), "--set", f"fold={fold}", *FAST]) == 0
             runs.append(out)
     out = tmp_path / "ads_table.csv"
@@ -260,12 +261,12 @@ def test_ads_cnn_text_rows_match_the_papers(tmp_path) -> None:
 
 
 def test_store_attributes_are_read_through_the_store_reader(tmp_path):
-    """`store_substitute` and `trained.store_attrs` go through extract/store.py: a real store's attrs
+    """`store_substitute` and `inputs.store_attrs` go through extract/store.py: a real store's attrs
     are read, an HDF5 file that is not a store is refused (raw h5py read it as a store)."""
     import h5py
 
-    from model.paper_table import store_substitute
-    from model.trained import store_attrs
+    from report.paper_table import store_substitute
+    from model.inputs import store_attrs
 
     attrs = {"extractor": "image", "backend": "mobilenet_v2", "dim": 4, "substitute": "MobileNetV2",
              "model": "mobilenet_v2", "row_columns": '["features"]'}

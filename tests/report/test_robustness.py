@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from model.__main__ import main
-from model.removal import read_removal, removal_path
-from model.robustness import conditions, emptied, removal_effects, score_runs, summarise, write_robustness
+from model.__main__ import main as model_main
 from model.runfiles import read_importance, read_metrics
+from report.__main__ import main
+from report.removal import read_removal, removal_path
+from report.robustness import conditions, emptied, removal_effects, score_runs, summarise, write_robustness
 from tests.builders import make_toy
 
 torch.set_num_threads(1)
@@ -24,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def train(manifest: Path, stores: dict, features: list[str], pool: str, seed: int, out: Path,
           extra: list[str] = ()) -> Path:
     sets = [a for option in [*FAST, *extra] for a in ("--set", option)]
-    assert main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
+    assert model_main(["train", "--manifest", str(manifest), *[f"--feature={f}={stores[f]}" for f in features],
                  "--pool", pool, "--seed", str(seed), "--out", str(out), *sets]) == 0
     return out
 
@@ -46,7 +47,7 @@ def test_conditions_and_emptied_tables() -> None:
     names = [name for name, _ in conditions(["a", "b", "c"])]
     assert names == ["intact", "without a", "without b", "without c", "only a", "only b", "only c"]
     assert dict(conditions(["a", "b"]))["only b"] == [False, True]
-    from model.data import FeatureInfo, FeatureTable
+    from model.inputs import FeatureInfo, FeatureTable
 
     table = FeatureTable(FeatureInfo("x", "dense", 3), torch.tensor([0, 2, 2, 5]), torch.ones(5, 3))
     empty = emptied(table)

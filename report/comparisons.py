@@ -1,6 +1,6 @@
 """Differences between rows of a dataset's table, with confidence intervals and p-values.
 
-A row is a table row (`model.report.KEYS`: method, modalities, pool) with its runs. Compared:
+A row is a table row (report/runs.py `Row`: method, modalities, pool) with its runs. Compared:
 every multi-feature row against its best single-feature row (per metric, the single-feature row
 of one of its features with the highest mean); a `set` or `set per modality` row against the
 `concat mean` and `concat padded` rows on the same features; a `set` row against the `set per
@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from model.options import COLLAPSE
-from model.report import KEYS, read_runs
-from model.runfiles import read_metrics, read_predictions, run_threshold, write_csv_md
+from model.runfiles import read_predictions, run_threshold
+from report.runs import KEYS, Row, group_rows, read_runs, run_frame
+from report.tables import markdown_table, write_csv_md
 
 MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
 COLUMNS = ["row", "baseline", "metric", "delta", "ci_low", "ci_high", "p_value", "ci_over", "seeds", "samples"]
@@ -63,34 +64,31 @@ class Side:
     thresholds: dict[int, np.ndarray]  # seed -> (N, 1) each sample's run's decision threshold
 
 
-def load_side(run_dirs: Sequence[str | Path]) -> Side:
-    """The runs of one row: per seed, the test predictions of all its runs (folds) pooled."""
-    by_seed: dict[int, list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]] = {}
-    task = ""
-    for run_dir in run_dirs:
-        metrics = read_metrics(run_dir)
-        ids, probs, targets, _, run_task = read_predictions(run_dir)
-        task = run_task or metrics.get("task", "")
-        threshold = np.full((len(ids), 1), run_threshold(metrics), dtype=np.float32)
-        by_seed.setdefault(int(metrics.get("seed") or 0), []).append((ids, probs, targets, threshold))
-    probs_by_seed, thresholds, reference = {}, {}, None
-    for seed, parts in sorted(by_seed.items()):
+def load_side(row: Row) -> Side:
+    """One row's runs: per seed, the test predictions of all its runs (folds) pooled."""
+    probs_by_seed, thresholds, tasks, reference = {}, {}, {}, None
+    for seed, runs in sorted(row.seeds().items(), key=lambda item: int(item[0] or 0)):
+        seed, parts = int(seed or 0), []
+        for run in runs:
+            ids, probs, targets, _, task = read_predictions(run.dir)
+            tasks[run.dir] = task or run.metrics.get("task", "")
+            parts.append((ids, probs, targets, np.full((len(ids), 1), run_threshold(run.metrics), dtype=np.float32)))
         ids = np.concatenate([np.asarray(p[0], dtype=str) for p in parts])
         order = np.argsort(ids, kind="stable")
         ids = ids[order]
         if len(np.unique(ids)) != len(ids):
-            raise ValueError(f"seed {seed} of {run_dirs[0]}'s row tests some sample twice; "
+            raise ValueError(f"seed {seed} of {row.runs[0].dir}'s row tests some sample twice; "
                              "pass each run (fold) once")
         probs = np.concatenate([p[1] for p in parts])[order].astype(np.float32)
         targets = np.concatenate([p[2] for p in parts])[order].astype(np.uint8)
         if reference is None:
             reference = (ids, targets)
         elif not np.array_equal(reference[0], ids):
-            raise ValueError(f"the seeds of {run_dirs[0]}'s row test different samples; retrain them on "
+            raise ValueError(f"the seeds of {row.runs[0].dir}'s row test different samples; retrain them on "
                              "one manifest")
         probs_by_seed[seed] = probs
         thresholds[seed] = np.concatenate([p[3] for p in parts])[order]
-    return Side(reference[0], probs_by_seed, reference[1], task, thresholds)
+    return Side(reference[0], probs_by_seed, reference[1], tasks[row.runs[-1].dir], thresholds)
 
 
 def paired_seeds(a: Side, b: Side, row: str, baseline: str) -> list[int]:
@@ -294,9 +292,10 @@ def pair_stats(a: Side, b: Side, seeds: list[int], chunks) -> dict[str, tuple[fl
 def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
             resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
     """The comparisons table (COLUMNS) of the runs of one dataset."""
-    runs, _ = read_runs(run_dirs, labels)
-    groups = runs.groupby(KEYS, sort=False)
-    sides = {key: load_side(list(frame["run"])) for key, frame in groups}
+    runs = read_runs(run_dirs, labels)
+    frame, _ = run_frame(runs)
+    groups = frame.groupby(KEYS, sort=False)
+    sides = {row.key: load_side(row) for row in group_rows(runs)}
     tasks = {s.task for s in sides.values()}
     if len(tasks) != 1:
         raise ValueError(f"the runs mix tasks ({', '.join(sorted(tasks))}); pass the runs of one dataset")
@@ -335,14 +334,11 @@ def excludes_zero(frame: pd.DataFrame) -> pd.Series:
 def to_markdown(frame: pd.DataFrame, resamples: int = RESAMPLES) -> str:
     header = ["Row", "Baseline", "Metric", "Δ", f"{LEVEL:.0%} CI", "p", "CI excludes 0", "CI over", "seeds",
               "samples"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (_, r), mark in zip(frame.iterrows(), excludes_zero(frame)):
-        over = r["ci_over"] + ("" if r["ci_over"] == "seeds+samples" else " †")
-        lines.append("| " + " | ".join([
-            r["row"], r["baseline"], r["metric"], f"{r['delta']:+.4f}",
-            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"{r['p_value']:.3f}", "**yes**" if mark else "no",
-            over, str(int(r["seeds"])), str(int(r["samples"]))]) + " |")
-    lines.append("")
+    rows = ([r["row"], r["baseline"], r["metric"], f"{r['delta']:+.4f}", f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+             f"{r['p_value']:.3f}", "**yes**" if mark else "no",
+             r["ci_over"] + ("" if r["ci_over"] == "seeds+samples" else " †"), int(r["seeds"]), int(r["samples"])]
+            for (_, r), mark in zip(frame.iterrows(), excludes_zero(frame)))
+    lines = markdown_table(header, rows) + [""]
     lines.append(f"Δ = row − baseline, test metric averaged over the paired seeds. CI: {LEVEL:.0%} percentile "
                  f"interval of a two-level bootstrap ({resamples} resamples): the paired seeds drawn with "
                  "replacement, and the test samples drawn with replacement; p: two-sided, from the same "

@@ -1,4 +1,6 @@
-"""Features of a run held in memory as CSR tensors, and packing a batch of samples into sets.
+"""What a training run reads, in the order it reads it: the manifest's classes, targets and
+train/dev/test rows; each feature's store as a CSR table aligned to the manifest (and the record
+of what produced the store); batches of samples packed into sets.
 
 A `FeatureTable` is one feature aligned to manifest order: sample k owns rows
 `offsets[k]:offsets[k+1]` of `values` (zero rows = modality absent). Dense features have
@@ -14,17 +16,139 @@ copied asynchronously on a side stream, one batch ahead (`Batches`).
 from __future__ import annotations
 
 import json
+import math
 import zlib
+from collections import Counter
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-from extract.store import RaggedStore, read_store
-from model.spec import FeatureSpec
+from extract.store import RaggedStore, read_attrs, read_store
+from model.options import FeatureSpec
+
+# ---------------------------------------------------------------------------------------------
+# the manifest: classes, targets, splits
+
+NAMED_SPLITS = ("train", "dev", "test")
+
+
+def split_labels(labels: pd.Series) -> list[list[str]]:
+    """`a|b` -> ["a", "b"]; empty -> []."""
+    return [[name.strip() for name in value.split("|") if name.strip()] for value in labels]
+
+
+def class_names(labels: pd.Series, fixed: str = "") -> list[str]:
+    """`fixed` (`|`-joined) when given, else every name by descending frequency, then by name."""
+    if fixed.strip():
+        names = [n.strip() for n in fixed.split("|") if n.strip()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"option classes={fixed!r} names a class twice")
+        return names
+    counts = Counter(name for names in split_labels(labels) for name in names)
+    if not counts:
+        raise ValueError("the manifest has no labels at all; fill its `labels` column "
+                         "or fix the class list with --set classes=A|B")
+    return sorted(counts, key=lambda name: (-counts[name], name))
+
+
+def target_matrix(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """(N, C) float32 multi-hot targets; names outside `classes` are ignored."""
+    column = {name: j for j, name in enumerate(classes)}
+    lists = split_labels(labels)
+    rows = np.repeat(np.arange(len(lists)), [len(names) for names in lists])
+    cols = np.array([column.get(name, -1) for names in lists for name in names], dtype=np.int64)
+    targets = np.zeros((len(lists), len(classes)), dtype=np.float32)
+    known = cols >= 0
+    targets[rows[known], cols[known]] = 1.0
+    return targets
+
+
+def _as_int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+DEV_SEED = 2003_01607  # with the fold number, seeds the dev carve (the paper's arXiv id)
+
+
+def carve_dev(rows: np.ndarray, strata: np.ndarray, fraction: float,
+              rng: np.random.Generator, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split row positions `rows` into (train, dev): dev is floor(fraction * len(rows)) rows,
+    stratified on `strata` (N,) (largest remainders get the leftover places; ties at random).
+
+    Each manifest row gets a random key drawn in the row order `order` (N,) (ids sorted, so the
+    carve does not depend on the manifest's row order); each stratum gives its lowest keys.
+    """
+    size = math.floor(fraction * len(rows) + 1e-9)
+    keys = np.empty(len(strata))
+    keys[order] = rng.random(len(strata))
+    names, stratum = np.unique(strata[rows].astype(str), return_inverse=True)
+    share = fraction * np.bincount(stratum, minlength=len(names))  # (S,) wanted dev rows
+    quota = np.floor(share + 1e-9).astype(np.int64)
+    leftover = size - int(quota.sum())
+    if leftover > 0:
+        by_remainder = np.lexsort((rng.random(len(names)), -(share - quota)))
+        quota[by_remainder[:leftover]] += 1
+    ranked = rows[np.lexsort((keys[rows], stratum))]  # by stratum, then key
+    ranked_stratum = np.sort(stratum, kind="stable")
+    first = np.searchsorted(ranked_stratum, np.arange(len(names)))
+    rank = np.arange(len(ranked)) - first[ranked_stratum]  # position within its stratum
+    dev = np.sort(ranked[rank < quota[ranked_stratum]])
+    return np.setdiff1d(rows, dev), dev
+
+
+def select_splits(split: pd.Series, fold: int | None, source: str = "manifest",
+                  dev_fraction: float = 0.1, strata: pd.Series | None = None,
+                  ids: pd.Series | None = None) -> dict[str, np.ndarray]:
+    """Row positions of train/dev/test.
+
+    Named splits (`train`/`dev`/`test`) are used as they are. Integer folds (cross-validation)
+    need `fold`: test = that fold; train = every other fold, less a dev set of
+    floor(`dev_fraction` x those rows) carved from them, stratified on `strata` (the Ads fine
+    class; None: not stratified) and seeded by the fold alone (every seed and pool of a fold gets
+    the same dev set), over rows ordered by `ids` when given. `dev_fraction=0`: no dev set (the
+    trainer then keeps the last epoch); its range, [0, 0.5], is checked once, by
+    `TrainOptions.validate`. Rows with an empty split are left out.
+    """
+    values = split.astype(str).str.strip().to_numpy()
+    used = values != ""
+    distinct = sorted(set(values[used]))
+    ints = [_as_int(v) for v in distinct]
+    if distinct and all(i is not None for i in ints):
+        folds = sorted(set(ints))
+        if fold is None:
+            raise ValueError(f"{source} uses cross-validation folds {folds}; "
+                             "choose the test fold with --set fold=K")
+        if fold not in folds:
+            raise ValueError(f"fold={fold} is not one of the folds {folds} in {source}")
+        if len(folds) < 2:
+            raise ValueError(f"{source} has {len(folds)} fold; cross-validation needs at least 2")
+        number = np.array([_as_int(v) if v else -1 for v in values])
+        rest = np.flatnonzero(used & (number != fold))
+        labels = np.zeros(len(values), dtype=np.int64) if strata is None else strata.astype(str).to_numpy()
+        order = (np.arange(len(values)) if ids is None
+                 else np.argsort(ids.astype(str).to_numpy(), kind="stable"))
+        rng = np.random.default_rng([DEV_SEED, fold % 2**32])
+        train, dev = carve_dev(rest, labels, dev_fraction, rng, order)
+        return {"train": train, "dev": dev, "test": np.flatnonzero(number == fold)}
+    unknown = [v for v in distinct if v not in NAMED_SPLITS]
+    if unknown:
+        raise ValueError(f"{source} has split value(s) {unknown[:5]}; use train/dev/test "
+                         "or integer fold numbers")
+    if fold is not None:
+        raise ValueError(f"{source} has named train/dev/test splits; drop the fold={fold} option")
+    return {name: np.flatnonzero(values == name) for name in NAMED_SPLITS}
+
+
+# ---------------------------------------------------------------------------------------------
+# the stores: one CSR table per feature, aligned to the manifest
 
 
 @dataclass(frozen=True)
@@ -56,25 +180,6 @@ class FeatureTable:
     def pinned(self) -> "FeatureTable":
         """Values in page-locked host memory (for asynchronous copies to a GPU)."""
         return FeatureTable(self.info, self.offsets, self.values.pin_memory())
-
-
-@dataclass
-class Part:
-    """One feature's elements in a batch."""
-
-    values: Tensor  # dense (E_i, M_i) float32; index (L,) int64 indices of all bags
-    segment: Tensor  # (E_i,) int64 position in the batch of each element's sample
-    bags: Tensor | None = None  # index only: (E_i,) start of each element's bag in `values`
-
-
-@dataclass
-class Batch:
-    size: int  # B, number of samples (sets)
-    parts: list[Part]  # one per feature, in model order
-
-
-# ---------------------------------------------------------------------------------------------
-# loading
 
 
 def align_rows(store_ids: Sequence[str], store_offsets: np.ndarray,
@@ -225,8 +330,36 @@ def table_bytes(tables: Sequence[FeatureTable]) -> int:
     return sum(t.values.numel() * t.values.element_size() for t in tables)
 
 
+# Store attrs that must agree between the training store and a store a run is applied to:
+# what made it, and what it was built from (`feature`, `input`: stores written since they are
+# recorded; a key missing on either side is not compared).
+CHECKED_ATTRS = ("extractor", "backend", "dim", "feature", "input")
+
+
+def store_attrs(path: str | Path) -> dict[str, Any]:
+    """The attrs of a feature store that identify what produced it: CHECKED_ATTRS, the model, its
+    precision and extractor options (`config`, JSON), which tables compare (reads attrs only)."""
+    attrs = read_attrs(path)
+    return {key: attrs[key] for key in (*CHECKED_ATTRS, "model", "precision", "config") if key in attrs}
+
+
 # ---------------------------------------------------------------------------------------------
-# packing
+# batches: samples packed into sets
+
+
+@dataclass
+class Part:
+    """One feature's elements in a batch."""
+
+    values: Tensor  # dense (E_i, M_i) float32; index (L,) int64 indices of all bags
+    segment: Tensor  # (E_i,) int64 position in the batch of each element's sample
+    bags: Tensor | None = None  # index only: (E_i,) start of each element's bag in `values`
+
+
+@dataclass
+class Batch:
+    size: int  # B, number of samples (sets)
+    parts: list[Part]  # one per feature, in model order
 
 
 def gather_rows(offsets: Tensor | np.ndarray, index: Tensor | np.ndarray
@@ -246,7 +379,7 @@ def gather_rows(offsets: Tensor | np.ndarray, index: Tensor | np.ndarray
 
 
 @dataclass
-class Plan:
+class BatchPlan:
     """Host-side index arrays of one batch, before any value is gathered."""
 
     index: np.ndarray  # (B,) sample positions
@@ -255,7 +388,7 @@ class Plan:
     bags: list[np.ndarray | None]  # index features: (E_i,) start of each bag in the gathered rows
 
 
-def plan(tables: Sequence[FeatureTable], index: np.ndarray) -> Plan:
+def plan_batch(tables: Sequence[FeatureTable], index: np.ndarray) -> BatchPlan:
     rows, segments, bags = [], [], []
     for table in tables:
         took, segment, counts, first = gather_rows(table.offsets, index)
@@ -267,7 +400,7 @@ def plan(tables: Sequence[FeatureTable], index: np.ndarray) -> Plan:
         else:
             segments.append(segment)
             bags.append(None)
-    return Plan(index, rows, segments, bags)
+    return BatchPlan(index, rows, segments, bags)
 
 
 def _to_device(arrays: list[np.ndarray], device: torch.device) -> list[Tensor]:
@@ -292,26 +425,26 @@ def _host_gather(values: Tensor, rows: np.ndarray, device: torch.device) -> Tens
     return out.to(device, non_blocking=True)
 
 
-def materialise(tables: Sequence[FeatureTable], plan_: Plan, device: torch.device, host: bool = False,
+def materialise(tables: Sequence[FeatureTable], plan: BatchPlan, device: torch.device, host: bool = False,
                 stream=None) -> tuple[Tensor, Batch]:
     """`(index (B,) on device, Batch)` for a planned batch. Device-resident values are gathered
     on the device; with `host`, every table's rows are gathered on the host and copied. On CUDA,
     all of it is queued on `stream` (None: the current stream)."""
     if device.type == "cuda":
         with torch.cuda.stream(stream):
-            return _materialise(tables, plan_, device, host)
-    return _materialise(tables, plan_, device, host)
+            return _materialise(tables, plan, device, host)
+    return _materialise(tables, plan, device, host)
 
 
-def _materialise(tables: Sequence[FeatureTable], plan_: Plan, device: torch.device,
+def _materialise(tables: Sequence[FeatureTable], plan: BatchPlan, device: torch.device,
                  host: bool) -> tuple[Tensor, Batch]:
-    bags = [b for b in plan_.bags if b is not None]
-    moved = _to_device([plan_.index, *plan_.segment, *bags, *([] if host else plan_.rows)], device)
+    bags = [b for b in plan.bags if b is not None]
+    moved = _to_device([plan.index, *plan.segment, *bags, *([] if host else plan.rows)], device)
     index, segments = moved[0], moved[1:1 + len(tables)]
     bag_iter = iter(moved[1 + len(tables):1 + len(tables) + len(bags)])
     row_iter = iter(moved[1 + len(tables) + len(bags):])
     parts = []
-    for table, rows, segment, bag in zip(tables, plan_.rows, segments, plan_.bags):
+    for table, rows, segment, bag in zip(tables, plan.rows, segments, plan.bags):
         if host:
             values = _host_gather(table.values, rows, device)
         else:
@@ -320,7 +453,7 @@ def _materialise(tables: Sequence[FeatureTable], plan_: Plan, device: torch.devi
             parts.append(Part(values, segment, next(bag_iter)))  # (L,), (E_i,), (E_i,)
         else:
             parts.append(Part(values.float(), segment))  # (E_i, M_i)
-    return index, Batch(len(plan_.index), parts)
+    return index, Batch(len(plan.index), parts)
 
 
 class Batches:
@@ -341,7 +474,7 @@ class Batches:
 
     def _prepare(self, k: int) -> tuple[tuple[Tensor, Batch], object]:
         chunk = self.positions[k * self.batch_size:(k + 1) * self.batch_size]
-        ready = materialise(self.tables, plan(self.tables, chunk), self.device, self.host, self.stream)
+        ready = materialise(self.tables, plan_batch(self.tables, chunk), self.device, self.host, self.stream)
         event = None
         if self.stream is not None:
             event = torch.cuda.Event()

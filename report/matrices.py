@@ -19,7 +19,7 @@ the lowest id.
 Outputs in the output folder: `<id>.png` per sample, `samples.png` (the chosen samples side by
 side, like the paper's last figure row), `overview.png` (mean importance over all test samples
 and runs per combination x modality) and `matrices.csv` (every cell, long format). This module
-computes what is drawn; model/plots.py draws it.
+computes what is drawn; report/plots.py draws it.
 """
 
 from __future__ import annotations
@@ -35,16 +35,19 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from model.report import check_experiments, importance_groups, run_key
 from extract.store import read_store
-from model.runfiles import IMPORTANCE, read_importance, read_metrics, read_predictions, run_threshold, write_csv
-from model.spec import FeatureSpec
+from model.options import FeatureSpec
+from model.runfiles import IMPORTANCE, read_importance, read_predictions, run_threshold
+from report.importance import importance_groups
+from report.runs import group_rows, read_runs
+from report.tables import write_csv
 
 
 @dataclass
 class Combination:
-    """One run group (feature set, pool) at one seed; folds merged (each holds its test ids)."""
+    """One row of runs (feature set, pool) at one seed; folds merged (each holds its test ids)."""
 
+    key: tuple[str, ...]  # its row (report/runs.py KEYS order)
     features: str  # labels joined by ", "
     names: list[str]  # feature names in run order
     labels: list[str]  # modality labels in run order
@@ -58,6 +61,7 @@ class Combination:
     thresholds: np.ndarray | None = None  # (N,) each sample's run's decision threshold
     stores: dict[str, str] = field(default_factory=dict)  # name -> store path (first run)
     task: str = "multilabel"
+    metrics: dict = field(default_factory=dict)  # its first run's metrics.json
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # id -> row
 
     def row(self, sample_id: str) -> int | None:
@@ -70,31 +74,27 @@ class Combination:
 
 def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None,
                       pool: str = "max", seed: int | None = 0) -> list[Combination]:
-    """Run groups with `pool` and an importance.h5, each at `seed` (or its smallest seed when it
+    """Rows of runs with `pool` and an importance.h5, each at `seed` (or its smallest seed when it
     has no run with `seed`); ordered by number of modalities, then as first given."""
     labels = labels or {}
-    groups: dict[str, dict[int | None, list[tuple[Path, dict]]]] = {}
-    found = [(Path(run_dir), read_metrics(run_dir)) for run_dir in run_dirs]
-    check_experiments(found, labels)
-    for run_dir, metrics in found:
-        if metrics["pool"] != pool or not (run_dir / IMPORTANCE).exists():
-            continue
-        key = run_key(metrics, labels)["Features"]
-        groups.setdefault(key, {}).setdefault(metrics.get("seed"), []).append((run_dir, metrics))
+    drawn = (run for run in read_runs(run_dirs, labels) if run.pool == pool and (Path(run.dir) / IMPORTANCE).exists())
     combos = []
-    for features, by_seed in groups.items():
+    for row in group_rows(drawn):
+        features, by_seed = row.labels["Features"], row.seeds()
         seeds = sorted(by_seed, key=lambda s: (s is None, s))
         chosen = seed if seed in by_seed else seeds[0]
         if seed is not None and chosen != seed:
             print(f"note: {features} ({pool}) has no run with seed {seed}; using seed {chosen}",
                   file=sys.stderr)
-        members = sorted(by_seed[chosen], key=lambda rm: (rm[1].get("fold") is None, rm[1].get("fold") or 0))
-        first = members[0][1]
+        members = sorted(by_seed[chosen], key=lambda run: (run.fold is None, run.fold or 0))
+        first = members[0].metrics
         names = list(first["features"])
-        combo = Combination(features, names, [labels.get(n, n) for n in names], chosen,
-                            stores=dict(first.get("feature_stores") or {}), task=first.get("task", "multilabel"))
+        combo = Combination(row.key, features, names, [labels.get(n, n) for n in names], chosen,
+                            stores=dict(first.get("feature_stores") or {}), task=first.get("task", "multilabel"),
+                            metrics=first)
         ids, imps, probs, targets, cuts = [], [], [], [], []
-        for run_dir, metrics in members:
+        for run in members:
+            run_dir = Path(run.dir)
             imp_ids, importance, modalities = read_importance(run_dir)  # (N, M)
             if modalities != names:
                 order = [modalities.index(n) for n in names]
@@ -112,7 +112,7 @@ def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
             ids += imp_ids
             imps.append(importance)
             probs.append(prob[take])
-            cuts.append(np.full(len(take), run_threshold(metrics)))
+            cuts.append(np.full(len(take), run_threshold(run.metrics)))
             targets.append(target[take])
         combo.ids = ids
         combo.importance = np.concatenate(imps).astype(np.float64)
@@ -121,8 +121,8 @@ def load_combinations(run_dirs: Sequence[str | Path], labels: dict[str, str] | N
         combo.targets = np.concatenate(targets)
         combo.finish()
         combos.append(combo)
-    order = {c.features: k for k, c in enumerate(combos)}
-    combos.sort(key=lambda c: (len(c.names), order[c.features]))
+    order = {c.key: k for k, c in enumerate(combos)}
+    combos.sort(key=lambda c: (len(c.names), order[c.key]))
     return combos
 
 
@@ -245,7 +245,7 @@ def choose_samples(combos: Sequence[Combination], columns: Sequence[str], count:
 
 
 # ---------------------------------------------------------------------------------------------
-# what the figures show (model/plots.py draws them)
+# what the figures show (report/plots.py draws them)
 
 
 def _wrap(names: Sequence[str], width: int = 34) -> str:
@@ -304,7 +304,7 @@ def sample_panel(combos: Sequence[Combination], columns: Sequence[str], sample_i
 def write_sample(combos: Sequence[Combination], columns: Sequence[str], sample_id: str,
                  out: Path, pool: str, poster=None) -> Path:
     """`out` PNG: the importance matrix of `sample_id`, its poster (PIL image) beside it if given."""
-    from model import plots
+    from report import plots
 
     matrix, row_labels, colors, title = sample_panel(combos, columns, sample_id)
     return plots.sample_png(matrix, columns, row_labels, colors, f"sample {title}", legend_text(combos, pool), out,
@@ -318,7 +318,7 @@ def load_posters(combos: Sequence[Combination], ids: Sequence[str]) -> dict[str,
     from extract.base import BadInput
     from extract.image_files import load_rgb
 
-    manifest = read_metrics(combos[0].runs[0]).get("manifest") if combos and combos[0].runs else None
+    manifest = combos[0].metrics.get("manifest") if combos else None
     if not manifest or not Path(manifest).exists():
         return {}
     images = read_manifest(manifest).set_index("id")["image"]
@@ -336,7 +336,7 @@ def load_posters(combos: Sequence[Combination], ids: Sequence[str]) -> dict[str,
 def write_samples_row(combos: Sequence[Combination], columns: Sequence[str], ids: Sequence[str],
                       out: Path, pool: str) -> Path:
     """The chosen samples side by side (the paper's last figure row)."""
-    from model import plots
+    from report import plots
 
     panels = [sample_panel(combos, columns, sample_id, 40) for sample_id in ids]
     return plots.samples_png(panels, columns, legend_text(combos, pool), out)
@@ -346,11 +346,11 @@ def overview_matrix(run_dirs: Sequence[str | Path], columns: Sequence[str], comb
                     labels: dict[str, str], pool: str) -> tuple[np.ndarray, list[int]]:
     """(rows, M) mean importance over non-empty test samples, then over all runs (every seed
     and fold) of each combination; and the number of runs per row."""
-    groups = {g["key"]["Features"]: g for g in importance_groups(run_dirs, labels, pool)}
+    groups = {tuple(g["key"].values()): g for g in importance_groups(run_dirs, labels, pool)}
     matrix = np.full((len(combos), len(columns)), np.nan)
     counts = []
     for r, combo in enumerate(combos):
-        group = groups[combo.features]
+        group = groups[combo.key]
         for label, value in zip(group["labels"], group["mean"]):
             matrix[r, columns.index(label)] = value
         counts.append(len(group["runs"]))
@@ -359,7 +359,7 @@ def overview_matrix(run_dirs: Sequence[str | Path], columns: Sequence[str], comb
 
 def write_overview(matrix: np.ndarray, counts: Sequence[int], combos: Sequence[Combination],
                    columns: Sequence[str], out: Path, pool: str) -> Path:
-    from model import plots
+    from report import plots
 
     row_labels = [f"{r}: {_wrap(c.labels, 30)}  [{n} runs]" for r, (c, n) in enumerate(zip(combos, counts), 1)]
     return plots.overview_png(matrix, columns, row_labels,
