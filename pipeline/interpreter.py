@@ -43,3 +43,12 @@ def job_path(environ: dict[str, str], executable: str = sys.executable) -> tuple
     raise RuntimeError(f"jobs run `python -m ...`, but neither `python` on PATH ({found or 'none'}) nor "
                        f"{executable} has {', '.join(NEEDED)}: run `make venv`, then "
                        "`source .venv/bin/activate` before snakemake")
+
+
+def use_job_python(environ: dict[str, str]) -> str:
+    """Put the Python running Snakemake first on `environ`'s PATH when the jobs need it
+    (`job_path`); returns the line saying so, or ""."""
+    path, why = job_path(environ)
+    if path:
+        environ["PATH"] = path
+    return why

@@ -23,7 +23,7 @@ from pipeline.paths import (
     TABLE,
     WEIGHTS_READY,
 )
-from pipeline.interpreter import job_path
+from pipeline.interpreter import use_job_python
 from pipeline.plan import Plan, check_renamed
 
 # A renamed pool (`concat`) is named with what it is now, before the schema refuses it.
@@ -57,9 +57,8 @@ PLAN = Plan(config, config_sources())
 # Jobs run `python -m ...` from PATH: under a venv's snakemake started without activating the venv,
 # its Python goes first (pipeline/interpreter.py); conda/apptainer deployments bring their own.
 if not workflow.deployment_settings.deployment_method:
-    _path, _why = job_path(os.environ)
-    if _path:
-        os.environ["PATH"] = _path
+    _why = use_job_python(os.environ)
+    if _why:
         logger.warning(_why)
 
 
