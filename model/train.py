@@ -169,7 +169,8 @@ def load_run_data(manifest: str | Path, specs: Sequence[FeatureSpec], options: T
 
 def store_record(spec: FeatureSpec) -> dict:
     """What `model.pt` and metrics.json record of a training store: path, column and the attrs
-    that identify what produced it (extractor, backend, dim, model)."""
+    that identify what produced it (`store_attrs`: extractor, backend, dim, feature, input, model,
+    precision and the extractor's options)."""
     record = {"path": str(spec.path), "column": spec.column}
     record.update(store_attrs(spec.path))
     return record
