@@ -182,7 +182,8 @@ def model_mem_mb(wildcards, input, attempt):
 
 def run_minutes(trainings, attempt):
     """Minutes: 10 to start, plus per training 30 on the CPU (40 epochs of one MM-IMDb run take
-    ~15 min on one CPU thread: ~21 s an epoch, BENCHMARKS.md "Training") or 5 on a GPU (~1 min)."""
+    ~15 min on one CPU thread: ~21 s an epoch, BENCHMARKS.md "Training") or 5 on a GPU
+    (~1 min)."""
     return attempt * (10 + trainings * (5 if config["device"] == "cuda" else 30))
 
 
