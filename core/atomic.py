@@ -4,6 +4,11 @@
         write_everything_to(tmp)
     # here `path` exists, complete; on an exception nothing was left at `path` or beside it
 
+Every file dmms writes whole goes through it (stores, run folders' files, the manifest,
+predictions, tables, the unpack marker, bench JSON), so a killed job leaves no half-written
+file where a later job would take it for complete. Not yet through it: the figures
+(report/plots.py) and the demo composer's files (data/demo.py).
+
 Imports nothing beyond the standard library, so data/, extract/ and model/ can all use it.
 """
 

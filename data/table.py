@@ -14,10 +14,19 @@ The file's extension picks the reader: `.csv`, `.tsv`/`.tab` (`sep` sets another
 
 At least one of `image` and `text` must be a column; other columns are carried into the manifest
 as they are. Names are matched exactly: a near miss of these five (`Split`, ` text`, `IMAGE`) is
-refused, naming the rename. JSON Lines end at `\n` only (U+2028 and the like are valid in strings). Without a `split` column (or with it all empty) a labelled table gets a seeded split
-in `ratios` (train, dev, test), iteratively stratified on the labels (`data/stratify.py`) over the
-rows sorted by id, so it does not depend on the row order; a table without any label gets no
-split (`split` empty; predicting needs none).
+refused, naming the rename, rather than carried as another column while the real one reads empty.
+Without a `split` column (or with it all empty) a labelled table gets a seeded split in `ratios`
+(train, dev, test), iteratively stratified on the labels (`data/stratify.py`) over the rows sorted
+by id, so it does not depend on the row order; a table without any label gets no split (`split`
+empty; predicting needs none).
+
+Normalised, not refused (all else is taken as written): ids, labels, image paths and split values
+lose surrounding whitespace; `a||b` and ` a | b ` give `a|b` (empty names dropped, a name repeated
+in a row kept once); text whitespace collapses to single spaces; a whole JSON number as an id or
+label is written as an integer (`1` and `1.0` are id `1`, so they repeat); the suffix picks the
+reader in any case (`.CSV`); blank lines are skipped. JSON Lines end at a line feed only (a
+carriage return before it is JSON whitespace): U+2028, U+2029 and U+0085 are valid inside JSON
+strings and are kept (`str.splitlines` would cut lines there).
 
 CSV/TSV are parsed strictly: a quote left open, a row with another number of fields than the
 header, or a quoted field running over lines that look like rows is an error naming the line
@@ -29,8 +38,10 @@ JSON object or nested list in a cell) are all reported at once, by line (row for
 image) keeps its path, so extraction records the failure for that row's image features; both are
 listed in a warning; so is an image cell that cannot be a path (a caption pasted there: a NUL, a
 name over 255 bytes), kept as a row without an image. `N of M rows have no image` is warned with
-three examples and the file found under another case or suffix, and at MISSING_STOP of the rows
-or more the table is refused unless `allow_missing_images=True`. `strict_images=True` makes
+three examples and the file found under another case or suffix (`ABC.png` named, `abc.png` found;
+for an empty cell, a file named like the id in the folders the table's images are in, the table's
+folder or its images/): paths are taken as written, never guessed. At MISSING_STOP of the rows or
+more the table is refused unless `allow_missing_images=True`. `strict_images=True` makes
 every missing, unreadable or truncated image a bad row. A `|` inside a list label is a bad row.
 Class names that look like slips (a separator look-alike, names differing only in case or
 spaces) are warned about (`label_warnings`).

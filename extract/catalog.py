@@ -90,7 +90,8 @@ class Entry:
         return self.cpu_seconds_of.get(backend or self.default_backend, self.cpu_seconds)
 
 
-# Where the numbers come from (BENCHMARKS.md; docs/DESIGN.md, "Cluster resources"):
+# Where the numbers come from (BENCHMARKS.md; rules/resources.smk turns them into each shard's
+# memory and runtime, pipeline/shards.py into shard counts):
 # - GPU seconds: the previous version's H200 figures in BENCHMARKS.md (random weights of the
 #   paper's models): WSL 5 ms, faces 20 ms (MTCNN included), Faster R-CNN 72 ms, WSL on 10 box
 #   crops 25 ms, roberta-base 12 ms per text. OCR: see its entry. index only reads a column or
@@ -100,8 +101,11 @@ class Entry:
 #   (bench/results/extract_throughput_cpu.json), rounded up; the others estimated from the demo's
 #   per-poster times and the models' sizes. Stand-ins: BENCHMARKS.md "Per poster on the demo, one
 #   thread": MobileNetV2 0.06 s, MTCNN + MobileNetV2 faces 0.17 s, MiniLM 0.016 s per text.
-# - Peak MB: the demo's peaks through the SLURM profile (sacct MaxRSS) plus the paper model's fp32
-#   weights twice over, rounded up; objects and boxes (not in the demo) estimated.
+# - Peak MB: the demo's peaks through the SLURM profile (sacct MaxRSS, BENCHMARKS.md "SLURM": faces
+#   shard 2.26 GB, OCR 1.83, image 1.70, text 1.53) plus the paper model's fp32 weights twice over
+#   (loaded, then copied into the module: ResNeXt-101 32x16d WSL 0.78 GB, roberta-base 0.5 GB,
+#   SE-ResNet-50-256D 0.1 GB), rounded up. Objects and boxes are not in the demo: 4,500 is an
+#   estimate (Faster R-CNN R50-FPN 0.17 GB of weights at 800-pixel inputs; boxes run WSL on crops).
 CATALOG: dict[str, Entry] = {e.name: e for e in (
     Entry("image", "extract.image", f"{WSL_MODEL}, second-to-last layer, 2048-d",
           ("resnext101_32x16d_wsl",), "resnext101_32x16d_wsl",

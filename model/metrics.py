@@ -131,7 +131,13 @@ def evaluate(task: str, targets: np.ndarray, probs: np.ndarray, threshold: float
 def best_threshold(task: str, targets: np.ndarray, probs: np.ndarray, metric: str) -> float:
     """The threshold of THRESHOLDS that scores best on (`targets`, `probs`) (dev), one value for
     every class: `metric` when a threshold moves it (an F1, accuracy), else the task's
-    DEFAULT_SELECT. Ties go to the threshold nearest 0.5, then the lower one."""
+    DEFAULT_SELECT. Ties go to the threshold nearest 0.5, then the lower one.
+
+    One global value, not one per class: a dev split of 10% holds a few positives of most classes
+    (the emoji table of BENCHMARKS.md: 193 dev items for 107 classes), on which per-class
+    thresholds would fit noise; a grid of 19 values cannot overfit much either. The trainer scores
+    every epoch's dev split at its best threshold, so epoch and lr are selected at the threshold
+    they will be used at."""
     if task == "binary":
         y = np.asarray(targets).reshape(-1) > 0
         p = np.asarray(probs).reshape(-1)

@@ -5,7 +5,8 @@ missing-modality robustness (report/robustness.py) load and score a run this way
 
 `model.pt` holds the state dict, the training options, the pool, the features (name, kind,
 input dim) in modality order, the classes, the task, the seed and `stores`: per feature the
-training store's path, column, extractor, backend, dim and model (docs/DESIGN.md, "Run folder");
+training store's path, column and attrs (model/inputs.py `store_attrs`: extractor, backend, dim,
+feature, input, model, precision, config; docs/DESIGN.md, "Run folder");
 a `concat_padded` run also its `slots` (blocks per feature, from its training split).
 
 `python -m model predict --run RUN_DIR --manifest M --feature NAME=STORE.h5 ... --out PRED`

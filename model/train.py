@@ -53,7 +53,8 @@ def train_runs(manifest: str | Path, specs: Sequence[FeatureSpec], pool: str,
                options: TrainOptions | None = None, log: TextIO | None = sys.stderr) -> list[dict]:
     """Several runs of one combination and pool, one after another in this process: each
     `(seed, fold, out)` is `train` with that seed (and `fold=`) writing its own run folder, exactly
-    as alone. A grid cell's seeds (and folds) pay one process start (imports) instead of one each."""
+    as alone. A grid cell's seeds (and folds) pay one process start (~1.7 CPU-s importing torch,
+    pandas and h5py, BENCHMARKS.md) instead of one each."""
     options = (options or TrainOptions()).validate()
     results = []
     with epoch_progress(options, len(runs), log) as progress:
@@ -168,7 +169,8 @@ def load_run_data(manifest: str | Path, specs: Sequence[FeatureSpec], options: T
 
 def store_record(spec: FeatureSpec) -> dict:
     """What `model.pt` and metrics.json record of a training store: path, column and the attrs
-    that identify what produced it (extractor, backend, dim, model)."""
+    that identify what produced it (`store_attrs`: extractor, backend, dim, feature, input, model,
+    precision and the extractor's options)."""
     record = {"path": str(spec.path), "column": spec.column}
     record.update(store_attrs(spec.path))
     return record
@@ -228,7 +230,13 @@ def search_lr(pool: str, data: "RunData", options: TrainOptions, seed: int, dev:
     """`fit` once per peak lr of `options.lr_values()` (one unless lr=auto), each from the same
     initial weights (torch reseeded) and batch order; returns the model holding the best dev
     score's weights (ties and NaN: the smaller lr), its Fit and one row per candidate. `slots`:
-    concat_padded's blocks per feature (model/networks.py)."""
+    concat_padded's blocks per feature (model/networks.py).
+
+    Per run, not once per combination: the data are loaded once, no job waits for another seed's
+    choice (no extra level in the workflow), and each seed's choice is part of what its seed
+    varies, so the spread over seeds includes the lr selection. Cost: one training per candidate
+    (on the emoji table of BENCHMARKS.md 10-20 s a run instead of 1.4-1.9 s); pin `lr` where
+    that matters (the paper datasets and the demo do)."""
     best: tuple[FusionModel, Fit] | None = None
     best_score, trials = math.nan, []
     values = options.lr_values()

@@ -1,11 +1,14 @@
-"""The paths of what the workflow makes under results/ and its weights records, each a pattern
-written once: rules name a pattern as their output, the plan `.format()`s it. Patterns without a
-suffix are jobs that write several files. Not here: each rule's log under logs/, and the dataset
-files rules/data.smk composes or downloads under resources/ (a dataset's `root:` in the config
-points there)."""
+"""The paths of what the workflow makes: the datasets it composes or downloads, everything under
+results/, and its weights records, each a pattern written once: rules name a pattern as their
+output, the plan `.format()`s it. Patterns without a suffix are jobs that write several files (or
+folders). Not here: each rule's log under logs/ (named in the rule beside its output), and the
+`root:` of a dataset section in config/config.yaml, which names COMPOSED's or DOWNLOADED's folder
+for the demo and MM-IMDb (or a copy of the user's own)."""
 
 from __future__ import annotations
 
+COMPOSED = "resources/composed/{dataset}"  # the demo composer's MM-IMDb-format folder: split.json, cues.csv
+DOWNLOADED = "resources/{dataset}"  # the MM-IMDb archive mmimdb.tar.gz, unpacked beside it into mmimdb/
 MANIFEST = "results/{dataset}/manifest.csv"
 STORE = "results/{dataset}/features/{feature}.h5"
 SHARD = "results/{dataset}/features/shards/{feature}/{shard}.h5"

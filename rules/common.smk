@@ -11,6 +11,8 @@ from model.options import pool_wildcard
 from pipeline.paths import (
     CELL_DIR,
     COMPARISONS,
+    COMPOSED,
+    DOWNLOADED,
     GALLERY,
     IMPORTANCE_FIGURE,
     MANIFEST,

@@ -5,14 +5,14 @@
 rule compose_demo:
     """Compose the bundled demo dataset in MM-IMDb's on-disk format (deterministic for the seed)."""
     output:
-        split="resources/composed/{dataset}/split.json",
-        cues="resources/composed/{dataset}/cues.csv",
+        split=f"{COMPOSED}/split.json",
+        cues=f"{COMPOSED}/cues.csv",
     log:
         "logs/{dataset}/compose.log",
     conda:
         "../envs/data.yaml"
     params:
-        root="resources/composed/{dataset}",
+        root=COMPOSED,
         n=lookup(dpath="datasets/{dataset}/compose/n", within=config),
         seed=lookup(dpath="datasets/{dataset}/compose/seed", within=config),
     shell:
@@ -20,9 +20,9 @@ rule compose_demo:
 
 
 rule download_mmimdb:
-    """Fetch mmimdb.tar.gz (resumable, verified) and unpack it to resources/{dataset}/mmimdb."""
+    """Fetch mmimdb.tar.gz (resumable, verified) and unpack it beside the archive, into mmimdb/."""
     output:
-        "resources/{dataset}/mmimdb/split.json",
+        f"{DOWNLOADED}/mmimdb/split.json",
     log:
         "logs/{dataset}/download.log",
     localrule: True
@@ -30,8 +30,8 @@ rule download_mmimdb:
         "../envs/data.yaml"
     params:
         args=PLAN.download_args,
-        archive="resources/{dataset}/mmimdb.tar.gz",
-        dest="resources/{dataset}",
+        archive=f"{DOWNLOADED}/mmimdb.tar.gz",
+        dest=DOWNLOADED,
     shell:
         "python -m data download {params.args} --out {params.archive} --unpack {params.dest} > {log} 2>&1"
 

@@ -232,8 +232,9 @@ rule gallery:
 
 
 rule comparisons:
-    """Every multi-feature row against its best single-feature row and against concat, and set
-    rows against their collapsed twins: deltas with paired bootstrap CIs and permutation p-values.
+    """Every multi-feature row against its best single-feature row and both concat baselines, set
+    rows against set per modality and against their collapsed twins: deltas with 95% intervals and
+    p-values of a two-level bootstrap over seeds and test samples (report/comparisons.py).
     """
     input:
         runs=lambda w: PLAN.grid_cells(w.dataset),

@@ -124,10 +124,14 @@ def shard_spec(wildcards):
 # (mem_mb = max(2 x input size, 1000)); the SLURM executor submits them as --mem and -t, and
 # `--resources mem_mb=N` caps a local run with them. CPUs: the plugin asks for the rule's
 # threads. A retry (profiles/slurm `retries`) gets attempt x both, so a job killed for memory or
-# time comes back bigger. Where each number comes from: docs/DESIGN.md, "Cluster resources".
+# time comes back bigger. The numbers are for the paper's backends; `make test-slurm` compares
+# the requests with sacct's MaxRSS (bench/results/slurm_small_cpu.json: shards 1.0-1.1 GB of
+# 3,000-4,000 MB asked, training 0.8 GB of 1,504).
 
-# An extraction shard's peak MB and seconds per sample: extract/catalog.py (`peak_mb`, `seconds`).
-# Planned runtimes assume MM-IMDb's size before the manifest exists (dry runs).
+# An extraction shard's peak MB and seconds per sample: extract/catalog.py (`peak_mb`, `seconds`,
+# with where each comes from). Planned runtimes assume MM-IMDb's size before the manifest exists
+# (dry runs). On a CPU cluster raise `shards` until a shard fits the partition's time limit: the
+# runtime follows samples / shards.
 MMIMDB_SAMPLES = 25959
 
 
@@ -170,13 +174,16 @@ def extract_runtime(wildcards, input, attempt):
 def model_mem_mb(wildcards, input, attempt):
     """Jobs that load torch, a model and feature stores (training, predictions, robustness,
     gallery, importance matrices): 1500 MB plus the stores read into memory twice over (the
-    store, then the batched float32 tensors)."""
+    store, then the batched float32 tensors). The demo's peaked at 1.1-1.3 GB, over Snakemake's
+    default 1,000 MB; at 1M samples training peaked at 5.1 GB for 3.55 GB of features
+    (BENCHMARKS.md, "Training")."""
     return attempt * int(1500 + 2 * size_mb(input))
 
 
 def run_minutes(trainings, attempt):
     """Minutes: 10 to start, plus per training 30 on the CPU (40 epochs of one MM-IMDb run take
-    ~15 min on one CPU thread) or 5 on a GPU (~1 min)."""
+    ~15 min on one CPU thread: ~21 s an epoch, BENCHMARKS.md "Training") or 5 on a GPU
+    (~1 min)."""
     return attempt * (10 + trainings * (5 if config["device"] == "cuda" else 30))
 
 

@@ -6,8 +6,8 @@ What counts as a repository path, in prose, code spans and fenced blocks alike:
   a heading of the target (GitHub's slug: lower case, punctuation dropped, spaces to hyphens);
 - a path that starts with one of the repository's top-level folders (TOPS): `extract/store.py`,
   `rules/`, `.ci/run`; a glob (`bench/results/*.json`) must match at least one file;
-- a bare file name with a source extension (SOURCE: `pools.py`, `common.smk`, `PAPER.md`): a file
-  of that name exists somewhere in the repository (DESIGN's tables list a folder's files by name).
+- a bare file name with a source extension (SOURCE: `store.py`, `common.smk`, `PAPER.md`): a file
+  of that name exists somewhere in the repository (a doc names a file of a folder it just named).
 Not checked: what the workflow or the user makes (`results/`, `logs/`, `resources/`,
 `.snakemake/`, a dataset's own `dataset/` or `images/`: no top-level folder of the repository),
 absolute and home paths, and placeholders: a path with a part in `{}` or `<>`, a `$VARIABLE`, a
@@ -139,6 +139,17 @@ def test_a_made_up_path_fails_and_placeholders_and_outputs_pass(tmp_path):
         "bench/*.json: no file matches", "synthetic.py: no file of that name in the repository",
         "docs/NOPE.md: link to a missing file",
         "docs/GUIDE.md#not-a-heading: no heading with that anchor in GUIDE.md"]
+
+
+DESIGN_MAX_LINES = 350  # the architecture, the contracts, the layering and three recipes; the rest is the code's
+
+
+def test_design_stays_short():
+    """docs/DESIGN.md holds what the code cannot show by itself, not a walk through the code: a
+    fact that belongs next to what it explains goes into that file's docstring or comment."""
+    lines = len((ROOT / "docs" / "DESIGN.md").read_text(encoding="utf-8").splitlines())
+    assert lines <= DESIGN_MAX_LINES, (f"docs/DESIGN.md has {lines} lines, more than {DESIGN_MAX_LINES}: move what "
+                                       "the code can say into its docstrings and keep the contracts")
 
 
 def test_tops_lists_every_top_level_folder():

@@ -1,4 +1,4 @@
-"""The import layering (docs/DESIGN.md, "Packages"): core <- data, extract <- model <- report; gpuslots
+"""The import layering (docs/DESIGN.md, "Layering"): core <- data, extract <- model <- report; gpuslots
 stands alone; pipeline (the workflow's config logic) stands on top, imported by rules/, tests/ and bench/
 only, and loads no torch; no production package imports tests/ (bench/ may: it is development
 tooling); no import cycle between packages or between the modules of one package. Imports

@@ -277,7 +277,7 @@ def test_steps_reused_outside_train(toy) -> None:
 
 
 def test_training_job_imports_six_model_modules_and_neither_sklearn_nor_torch_compiler(toy, tmp_path) -> None:
-    """A training job reads six modules of model/ (docs/DESIGN.md, "Training"), past its command
+    """A training job reads six modules of model/ (docs/DESIGN.md, "Architecture"), past its command
     line: what it is given, what it reads, the networks, the loop, the metrics, the run folder; no
     reporting. Per-job overhead: sklearn.metrics (~1.2 s) and torch._dynamo (~1.5 s, pulled in by
     any torch.optim optimizer) stay out of it."""

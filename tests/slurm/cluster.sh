@@ -106,7 +106,7 @@ LogFile=$dir/log/slurmdbd.log
 EOF
     chmod 600 "$dir/slurmdbd.conf"
     # MinJobAge 300 (Slurm's default), kept explicit: the profile's squeue status checks need
-    # finished jobs listed for 3 x its first check interval or more (docs/DESIGN.md, "Clusters").
+    # finished jobs listed for 3 x its first check interval or more (profiles/slurm/config.yaml).
     cat > "$SLURM_CONF" <<EOF
 ClusterName=dmmsci
 SlurmctldHost=localhost(127.0.0.1)

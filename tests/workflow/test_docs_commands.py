@@ -39,7 +39,6 @@ from tests.workflow.test_workflows import fake_mmimdb
 
 # Fragments that name an option in prose rather than a command to run.
 NOT_RUN = {
-    "snakemake --report": "names the option in docs/DESIGN.md; README's full --report command is run",
     "snakemake -s PATH/Snakefile --directory WORKDIR": "placeholders (Snakefile comment); every workflow "
     "test runs this form (tests/workflow/snakemake_run.py)",
 }
