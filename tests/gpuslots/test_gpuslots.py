@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -38,6 +39,17 @@ def wait_for(predicate, timeout: float, what: str):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def recorded_command(lock_dir: Path) -> int:
+    """The command pid that the (one) live hold file of `lock_dir` records; 0 before the wrapper
+    has written it (it does so just after starting the command, which may run first)."""
+    for path in lock_dir.glob("gpu*.hold"):
+        try:
+            return int(json.loads(path.read_text() or "{}").get("command", 0))
+        except (OSError, ValueError):
+            return 0
+    return 0
 
 
 def gone(pid: int) -> bool:
@@ -301,14 +313,15 @@ def test_a_killed_wrapper_keeps_the_gpu_until_its_command_tree_is_gone(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     first = wrapper(tmp_path / "locks", "--kind", "extract_shard", "--job", "features/shards/a/1-of-2.h5",
-                    script=f"sleep 30 & echo $! > {out}/sleep; wait", stderr=subprocess.DEVNULL)
+                    script=f"echo $$ > {out}/sh; sleep 30 & echo $! > {out}/sleep; wait", stderr=subprocess.DEVNULL)
     sleep = None
     try:
         wait_for(lambda: (out / "sleep").exists() and (out / "sleep").read_text().strip(), 10, "the command")
-        sleep = int((out / "sleep").read_text())
+        sleep, command = int((out / "sleep").read_text()), int((out / "sh").read_text())
+        wait_for(lambda: recorded_command(tmp_path / "locks") == command, 10, "the wrapper to record the command")
         first.kill()
         first.wait()
-        time.sleep(0.3)  # the sh gets SIGTERM from the dying wrapper and ends
+        wait_for(lambda: gone(command), 10, "the sh to end (SIGTERM from the dying wrapper)")
         assert not gone(sleep)
         second = wrapper(tmp_path / "locks", "--kind", "extract_shard", "--timeout", "1", script="echo ran",
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -338,6 +351,7 @@ def test_a_wrapper_killed_while_stopped_with_its_command_keeps_the_gpu(tmp_path)
     try:
         wait_for(lambda: (out / "sh").exists() and (out / "sh").read_text().strip(), 10, "the command")
         command = int((out / "sh").read_text())
+        wait_for(lambda: recorded_command(tmp_path / "locks") == command, 10, "the wrapper to record the command")
         os.killpg(first.pid, signal.SIGSTOP)
         wait_for(lambda: "State:\tT" in Path(f"/proc/{command}/status").read_text(), 10, "the command to stop")
         first.kill()
