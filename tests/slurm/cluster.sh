@@ -13,7 +13,7 @@
 # to DIR's slurm.conf while the cluster runs (removed by slurm_stop), because srun inside a job
 # cannot see SLURM_CONF: snakemake-executor-plugin-slurm-jobstep 0.6.1 drops every SLURM_*
 # variable but the job's identity from the environment of its srun. A machine that already has
-# a slurm.conf of its own is refused.
+# a slurm.conf of its own, or a running test's link, is refused; a killed test's link is replaced.
 
 SLURM_PIDS=()
 SLURM_ETC_LINK=""
@@ -149,11 +149,14 @@ EOF
     if [[ -e $ETC_CONF || -L $ETC_CONF ]]; then
         local target
         target=$(readlink "$ETC_CONF" || true)
-        if [[ $target != /var/tmp/dmms-slurm-*/slurm.conf ]] || [[ -e $target ]]; then
+        # A link into another test's folder is stale when that folder is gone or no slurmctld
+        # runs on the machine (its test was killed before slurm_stop): take it over, say so.
+        if [[ $target != /var/tmp/dmms-slurm-*/slurm.conf ]] || { [[ -e $target ]] && pgrep -x slurmctld > /dev/null; }; then
             echo "slurm: $ETC_CONF exists (${target:-a file}): this machine has a Slurm of its own or another test runs; use a fresh machine" >&2
             return 1
         fi
-        rm -f "$ETC_CONF"  # left behind by a killed run
+        echo "slurm: removing $ETC_CONF -> $target, left by a test that was killed (no slurmctld runs)" >&2
+        rm -f "$ETC_CONF"
     fi
     mkdir -p /etc/slurm
     ln -s "$SLURM_CONF" "$ETC_CONF" && SLURM_ETC_LINK=$SLURM_CONF
