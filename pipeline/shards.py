@@ -10,7 +10,9 @@ other however the stores' costs differ. Without local GPU slots (a CPU, or a clu
 the GPUs) the costliest store gets TOP_SHARDS shards and the others shards in proportion to their
 cost (at least one): a cheap store is not split into jobs that each pay a process start and a
 model load for seconds of work (the demo: 6 shard jobs for its 5 stores, OCR's 2 among them). The
-count depends on the config only, so a dry run, the run and a cluster's job processes agree.
+count depends on the config only, so a dry run, the run and a cluster's job processes agree: with
+`device: auto` and `gpus: 0` (jobs run on machines the submitting one cannot see) the costs are
+GPU costs wherever the workflow is parsed (`cost_device`), never this machine's resolved device.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from extract.catalog import entry
 
 WAVES = 4
 TOP_SHARDS = 2  # `auto` without local GPU slots: shards of the costliest store (parallel jobs)
+
+
+def cost_device(setting: str, resolved: str, gpus_setting: int | None) -> str:
+    """The device whose per-item costs size the shards: the configured one; under `device: auto`
+    the one resolved here, except with `gpus: 0`, where the jobs may run on other machines (a GPU
+    node resolves cuda, a login node without GPUs cpu) and their merge jobs must expect the shards
+    the submitting process made: then GPU costs, as a cluster that assigns GPUs runs them."""
+    if setting == "auto" and gpus_setting == 0:
+        return "cuda"
+    return resolved
 
 
 def shard_counts(features: Mapping[str, tuple[str, str]], device: str, gpus: int,

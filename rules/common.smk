@@ -35,6 +35,7 @@ validate(config, "../config/schema.yaml")
 
 # `device: auto`: cuda when a GPU is visible (counted without torch, as gpuslots does), else cpu.
 # Resolved once here; rules read config["device"] as cpu or cuda.
+DEVICE_SETTING = config["device"]  # as configured: shard counts must not depend on this machine
 config["device"] = gpuslots.resolve_device(config["device"])
 
 

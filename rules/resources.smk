@@ -5,7 +5,7 @@ import os
 from snakemake.logging import logger
 
 from extract.catalog import entry as catalog_entry
-from pipeline.shards import chain_costs, shard_counts
+from pipeline.shards import chain_costs, cost_device, shard_counts
 
 # --- GPU slots -----------------------------------------------------------------------------
 # With device cuda on one machine, `gpus` devices (default: those visible) are each shared by
@@ -98,8 +98,9 @@ def shard_count(dataset, feature):
             n: (f["extractor"], f["backend"])
             for n, f in PLAN.dataset_features(dataset).items()
         }
+        device = cost_device(DEVICE_SETTING, config["device"], config.get("gpus"))
         _SHARDS[dataset] = shard_counts(
-            features, config["device"], 0 if SLOTS is None else SLOTS.gpus
+            features, device, 0 if SLOTS is None else SLOTS.gpus
         )
     return _SHARDS[dataset][feature]
 

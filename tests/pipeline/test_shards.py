@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from extract.catalog import entry
-from pipeline.shards import chain_costs, shard_counts
+from pipeline.shards import chain_costs, cost_device, shard_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +49,16 @@ def test_stand_ins_cost_what_they_run():
     own = {"image": ("image", "mobilenet_v2"), "text": ("text", "minilm")}
     assert shard_counts(own, "cpu", 0) == {"image": 2, "text": 1}
     assert shard_counts(own, "cuda", 0) == {"image": 1, "text": 2}  # GPU: the paper backends' figures
+
+
+def test_cluster_jobs_count_the_shards_the_submitting_process_made():
+    """`device: auto` with `gpus: 0`: a login node without GPUs (cpu) and a GPU node (cuda) that
+    parse the workflow must plan the same shards, or a merge job waits for shards never made."""
+    own = {"image": ("image", "mobilenet_v2"), "text": ("text", "minilm")}
+    login, node = (shard_counts(own, cost_device("auto", resolved, 0), 0) for resolved in ("cpu", "cuda"))
+    assert login == node == {"image": 1, "text": 2}
+    assert cost_device("auto", "cpu", None) == "cpu"  # one machine (gpus counted here): its own device
+    assert cost_device("cpu", "cpu", 0) == "cpu" and cost_device("cuda", "cuda", 0) == "cuda"
 
 
 def test_longest_chain_of_stores_goes_first():
