@@ -9,6 +9,7 @@ import pandas as pd
 from core.atomic import atomic_write
 
 COLUMNS = ("id", "split", "image", "text", "labels")
+ADS_FOLDS = 5  # Ads-Parallelity has no split of its own: the paper's 5-fold cross-validation (Sec. 4.1)
 
 
 def write_manifest(frame: pd.DataFrame, out: str | Path) -> Path:

@@ -16,7 +16,7 @@ import logging
 import sys
 
 from data.classes import describe, unscorable
-from core.manifest import write_manifest
+from core.manifest import ADS_FOLDS, write_manifest
 
 log = logging.getLogger("data")
 
@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
                    help="mmimdb: a movie's text from its plot entries: all (joined with a space, the "
                         "paper's), longest or first (default all)")
     m.add_argument("--annotations", help="ads: annotation CSV (format: data/ADS_FORMAT.md)")
-    m.add_argument("--folds", type=int, default=5, help="ads: cross-validation folds (default 5)")
+    m.add_argument("--folds", type=int, default=ADS_FOLDS, help=f"ads: cross-validation folds (default {ADS_FOLDS})")
     m.add_argument("--seed", type=int, default=0, help="ads: seed of the fold assignment (default 0)")
     m.add_argument("--table", help="table: CSV, TSV, JSON Lines or Parquet file (format: data/table.py)")
     m.add_argument("--split-ratios", default="0.6,0.1,0.3",

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.manifest import ADS_FOLDS
+
 log = logging.getLogger("data.ads")
 
 COLUMNS = ("id", "image", "slogan", "parallel", "fine", "naturalness", "concreteness")
@@ -151,7 +153,7 @@ def read_annotations(path: str | Path) -> tuple[pd.DataFrame, Counter]:
                                       "concreteness", "line"]), counts
 
 
-def assign_folds(ids: pd.Series, fine: pd.Series, folds: int = 5, seed: int = 0) -> np.ndarray:
+def assign_folds(ids: pd.Series, fine: pd.Series, folds: int = ADS_FOLDS, seed: int = 0) -> np.ndarray:
     """Fold number per row: StratifiedKFold on `fine`, shuffled with `seed`, over rows sorted by id."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -174,7 +176,7 @@ def assign_folds(ids: pd.Series, fine: pd.Series, folds: int = 5, seed: int = 0)
     return result
 
 
-def manifest_from_ads(annotations: str | Path, folds: int = 5, seed: int = 0) -> tuple[pd.DataFrame, Counter]:
+def manifest_from_ads(annotations: str | Path, folds: int = ADS_FOLDS, seed: int = 0) -> tuple[pd.DataFrame, Counter]:
     """Manifest rows of an Ads annotation CSV (in its row order) and counts of what was absent."""
     rows, counts = read_annotations(annotations)
     if rows.empty:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
+from core.manifest import ADS_FOLDS
 from extract.catalog import entry
 from model.options import BASELINES, PER_MODALITY, RENAMED, TrainOptions
 from pipeline.paths import (CELL_DIR, COMPARISONS, GALLERY, IMPORTANCE_FIGURE, MANIFEST, MATRICES, PREDICTIONS,
@@ -93,7 +94,7 @@ class Plan:
 
     def run_names(self, dataset: str) -> list[str]:
         """seedS, or seedS-foldK for every fold of a cross-validated dataset."""
-        seeds, folds = self.experiments(dataset)["seeds"], self.datasets[dataset]["folds"]
+        seeds, folds = self.experiments(dataset)["seeds"], self.folds(dataset)
         if not folds:
             return [run_name(s) for s in seeds]
         return [run_name(s, k) for s in seeds for k in range(folds)]
@@ -218,6 +219,12 @@ class Plan:
         return {name: STORE.format(dataset=dataset, feature=name) for name in names}
 
     # --- rule data.smk -----------------------------------------------------------------------------
+
+    def folds(self, dataset: str) -> int:
+        """Cross-validation folds: `folds:`, and for format ads at 0 the manifest's default
+        (ADS_FOLDS: it has no split of its own)."""
+        ds = self.datasets[dataset]
+        return ds["folds"] or (ADS_FOLDS if ds["format"] == "ads" else 0)
 
     def manifest_source(self, wildcards) -> str:
         """What the manifest is built from: MM-IMDb's split.json, the Ads annotation CSV or the
