@@ -438,6 +438,7 @@ class Plan:
             return [f"{PREDICTIONS.format(dataset=dataset)}.csv"]
         outputs = list(self.stores(dataset, self.dataset_features(dataset)).values())
         multi = self.multi_feature_combinations(dataset)
+        maxed = bool(self.grid(dataset, pool="max"))  # matrices and gallery show max-pool runs only
         if self.experiments(dataset)["combinations"]:
             table = TABLE.format(dataset=dataset)
             outputs += [f"{table}.csv", f"{table}.md", f"{table}.html", f"{STORES.format(dataset=dataset)}.html"]
@@ -446,14 +447,14 @@ class Plan:
                 for name in multi
                 if "max" in self.combination_pools(dataset, name)
             ]
-            outputs.append(f"{MATRICES.format(dataset=dataset)}/overview.png")
+            outputs += [f"{MATRICES.format(dataset=dataset)}/overview.png"] if maxed else []
         if multi or self.combinations_where(dataset, lambda combo: combo["collapse"]):
             comparisons = COMPARISONS.format(dataset=dataset)
             outputs += [f"{comparisons}.csv", f"{comparisons}.md", f"{comparisons}.html"]
         if multi:
             robustness = ROBUSTNESS.format(dataset=dataset)
             outputs += [f"{robustness}.csv", f"{robustness}.html", f"{robustness}_views.csv"]
-            outputs += [f"{GALLERY.format(dataset=dataset)}/{page}" for page in ("index.html", "standalone.html")]
+            outputs += [f"{GALLERY.format(dataset=dataset)}/{page}" for page in ("index.html", "standalone.html") if maxed]
         return outputs
 
     def default_targets(self, wildcards=None) -> list[str]:

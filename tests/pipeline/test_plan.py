@@ -219,6 +219,11 @@ def test_dataset_outputs_of_the_demo_and_of_single_feature_datasets() -> None:
         "results/one_comparisons.csv", "results/one_comparisons.md", "results/one_comparisons.html"]
     single["experiments"]["combinations"] = {}
     assert make_plan({"one": single}).dataset_outputs("one") == stores
+    # no max pool anywhere: no matrices or gallery (they show max-pool runs), the rest as before
+    single["experiments"] |= {"pools": ["sum"], "combinations": {"it": {"features": ["img", "txt"]}}}
+    outputs = make_plan({"one": single}).dataset_outputs("one")
+    assert not [o for o in outputs if "matrices" in o or "gallery" in o]
+    assert "results/one_robustness.csv" in outputs and "results/one_comparisons.csv" in outputs
 
 
 def test_unknown_targets_are_refused_naming_the_config_files() -> None:
