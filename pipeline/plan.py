@@ -15,7 +15,6 @@ import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 from core.manifest import ADS_FOLDS
@@ -315,7 +314,9 @@ class Plan:
         """`EXTRACTOR --backend B --set K=V` of a weights record: only the options that pick weight
         files, so no other option of the feature reruns `fetch_weights`."""
         dataset, feature = self.weights_users(wildcards)[0]
-        settings = self.feature_config(SimpleNamespace(dataset=dataset, feature=feature))
+        # the first user's settings as configured: a fetch another dataset shares is not that
+        # dataset's job, so its paper_strict check (feature_config) is not this one's to run
+        settings = self.dataset_features(dataset)[feature]
         options = self.weight_options(settings)
         return quoted([settings["extractor"]]) + " " + self.option_args(settings["backend"], options)
 

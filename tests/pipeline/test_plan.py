@@ -302,6 +302,11 @@ def test_extraction_arguments_and_the_paper_strict_refusal() -> None:
     with pytest.raises(ValueError, match=r"(?s)^dataset 'mine' has paper_strict: true, but it would not "
                                          r"run the paper's models:\n  img: image backend mobilenet_v2 .*\n  txt: "):
         strict.extractor_name(wc(dataset="mine", feature="txt"))
+    # a weights record that a strict dataset shares with another: fetching it for the other one
+    # runs no check of the strict dataset's (its own jobs still refuse)
+    shared = make_plan({"strict": table_dataset(paper_strict=True), "mine": table_dataset()})
+    assert shared.weights_users(wc(weights="text-minilm"))[0] == ("strict", "txt")
+    assert shared.weights_args(wc(weights="text-minilm")) == "text --backend minilm"
 
 
 def test_report_arguments() -> None:
