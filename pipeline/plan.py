@@ -29,8 +29,9 @@ def quoted(args: Iterable[Any]) -> str:
 
 
 def set_args(options: dict[str, Any], flag: str = "--set") -> str:
-    """`FLAG KEY=VALUE` for each option, in key order."""
-    return quoted(a for k, v in sorted(options.items()) for a in (flag, f"{k}={v}"))
+    """`FLAG KEY=VALUE` for each option, in key order; booleans as YAML writes them (`true`)."""
+    return quoted(a for k, v in sorted(options.items())
+                  for a in (flag, f"{k}={json.dumps(v) if isinstance(v, bool) else v}"))
 
 
 def check_renamed(config: dict[str, Any]) -> None:
@@ -330,11 +331,7 @@ class Plan:
 
     @staticmethod
     def option_args(backend: str | None, options: dict[str, Any]) -> str:
-        args = ["--backend", backend] if backend else []
-        for key, value in sorted(options.items()):
-            text = json.dumps(value) if isinstance(value, bool) else value
-            args += ["--set", f"{key}={text}"]
-        return quoted(args)
+        return " ".join(filter(None, [quoted(["--backend", backend]) if backend else "", set_args(options)]))
 
     def extract_args(self, wildcards, input) -> str:
         """Model arguments, the input store, and the feature name (recorded in the store's attrs)."""
