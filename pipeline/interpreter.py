@@ -9,7 +9,9 @@ import shutil
 import subprocess
 import sys
 
-NEEDED = ("torch", "h5py", "pandas", "yaml")  # what every job imports (requirements.txt)
+# what the jobs import (requirements.txt): a system Python with torch and pandas alone would pass
+# the check and fail in the extraction or report jobs
+NEEDED = ("torch", "h5py", "pandas", "yaml", "sklearn", "matplotlib", "transformers", "easyocr")
 PROBE = ("import importlib.util as u, sys; "
          f"sys.exit(any(u.find_spec(m) is None for m in {NEEDED!r}))")
 

@@ -2,7 +2,7 @@
 
 
 rule table:
-    """The dataset's table: every combination x pool (+ concat baseline), mean and std over seeds."""
+    """The dataset's table: every combination x pool and concat baseline, mean and std over seeds."""
     input:
         runs=lambda w: PLAN.grid_cells(w.dataset),
         # not read: in the table's DAG so that a report of the table shows where its features came from
