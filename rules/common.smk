@@ -35,7 +35,8 @@ validate(config, "../config/schema.yaml")
 
 # `device: auto`: cuda when a GPU is visible (counted without torch, as gpuslots does), else cpu.
 # Resolved once here; rules read config["device"] as cpu or cuda.
-DEVICE_SETTING = config["device"]  # as configured: shard counts must not depend on this machine
+# As configured: shard counts must not depend on the machine that parses the workflow.
+DEVICE_SETTING = config["device"]
 config["device"] = gpuslots.resolve_device(config["device"])
 
 
