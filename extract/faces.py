@@ -43,7 +43,7 @@ from extract.image_files import load_rgb
 from extract.registry import register
 from extract.senet import MEAN_BGR, MEAN_RGB, SENet50Embedding, load_release_state
 from extract.catalog import SENET50_256
-from extract.substitutes import FACE_MARGINS, model_attrs, own_senet
+from extract.substitutes import FACE_MARGINS, model_attrs, own_senet, release_named
 from extract.weights import WeightFile, load_state_dict, load_weight_file, published_mismatch
 
 INCEPTION_WEIGHTS = WeightFile(
@@ -141,7 +141,7 @@ def build_senet(options: FaceOptions, device: torch.device) -> Embedder:
     net = SENet50Embedding(256)
     load_release_state(net, state)
     model: nn.Module = L2Normalized(net) if options.l2_normalize else net
-    note = published_mismatch(spec, path, info[1]) if spec is SENET50_256 else ""
+    note = published_mismatch(SENET50_256, path, info[1]) if release_named(options.weights) else ""
     name = f"{DETECTOR} + SE-ResNet-50-256D ({info[0]}"
     name += ", the VGGFace2 PyTorch release)" if info[1] == SENET50_256.sha256 else f", sha256 {info[1][:12]}...)"
     return Embedder(256, FACE_MARGINS["senet50_256"], to_tensor, channels_last(model.eval().to(device)), info, name, recipe,

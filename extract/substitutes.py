@@ -130,7 +130,7 @@ def substitution(extractor: str, backend: str = "", options: Mapping[str, Any] |
         if Path(model).name != PAPER_TEXT_MODELS[backend]:
             diffs.append(_instead(f"text model {model}", PAPER_TEXT_MODELS[backend]))
     elif extractor == "faces":
-        if options.get("weights") and options["weights"] != SENET50_256.file:
+        if not release_named(options.get("weights")):
             diffs.append(_instead(f"SE-ResNet-50-256D weights {options['weights']}",
                                   f"VGGFace2 PyTorch release {SENET50_256.file}"))
         if str(options.get("channel_order", "rgb")) != "rgb":
@@ -247,6 +247,12 @@ def _roberta_problem(name: str) -> str:
             f"Hugging Face cache. {get}")
 
 
+def release_named(weights: Any) -> bool:
+    """Whether faces option `weights` is unset or names the release's file (senet50_256.pth, in any
+    folder): that file is then checked against the release's sha256, like the default."""
+    return not weights or Path(str(weights)).name == SENET50_256.file
+
+
 def own_senet(file: str) -> WeightFile:
     """A SE-ResNet-50-256D state dict of the user's (faces option `weights`), not the release."""
     return WeightFile(file, note=f"copy your SE-ResNet-50-256D state dict {file} (the release's layer "
@@ -259,7 +265,7 @@ def _faces_problem(options: Mapping[str, Any]) -> str:
                               "pip install --no-deps -r requirements-nodeps.txt")
     if missing:
         return missing
-    if options.get("weights") and options["weights"] != SENET50_256.file:
+    if not release_named(options.get("weights")):
         return obtainable(own_senet(str(options["weights"])))
     return _weights_problem(SENET50_256)
 

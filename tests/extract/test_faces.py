@@ -216,6 +216,10 @@ def test_senet_release_gets_rgb_minus_the_release_mean_and_unit_norm(offline):
     assert "SE-ResNet-50-256D" in attrs["model"] and "MTCNN" in attrs["model"]
     # random weights are not the release: said so, in the model and as a substitute
     assert "not the VGGFace2 PyTorch release" in attrs["substitute"]
+    # also when the option names that file (here by its path): its name is the release's
+    named = FaceExtractor("senet50_256", CPU, FaceOptions(weights=str(offline / "senet50_256.pth")))
+    assert "not the VGGFace2 PyTorch release" in named.extra_attrs()["substitute"]
+    assert "instead of" not in named.extra_attrs()["substitute"]  # not reported as another file
 
 
 def test_senet_bgr_option_for_caffe_conversions(offline):
