@@ -125,6 +125,10 @@ def start(root: Path) -> SharedRun:
     shared = root / "shared.yaml"
     shared.write_text(yaml.safe_dump(config))
     work = root / "work"
+    # it starts before any test's own empty weights folders (tests/conftest.py): its own ones, so no
+    # file in the user's caches or the checkout's resources/ takes part
+    caches = {name: str(root / "caches" / folder) for name, folder in (
+        ("DMMS_WEIGHTS", "weights"), ("TORCH_HOME", "torch"), ("EASYOCR_MODULE_PATH", "easyocr"), ("HF_HOME", "hf"))}
     process = start_snakemake(work, "--cores", "2", "all", "results/ads_table.csv", log=root / "snakemake.log",
-                              configfile=shared, replace=True)
+                              configfile=shared, replace=True, env=caches)
     return SharedRun(work, process, root / "snakemake.log", ads)

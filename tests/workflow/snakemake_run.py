@@ -11,10 +11,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def command(workdir: Path, args: tuple[str, ...], configfile: Path | None, replace: bool) -> dict:
+def command(workdir: Path, args: tuple[str, ...], configfile: Path | None, replace: bool,
+            env: dict[str, str] | None = None) -> dict:
     """subprocess keywords (args, cwd, env) of one Snakemake call. `replace`: the config file replaces
-    config/config.yaml instead of being merged into it."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{BIN}:{os.environ['PATH']}")
+    config/config.yaml instead of being merged into it; `env`: variables set for this call."""
+    env = dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT), PATH=f"{BIN}:{os.environ['PATH']}")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)] + (["--replace-workflow-config"] if replace else [])
@@ -28,11 +29,11 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, replace
 
 
 def start_snakemake(workdir: Path, *args: str, log: Path, configfile: Path | None = None,
-                    replace: bool = False) -> subprocess.Popen:
+                    replace: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen:
     """The same call in the background, its stdout and stderr written to `log` (a pipe nobody
     reads would fill and stall it)."""
     with open(log, "w") as out:
-        return subprocess.Popen(**command(workdir, args, configfile, replace), stdout=out,
+        return subprocess.Popen(**command(workdir, args, configfile, replace, env), stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
 
 
