@@ -8,9 +8,10 @@ as the attr `substitute` ("" when none) beside `model`, the exact model that ran
 would not run the paper's model here (a stand-in backend, a missing library or weight file, a local
 weight file that is not the published one), each with how to fix it: pipeline/plan.py refuses a
 `paper_strict: true` dataset with any. Local weight files are compared with the published ones by
-sha256: SE-ResNet-50-256D and roberta-base's weights with their publishers' full sha256, the WSL
-(and torchvision Faster R-CNN) files with the prefix torch hub writes into their names; detectron2
-publishes no hash for its model zoo files, so `model_final_b275ba.pkl` is recorded (store attr
+sha256: roberta-base's weights with Hugging Face's published sha256, SE-ResNet-50-256D with the
+sha256 pinned here for the VGGFace2 release (VGG publishes none), the WSL (and torchvision Faster
+R-CNN) files with the prefix torch hub writes into their names; detectron2 and fairseq publish no
+hash for `model_final_b275ba.pkl` and `roberta.base/model.pt`, so those are recorded (store attr
 `weights`), not checked. One paper model cannot be run by anyone: the OCR model of the paper's
 reference [3], which the text does not name (docs/PAPER.md, "OCR and reference [3]").
 Its stand-in, EasyOCR, is therefore always recorded as a substitute, and strict mode accepts it

@@ -11,7 +11,7 @@ only that member is kept. A download is checked against the spec's size and sha2
 them. When none works the error names the file, the URL and where to put it.
 
 Every local copy is also compared with the published file (`published_mismatch`): its full sha256
-where the publisher gives one, else the sha256 prefix torch hub writes into the file name
+where one is known (published, or pinned here for the VGGFace2 release), else the sha256 prefix torch hub writes into the file name
 (`ig_resnext101_32x16-c6f796b0.pth`: the sha256 starts c6f796b0; torch hub checks only that). A
 file that differs (random or corrupt weights) is a substitute: the store's `substitute` says so,
 and `paper_strict` refuses it (`extract.substitutes`).
