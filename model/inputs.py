@@ -125,7 +125,8 @@ def select_splits(split: pd.Series, fold: int | None, source: str = "manifest",
         folds = sorted(set(ints))
         if fold is None:
             raise ValueError(f"{source} uses cross-validation folds {folds}; "
-                             "choose the test fold with --set fold=K")
+                             "choose the test fold with --set fold=K (in the workflow: set "
+                             f"`folds: {len(folds)}` in the dataset's section)")
         if fold not in folds:
             raise ValueError(f"fold={fold} is not one of the folds {folds} in {source}")
         if len(folds) < 2:

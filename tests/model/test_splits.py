@@ -67,3 +67,12 @@ def test_named_splits_and_errors() -> None:
     assert named["train"].tolist() == [0, 3] and named["dev"].tolist() == [1] and named["test"].tolist() == [2]
     with pytest.raises(ValueError, match="train/dev/test"):
         select_splits(pd.Series(["train", "validation"]), fold=None)
+
+
+def test_folds_without_a_chosen_fold_name_the_setting_that_chooses_one() -> None:
+    """A table whose `split` holds fold numbers, trained with `folds: 0`: the message names the
+    workflow's setting, not only the CLI's."""
+    with pytest.raises(ValueError, match=r"^mine.csv uses cross-validation folds \[0, 1, 2, 3, 4\]; choose the "
+                                         r"test fold with --set fold=K \(in the workflow: set `folds: 5` in the "
+                                         r"dataset's section\)$"):
+        select_splits(ads_like()["split"], None, source="mine.csv")
