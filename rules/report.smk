@@ -112,7 +112,7 @@ rule importance_matrices:
     conda:
         "../envs/train.yaml"
     resources:
-        mem_mb=model_mem_mb,
+        mem_mb=report_mem_mb,
     params:
         runs=PLAN.run_folders,
         labels=PLAN.label_args,
@@ -142,7 +142,7 @@ rule robustness_scores:
     conda:
         "../envs/train.yaml"
     resources:
-        mem_mb=model_mem_mb,
+        mem_mb=report_mem_mb,
     params:
         runs=PLAN.run_folders,
         out=f"{ROBUSTNESS}.csv",
@@ -216,7 +216,7 @@ rule gallery:
     conda:
         "../envs/train.yaml"
     resources:
-        mem_mb=model_mem_mb,
+        mem_mb=report_mem_mb,
     params:
         runs=PLAN.run_folders,
         stores=PLAN.gallery_stores,

@@ -173,12 +173,21 @@ def extract_runtime(wildcards, input, attempt):
 
 
 def model_mem_mb(wildcards, input, attempt):
-    """Jobs that load torch, a model and feature stores (training, predictions, robustness,
-    gallery, importance matrices): 1500 MB plus the stores read into memory twice over (the
-    store, then the batched float32 tensors). The demo's peaked at 1.1-1.3 GB, over Snakemake's
-    default 1,000 MB; at 1M samples training peaked at 5.1 GB for 3.55 GB of features
-    (BENCHMARKS.md, "Training")."""
+    """Jobs that load torch, a model and the feature stores in their input (training,
+    predictions): 1500 MB plus the stores read into memory twice over (the store, then the
+    batched float32 tensors). The demo's peaked at 1.1-1.3 GB, over Snakemake's default 1,000
+    MB; at 1M samples training peaked at 5.1 GB for 3.55 GB of features (BENCHMARKS.md,
+    "Training")."""
     return attempt * int(1500 + 2 * size_mb(input))
+
+
+def report_mem_mb(wildcards, input, attempt):
+    """Report jobs that rebuild runs from their folders (robustness, gallery, importance
+    matrices): as `model_mem_mb`, with the stores the runs read (the dataset's grid stores; the
+    run folders in the input weigh nothing)."""
+    stores = set(PLAN.grid_stores(wildcards))
+    stores |= {p for p in input if str(p).endswith(".h5")}
+    return attempt * int(1500 + 2 * size_mb(sorted(stores)))
 
 
 def run_minutes(trainings, attempt):

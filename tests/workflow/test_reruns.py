@@ -11,6 +11,7 @@ import yaml
 
 from pipeline.plan import Plan
 from tests.workflow.snakemake_run import ROOT, job_counts, snakemake
+from tests.workflow.test_profiles import plan_resources
 
 CONFIG = ROOT / "tests/config/test.yaml"
 
@@ -38,6 +39,19 @@ def test_a_label_change_reruns_only_what_shows_labels(work, tmp_path) -> None:
     assert set(counts) == {"table", "comparisons", "robustness", "importance_figure", "importance_matrices",
                            "gallery", "all", "total"}, counts
     assert "python -m report robustness --scored" in out  # labelling only, from the scores on disk
+
+
+def test_report_jobs_ask_memory_for_the_stores_their_runs_read(work, tmp_path) -> None:
+    """Robustness, matrices and gallery rebuild runs from run folders (which weigh nothing) and
+    load the runs' stores: their `mem_mb` counts the dataset's grid stores twice over."""
+    _, out = plan_after(work, tmp_path, lambda demo: demo["experiments"]["labels"].update(faces="Faces(i)"))
+    config = yaml.safe_load(CONFIG.read_text())["datasets"]["demo"]
+    used = {f for combo in config["experiments"]["combinations"].values() for f in combo["features"]}
+    used |= {config["features"][f]["input"] for f in used if "input" in config["features"][f]}
+    stores_mb = sum((work / f"results/demo/features/{f}.h5").stat().st_size for f in used) / 2**20
+    memory = {rule: int(res["mem_mb"]) for rule, res in plan_resources(out) if "mem_mb" in res}
+    assert stores_mb > 0.5 and memory["importance_matrices"] == int(1500 + 2 * stores_mb), (memory, stores_mb)
+    assert memory["gallery"] >= memory["importance_matrices"]
 
 
 def test_an_extractor_option_reextracts_without_fetching_weights(work, tmp_path) -> None:
