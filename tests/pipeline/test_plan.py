@@ -256,7 +256,8 @@ def test_manifest_and_download_arguments_per_format() -> None:
         "ads0": "--format ads --annotations a.csv --seed 0",
         "imdb": "--format mmimdb --root r --plot all --genres Drama,Comedy"}
     # folds: 0 on Ads: the manifest's 5 folds, and runs planned for each of them (one test fold each)
-    assert plan.run_names("ads0") == plan.run_names("ads") == [f"seed0-fold{k}" for k in range(5)]
+    # (and, with no `seeds:`, three seeds: the comparisons can resample them)
+    assert plan.run_names("ads0") == plan.run_names("ads") == [f"seed{s}-fold{k}" for s in (0, 1, 2) for k in range(5)]
     assert plan.run_names("mine") == ["seed0", "seed1"]  # a table: its own split, no folds
     assert plan.download_args(wc(dataset="imdb")) == "--url http://x/m.tar.gz --sha256 ab"
     with pytest.raises(ValueError, match=r"dataset 'local': data/mm/split.json does not exist and the config "
