@@ -128,7 +128,8 @@ def comparisons_args(p: argparse.ArgumentParser) -> None:
     runs(p, "run folders of one dataset")
     table_out(p)
     label(p)
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples and permutations (1000)")
+    p.add_argument("--resamples", type=int, default=1000,
+                   help="bootstrap resamples behind the intervals and p-values (1000)")
 
 
 def comparisons(args: argparse.Namespace) -> str:

@@ -43,7 +43,7 @@ NOT_RUN = {
     "test runs this form (tests/workflow/snakemake_run.py)",
 }
 COMMENTED = ("Snakefile", "profiles/default/config.yaml", "profiles/slurm/config.yaml")
-PROJECT = ("Snakefile", "rules", "config", "profiles", "envs")
+PROJECT = ("Snakefile", "rules", "config", "profiles", "envs", "bench/demo_fixed_threshold.yaml")
 INLINE = re.compile(r"`(snakemake [^`]*)`")
 
 
@@ -101,6 +101,7 @@ def project(tmp_path_factory) -> Path:
     work.mkdir()
     for name in PROJECT:
         source = ROOT / name
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy)(source, work / name)
     root = fake_mmimdb(work.parent / "mmimdb")
     config = yaml.safe_load((work / "config/config.yaml").read_text())
