@@ -109,7 +109,8 @@ def select_splits(split: pd.Series, fold: int | None, source: str = "manifest",
                   ids: pd.Series | None = None) -> dict[str, np.ndarray]:
     """Row positions of train/dev/test.
 
-    Named splits (`train`/`dev`/`test`) are used as they are. Integer folds (cross-validation)
+    Named splits (`train`/`dev`/`test`) are used as they are; without any `dev` row (a table with
+    train and test only), dev is carved from train as below, seeded by DEV_SEED alone. Integer folds (cross-validation)
     need `fold`: test = that fold; train = every other fold, less a dev set of
     floor(`dev_fraction` x those rows) carved from them, stratified on `strata` (the Ads fine
     class; None: not stratified) and seeded by the fold alone (every seed and pool of a fold gets
@@ -133,11 +134,7 @@ def select_splits(split: pd.Series, fold: int | None, source: str = "manifest",
             raise ValueError(f"{source} has {len(folds)} fold; cross-validation needs at least 2")
         number = np.array([_as_int(v) if v else -1 for v in values])
         rest = np.flatnonzero(used & (number != fold))
-        labels = np.zeros(len(values), dtype=np.int64) if strata is None else strata.astype(str).to_numpy()
-        order = (np.arange(len(values)) if ids is None
-                 else np.argsort(ids.astype(str).to_numpy(), kind="stable"))
-        rng = np.random.default_rng([DEV_SEED, fold % 2**32])
-        train, dev = carve_dev(rest, labels, dev_fraction, rng, order)
+        train, dev = _carve(rest, fold, dev_fraction, strata, ids, len(values))
         return {"train": train, "dev": dev, "test": np.flatnonzero(number == fold)}
     unknown = [v for v in distinct if v not in NAMED_SPLITS]
     if unknown:
@@ -145,7 +142,19 @@ def select_splits(split: pd.Series, fold: int | None, source: str = "manifest",
                          "or integer fold numbers")
     if fold is not None:
         raise ValueError(f"{source} has named train/dev/test splits; drop the fold={fold} option")
-    return {name: np.flatnonzero(values == name) for name in NAMED_SPLITS}
+    chosen = {name: np.flatnonzero(values == name) for name in NAMED_SPLITS}
+    if not len(chosen["dev"]):
+        chosen["train"], chosen["dev"] = _carve(chosen["train"], None, dev_fraction, strata, ids, len(values))
+    return chosen
+
+
+def _carve(rows: np.ndarray, fold: int | None, dev_fraction: float, strata: pd.Series | None,
+           ids: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`carve_dev` of `rows`, seeded by DEV_SEED and the fold (none: named splits)."""
+    labels = np.zeros(n, dtype=np.int64) if strata is None else strata.astype(str).to_numpy()
+    order = np.arange(n) if ids is None else np.argsort(ids.astype(str).to_numpy(), kind="stable")
+    rng = np.random.default_rng([DEV_SEED] if fold is None else [DEV_SEED, fold % 2**32])
+    return carve_dev(rows, labels, dev_fraction, rng, order)
 
 
 # ---------------------------------------------------------------------------------------------

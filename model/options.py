@@ -136,7 +136,7 @@ class TrainOptions:
     task: str = "auto"  # auto | binary | multilabel
     amp: bool = False  # bf16 autocast on CUDA
     feature_device: str = "auto"  # auto | device | host: where feature tables live (auto: device if they fit)
-    dev_fraction: float = 0.1  # cross-validated manifests: share of train carved out as dev (0 = none)
+    dev_fraction: float = 0.1  # folds, or named splits without dev rows: share of train carved out as dev (0 = none)
 
     def hidden_sizes(self) -> list[int]:
         try:

@@ -208,7 +208,7 @@ def check_dev(data: "RunData", options: TrainOptions, manifest: str | Path) -> N
                if v in (LR_AUTO, THRESHOLD_DEV)]
     if choices and not len(data.splits["dev"]):
         raise ValueError(f"{' and '.join(choices)}: chosen on the dev split, but {manifest} gives this run no "
-                         "dev samples; give the manifest a dev split (folds: dev_fraction > 0) or fix the "
+                         "dev samples; give the manifest a dev split, or carve one from train (dev_fraction > 0), or fix the "
                          "values (e.g. --set lr=0.001 --set threshold=0.5)")
 
 

@@ -76,3 +76,17 @@ def test_folds_without_a_chosen_fold_name_the_setting_that_chooses_one() -> None
                                          r"test fold with --set fold=K \(in the workflow: set `folds: 5` in the "
                                          r"dataset's section\)$"):
         select_splits(ads_like()["split"], None, source="mine.csv")
+
+
+def test_named_splits_without_dev_rows_get_a_dev_carved_from_train() -> None:
+    """A table with train and test rows only: `lr: auto` and `threshold: dev` need a dev split, so
+    floor(dev_fraction x train) rows move from train to dev, the same on every call; test stays."""
+    split = pd.Series(["train"] * 70 + ["test"] * 30)
+    ids = pd.Series([f"x{k:03d}" for k in range(100)])
+    chosen = select_splits(split, None, dev_fraction=0.1, ids=ids)
+    assert len(chosen["dev"]) == 7 and len(chosen["train"]) == 63 and chosen["test"].tolist() == list(range(70, 100))
+    assert not set(chosen["dev"]) & set(chosen["train"]) and set(chosen["dev"]) <= set(range(70))
+    assert (select_splits(split, None, dev_fraction=0.1, ids=ids)["dev"] == chosen["dev"]).all()
+    assert len(select_splits(split, None, dev_fraction=0.0, ids=ids)["dev"]) == 0  # asked for none
+    given = pd.Series(["train"] * 60 + ["dev"] * 10 + ["test"] * 30)  # a dev split of its own: as it is
+    assert select_splits(given, None, dev_fraction=0.1)["dev"].tolist() == list(range(60, 70))
