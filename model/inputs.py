@@ -261,25 +261,36 @@ def _column(store: RaggedStore, spec: FeatureSpec) -> tuple[str, str]:
     return column, kind
 
 
+def empty_feature(spec: FeatureSpec, store: RaggedStore, samples: int) -> str:
+    """Why a feature with no element in any of a run's samples cannot be trained on."""
+    why = (f"{len(store.failed)} of {len(store.ids)} samples failed in extraction, e.g. "
+           f"{next(iter(store.failed.values()))!r}; fix that and rerun its extraction"
+           if store.failed else "the extractor found nothing in them; drop the feature")
+    return f"feature {spec.name}: store {spec.path} has no element in any of the run's {samples} samples ({why})"
+
+
 def load_feature(spec: FeatureSpec, ids: Sequence[str], max_elements: int, seed: int,
-                 cap_index: bool = False, collapse: str = "") -> FeatureTable:
+                 cap_index: bool = False, collapse: str = "", require_elements: bool = False) -> FeatureTable:
     """Read one store and align it to `ids`, keeping at most `max_elements` rows per sample
     (0 = all), sub-sampled deterministically from `seed` and the feature name. Index features
     are capped only when `cap_index`. `collapse="mean"`: each sample's set (all its rows, no cap)
-    becomes its mean row, the "no set" ablation (dense features only)."""
+    becomes its mean row, the "no set" ablation (dense features only). `require_elements`
+    (training): refuse a feature none of whose samples has an element (`empty_feature`)."""
     store = read_store(spec.path, columns=[spec.column] if spec.column else ["features", "labels"])
     column, kind = _column(store, spec)
     data = store.rows[column]
     if kind == "index" and not cap_index:
         max_elements = 0
     rows, offsets = align_rows(store.ids, store.offsets, ids)
+    if require_elements and not len(rows):
+        raise ValueError(empty_feature(spec, store, len(ids)))
     if collapse and kind == "index":
         raise ValueError(f"collapse.{spec.name}={collapse}: {spec.path} is an index feature (one element "
                          "per sample already); collapse applies to dense features")
     if collapse:
         values, offsets = collapse_rows(np.asarray(data)[rows], offsets)
         info = FeatureInfo(spec.name, "dense", int(data.shape[1]) if data.ndim == 2 else 1)
-        return FeatureTable(info, torch.from_numpy(offsets), torch.from_numpy(values.reshape(len(values), -1)))
+        return FeatureTable(info, torch.from_numpy(offsets), torch.from_numpy(values.reshape(len(values), info.input_dim)))
     if max_elements > 0:
         rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
         keep, offsets = cap_rows(offsets, max_elements, rng)
@@ -312,11 +323,12 @@ def load_feature(spec: FeatureSpec, ids: Sequence[str], max_elements: int, seed:
 def load_features(specs: Sequence[FeatureSpec], ids: Sequence[str], max_elements: int,
                   seed: int, per_feature: dict[str, int] | None = None,
                   device: torch.device | str = "cpu", pin: bool = False,
-                  collapse: dict[str, str] | None = None) -> list[FeatureTable]:
+                  collapse: dict[str, str] | None = None, require_elements: bool = False) -> list[FeatureTable]:
     """Every feature of a run, loaded once (only the column it uses) and moved to `device`, or
     kept in pinned host memory when `pin` (give device="cpu" then). Index features are one
     element per sample whatever their length, so `max_elements` limits them only when
-    `per_feature` names them. `collapse` {name: "mean"}: those features as one mean row each."""
+    `per_feature` names them. `collapse` {name: "mean"}: those features as one mean row each.
+    `require_elements`: see `load_feature`."""
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"feature names must be unique, got {names}")
@@ -330,7 +342,7 @@ def load_features(specs: Sequence[FeatureSpec], ids: Sequence[str], max_elements
     for spec in specs:
         limit = per_feature.get(spec.name, max_elements)
         table = load_feature(spec, ids, limit, seed, cap_index=spec.name in per_feature,
-                             collapse=collapse.get(spec.name, ""))
+                             collapse=collapse.get(spec.name, ""), require_elements=require_elements)
         tables.append(table.pinned() if pin else table.to(device))
     return tables
 

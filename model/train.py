@@ -158,7 +158,7 @@ def load_run_data(manifest: str | Path, specs: Sequence[FeatureSpec], options: T
             raise ValueError(f"manifest {manifest} has no {name} samples for this split/fold")
     ids = frame["id"].tolist()
     tables = load_features(specs, ids, options.max_elements, seed, options.max_elements_by, "cpu",
-                           collapse=options.collapse)
+                           collapse=options.collapse, require_elements=True)
     host = features_on_host(options.feature_device, dev, table_bytes(tables))
     tables = [t.pinned() if host and dev.type == "cuda" else t.to(dev) for t in tables]
     fine = frame["fine"].to_numpy() if "fine" in frame.columns and task == "binary" else None

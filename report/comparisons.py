@@ -391,7 +391,8 @@ def to_markdown(frame: pd.DataFrame, resamples: int = RESAMPLES) -> str:
     lines = markdown_table(header, rows) + [""]
     lines.append(f"Δ = row − baseline, test metric averaged over the paired seeds. CI: {LEVEL:.0%} percentile "
                  f"interval of a two-level bootstrap ({resamples} resamples): the paired seeds drawn with "
-                 "replacement, and the test samples drawn with replacement; p: two-sided, from the same "
+                 "replacement (their spread stretched to Student's t with seeds - 1 degrees of freedom), and "
+                 "the test samples drawn with replacement; p: two-sided, from the same "
                  "resamples (p ≤ 0.05 exactly where the interval excludes 0). **yes**: the interval excludes zero.")
     if (frame["ci_over"] != "seeds+samples").any():
         lines.append("")

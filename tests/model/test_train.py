@@ -18,7 +18,8 @@ from model.__main__ import main
 from model.inputs import class_names, load_features, select_splits, target_matrix
 from model.options import FeatureSpec, TrainOptions, parse_options
 from model.train import train, warmup_cosine
-from tests.builders import make_toy
+from extract.store import base_attrs, write_store
+from tests.builders import StoreBuilder, make_toy
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -447,3 +448,24 @@ def test_lr_and_threshold_options() -> None:
                        ("threshold=1", "threshold=1.0: use a probability"), ("lr_candidates=a", "lr_candidates")):
         with pytest.raises(ValueError, match=match):
             parse_options([bad])
+
+
+def test_a_feature_with_no_element_anywhere_is_refused_for_training(toy, tmp_path) -> None:
+    """Every sample failed in extraction (a store built while the images were missing): training
+    says so, with a failure's reason, instead of training on nothing (or, collapsed, a reshape
+    error); predictions still load it (a new dataset may lack a modality)."""
+    manifest, specs = toy
+    ids = pd.read_csv(manifest, dtype=str, keep_default_na=False)["id"].tolist()
+    builder = StoreBuilder()
+    for sample_id in ids:
+        builder.fail(sample_id, "image file x.jpg does not exist")
+    empty = tmp_path / "empty.h5"
+    write_store(empty, builder.build(base_attrs("toy", "toy", 4, {}), {"features": ((4,), np.float32)}))
+    spec = FeatureSpec("gone", str(empty))
+    for collapse in ({}, {"gone": "mean"}):
+        with pytest.raises(ValueError, match=rf"^feature gone: store {empty} has no element in any of the run's "
+                                             rf"{len(ids)} samples \({len(ids)} of {len(ids)} samples failed in "
+                                             r"extraction, e.g. 'image file x.jpg does not exist'; fix that"):
+            load_features([spec], ids, 0, 0, collapse=collapse, require_elements=True)
+        table = load_features([spec], ids, 0, 0, collapse=collapse)[0]
+        assert table.values.shape == (0, 4) and int(table.offsets[-1]) == 0
