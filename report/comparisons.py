@@ -66,7 +66,7 @@ import pandas as pd
 
 from model.options import COLLAPSE
 from model.runfiles import read_predictions, run_threshold
-from report.runs import KEYS, Row, group_rows, read_runs, run_frame
+from report.runs import KEYS, Row, group_rows, read_runs, run_frame, training_differences
 from report.tables import markdown_table, write_csv_md
 
 MAIN = {"multilabel": ("f1_micro", "f1_macro"), "binary": ("accuracy", "auc")}
@@ -345,7 +345,8 @@ def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None
     runs = read_runs(run_dirs, labels)
     frame, _ = run_frame(runs)
     groups = frame.groupby(KEYS, sort=False)
-    sides = {row.key: load_side(row) for row in group_rows(runs)}
+    grouped = {row.key: row for row in group_rows(runs)}
+    sides = {key: load_side(row) for key, row in grouped.items()}
     tasks = {s.task for s in sides.values()}
     if len(tasks) != 1:
         raise ValueError(f"the runs mix tasks ({', '.join(sorted(tasks))}); pass the runs of one dataset")
@@ -363,6 +364,10 @@ def compare(run_dirs: Sequence[str | Path], labels: dict[str, str] | None = None
         a, b = sides[key_a], sides[key_b]
         name_a, name_b = row_label(table.loc[i]), f"{kind}: {row_label(table.loc[j])}"
         if (i, j) not in cache:
+            differ = training_differences(grouped[key_a].runs[0], grouped[key_b].runs[0])
+            if differ:
+                raise ValueError(f"{name_a} and {name_b} were trained differently ({'; '.join(differ[:3])}): "
+                                 "a comparison pairs seeds of one setting; pass the runs of one setting")
             seeds = paired_seeds(a, b, name_a, name_b)
             if len(a.ids) != n:
                 raise ValueError(f"{name_a} tests {len(a.ids)} samples, other rows {n}; pass the runs of one dataset")

@@ -170,6 +170,19 @@ def check_experiments(runs: Sequence[Run]) -> None:
             seen[at] = run.dir
 
 
+ROW_OPTIONS = ("encoders", "collapse")  # training options that belong to a row (its combination)
+
+
+def training_differences(a: Run, b: Run) -> list[str]:
+    """`KEY: A vs B` for each part of `experiment` in which runs of two rows differ beyond what
+    makes them different rows (pool, features, collapse, encoders): training options, and the
+    stores of the features both read. [] when they are one setting, comparable seed by seed."""
+    first, second = experiment(a.metrics), experiment(b.metrics)
+    row_specific = tuple(f"train.{k}" for k in ROW_OPTIONS)
+    shared = sorted(k for k in first.keys() & second.keys() if not k.startswith(row_specific))
+    return [f"{k}: {first[k]!r} vs {second[k]!r}" for k in shared if first[k] != second[k]]
+
+
 def read_runs(run_dirs: Iterable[str | Path], labels: dict[str, str] | None = None) -> list[Run]:
     """The runs of `run_dirs` in that order (metrics.json read once each), checked: the runs of
     one row are one experiment (`check_experiments`)."""

@@ -80,7 +80,7 @@ def test_seeds_are_resampled_from_three_paired_seeds_on():
 
 
 def _run(root: Path, name: str, features: list[str], pool: str, seed: int, ids, probs, targets,
-         fold=None, collapse=None, task="multilabel", threshold=None) -> Path:
+         fold=None, collapse=None, task="multilabel", threshold=None, config=None) -> Path:
     """A run folder as training writes it (predictions.h5 and metrics.json)."""
     out = root / name / pool / (f"seed{seed}" + (f"-fold{fold}" if fold is not None else ""))
     out.mkdir(parents=True)
@@ -90,7 +90,7 @@ def _run(root: Path, name: str, features: list[str], pool: str, seed: int, ids, 
               else f1_scores(targets, (probs >= 0.5).astype(int)))
     write_metrics(out, {**scores, "metric_names": list(scores), "task": task, "pool": pool, "seed": seed,
                         "fold": fold, "features": features,
-                        "config": {"threshold": 0.5, "collapse": collapse or {}}}
+                        "config": {"threshold": 0.5, "collapse": collapse or {}, **(config or {})}}
                   | ({"threshold": threshold} if threshold is not None else {}))
     return out
 
@@ -269,3 +269,23 @@ def test_the_interval_excludes_zero_exactly_where_p_is_at_most_five_percent():
             stats = C.summarise_stats(shift, rng.normal(shift, 1, r))
             excludes = stats["ci_low"] > 0 or stats["ci_high"] < 0
             assert excludes == (stats["p_value"] <= 0.05), (r, shift, stats)
+
+
+def test_rows_trained_differently_are_not_compared(tmp_path):
+    """A set row at dim 32 and its concat baseline at dim 128 are not one setting: seed s of one is
+    no pair for seed s of the other. Refused, naming what differs; collapse alone may differ
+    (that is the set-vs-collapsed comparison)."""
+    rng = np.random.default_rng(6)
+    n, c = 60, 3
+    ids = [f"{k:03d}" for k in range(n)]
+    targets = (rng.random((n, c)) < 0.4).astype(np.uint8)
+    runs = [_run(tmp_path, "ab", ["a", "b"], pool, seed, ids, _probs(rng, n, c, targets, 0.8), targets,
+                 config={"dim": dim})
+            for seed in range(3) for pool, dim in (("max", 32), ("concat_mean", 128))]
+    with pytest.raises(ValueError, match=r"were trained differently \(train.dim: 32 vs 128\)"):
+        C.compare(runs, resamples=50)
+    alike = [_run(tmp_path / "same", "ab", ["a", "b"], "max", seed, ids, _probs(rng, n, c, targets, 0.8), targets)
+             for seed in range(3)]
+    alike += [_run(tmp_path / "same", "ab_mean", ["a", "b"], "max", seed, ids, _probs(rng, n, c, targets, 0.7),
+                   targets, collapse={"b": "mean"}) for seed in range(3)]
+    assert C.compare(alike, resamples=50)["baseline"].str.startswith("collapsed").all()
