@@ -469,3 +469,20 @@ def test_a_feature_with_no_element_anywhere_is_refused_for_training(toy, tmp_pat
             load_features([spec], ids, 0, 0, collapse=collapse, require_elements=True)
         table = load_features([spec], ids, 0, 0, collapse=collapse)[0]
         assert table.values.shape == (0, 4) and int(table.offsets[-1]) == 0
+
+
+def test_concat_padded_caps_come_from_the_training_split_alone(toy, tmp_path) -> None:
+    """A feature whose test samples hold more rows (6) than any training sample (at most 2): the
+    recorded cap is 2, so the extra test rows are dropped, not given slots the model never trained."""
+    manifest, specs = toy
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    builder = StoreBuilder()
+    rng = np.random.default_rng(0)
+    for sample_id, split in zip(frame["id"], frame["split"]):
+        rows = 6 if split == "test" else int(rng.integers(0, 3))
+        builder.add(sample_id, {"features": rng.normal(size=(rows, 4)).astype(np.float32)})
+    wide = tmp_path / "wide.h5"
+    write_store(wide, builder.build(base_attrs("toy", "toy", 4, {}), {"features": ((4,), np.float32)}))
+    metrics = train(manifest, [specs[0], FeatureSpec("wide", str(wide))], "concat_padded", 0, tmp_path / "run",
+                    options=parse_options(FAST + ["epochs=2"]), log=None)
+    assert metrics["slots"] == {specs[0].name: 1, "wide": 2}
