@@ -35,7 +35,7 @@ from typing import Any, Mapping
 from core.offline import offline
 from extract.catalog import (DETECTRON2_WEIGHTS, EASYOCR_FILES, ROBERTA_BASE_FILES, ROBERTA_BASE_REPO, SENET50_256,
                              WSL_MODEL, WSL_WEIGHTS, entry)
-from extract.weights import WeightFile, local_mismatch, obtainable, published_mismatch, weights_dir
+from extract.weights import MissingWeights, WeightFile, local_mismatch, obtainable, published_mismatch, weights_dir
 
 PAPER_BACKBONE = "resnext101_32x16d_wsl"  # boxes: the WSL model on box crops
 PAPER_TEXT_MODELS = {"roberta-base": "roberta-base", "fairseq": "roberta.base"}  # default `model` option
@@ -184,11 +184,12 @@ def _text_problem(backend: str, options: Mapping[str, Any]) -> str:
     if backend == "fairseq":
         if importlib.util.find_spec("fairseq") is None:
             return FAIRSEQ_HINT
-        model = str(options.get("model") or PAPER_TEXT_MODELS["fairseq"])
-        if not any((Path(d) / "model.pt").is_file() for d in (model, weights_dir() / model)):
-            return (f"fairseq RoBERTa {model} not found (no model.pt in {model} or {weights_dir() / model}): "
-                    "download https://dl.fbaipublicfiles.com/fairseq/models/roberta.base.tar.gz and unpack "
-                    f"it to {weights_dir() / 'roberta.base'}")
+        from extract.fairseq_files import bpe_files, model_folder
+
+        try:  # the files the backend loads (extract/text_fairseq.py), found as it finds them
+            bpe_files(model_folder(str(options.get("model") or PAPER_TEXT_MODELS["fairseq"])))
+        except MissingWeights as err:
+            return str(err)
         return ""
     missing = _missing_module("transformers", "transformers is not importable: pip install -r requirements.txt")
     return missing or _roberta_problem(str(options.get("model") or PAPER_TEXT_MODELS[backend]))

@@ -18,11 +18,7 @@ import numpy as np
 import torch
 
 from core.hashing import sha256
-from extract.weights import MissingWeights, weights_dir
-
-RELEASE = "https://dl.fbaipublicfiles.com/fairseq/models/roberta.base.tar.gz"
-GPT2_BPE = "https://dl.fbaipublicfiles.com/fairseq/gpt2_bpe/"  # encoder.json, vocab.bpe
-
+from extract.fairseq_files import bpe_files, model_folder
 
 def import_roberta():
     try:
@@ -34,27 +30,6 @@ def import_roberta():
             ".venv-fairseq/bin/pip install -r requirements-fairseq.txt (or conda env create -f "
             "envs/fairseq.yaml), or use --backend roberta-base (transformers).") from None
     return RobertaModel
-
-
-def model_folder(model: str) -> Path:
-    """`model` as a folder, or resources/weights/<model>; it must hold model.pt and dict.txt."""
-    for folder in (Path(model), weights_dir() / model):
-        if (folder / "model.pt").is_file() and (folder / "dict.txt").is_file():
-            return folder
-    raise MissingWeights(
-        f"fairseq RoBERTa {model!r} not found: no model.pt + dict.txt in {model} or {weights_dir() / model}. "
-        f"To fix: download {RELEASE} and unpack it to {weights_dir() / 'roberta.base'}.")
-
-
-def bpe_files(folder: Path) -> tuple[Path, Path]:
-    """GPT-2 BPE files: in the model folder, else resources/weights/gpt2_bpe/."""
-    for where in (folder, weights_dir() / "gpt2_bpe"):
-        encoder, vocab = where / "encoder.json", where / "vocab.bpe"
-        if encoder.is_file() and vocab.is_file():
-            return encoder, vocab
-    raise MissingWeights(
-        f"GPT-2 BPE files encoder.json and vocab.bpe not found in {folder} or {weights_dir() / 'gpt2_bpe'}. "
-        f"To fix: download {GPT2_BPE}encoder.json and {GPT2_BPE}vocab.bpe into {folder}.")
 
 
 @contextlib.contextmanager

@@ -241,4 +241,10 @@ def test_strict_fairseq_backend_needs_fairseq_and_its_release(monkeypatch, tmp_p
     assert "roberta.base.tar.gz" in strict_problems(feats)[0]
     (tmp_path / "roberta.base").mkdir()
     (tmp_path / "roberta.base" / "model.pt").write_bytes(b"x")
+    # model.pt alone is not what the backend loads: dict.txt, then GPT-2's BPE files, are named
+    assert "no model.pt + dict.txt" in strict_problems(feats)[0]
+    (tmp_path / "roberta.base" / "dict.txt").write_text("x 1\n")
+    assert "encoder.json and vocab.bpe not found" in strict_problems(feats)[0]
+    for name in ("encoder.json", "vocab.bpe"):
+        (tmp_path / "roberta.base" / name).write_text("{}")
     assert strict_problems(feats) == []
