@@ -1,6 +1,6 @@
 # Config validation, device resolution, wildcard constraints and the plan: the grid, features,
-# targets and every rule's input/param functions live in pipeline/ (tested without Snakemake).
-# Job resources (GPU slots, shards, memory, runtime): rules/resources.smk.
+# targets and the rules' input/param functions live in pipeline/ (tested without Snakemake); job
+# resources and the shard functions (GPU slots, shards, memory, runtime): rules/resources.smk.
 import os
 
 from snakemake.logging import logger
